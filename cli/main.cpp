@@ -1,0 +1,273 @@
+// pixelpass CLI: parses arguments, calls the C API (pixelpass.h, like any other consumer), prints.
+// Logs and errors go to stderr; stdout carries only what scripts consume (ticket, JSON, URL).
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pixelpass.h"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+std::atomic<bool> interrupted{false};
+
+void on_signal(int) { interrupted = true; }
+
+// One clear line on stderr: what went wrong (the library's detail), non-zero exit.
+int report(pp_result rc, const std::string &context = "") {
+    const char *detail = pp_last_error();
+    std::fprintf(stderr, "pixelpass: %s%s%s\n", context.c_str(), context.empty() ? "" : ": ",
+                 (detail && *detail) ? detail : pp_strerror(rc));
+    return kExitFailure;
+}
+
+// Calls a string getter twice: once for the size, once for the text.
+std::string get_string(const std::function<pp_result(char *, size_t, size_t *)> &getter) {
+    size_t needed = 0;
+    pp_result rc = getter(nullptr, 0, &needed);
+    if (rc != PP_OK && rc != PP_ERR_BUFFER_TOO_SMALL) throw rc;
+    std::string out(needed, '\0');
+    rc = getter(out.data(), out.size(), &needed);
+    if (rc != PP_OK) throw rc;
+    out.resize(needed ? needed - 1 : 0);
+    return out;
+}
+
+void print_event(const pp_event *event, void *) {
+    static const char *const levels[] = {"error", "warning", "info", "debug"};
+    if (event->type == PP_EVENT_LOG && event->level == PP_LOG_DEBUG) return;
+    const char *level = event->type == PP_EVENT_ERROR ? "error" : levels[event->level & 3];
+    std::fprintf(stderr, "pixelpass: %s: %s\n", level, event->message);
+}
+
+struct HostArgs {
+    std::string source = "auto";
+    unsigned max_viewers = 0;
+    unsigned bitrate = 0;
+    unsigned fps = 0;
+    unsigned max_height = 0;
+    std::string encoder = "auto";
+    std::vector<std::string> apps;
+    bool no_audio = false;
+    std::string bind;
+    uint16_t port = 0;
+    int64_t expires = 0;
+};
+
+void add_host_options(CLI::App *cmd, HostArgs &a) {
+    cmd->add_option("--source", a.source, "What to share: auto, portal, x11, test, synthetic")
+        ->check(CLI::IsMember({"auto", "portal", "x11", "test", "synthetic"}));
+    cmd->add_option("--max-viewers", a.max_viewers, "Viewer cap (default: from the bandwidth estimate, else 2)")
+        ->check(CLI::Range(1u, 1000u));
+    cmd->add_option("--bitrate", a.bitrate, "Video bitrate in kbit/s")->check(CLI::Range(100u, 200000u));
+    cmd->add_option("--fps", a.fps, "Output frame rate")->check(CLI::Range(1u, 240u));
+    cmd->add_option("--max-height", a.max_height, "Downscale to at most this height")->check(CLI::Range(64u, 8640u));
+    cmd->add_option("--encoder", a.encoder, "H.264 encoder: auto, va, vaapi, nvenc, x264, openh264")
+        ->check(CLI::IsMember({"auto", "va", "vaapi", "nvenc", "x264", "openh264"}));
+    cmd->add_option("--app", a.apps, "Share only this application's audio (repeatable)");
+    cmd->add_flag("--no-audio", a.no_audio, "Share video only");
+    cmd->add_option("--bind", a.bind, "Listen on this address only");
+    cmd->add_option("--port", a.port, "UDP port to listen on (default: any free port)");
+    cmd->add_option("--expires", a.expires, "Ticket lifetime in seconds (default: no expiry)")
+        ->check(CLI::Range(int64_t{1}, int64_t{365} * 24 * 3600));
+}
+
+int run_host(const HostArgs &a) {
+    pp_host_options o;
+    pp_host_options_init(&o, PP_HOST_OPTIONS_VERSION);
+    o.source = a.source.c_str();
+    o.max_viewers = a.max_viewers;
+    o.bitrate_kbps = a.bitrate;
+    o.fps = a.fps;
+    o.max_height = a.max_height;
+    o.encoder = a.encoder.c_str();
+    o.audio = a.no_audio ? 0 : 1;
+    std::vector<const char *> apps;
+    for (const auto &app : a.apps) apps.push_back(app.c_str());
+    o.apps = apps.empty() ? nullptr : apps.data();
+    o.app_count = apps.size();
+    o.bind_address = a.bind.empty() ? nullptr : a.bind.c_str();
+    o.port = a.port;
+    o.ticket_lifetime_s = a.expires;
+
+    pp_host *host = nullptr;
+    if (pp_result rc = pp_host_new(&host, &o, print_event, nullptr); rc != PP_OK) return report(rc);
+    pp_result rc = pp_host_start(host);
+    if (rc != PP_OK) {
+        int code = report(rc);
+        pp_host_free(host);
+        return code;
+    }
+    try {
+        std::string ticket = get_string([&](char *b, size_t s, size_t *n) { return pp_host_ticket(host, b, s, n); });
+        std::printf("%s\n", ticket.c_str());
+        std::fflush(stdout);
+    } catch (pp_result e) {
+        pp_host_free(host);
+        return report(e);
+    }
+    std::fprintf(stderr, "pixelpass: sharing; press Ctrl-C to stop\n");
+    while (!interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::fprintf(stderr, "pixelpass: stopping\n");
+    pp_host_stop(host);
+    pp_host_free(host);
+    return 0;
+}
+
+int run_view(const std::string &ticket) {
+    pp_viewer_options o;
+    pp_viewer_options_init(&o, PP_VIEWER_OPTIONS_VERSION);
+    o.ticket = ticket.c_str();
+    pp_viewer *viewer = nullptr;
+    if (pp_result rc = pp_viewer_connect(&viewer, &o, print_event, nullptr); rc != PP_OK) return report(rc);
+    std::string url;
+    try {
+        url = get_string([&](char *b, size_t s, size_t *n) { return pp_viewer_url(viewer, b, s, n); });
+    } catch (pp_result e) {
+        pp_viewer_free(viewer);
+        return report(e);
+    }
+    std::printf("%s\n", url.c_str());
+    std::fflush(stdout);
+    std::fprintf(stderr, "pixelpass: watch with: mpv --profile=low-latency --untimed --cache=no '%s'\n", url.c_str());
+    pp_result rc = PP_ERR_STATE;
+    while (!interrupted && rc == PP_ERR_STATE) rc = pp_viewer_wait(viewer, 200);
+    int code = (rc == PP_OK || rc == PP_ERR_STATE) ? 0 : report(rc);
+    pp_viewer_free(viewer);
+    return code;
+}
+
+// The main job until media lands: a real host identity, its ticket encoded and decoded back.
+int run_ticket_roundtrip() {
+    pp_host *host = nullptr;
+    if (pp_result rc = pp_host_new(&host, nullptr, nullptr, nullptr); rc != PP_OK) return report(rc);
+    try {
+        std::string text = get_string([&](char *b, size_t s, size_t *n) { return pp_host_ticket(host, b, s, n); });
+        std::string fingerprint = get_string([&](char *b, size_t s, size_t *n) { return pp_host_fingerprint(host, b, s, n); });
+        pp_ticket *decoded = nullptr;
+        if (pp_result rc = pp_ticket_decode(&decoded, text.c_str()); rc != PP_OK) throw rc;
+        uint8_t pinned[PP_FINGERPRINT_SIZE];
+        pp_ticket_fingerprint(decoded, pinned);
+        char hex[2 * PP_FINGERPRINT_SIZE + 1];
+        for (size_t i = 0; i < PP_FINGERPRINT_SIZE; ++i) std::snprintf(hex + 2 * i, 3, "%02x", pinned[i]);
+        std::string json = get_string([&](char *b, size_t s, size_t *n) { return pp_ticket_to_json(decoded, b, s, n); });
+        pp_ticket_free(decoded);
+        if (fingerprint != hex) {
+            std::fprintf(stderr, "pixelpass: ticket round trip changed the fingerprint\n");
+            pp_host_free(host);
+            return kExitFailure;
+        }
+        std::printf("%s\n", text.c_str());
+        std::fprintf(stderr, "pixelpass: fresh host identity %s\n", fingerprint.c_str());
+        std::fprintf(stderr, "pixelpass: ticket (%zu characters) decodes back to: %s\n", text.size(), json.c_str());
+    } catch (pp_result e) {
+        pp_host_free(host);
+        return report(e);
+    }
+    pp_host_free(host);
+    return 0;
+}
+
+int run_inspect(const std::string &text) {
+    pp_ticket *ticket = nullptr;
+    if (pp_result rc = pp_ticket_decode(&ticket, text.c_str()); rc != PP_OK) return report(rc);
+    try {
+        std::string json = get_string([&](char *b, size_t s, size_t *n) { return pp_ticket_to_json(ticket, b, s, n); });
+        std::printf("%s\n", json.c_str());
+    } catch (pp_result e) {
+        pp_ticket_free(ticket);
+        return report(e);
+    }
+    pp_ticket_free(ticket);
+    return 0;
+}
+
+int run_repair(bool dry_run, bool json) {
+    pp_repair_options o = PP_REPAIR_OPTIONS_INIT;
+    o.dry_run = dry_run;
+    std::string report_json;
+    try {
+        report_json = get_string([&](char *b, size_t s, size_t *n) { return pp_repair(&o, b, s, n); });
+    } catch (pp_result e) {
+        return report(e);
+    }
+    std::printf("%s\n", report_json.c_str());
+    (void)json;
+    return 0;
+}
+
+// Tickets pasted into a shell may arrive split over several arguments.
+std::string join(const std::vector<std::string> &parts) {
+    std::string out;
+    for (const auto &p : parts) out += p;
+    return out;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+
+    CLI::App app{"pixelpass: share your screen peer to peer. The host prints a ticket; a viewer pastes it."};
+    app.set_version_flag("-V,--version", std::string("pixelpass ") + pp_version());
+    app.require_subcommand(0, 1);
+
+    // The original tool's top-level flags: they configure hosting.
+    HostArgs host_args;
+    bool repair_flag = false, reconfigure = false;
+    add_host_options(&app, host_args);
+    app.add_flag("--repair", repair_flag, "Same as `pixelpass repair`");
+    app.add_flag("--reconfigure", reconfigure, "Re-run the bandwidth test");
+    std::vector<std::string> bare_ticket;
+    app.add_option("ticket", bare_ticket, "A ticket to view (same as `pixelpass view TICKET`)");
+
+    auto *host_cmd = app.add_subcommand("host", "Share this screen; prints the ticket on stdout");
+    HostArgs host_cmd_args;
+    add_host_options(host_cmd, host_cmd_args);
+
+    auto *view_cmd = app.add_subcommand("view", "Watch a host; prints the local URL for a player");
+    std::vector<std::string> view_ticket;
+    view_cmd->add_option("ticket", view_ticket, "The ticket from the host")->required();
+
+    auto *ticket_cmd = app.add_subcommand("ticket", "Create a ticket for a fresh host identity and decode it back");
+    auto *inspect_cmd = ticket_cmd->add_subcommand("inspect", "Decode a ticket and print it as JSON (secret hashed)");
+    std::vector<std::string> inspect_ticket;
+    inspect_cmd->add_option("ticket", inspect_ticket, "The ticket")->required();
+
+    auto *repair_cmd = app.add_subcommand("repair", "Remove audio routing left behind by crashed pixelpass processes");
+    bool dry_run = false, json = false;
+    repair_cmd->add_flag("--dry-run", dry_run, "Only show what would be removed");
+    repair_cmd->add_flag("--json", json, "Print the report as JSON");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : kExitUsage;
+    }
+
+    if (*host_cmd) return run_host(host_cmd_args);
+    if (*view_cmd) return run_view(join(view_ticket));
+    if (*inspect_cmd) return run_inspect(join(inspect_ticket));
+    if (*ticket_cmd) return run_ticket_roundtrip();
+    if (*repair_cmd) return run_repair(dry_run, json);
+    if (repair_flag) return run_repair(false, false);
+    if (reconfigure) {
+        std::fprintf(stderr, "pixelpass: --reconfigure is not available yet: the bandwidth pre-flight "
+                             "has not landed in this version\n");
+        return kExitFailure;
+    }
+    if (!bare_ticket.empty()) return run_view(join(bare_ticket));
+    return run_host(host_args);
+}

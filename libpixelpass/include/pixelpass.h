@@ -1,0 +1,376 @@
+/*
+ * pixelpass.h — the public C ABI of libpixelpass: peer-to-peer screen sharing.
+ *
+ * A host shares a screen and hands out a one-line ticket; a viewer holding the ticket reaches the
+ * host over an encrypted QUIC connection and serves the stream to a local player on 127.0.0.1.
+ *
+ * ABI policy (docs/ABI.md): symbols are only added, never changed or removed, within one soversion;
+ * pp_result values are never renumbered; option structs are versioned (first field `version`).
+ *
+ * Conventions
+ *  - Objects are opaque handles: pp_<object>_new(&out, ...) creates, pp_<object>_free() destroys,
+ *    and pp_<object>_free(NULL) is a no-op.
+ *  - Output parameters come first; a callback and its `void *user_data` come last.
+ *  - Every fallible function returns a pp_result: PP_OK (0) or a negative code. pp_strerror(code)
+ *    names the code; pp_last_error() gives the human detail of the last failure on this thread.
+ *  - String getters take (char *buf, size_t buf_size, size_t *needed): they write a NUL-terminated
+ *    string when it fits, always store the size needed (including the NUL) in *needed when `needed`
+ *    is not NULL, and return PP_ERR_BUFFER_TOO_SMALL when it does not fit. buf may be NULL when
+ *    buf_size is 0, to ask for the size.
+ *
+ * Threading contract
+ *  - Each pp_host and pp_viewer runs its own network loop on a thread owned by the library.
+ *    Event callbacks run on that loop thread, one at a time per object. Keep them short: the
+ *    object's network traffic waits while a callback runs.
+ *  - Functions on one object may be called from any thread; the library serialises them.
+ *    Functions on different objects never interfere. Ticket objects are plain values: not
+ *    synchronised, safe to use from one thread at a time.
+ *  - pp_host_free()/pp_viewer_free() stop the loop and wait for an in-flight callback to return;
+ *    after they return no callback of that object runs again. Called from inside that object's own
+ *    callback, free does not wait for itself: it marks the object and the loop thread releases it
+ *    once the callback returns.
+ *  - pp_last_error() is thread-local: it reports the last failure of a call made on this thread.
+ *  - Strings passed in are copied; the caller keeps ownership. Strings in an event are valid only
+ *    for the duration of the callback.
+ *
+ * Security: the ticket is the only credential. Its secret is never logged and never appears in
+ * JSON produced by this library (only a short hash of it does).
+ */
+#ifndef PIXELPASS_H
+#define PIXELPASS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pixelpass_version.h"
+
+#if defined(BUILDING_PIXELPASS)
+#define PP_EXPORT __attribute__((visibility("default")))
+#else
+#define PP_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Results and errors
+ * ------------------------------------------------------------------------------------------- */
+
+/** Result codes. Never renumbered; new codes are only appended. */
+typedef enum pp_result {
+    PP_OK = 0,
+    PP_ERR_INVALID_ARGUMENT = -1,   /**< a NULL handle, a bad option value, an unknown name */
+    PP_ERR_NO_MEMORY = -2,
+    PP_ERR_UNSUPPORTED = -3,        /**< a feature this build or this version does not have yet */
+    PP_ERR_BUFFER_TOO_SMALL = -4,   /**< see *needed for the size required */
+    PP_ERR_STATE = -5,              /**< wrong state for the call (e.g. started twice) */
+    PP_ERR_VERSION = -6,            /**< unknown option-struct version */
+    PP_ERR_CRYPTO = -7,             /**< key generation or TLS failure */
+    PP_ERR_IO = -8,                 /**< file or socket error */
+    PP_ERR_INTERNAL = -9,           /**< a bug: please report it with pp_last_error() */
+
+    PP_ERR_TICKET_PREFIX = -20,     /**< the text does not start with the ticket prefix */
+    PP_ERR_TICKET_VERSION = -21,    /**< made by a newer (or unknown) pixelpass */
+    PP_ERR_TICKET_TRUNCATED = -22,  /**< characters are missing at the end */
+    PP_ERR_TICKET_CHARACTER = -23,  /**< a character outside the ticket alphabet */
+    PP_ERR_TICKET_CHECKSUM = -24,   /**< altered or mistyped */
+    PP_ERR_TICKET_EXPIRED = -25,
+    PP_ERR_TICKET_MALFORMED = -26,  /**< checksum fine but the content is inconsistent */
+
+    PP_ERR_UNREACHABLE = -40,       /**< no candidate address answered in time */
+    PP_ERR_HOST_KEY_MISMATCH = -41, /**< the host's key is not the one the ticket pins */
+    PP_ERR_TICKET_REJECTED = -42,   /**< the host refused the ticket's secret */
+    PP_ERR_HOST_FULL = -43,         /**< the host's viewer cap is reached */
+    PP_ERR_CONNECTION_LOST = -44,   /**< the host went away or the path died */
+    PP_ERR_PROTOCOL = -45,          /**< the peer broke the protocol */
+
+    PP_ERR_MEDIA = -60,             /**< the media pipeline failed */
+    PP_ERR_MISSING_PLUGIN = -61,    /**< a GStreamer element is missing; detail names the package */
+    PP_ERR_CAPTURE_CANCELLED = -62, /**< the user cancelled the screen-share dialog */
+    PP_ERR_NO_CAPTURE_SOURCE = -63, /**< no desktop session to capture */
+
+    PP_ERR_CONFIG = -80             /**< a config file is broken; detail names line and column */
+} pp_result;
+
+/** Short, static, English name of a result code. Never NULL. Thread-safe. */
+PP_EXPORT const char *pp_strerror(pp_result code);
+
+/**
+ * Human detail of the last failure on the calling thread ("ticket truncated: 7 characters
+ * missing"), or "" when the last call succeeded. Valid until the next pixelpass call on this
+ * thread.
+ */
+PP_EXPORT const char *pp_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------------------------- */
+
+/** Library version string, e.g. "0.1.0". Compare with PIXELPASS_VERSION to detect a mismatch. */
+PP_EXPORT const char *pp_version(void);
+/** (major << 16) | (minor << 8) | patch of the running library. */
+PP_EXPORT uint32_t pp_version_number(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tickets
+ *
+ * A ticket is everything a viewer needs: the host key fingerprint it pins, the access secret,
+ * candidate addresses, an optional TURN relay with short-lived credentials, an optional expiry.
+ * The text form is documented byte by byte in docs/TICKET.md.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pp_ticket pp_ticket;
+
+#define PP_FINGERPRINT_SIZE 32 /**< SHA-256 of the host's SubjectPublicKeyInfo */
+#define PP_SECRET_MIN_SIZE 16  /**< at least 128 random bits */
+#define PP_SECRET_MAX_SIZE 32
+
+/** How a candidate address was found. */
+typedef enum pp_candidate_kind {
+    PP_CANDIDATE_LOCAL = 0,     /**< an address of one of the host's interfaces */
+    PP_CANDIDATE_REFLEXIVE = 1, /**< the host's public address as a STUN server saw it */
+    PP_CANDIDATE_MAPPED = 2,    /**< a UPnP-IGD / NAT-PMP / PCP port mapping */
+    PP_CANDIDATE_RELAYED = 3    /**< the host's allocation on a TURN relay */
+} pp_candidate_kind;
+
+/**
+ * Creates a ticket. `fingerprint` is PP_FINGERPRINT_SIZE bytes; `secret` is between
+ * PP_SECRET_MIN_SIZE and PP_SECRET_MAX_SIZE bytes.
+ */
+PP_EXPORT pp_result pp_ticket_new(pp_ticket **out, const uint8_t *fingerprint, const uint8_t *secret,
+                                  size_t secret_size);
+
+/** Adds a candidate: `address` is a numeric IPv4 or IPv6 address. At most 16 candidates. */
+PP_EXPORT pp_result pp_ticket_add_candidate(pp_ticket *ticket, pp_candidate_kind kind,
+                                            const char *address, uint16_t port);
+
+/**
+ * Sets the TURN relay: `host` is a DNS name or numeric address; username/credential are the
+ * short-lived credentials minted for the viewer (each at most 255 bytes). NULL host clears it.
+ */
+PP_EXPORT pp_result pp_ticket_set_relay(pp_ticket *ticket, const char *host, uint16_t port,
+                                        const char *username, const char *credential);
+
+/** Sets the expiry (seconds since the Unix epoch); 0 means the ticket never expires. */
+PP_EXPORT pp_result pp_ticket_set_expiry(pp_ticket *ticket, int64_t unix_seconds);
+
+/**
+ * Encodes the ticket as text (prefix, base32 body, checksum). Deterministic: the same ticket
+ * always gives the same text.
+ */
+PP_EXPORT pp_result pp_ticket_encode(const pp_ticket *ticket, char *buf, size_t buf_size,
+                                     size_t *needed);
+
+/**
+ * Decodes a ticket pasted by a user. Spaces, line breaks, tabs, `<>` and quote characters
+ * anywhere in the text are ignored, and case does not matter. An expired ticket fails with
+ * PP_ERR_TICKET_EXPIRED. Every other damage gives its own code, and pp_last_error() says where.
+ */
+PP_EXPORT pp_result pp_ticket_decode(pp_ticket **out, const char *text);
+
+/** Copies the pinned fingerprint (PP_FINGERPRINT_SIZE bytes) into `out`. */
+PP_EXPORT pp_result pp_ticket_fingerprint(const pp_ticket *ticket, uint8_t *out);
+/** Copies the secret into `out` (up to `out_size` bytes); *secret_size receives its length. */
+PP_EXPORT pp_result pp_ticket_secret(const pp_ticket *ticket, uint8_t *out, size_t out_size,
+                                     size_t *secret_size);
+/** Number of candidates. */
+PP_EXPORT size_t pp_ticket_candidate_count(const pp_ticket *ticket);
+/** Candidate `index`: kind, port, and the numeric address written as a string to buf. */
+PP_EXPORT pp_result pp_ticket_candidate(const pp_ticket *ticket, size_t index,
+                                        pp_candidate_kind *kind, uint16_t *port, char *buf,
+                                        size_t buf_size, size_t *needed);
+/** Expiry in Unix seconds, 0 when none. */
+PP_EXPORT int64_t pp_ticket_expiry(const pp_ticket *ticket);
+
+/**
+ * A JSON description of the ticket for people and scripts: fingerprint (hex), candidates, relay
+ * host/port/username, expiry, length. The secret and the relay credential appear only as short
+ * hashes.
+ */
+PP_EXPORT pp_result pp_ticket_to_json(const pp_ticket *ticket, char *buf, size_t buf_size,
+                                      size_t *needed);
+
+PP_EXPORT void pp_ticket_free(pp_ticket *ticket);
+
+/* ---------------------------------------------------------------------------------------------
+ * Events (host and viewer)
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum pp_event_type {
+    PP_EVENT_LOG = 0,            /**< a log line for the user (message) */
+    PP_EVENT_READY = 1,          /**< host listening / viewer connected; json has the details */
+    PP_EVENT_VIEWER_JOINED = 2,  /**< host: viewer_id joined; json: path, address */
+    PP_EVENT_VIEWER_LEFT = 3,    /**< host: viewer_id left; json: reason */
+    PP_EVENT_VIEWER_REFUSED = 4, /**< host: a request was refused (wrong secret, host full) */
+    PP_EVENT_PATH_CHANGED = 5,   /**< the path to a peer changed (direct / punched / relayed) */
+    PP_EVENT_STATS = 6,          /**< periodic statistics; json as pp_*_stats_json */
+    PP_EVENT_ERROR = 7,          /**< a failure; error holds the code, message the detail */
+    PP_EVENT_STOPPED = 8         /**< the object stopped (host stopped, viewer disconnected) */
+} pp_event_type;
+
+typedef enum pp_log_level {
+    PP_LOG_ERROR = 0,
+    PP_LOG_WARNING = 1,
+    PP_LOG_INFO = 2,
+    PP_LOG_DEBUG = 3
+} pp_log_level;
+
+typedef struct pp_event {
+    pp_event_type type;
+    pp_log_level level;  /**< for PP_EVENT_LOG; PP_LOG_ERROR for PP_EVENT_ERROR */
+    uint64_t viewer_id;  /**< host events about one viewer; 0 otherwise */
+    pp_result error;     /**< PP_EVENT_ERROR / PP_EVENT_STOPPED: why; PP_OK otherwise */
+    const char *message; /**< one human line; never NULL */
+    const char *json;    /**< structured details as a JSON object; never NULL ("{}" if none) */
+} pp_event;
+
+/** Event callback. Runs on the object's loop thread (see the threading contract above). */
+typedef void (*pp_event_cb)(const pp_event *event, void *user_data);
+
+/* ---------------------------------------------------------------------------------------------
+ * Host
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pp_host pp_host;
+
+#define PP_HOST_OPTIONS_VERSION 1
+
+typedef struct pp_host_options {
+    unsigned version;            /**< PP_HOST_OPTIONS_VERSION */
+    const char *source;          /**< "auto" (NULL), "portal", "x11", "test", "synthetic" */
+    const char *bind_address;    /**< numeric address to listen on; NULL = all interfaces */
+    uint16_t port;               /**< UDP port; 0 = any free port */
+    unsigned max_viewers;        /**< viewer cap; 0 = default (from the bandwidth estimate) */
+    unsigned bitrate_kbps;       /**< video bitrate; 0 = default */
+    unsigned fps;                /**< output frame rate; 0 = default (30) */
+    unsigned max_height;         /**< downscale above this height; 0 = keep the source size */
+    const char *encoder;         /**< "auto" (NULL), "va", "vaapi", "nvenc", "x264", "openh264" */
+    int audio;                   /**< non-zero: capture audio (default sink, or apps below) */
+    const char *const *apps;     /**< share only these applications' audio (NULL = all) */
+    size_t app_count;
+    int monitor;                 /**< monitor index for X11/portal; -1 = whole screen / ask */
+    const char *relay;           /**< TURN relay "turn:HOST[:PORT]"; NULL = none */
+    const char *relay_username;  /**< static relay username, or NULL */
+    const char *relay_password;  /**< static relay password, or NULL */
+    const char *relay_secret;    /**< coturn use-auth-secret shared secret, or NULL */
+    const char *const *stun_servers; /**< "HOST[:PORT]" list; NULL = built-in defaults */
+    size_t stun_server_count;
+    int no_stun;                 /**< non-zero: no STUN at all */
+    int no_port_mapping;         /**< non-zero: no UPnP / NAT-PMP / PCP */
+    int relay_only;              /**< non-zero: offer only the relayed candidate */
+    int no_relay;                /**< non-zero: never use a relay */
+    int64_t ticket_lifetime_s;   /**< ticket expiry from now, in seconds; 0 = never */
+    unsigned grace_ms;           /**< keep capture alive this long after the last viewer */
+    const char *name;            /**< host name shown to viewers; NULL = the machine's name */
+} pp_host_options;
+
+/* Field order in the initialiser follows the struct; unnamed fields are zero. */
+#define PP_HOST_OPTIONS_INIT { PP_HOST_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, NULL, 1, NULL, \
+                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL }
+
+/** Fills `options` with defaults for `version` (use PP_HOST_OPTIONS_VERSION). */
+PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version);
+
+/**
+ * Creates a host with a fresh key pair and access secret. Nothing is captured or sent until
+ * pp_host_start(). `options` may be NULL for defaults; it is copied. `callback` may be NULL.
+ */
+PP_EXPORT pp_result pp_host_new(pp_host **out, const pp_host_options *options,
+                                pp_event_cb callback, void *user_data);
+
+/** Starts listening. Capture starts with the first viewer. Returns once the host is reachable. */
+PP_EXPORT pp_result pp_host_start(pp_host *host);
+
+/** Stops serving: viewers are disconnected, capture ends. The host can be freed afterwards. */
+PP_EXPORT pp_result pp_host_stop(pp_host *host);
+
+/** The ticket text for viewers. Before pp_host_start() it has no candidates yet. */
+PP_EXPORT pp_result pp_host_ticket(pp_host *host, char *buf, size_t buf_size, size_t *needed);
+
+/** The host key fingerprint as 64 lowercase hex characters. */
+PP_EXPORT pp_result pp_host_fingerprint(pp_host *host, char *buf, size_t buf_size, size_t *needed);
+
+/** Statistics as a JSON object: viewers, cap, per-viewer path/RTT/bytes/drops, encoder, rates. */
+PP_EXPORT pp_result pp_host_stats_json(pp_host *host, char *buf, size_t buf_size, size_t *needed);
+
+/** Stops (if needed) and releases the host. NULL is a no-op. */
+PP_EXPORT void pp_host_free(pp_host *host);
+
+/* ---------------------------------------------------------------------------------------------
+ * Viewer
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pp_viewer pp_viewer;
+
+#define PP_VIEWER_OPTIONS_VERSION 1
+
+typedef struct pp_viewer_options {
+    unsigned version;            /**< PP_VIEWER_OPTIONS_VERSION */
+    const char *ticket;          /**< ticket text as pasted (required) */
+    uint16_t listen_port;        /**< local player port on 127.0.0.1; 0 = random */
+    unsigned connect_timeout_ms; /**< give up after this long; 0 = default (10 s) */
+    int relay_only;              /**< non-zero: only the relay path */
+    int no_relay;                /**< non-zero: never the relay path */
+    const char *const *stun_servers; /**< "HOST[:PORT]" list; NULL = built-in defaults */
+    size_t stun_server_count;
+    int no_stun;
+} pp_viewer_options;
+
+#define PP_VIEWER_OPTIONS_INIT { PP_VIEWER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, NULL, 0, 0 }
+
+/** Fills `options` with defaults for `version` (use PP_VIEWER_OPTIONS_VERSION). */
+PP_EXPORT pp_result pp_viewer_options_init(pp_viewer_options *options, unsigned version);
+
+/**
+ * Decodes the ticket, dials the host, verifies its key and the ticket, and starts the local
+ * server for players. Blocks until connected or failed (PP_ERR_UNREACHABLE,
+ * PP_ERR_HOST_KEY_MISMATCH, PP_ERR_TICKET_REJECTED, PP_ERR_HOST_FULL, ticket errors).
+ */
+PP_EXPORT pp_result pp_viewer_connect(pp_viewer **out, const pp_viewer_options *options,
+                                      pp_event_cb callback, void *user_data);
+
+/** The local stream URL for a player: http://127.0.0.1:<port>/<random>.ts */
+PP_EXPORT pp_result pp_viewer_url(pp_viewer *viewer, char *buf, size_t buf_size, size_t *needed);
+
+/** Statistics as a JSON object: path, RTT, bytes, local clients. */
+PP_EXPORT pp_result pp_viewer_stats_json(pp_viewer *viewer, char *buf, size_t buf_size,
+                                         size_t *needed);
+
+/**
+ * Waits up to timeout_ms (negative = forever) for the connection to end. Returns PP_ERR_STATE if
+ * it is still up at the timeout, otherwise why it ended (PP_OK when closed by pp_viewer_free or
+ * the host stopping cleanly, PP_ERR_CONNECTION_LOST when the host vanished).
+ */
+PP_EXPORT pp_result pp_viewer_wait(pp_viewer *viewer, int timeout_ms);
+
+/** Disconnects and releases the viewer. NULL is a no-op. */
+PP_EXPORT void pp_viewer_free(pp_viewer *viewer);
+
+/* ---------------------------------------------------------------------------------------------
+ * Repair: clean up audio-routing objects left behind by pixelpass processes that died.
+ * ------------------------------------------------------------------------------------------- */
+
+#define PP_REPAIR_OPTIONS_VERSION 1
+
+typedef struct pp_repair_options {
+    unsigned version; /**< PP_REPAIR_OPTIONS_VERSION */
+    int dry_run;      /**< non-zero: only report what would be removed */
+} pp_repair_options;
+
+#define PP_REPAIR_OPTIONS_INIT { PP_REPAIR_OPTIONS_VERSION, 0 }
+
+/**
+ * Finds orphaned pixelpass_capture_<pid> sinks, their loopbacks and remembered stream targets of
+ * dead processes and removes them (unless dry_run). The report is a JSON object listing what was
+ * removed, what was skipped (live owners) and what failed.
+ */
+PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, size_t report_size,
+                              size_t *needed);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PIXELPASS_H */

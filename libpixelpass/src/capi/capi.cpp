@@ -1,0 +1,429 @@
+// capi: the C facade. It only translates — C structs to C++ values, exceptions to pp_result plus
+// pp_last_error() — and never lets an exception cross extern "C".
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "host/host.hpp"
+#include "pixelpass.h"
+#include "repair/repair.hpp"
+#include "ticket/ticket.hpp"
+#include "viewer/viewer.hpp"
+
+struct pp_ticket {
+    pp::ticket::Ticket value;
+};
+
+struct pp_host {
+    std::unique_ptr<pp::Host> impl;
+};
+
+struct pp_viewer {
+    std::unique_ptr<pp::Viewer> impl;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+pp_result fail(pp_result code, std::string detail) {
+    last_error = std::move(detail);
+    return code;
+}
+
+// Runs `body`, mapping every exception to a code and a thread-local detail line.
+template <typename F>
+pp_result wrap(F &&body) noexcept {
+    try {
+        last_error.clear();
+        pp_result rc = body();
+        return rc;
+    } catch (const pp::Error &e) {
+        return fail(e.code(), e.what());
+    } catch (const std::bad_alloc &) {
+        return fail(PP_ERR_NO_MEMORY, "out of memory");
+    } catch (const std::exception &e) {
+        return fail(PP_ERR_INTERNAL, e.what());
+    } catch (...) {
+        return fail(PP_ERR_INTERNAL, "unknown exception");
+    }
+}
+
+// The buffer convention of every string getter: see the header.
+pp_result copy_out(const std::string &value, char *buf, size_t buf_size, size_t *needed) {
+    if (needed) *needed = value.size() + 1;
+    if (!buf || buf_size < value.size() + 1) {
+        return fail(PP_ERR_BUFFER_TOO_SMALL, "buffer of " + std::to_string(buf_size) +
+                                                 " bytes is too small: " +
+                                                 std::to_string(value.size() + 1) + " needed");
+    }
+    std::memcpy(buf, value.c_str(), value.size() + 1);
+    return PP_OK;
+}
+
+void require(const void *p, const char *name) {
+    if (!p) throw pp::Error(PP_ERR_INVALID_ARGUMENT, std::string(name) + " must not be NULL");
+}
+
+std::string str(const char *s) { return s ? std::string(s) : std::string(); }
+
+std::vector<std::string> str_list(const char *const *items, size_t count) {
+    std::vector<std::string> out;
+    if (!items) return out;
+    for (size_t i = 0; i < count; ++i) {
+        if (!items[i]) throw pp::Error(PP_ERR_INVALID_ARGUMENT, "string list holds a NULL entry");
+        out.emplace_back(items[i]);
+    }
+    return out;
+}
+
+// The user's callback behind a C++ EventSink.
+pp::EventSink event_sink(pp_event_cb callback, void *user_data) {
+    if (!callback) return [](const pp::Event &) {};
+    return [callback, user_data](const pp::Event &e) {
+        pp_event c{};
+        c.type = e.type;
+        c.level = e.level;
+        c.viewer_id = e.viewer_id;
+        c.error = e.error;
+        c.message = e.message.c_str();
+        c.json = e.json.c_str();
+        callback(&c, user_data);
+    };
+}
+
+void check_version(unsigned got, unsigned known, const char *what) {
+    if (got == 0 || got > known)
+        throw pp::Error(PP_ERR_VERSION, std::string(what) + " version " + std::to_string(got) +
+                                            " is unknown to this library (it knows up to " +
+                                            std::to_string(known) + ")");
+}
+
+pp::HostConfig host_config(const pp_host_options *o) {
+    pp::HostConfig c;
+    if (!o) return c;
+    check_version(o->version, PP_HOST_OPTIONS_VERSION, "pp_host_options");
+    if (o->source) c.source = o->source;
+    c.bind_address = str(o->bind_address);
+    c.port = o->port;
+    c.max_viewers = o->max_viewers;
+    c.bitrate_kbps = o->bitrate_kbps;
+    c.fps = o->fps;
+    c.max_height = o->max_height;
+    if (o->encoder) c.encoder = o->encoder;
+    c.audio = o->audio != 0;
+    c.apps = str_list(o->apps, o->app_count);
+    c.monitor = o->monitor;
+    c.relay = str(o->relay);
+    c.relay_username = str(o->relay_username);
+    c.relay_password = str(o->relay_password);
+    c.relay_secret = str(o->relay_secret);
+    c.stun_servers = str_list(o->stun_servers, o->stun_server_count);
+    c.no_stun = o->no_stun != 0;
+    c.no_port_mapping = o->no_port_mapping != 0;
+    c.relay_only = o->relay_only != 0;
+    c.no_relay = o->no_relay != 0;
+    c.ticket_lifetime_s = o->ticket_lifetime_s;
+    c.grace_ms = o->grace_ms;
+    c.name = str(o->name);
+    return c;
+}
+
+pp::ViewerConfig viewer_config(const pp_viewer_options *o) {
+    require(o, "options");
+    check_version(o->version, PP_VIEWER_OPTIONS_VERSION, "pp_viewer_options");
+    if (!o->ticket) throw pp::Error(PP_ERR_INVALID_ARGUMENT, "options.ticket must be set");
+    pp::ViewerConfig c;
+    c.ticket_text = o->ticket;
+    c.listen_port = o->listen_port;
+    if (o->connect_timeout_ms) c.connect_timeout_ms = o->connect_timeout_ms;
+    c.relay_only = o->relay_only != 0;
+    c.no_relay = o->no_relay != 0;
+    c.no_stun = o->no_stun != 0;
+    c.stun_servers = str_list(o->stun_servers, o->stun_server_count);
+    return c;
+}
+
+} // namespace
+
+extern "C" {
+
+/* ---- errors and version ---- */
+
+PP_EXPORT const char *pp_strerror(pp_result code) { return pp::result_name(code); }
+
+PP_EXPORT const char *pp_last_error(void) { return last_error.c_str(); }
+
+PP_EXPORT const char *pp_version(void) { return PIXELPASS_VERSION; }
+
+PP_EXPORT uint32_t pp_version_number(void) { return PIXELPASS_VERSION_NUMBER; }
+
+/* ---- tickets ---- */
+
+PP_EXPORT pp_result pp_ticket_new(pp_ticket **out, const uint8_t *fingerprint, const uint8_t *secret,
+                                  size_t secret_size) {
+    return wrap([&] {
+        require(out, "out");
+        *out = nullptr;
+        require(fingerprint, "fingerprint");
+        require(secret, "secret");
+        auto t = std::make_unique<pp_ticket>();
+        t->value = pp::ticket::make({fingerprint, PP_FINGERPRINT_SIZE}, {secret, secret_size});
+        *out = t.release();
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_ticket_add_candidate(pp_ticket *ticket, pp_candidate_kind kind,
+                                            const char *address, uint16_t port) {
+    return wrap([&] {
+        require(ticket, "ticket");
+        require(address, "address");
+        pp::ticket::add_candidate(ticket->value, kind, address, port);
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_ticket_set_relay(pp_ticket *ticket, const char *host, uint16_t port,
+                                        const char *username, const char *credential) {
+    return wrap([&] {
+        require(ticket, "ticket");
+        if (!host) {
+            ticket->value.relay.reset();
+            return PP_OK;
+        }
+        pp::ticket::set_relay(ticket->value, {host, port, str(username), str(credential)});
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_ticket_set_expiry(pp_ticket *ticket, int64_t unix_seconds) {
+    return wrap([&] {
+        require(ticket, "ticket");
+        if (unix_seconds < 0) throw pp::Error(PP_ERR_INVALID_ARGUMENT, "expiry must not be negative");
+        ticket->value.expiry = unix_seconds;
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_ticket_encode(const pp_ticket *ticket, char *buf, size_t buf_size,
+                                     size_t *needed) {
+    return wrap([&] {
+        require(ticket, "ticket");
+        return copy_out(pp::ticket::encode(ticket->value), buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT pp_result pp_ticket_decode(pp_ticket **out, const char *text) {
+    return wrap([&] {
+        require(out, "out");
+        *out = nullptr;
+        require(text, "text");
+        auto t = std::make_unique<pp_ticket>();
+        t->value = pp::ticket::decode(text);
+        *out = t.release();
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_ticket_fingerprint(const pp_ticket *ticket, uint8_t *out) {
+    return wrap([&] {
+        require(ticket, "ticket");
+        require(out, "out");
+        std::memcpy(out, ticket->value.fingerprint.data(), PP_FINGERPRINT_SIZE);
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_ticket_secret(const pp_ticket *ticket, uint8_t *out, size_t out_size,
+                                     size_t *secret_size) {
+    return wrap([&] {
+        require(ticket, "ticket");
+        const auto &secret = ticket->value.secret;
+        if (secret_size) *secret_size = secret.size();
+        if (!out || out_size < secret.size())
+            return fail(PP_ERR_BUFFER_TOO_SMALL,
+                        "secret needs " + std::to_string(secret.size()) + " bytes");
+        std::memcpy(out, secret.data(), secret.size());
+        return PP_OK;
+    });
+}
+
+PP_EXPORT size_t pp_ticket_candidate_count(const pp_ticket *ticket) {
+    return ticket ? ticket->value.candidates.size() : 0;
+}
+
+PP_EXPORT pp_result pp_ticket_candidate(const pp_ticket *ticket, size_t index,
+                                        pp_candidate_kind *kind, uint16_t *port, char *buf,
+                                        size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        require(ticket, "ticket");
+        const auto &list = ticket->value.candidates;
+        if (index >= list.size())
+            throw pp::Error(PP_ERR_INVALID_ARGUMENT, "candidate index " + std::to_string(index) +
+                                                         " out of range (" +
+                                                         std::to_string(list.size()) + " candidates)");
+        if (kind) *kind = list[index].kind;
+        if (port) *port = list[index].port;
+        return copy_out(list[index].address, buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT int64_t pp_ticket_expiry(const pp_ticket *ticket) { return ticket ? ticket->value.expiry : 0; }
+
+PP_EXPORT pp_result pp_ticket_to_json(const pp_ticket *ticket, char *buf, size_t buf_size,
+                                      size_t *needed) {
+    return wrap([&] {
+        require(ticket, "ticket");
+        return copy_out(pp::ticket::to_json(ticket->value), buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT void pp_ticket_free(pp_ticket *ticket) { delete ticket; }
+
+/* ---- host ---- */
+
+PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version) {
+    return wrap([&] {
+        require(options, "options");
+        check_version(version, PP_HOST_OPTIONS_VERSION, "pp_host_options");
+        *options = pp_host_options PP_HOST_OPTIONS_INIT;
+        options->version = version;
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_host_new(pp_host **out, const pp_host_options *options, pp_event_cb callback,
+                                void *user_data) {
+    return wrap([&] {
+        require(out, "out");
+        *out = nullptr;
+        auto h = std::make_unique<pp_host>();
+        h->impl = std::make_unique<pp::Host>(host_config(options), event_sink(callback, user_data));
+        *out = h.release();
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_host_start(pp_host *host) {
+    return wrap([&] {
+        require(host, "host");
+        host->impl->start();
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_host_stop(pp_host *host) {
+    return wrap([&] {
+        require(host, "host");
+        host->impl->stop();
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_host_ticket(pp_host *host, char *buf, size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        require(host, "host");
+        return copy_out(host->impl->ticket_text(), buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT pp_result pp_host_fingerprint(pp_host *host, char *buf, size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        require(host, "host");
+        return copy_out(host->impl->fingerprint_hex(), buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT pp_result pp_host_stats_json(pp_host *host, char *buf, size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        require(host, "host");
+        return copy_out(host->impl->stats_json(), buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT void pp_host_free(pp_host *host) {
+    if (!host) return;
+    wrap([&] {
+        host->impl.reset();
+        return PP_OK;
+    });
+    delete host;
+}
+
+/* ---- viewer ---- */
+
+PP_EXPORT pp_result pp_viewer_options_init(pp_viewer_options *options, unsigned version) {
+    return wrap([&] {
+        require(options, "options");
+        check_version(version, PP_VIEWER_OPTIONS_VERSION, "pp_viewer_options");
+        *options = pp_viewer_options PP_VIEWER_OPTIONS_INIT;
+        options->version = version;
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_viewer_connect(pp_viewer **out, const pp_viewer_options *options,
+                                      pp_event_cb callback, void *user_data) {
+    return wrap([&] {
+        require(out, "out");
+        *out = nullptr;
+        auto v = std::make_unique<pp_viewer>();
+        v->impl = std::make_unique<pp::Viewer>(viewer_config(options), event_sink(callback, user_data));
+        *out = v.release();
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_viewer_url(pp_viewer *viewer, char *buf, size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        require(viewer, "viewer");
+        return copy_out(viewer->impl->url(), buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT pp_result pp_viewer_stats_json(pp_viewer *viewer, char *buf, size_t buf_size,
+                                         size_t *needed) {
+    return wrap([&] {
+        require(viewer, "viewer");
+        return copy_out(viewer->impl->stats_json(), buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT pp_result pp_viewer_wait(pp_viewer *viewer, int timeout_ms) {
+    return wrap([&] {
+        require(viewer, "viewer");
+        pp_result rc = viewer->impl->wait(timeout_ms);
+        if (rc == PP_ERR_STATE) return fail(rc, "still connected");
+        return rc;
+    });
+}
+
+PP_EXPORT void pp_viewer_free(pp_viewer *viewer) {
+    if (!viewer) return;
+    wrap([&] {
+        viewer->impl.reset();
+        return PP_OK;
+    });
+    delete viewer;
+}
+
+/* ---- repair ---- */
+
+PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, size_t report_size,
+                              size_t *needed) {
+    return wrap([&] {
+        bool dry_run = false;
+        if (options) {
+            check_version(options->version, PP_REPAIR_OPTIONS_VERSION, "pp_repair_options");
+            dry_run = options->dry_run != 0;
+        }
+        return copy_out(pp::repair::run(dry_run), report, report_size, needed);
+    });
+}
+
+} // extern "C"

@@ -1,0 +1,105 @@
+// net/udp: the one UDP socket of an endpoint, on the loop. Receives in batches (recvmmsg, with
+// UDP GRO where the kernel has it), sends batches of equal-sized datagrams in one call (UDP GSO,
+// falling back to one datagram per call), keeps 8 MiB socket buffers, and learns each datagram's
+// destination address (IP_PKTINFO) so a multi-homed server answers from the address it was asked.
+//
+// Demultiplexing by first byte (RFC 9443): STUN messages start with the two top bits 00, every
+// QUIC packet has the fixed bit 0x40 set (this project never greases it). QUIC datagrams go to
+// the QUIC handler; the STUN handler is the hook where nat/ plugs in STUN (and TURN, whose
+// ChannelData 0x40-0x4f it must claim by peer address before QUIC sees it) on the same socket.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "net/address.hpp"
+#include "net/handle.hpp"
+#include "net/loop.hpp"
+
+namespace pp::net {
+
+struct Datagram {
+    std::span<const uint8_t> data;
+    const Address &remote;  // sender, in this socket's form (v4-mapped on a dual-stack socket)
+    const Address &local;   // where it was sent to (IP_PKTINFO), with this socket's port
+    uint8_t ecn;            // ECN bits of the IP header (0 unless ECN reception is on)
+};
+
+struct UdpOptions {
+    std::string bind_ip;  // numeric; empty = every interface, dual-stack when IPv6 exists
+    uint16_t port = 0;    // 0 = any free port
+    int buffer_bytes = 8 << 20;
+    bool gro = true;      // coalesced receive where supported
+    bool gso = true;      // segmented send where supported
+};
+
+class UdpSocket {
+public:
+    using Handler = std::function<void(const Datagram &)>;
+
+    // Binds and starts receiving. Throws pp::Error(PP_ERR_IO) when the address cannot be bound.
+    // Construct and destroy on the loop thread.
+    UdpSocket(Loop &loop, const UdpOptions &options);
+    ~UdpSocket();
+    UdpSocket(const UdpSocket &) = delete;
+    UdpSocket &operator=(const UdpSocket &) = delete;
+
+    const Address &local_address() const { return local_; }
+    bool dual_stack() const { return dual_stack_; }
+    // `remote` in the form this socket sends to (IPv4 becomes v4-mapped on a dual-stack socket),
+    // or an empty Address when this socket cannot reach that family.
+    Address sendable(const Address &remote) const;
+
+    void set_quic_handler(Handler handler) { quic_ = std::move(handler); }
+    void set_stun_handler(Handler handler) { stun_ = std::move(handler); }
+    // Runs after each received batch, once its datagrams went to their handlers: the place to
+    // answer them all at once.
+    void set_batch_end(std::function<void()> fn) { batch_end_ = std::move(fn); }
+    // Runs once the socket is writable again after send() reported `blocked`.
+    void set_writable(std::function<void()> fn) { writable_ = std::move(fn); }
+
+    enum class SendStatus { sent, blocked, failed };
+    // Sends `data` as datagrams of `segment` bytes (the last one may be shorter) to `remote`,
+    // from `local` when given (a server's per-datagram source address). `blocked`: the socket
+    // buffer is full; *sent tells how many bytes went (a multiple of `segment`) and the caller
+    // retries the rest once set_writable's function runs. `failed`: dropped (e.g. unreachable,
+    // too big for the path), which QUIC treats as loss.
+    SendStatus send(const Address &remote, const Address *local, std::span<const uint8_t> data,
+                    size_t segment, size_t *sent = nullptr);
+
+    struct Counters {
+        uint64_t rx_datagrams = 0, rx_bytes = 0, rx_calls = 0;
+        uint64_t tx_datagrams = 0, tx_bytes = 0, tx_calls = 0, tx_failed = 0;
+        uint64_t dropped = 0;  // neither QUIC nor claimed by the STUN hook
+        bool gso = false, gro = false;
+    };
+    const Counters &counters() const { return counters_; }
+
+private:
+    static void on_poll(uv_poll_t *handle, int status, int events);
+    void receive();
+    void dispatch(std::span<const uint8_t> data, const Address &remote, const Address &local,
+                  uint8_t ecn);
+    void update_poll();
+    SendStatus send_one(const Address &remote, const Address *local, const uint8_t *data,
+                        size_t len, size_t segment);
+
+    int fd_ = -1;
+    Address local_;
+    bool dual_stack_ = false;
+    bool gso_ = false;
+    bool want_write_ = false;
+    Handle<uv_poll_t> poll_;
+    Handler quic_, stun_;
+    std::function<void()> batch_end_, writable_;
+    Counters counters_;
+
+    struct RxSlot;
+    std::vector<RxSlot> rx_;
+    std::vector<uint8_t> rx_buffer_;
+};
+
+} // namespace pp::net

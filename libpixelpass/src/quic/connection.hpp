@@ -1,0 +1,167 @@
+// quic/connection: one QUIC connection (ngtcp2 + GnuTLS, TLS 1.3 only, ALPN "pixelpass/1") on an
+// Endpoint's socket: packets in, packets out in GSO batches, its timers, its close. The
+// Application (HTTP/3) rides on it. Lives on the loop thread; created and destroyed by Endpoint.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "identity/identity.hpp"
+#include "net/address.hpp"
+#include "net/timer.hpp"
+#include "net/udp.hpp"
+#include "quic/application.hpp"
+
+struct ngtcp2_conn;
+struct gnutls_session_int;
+
+namespace pp::quic {
+
+inline constexpr std::string_view kAlpn = "pixelpass/1";
+
+// Sizes and timers of a connection. Windows are sized for video: the receive window must cover
+// the bandwidth-delay product (8 MiB is 67 ms at 1 Gbit/s); ngtcp2 grows them up to the max_*
+// values when the reader keeps up.
+struct TransportOptions {
+    uint64_t idle_timeout_ms = 30000;  // closed after this long without a packet from the peer
+    uint64_t keep_alive_ms = 15000;    // PING when idle this long (keeps NAT mappings, too)
+    uint64_t handshake_timeout_ms = 10000;
+    uint64_t conn_window = 16u << 20;
+    uint64_t stream_window = 8u << 20;
+    uint64_t max_conn_window = 64u << 20;
+    uint64_t max_stream_window = 32u << 20;
+    uint64_t max_streams_bidi = 32;  // requests the peer may have open at once
+    uint64_t max_streams_uni = 8;    // HTTP/3 needs 3 (control, QPACK encoder and decoder)
+};
+
+// Why a connection ended.
+enum class CloseKind {
+    local,              // we closed it (close(), endpoint shut down)
+    peer,               // the peer sent CONNECTION_CLOSE
+    idle_timeout,       // nothing heard for idle_timeout_ms
+    handshake_timeout,  // no handshake within handshake_timeout_ms
+    key_mismatch,       // client: the server's key is not the pinned one
+    handshake_failed,   // other TLS failures (no common ALPN, bad messages)
+    error               // protocol or internal error
+};
+
+struct CloseInfo {
+    CloseKind kind = CloseKind::local;
+    bool application = false;  // `code` is an application (HTTP/3) error code, not a transport one
+    uint64_t code = 0;
+    std::string detail;
+};
+
+const char *close_kind_name(CloseKind kind);
+
+class Endpoint;
+class Connection;
+struct ConnRef;
+
+using AppFactory = std::function<std::unique_ptr<Application>(Connection &)>;
+
+class Connection {
+public:
+    ~Connection();
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    uint64_t id() const { return id_; }        // unique per endpoint, never reused
+    bool is_server() const { return server_; }
+    const net::Address &remote() const { return remote_; }
+    bool established() const { return established_; }
+    bool closed() const { return state_ != State::open; }
+    Application *app() const { return app_.get(); }
+
+    // ---- for the Application (inside its callbacks too) ----
+    int64_t open_bidi_stream();  // -1 when the peer's stream limit is reached
+    int64_t open_uni_stream();   // -1 likewise
+    // Gives `bytes` of consumed stream data back to the peer's flow control.
+    void credit(int64_t stream_id, uint64_t bytes);
+    void shutdown_stream(int64_t stream_id, uint64_t app_error);        // both directions
+    void shutdown_stream_read(int64_t stream_id, uint64_t app_error);   // STOP_SENDING
+    void shutdown_stream_write(int64_t stream_id, uint64_t app_error);  // RESET_STREAM
+    void extend_max_streams_bidi(uint64_t n);
+    uint64_t local_max_streams_bidi() const;  // what we allowed the peer at the start
+    uint64_t uni_streams_left() const;        // how many more we may open
+    bool is_local_stream(int64_t stream_id) const;
+    static bool is_bidi_stream(int64_t stream_id);
+    // Asks for a write pass soon (after the current callback). Thread: loop only.
+    void schedule_write();
+
+    // Closes with an application error (0x100 is HTTP/3's H3_NO_ERROR). Deferred to a safe point
+    // when called from inside a callback; the observer's `closed` runs then.
+    void close(uint64_t app_error, std::string reason = {});
+
+    struct Stats {
+        double rtt_ms = 0, min_rtt_ms = 0;
+        uint64_t cwnd = 0, bytes_in_flight = 0;
+        uint64_t tx_bytes = 0, rx_bytes = 0, tx_datagrams = 0, rx_datagrams = 0;
+        uint64_t max_udp_payload = 0;
+        double delivery_rate_bps = 0;
+    };
+    Stats stats() const;
+
+    // ---- for Endpoint ----
+    struct Params;
+    Connection(Endpoint &endpoint, uint64_t id, const Params &params);
+    void receive(const net::Datagram &datagram);
+    void write();
+    void writable();  // the socket accepts data again after a blocked send
+    void shutdown(uint64_t app_error, std::string_view reason);  // immediate local close
+    const std::vector<std::string> &cids() const { return cids_; }
+
+private:
+    enum class State { open, closing, draining, dead };
+    struct Trampolines;
+    struct Callbacks;
+    friend struct Trampolines;
+    friend struct Callbacks;
+
+    void handle_error(int liberr);
+    void start_closing(const void *ccerr_opaque, CloseInfo info);
+    void start_draining();
+    void die(std::optional<CloseInfo> info);
+    void notify_closed(const CloseInfo &info);
+    void on_timer();
+    void update_timer();
+    bool flush(const uint8_t *data, size_t len, size_t segment);
+    int verify_peer();
+    void after_callbacks();
+
+    Endpoint &endpoint_;
+    const uint64_t id_;
+    const bool server_;
+    net::Address local_, remote_;  // the path ngtcp2 knows
+    State state_ = State::open;
+    bool established_ = false, announce_established_ = false, notified_closed_ = false;
+    bool in_callback_ = false, write_scheduled_ = false;
+    std::optional<std::pair<uint64_t, std::string>> close_requested_;
+    std::optional<CloseInfo> pending_close_;  // set by a callback, acted on after it returns
+    std::optional<Fingerprint> pin_;
+    bool key_mismatch_ = false;
+    std::string key_mismatch_detail_;
+    std::optional<ApplicationError> app_error_;
+
+    std::unique_ptr<ngtcp2_conn, void (*)(ngtcp2_conn *)> conn_;
+    std::unique_ptr<gnutls_session_int, void (*)(gnutls_session_int *)> tls_;
+    std::unique_ptr<ConnRef> conn_ref_;
+    AppFactory make_app_;
+    std::unique_ptr<Application> app_;
+    TransportOptions transport_;
+    std::unique_ptr<net::Timer> timer_;
+
+    std::vector<std::string> cids_;  // our source CIDs registered at the endpoint
+    std::vector<uint8_t> tx_;        // one GSO batch
+    size_t tx_pending_off_ = 0, tx_pending_len_ = 0, tx_pending_segment_ = 0;
+    std::vector<uint8_t> close_packet_;
+    uint64_t close_rx_count_ = 0;
+    Stats counters_;
+};
+
+} // namespace pp::quic

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# pixelpass setup: installs the Debian 12 packages it needs (only the missing ones), configures and
+# builds, then runs what was asked for. Safe to run again and again.
+#
+#   scripts/setup.sh run    install, build, and run the main job (the demo on an embedded default)
+#   scripts/setup.sh test   install, build, and run the whole test suite (plus a sanitizer build)
+#   scripts/setup.sh build  install and build only
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+action=${1:-build}
+build=${PIXELPASS_BUILD_DIR:-build}
+sanitize_build=${PIXELPASS_SANITIZE_BUILD_DIR:-build-sanitize}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+case "$action" in run|test|build) ;; *) die "unknown action '$action': use run, test or build" ;; esac
+
+# --- packages -------------------------------------------------------------------------------
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@";
+    elif command -v sudo >/dev/null; then sudo "$@";
+    else die "need root to install packages: run as root or install sudo"; fi
+}
+
+mapfile -t wanted < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' scripts/debian-packages.txt | grep -v '^$')
+missing=()
+for pkg in "${wanted[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = installed ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || die "apt-get not found: pixelpass's setup targets Debian 12"
+    say "installing ${#missing[@]} Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    say "all ${#wanted[@]} Debian packages present"
+fi
+
+# --- build ----------------------------------------------------------------------------------
+configure() {  # configure <dir> [meson args...]
+    local dir=$1; shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson setup --reconfigure "$dir" "$@" >/dev/null
+    else
+        meson setup "$dir" "$@"
+    fi
+}
+
+say "building in $build/"
+configure "$build"
+ninja -C "$build"
+
+case "$action" in
+build)
+    say "built: $build/cli/pixelpass"
+    ;;
+run)
+    say "running the main job"
+    exec "$build/cli/pixelpass" ticket
+    ;;
+test)
+    status=0
+    say "test suite ($build/)"
+    meson test -C "$build" --print-errorlogs --num-processes 2 || status=1
+    say "sanitizer build with clang, ASan + UBSan + libFuzzer ($sanitize_build/)"
+    CC=clang CXX=clang++ configure "$sanitize_build" -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dfuzzing=enabled
+    ninja -C "$sanitize_build"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C "$sanitize_build" --print-errorlogs --num-processes 2 || status=1
+    # One closing line over both builds, from meson's machine-readable logs.
+    /usr/bin/python3 scripts/test-summary.py "$build/meson-logs/testlog.json" \
+        "$sanitize_build/meson-logs/testlog.json" || status=1
+    exit $status
+    ;;
+esac
