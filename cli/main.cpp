@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pixelpass.h"
+#include "repair_summary.hpp"
 
 namespace {
 
@@ -197,13 +198,20 @@ int run_repair(bool dry_run, bool json) {
     o.dry_run = dry_run;
     std::string report_json;
     try {
+        // Two calls (size, then text) do one repair: the library keeps the report in between.
         report_json = get_string([&](char *b, size_t s, size_t *n) { return pp_repair(&o, b, s, n); });
     } catch (pp_result e) {
         return report(e);
     }
-    std::printf("%s\n", report_json.c_str());
-    (void)json;
-    return 0;
+    // Exit 0 only when nothing is left orphaned (a dry run that finds work is not clean).
+    try {
+        std::string text = json ? report_json + "\n" : pixelpass_cli::repair_summary(report_json);
+        std::fputs(text.c_str(), stdout);
+        return pixelpass_cli::repair_clean(report_json) ? 0 : kExitFailure;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "pixelpass: unreadable repair report (%s): %s\n", e.what(), report_json.c_str());
+        return kExitFailure;
+    }
 }
 
 // Tickets pasted into a shell may arrive split over several arguments.

@@ -90,6 +90,7 @@ typedef enum pp_result {
     PP_ERR_MISSING_PLUGIN = -61,    /**< a GStreamer element is missing; detail names the package */
     PP_ERR_CAPTURE_CANCELLED = -62, /**< the user cancelled the screen-share dialog */
     PP_ERR_NO_CAPTURE_SOURCE = -63, /**< no desktop session to capture */
+    PP_ERR_PLAYER = -64,            /**< the player is missing, unusable, or failed to start */
 
     PP_ERR_CONFIG = -80             /**< a config file is broken; detail names line and column */
 } pp_result;
@@ -349,6 +350,33 @@ PP_EXPORT pp_result pp_viewer_wait(pp_viewer *viewer, int timeout_ms);
 PP_EXPORT void pp_viewer_free(pp_viewer *viewer);
 
 /* ---------------------------------------------------------------------------------------------
+ * Players: mpv (preferred) or VLC, launched with low-latency flags on a viewer's URL.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum pp_player_kind {
+    PP_PLAYER_AUTO = 0, /**< the best usable installed player: mpv, then VLC */
+    PP_PLAYER_MPV = 1,
+    PP_PLAYER_VLC = 2
+} pp_player_kind;
+
+/**
+ * The installed players, best first, as a JSON array of {name, path, usable, problem}. `problem`
+ * says why a player cannot play a pixelpass stream as installed (e.g. VLC without its MPEG-TS
+ * demuxer, with the package to install; VLC run as root).
+ */
+PP_EXPORT pp_result pp_players_json(char *buf, size_t buf_size, size_t *needed);
+
+/** The shell command line that plays `url` with low-latency flags, for people to copy. */
+PP_EXPORT pp_result pp_player_command(pp_player_kind player, const char *url, char *buf,
+                                      size_t buf_size, size_t *needed);
+
+/**
+ * Starts the player on `url`, detached (its own session, stdio on /dev/null), so it outlives the
+ * caller. *pid receives its process id. Fails with PP_ERR_PLAYER and a hint when none is usable.
+ */
+PP_EXPORT pp_result pp_player_launch(pp_player_kind player, const char *url, int64_t *pid);
+
+/* ---------------------------------------------------------------------------------------------
  * Repair: clean up audio-routing objects left behind by pixelpass processes that died.
  * ------------------------------------------------------------------------------------------- */
 
@@ -364,7 +392,11 @@ typedef struct pp_repair_options {
 /**
  * Finds orphaned pixelpass_capture_<pid> sinks, their loopbacks and remembered stream targets of
  * dead processes and removes them (unless dry_run). The report is a JSON object listing what was
- * removed, what was skipped (live owners) and what failed.
+ * removed, what was skipped (live owners) and what failed, and whether the setup is now "clean".
+ * The report follows the string convention, but a repair acts: when it does not fit, the work is
+ * done and the report kept, and the next pp_repair call on the same thread with the same dry_run
+ * returns that report instead of repairing again. Returns PP_ERR_IO when no PipeWire or
+ * PulseAudio server is reachable, PP_ERR_UNSUPPORTED when built without PipeWire support.
  */
 PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, size_t report_size,
                               size_t *needed);

@@ -4,6 +4,8 @@
  * contract of pixelpass.h: result codes and pp_last_error(), the buffer convention, handle rules,
  * versioned options, the ticket API end to end, and host identity.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
 #include "pixelpass.h"
 
 #include <ctype.h>
@@ -67,6 +69,7 @@ static const pp_result all_codes[] = {
     PP_ERR_MISSING_PLUGIN,
     PP_ERR_CAPTURE_CANCELLED,
     PP_ERR_NO_CAPTURE_SOURCE,
+    PP_ERR_PLAYER,
     PP_ERR_CONFIG,
 };
 #define CODE_COUNT (sizeof all_codes / sizeof all_codes[0])
@@ -357,7 +360,7 @@ static void test_decode_errors(void) {
     damaged[0] = (damaged[0] == 'q' || damaged[0] == 'Q') ? 'z' : 'q';
     expect_decode_error(PP_ERR_TICKET_PREFIX, damaged, "wrong prefix");
     expect_decode_error(PP_ERR_TICKET_PREFIX, "hello world", "not a ticket");
-    expect_decode_error(PP_ERR_TICKET_TRUNCATED, "", "empty text");
+    expect_decode_error(PP_ERR_TICKET_PREFIX, "", "empty text");
 
     /* Truncated: the last 7 characters lost; the detail says how many are missing. */
     strcpy(damaged, text);
@@ -598,18 +601,32 @@ static void test_host_ticket_lifetime(void) {
     pp_host_free(h);
 }
 
-static void test_repair_unsupported(void) {
-    /* TODAY'S BEHAVIOUR: repair is not implemented, so it must say so instead of pretending.
-     * The per-app audio / repair issue replaces this with real assertions on the JSON report. */
+/* pp_repair with no audio server to talk to. The environment is pointed at nothing so the result
+ * does not depend on the machine running the test (a desktop session would otherwise be repaired
+ * for real): built with PipeWire support, repair must refuse with PP_ERR_IO rather than report a
+ * clean system it never inspected; built without it, PP_ERR_UNSUPPORTED. A dry run against a real
+ * server is tests/unit/repair_test.cpp's job (it starts its own). */
+static void test_repair_without_audio_server(void) {
+    setenv("XDG_RUNTIME_DIR", "/nonexistent/pixelpass-capi-test", 1);
+    setenv("PIPEWIRE_RUNTIME_DIR", "/nonexistent/pixelpass-capi-test", 1);
+    setenv("PULSE_SERVER", "unix:/nonexistent/pixelpass-capi-test/pulse/native", 1);
+    unsetenv("PIPEWIRE_REMOTE");
+
     pp_repair_options ro = PP_REPAIR_OPTIONS_INIT;
     ro.dry_run = 1;
     char report[256] = "untouched";
     size_t needed = 0;
+#if PP_TEST_HAVE_PIPEWIRE
+    ASSERT_RC(PP_ERR_IO, pp_repair(&ro, report, sizeof report, &needed));
+    ASSERT(strstr(pp_last_error(), "no PipeWire/PulseAudio server reachable") != NULL);
+    ASSERT_RC(PP_ERR_IO, pp_repair(NULL, NULL, 0, &needed));
+#else
     ASSERT_RC(PP_ERR_UNSUPPORTED, pp_repair(&ro, report, sizeof report, &needed));
-    ASSERT(strlen(pp_last_error()) > 0);
-    ASSERT(strstr(pp_last_error(), "not implemented") != NULL);
-    ASSERT(strcmp(report, "untouched") == 0);
+    ASSERT(strstr(pp_last_error(), "PipeWire") != NULL);
     ASSERT_RC(PP_ERR_UNSUPPORTED, pp_repair(NULL, NULL, 0, &needed));
+#endif
+    ASSERT(strlen(pp_last_error()) > 0);
+    ASSERT(strcmp(report, "untouched") == 0);
 }
 
 int main(void) {
@@ -625,7 +642,7 @@ int main(void) {
     test_options_versions();
     test_host_identity();
     test_host_ticket_lifetime();
-    test_repair_unsupported();
+    test_repair_without_audio_server();
 
     printf("capi_test: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

@@ -1,8 +1,11 @@
 #!/bin/sh
 # exported_symbols: fails unless every symbol a shared library defines in its dynamic symbol
 # table starts with pp_ (STYLE.md practice 7, docs/ABI.md). Prints the exported list either way.
-#   usage: exported_symbols.sh path/to/libpixelpass.so
+#   usage: exported_symbols.sh [--header pixelpass.h] path/to/libpixelpass.so
 #          exported_symbols.sh --expect-leak PATTERN path/to/fixture.so
+# With --header, the exported functions must also be exactly those the header declares with
+# PP_EXPORT: a declared function the library lacks breaks every program that calls it, and an
+# exported pp_ symbol the header does not declare is ABI nobody agreed to.
 # The second form tests the check itself: it succeeds only if the library leaks a symbol matching
 # the grep pattern PATTERN and every reported leak really lacks the prefix.
 # Ignored: absolute ('A') symbols, which are symbol-version node names rather than code or data,
@@ -11,10 +14,14 @@
 set -eu
 
 expect_leak=
-if [ "${1:-}" = "--expect-leak" ]; then
-    expect_leak=${2:?usage: $0 --expect-leak PATTERN fixture.so}
-    shift 2
-fi
+header=
+while [ $# -gt 1 ]; do
+    case $1 in
+    --expect-leak) expect_leak=${2:?usage: $0 --expect-leak PATTERN fixture.so}; shift 2 ;;
+    --header) header=${2:?usage: $0 --header pixelpass.h libpixelpass.so}; shift 2 ;;
+    *) break ;;
+    esac
+done
 lib=${1:?usage: $0 [--expect-leak PATTERN] libpixelpass.so}
 NM=${NM:-nm}
 
@@ -56,3 +63,17 @@ if [ -n "$leaks" ]; then
     exit 1
 fi
 echo "OK: only pp_ symbols are exported"
+
+if [ -n "$header" ]; then
+    # Every declaration starts its line with PP_EXPORT and has the name before the '('.
+    declared=$(sed -n 's/^PP_EXPORT.*[ *]\(pp_[a-z0-9_]*\)(.*/\1/p' "$header" | sort -u)
+    functions=$(printf '%s\n' "$exported" | awk '{ print $2 }' | sort -u)
+    missing=$(printf '%s\n' "$declared" | grep -vxF -e "$functions" || true)
+    undeclared=$(printf '%s\n' "$functions" | grep -vxF -e "$declared" || true)
+    if [ -n "$missing" ] || [ -n "$undeclared" ]; then
+        [ -z "$missing" ] || { echo "FAIL: declared in $(basename "$header") but not exported:" >&2; printf '  %s\n' $missing >&2; }
+        [ -z "$undeclared" ] || { echo "FAIL: exported but not declared in $(basename "$header"):" >&2; printf '  %s\n' $undeclared >&2; }
+        exit 1
+    fi
+    echo "OK: the exports are exactly the $(printf '%s\n' "$declared" | grep -c .) functions $(basename "$header") declares"
+fi

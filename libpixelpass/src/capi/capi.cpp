@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "host/host.hpp"
+#include "player/player.hpp"
 #include "pixelpass.h"
 #include "repair/repair.hpp"
 #include "ticket/ticket.hpp"
@@ -67,6 +68,18 @@ pp_result copy_out(const std::string &value, char *buf, size_t buf_size, size_t 
 
 void require(const void *p, const char *name) {
     if (!p) throw pp::Error(PP_ERR_INVALID_ARGUMENT, std::string(name) + " must not be NULL");
+}
+
+// A C caller may pass any int as an enum; loading an out-of-range value as the C++ enum type is
+// undefined, so read its bytes and check the range first.
+template <typename Enum>
+Enum checked_enum(Enum value, int first, int last, const char *what) {
+    int raw = 0;
+    static_assert(sizeof(Enum) == sizeof(int));
+    std::memcpy(&raw, &value, sizeof raw);
+    if (raw < first || raw > last)
+        throw pp::Error(PP_ERR_INVALID_ARGUMENT, std::string("unknown ") + what + " " + std::to_string(raw));
+    return static_cast<Enum>(raw);
 }
 
 std::string str(const char *s) { return s ? std::string(s) : std::string(); }
@@ -183,7 +196,9 @@ PP_EXPORT pp_result pp_ticket_add_candidate(pp_ticket *ticket, pp_candidate_kind
     return wrap([&] {
         require(ticket, "ticket");
         require(address, "address");
-        pp::ticket::add_candidate(ticket->value, kind, address, port);
+        pp::ticket::add_candidate(
+            ticket->value, checked_enum(kind, PP_CANDIDATE_LOCAL, PP_CANDIDATE_RELAYED, "candidate kind"),
+            address, port);
         return PP_OK;
     });
 }
@@ -412,6 +427,40 @@ PP_EXPORT void pp_viewer_free(pp_viewer *viewer) {
     delete viewer;
 }
 
+/* ---- players ---- */
+
+namespace {
+pp::player::Kind player_kind(pp_player_kind player) {
+    switch (checked_enum(player, PP_PLAYER_AUTO, PP_PLAYER_VLC, "player")) {
+    case PP_PLAYER_AUTO: return pp::player::choose("auto");
+    case PP_PLAYER_MPV: return pp::player::Kind::mpv;
+    case PP_PLAYER_VLC: return pp::player::Kind::vlc;
+    }
+    throw pp::Error(PP_ERR_INTERNAL, "unreachable player kind");
+}
+} // namespace
+
+PP_EXPORT pp_result pp_players_json(char *buf, size_t buf_size, size_t *needed) {
+    return wrap([&] { return copy_out(pp::player::to_json(pp::player::detect()).dump(), buf, buf_size, needed); });
+}
+
+PP_EXPORT pp_result pp_player_command(pp_player_kind player, const char *url, char *buf,
+                                      size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        require(url, "url");
+        return copy_out(pp::player::shell_command(player_kind(player), url), buf, buf_size, needed);
+    });
+}
+
+PP_EXPORT pp_result pp_player_launch(pp_player_kind player, const char *url, int64_t *pid) {
+    return wrap([&] {
+        require(url, "url");
+        pid_t child = pp::player::launch(player_kind(player), url);
+        if (pid) *pid = child;
+        return PP_OK;
+    });
+}
+
 /* ---- repair ---- */
 
 PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, size_t report_size,
@@ -422,7 +471,9 @@ PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, si
             check_version(options->version, PP_REPAIR_OPTIONS_VERSION, "pp_repair_options");
             dry_run = options->dry_run != 0;
         }
-        return copy_out(pp::repair::run(dry_run), report, report_size, needed);
+        // A repair acts: a report that does not fit is kept for this thread's next call.
+        return copy_out(pp::repair::run_for_buffer(dry_run, report ? report_size : 0), report,
+                        report_size, needed);
     });
 }
 

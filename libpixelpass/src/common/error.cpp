@@ -31,6 +31,7 @@ const char *result_name(pp_result code) noexcept {
     case PP_ERR_MISSING_PLUGIN: return "missing GStreamer plugin";
     case PP_ERR_CAPTURE_CANCELLED: return "screen share cancelled";
     case PP_ERR_NO_CAPTURE_SOURCE: return "no capture source";
+    case PP_ERR_PLAYER: return "player unavailable";
     case PP_ERR_CONFIG: return "configuration error";
     }
     return "unknown error";

@@ -1,44 +1,395 @@
 #include "host/host.hpp"
 
-#include <ctime>
+#include <unistd.h>
 
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <thread>
+
+#include <gnutls/crypto.h>
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/hex.hpp"
 #include "common/random.hpp"
+#include "http3/server.hpp"
+#include "net/interfaces.hpp"
+#include "net/loop.hpp"
+#include "net/timer.hpp"
+#include "net/udp.hpp"
+#include "pixelpass_version.h"
+#include "quic/endpoint.hpp"
+#include "stream/synthetic.hpp"
 #include "ticket/ticket.hpp"
 
 namespace pp {
 
+namespace {
+
+// The Source that config.source names. The synthetic generator is endless, paced to
+// bitrate_kbps when given (else as fast as viewers read).
+std::shared_ptr<stream::Source> make_source(const HostConfig &config) {
+    if (config.source == "synthetic") {
+        stream::SyntheticConfig sc;
+        sc.rate_bps = static_cast<uint64_t>(config.bitrate_kbps) * 1000;
+        return std::make_shared<stream::SyntheticSource>(sc);
+    }
+    throw Error(PP_ERR_UNSUPPORTED, "source '" + config.source +
+                                        "' is not available yet: media sources arrive with the media "
+                                        "issue (use --source synthetic)");
+}
+
+std::string machine_name() {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "pixelpass host";
+    return buf;
+}
+
+// "Bearer <hex>" against the secret, in time independent of where they differ.
+bool authorized(std::string_view header, const std::vector<uint8_t> &secret) {
+    constexpr std::string_view kScheme = "bearer ";
+    if (header.size() < kScheme.size()) return false;
+    for (size_t i = 0; i < kScheme.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return false;
+    std::string_view hex = header.substr(kScheme.size());
+    while (!hex.empty() && hex.front() == ' ') hex.remove_prefix(1);
+    std::string expected = to_hex(secret);
+    // Compare against a same-length copy so the time depends on the length only.
+    uint8_t diff = hex.size() == expected.size() ? 0 : 1;
+    for (size_t i = 0; i < expected.size(); ++i) {
+        char c = i < hex.size() ? static_cast<char>(std::tolower(static_cast<unsigned char>(hex[i]))) : 0;
+        diff |= static_cast<uint8_t>(c ^ expected[i]);
+    }
+    return diff == 0;
+}
+
+nlohmann::json address_json(const net::Address &a) { return a.unmapped().to_string(); }
+
+} // namespace
+
+struct Host::Core {
+    HostConfig config;
+    std::shared_ptr<Identity> identity;
+    std::vector<uint8_t> secret;
+    std::shared_ptr<stream::Source> source;
+    EventSink events;
+    bool events_open = true;  // loop thread only
+    unsigned max_viewers = kDefaultMaxViewers;
+    std::string name;
+
+    std::unique_ptr<net::Loop> loop;
+    std::unique_ptr<quic::Endpoint> endpoint;
+    std::unique_ptr<net::Waker> waker;
+    uint16_t port = 0;
+
+    struct Viewer {
+        uint64_t id;
+        std::string address;
+        int64_t joined;
+    };
+    std::map<uint64_t, Viewer> viewers;  // by connection id: admitted viewers
+    uint64_t next_viewer_id = 1;
+    struct Totals {
+        uint64_t requests = 0, joined = 0, refused_full = 0, refused_auth = 0, bytes_sent = 0, drops = 0;
+    } totals;
+
+    ~Core() {
+        if (loop) loop->call([this] { shutdown(false); });
+        loop.reset();
+    }
+
+    void emit(Event e) {
+        if (events_open && events) events(e);
+    }
+
+    void shutdown(bool announce) {
+        if (!announce) events_open = false;
+        if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
+        endpoint.reset();
+        waker.reset();
+        if (announce) emit({PP_EVENT_STOPPED, PP_LOG_INFO, 0, PP_OK, "host stopped", "{}"});
+        events_open = false;
+    }
+
+    http3::Response handle(quic::Connection &conn, const http3::Request &req) {
+        ++totals.requests;
+        http3::Response r;
+        std::string who = conn.remote().unmapped().to_string();
+        if (!authorized(req.authorization, secret)) {
+            // Nothing else: no body, no hint. The offered value is never logged.
+            ++totals.refused_auth;
+            r.status = 401;
+            emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
+                  "refused " + who + ": wrong or missing ticket secret",
+                  nlohmann::json{{"reason", "ticket rejected"}, {"address", who}}.dump()});
+            return r;
+        }
+        if (req.method != "GET" && req.method != "HEAD") {
+            r.status = 405;
+            r.headers.push_back({"allow", "GET, HEAD"});
+            return r;
+        }
+        auto it = viewers.find(conn.id());
+        if (it == viewers.end()) {
+            if (viewers.size() >= max_viewers) {
+                ++totals.refused_full;
+                nlohmann::json reason{{"error", "host is full"},
+                                      {"max_viewers", max_viewers},
+                                      {"viewers", viewers.size()}};
+                r.status = 503;
+                r.headers.push_back({"content-type", "application/json"});
+                r.body = reason.dump();
+                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_HOST_FULL,
+                      "refused " + who + ": host is full (" + std::to_string(viewers.size()) + "/" +
+                          std::to_string(max_viewers) + ")",
+                      nlohmann::json{{"reason", "host is full"},
+                                     {"address", who},
+                                     {"max_viewers", max_viewers},
+                                     {"viewers", viewers.size()}}
+                          .dump()});
+                return r;
+            }
+            Viewer v{next_viewer_id++, who, static_cast<int64_t>(time(nullptr))};
+            it = viewers.emplace(conn.id(), v).first;
+            ++totals.joined;
+            emit({PP_EVENT_VIEWER_JOINED, PP_LOG_INFO, v.id, PP_OK, "viewer " + std::to_string(v.id) + " joined from " + who,
+                  nlohmann::json{{"path", "direct"}, {"address", who}}.dump()});
+        }
+        if (req.path == "/stream.ts") {
+            r.headers.push_back({"content-type", "video/mp2t"});
+            r.headers.push_back({"cache-control", "no-store"});
+            if (req.method == "GET") {
+                net::Waker *w = waker.get();
+                r.reader = source->subscribe([w] { w->wake(); });
+            }
+            return r;
+        }
+        if (req.path == "/info") {
+            r.headers.push_back({"content-type", "application/json"});
+            r.body = nlohmann::json{{"name", name},
+                                    {"version", PIXELPASS_VERSION},
+                                    {"stream", source->describe()},
+                                    {"viewers", viewers.size()},
+                                    {"max_viewers", max_viewers}}
+                         .dump();
+            return r;
+        }
+        r.status = 404;
+        return r;
+    }
+
+    void closed(quic::Connection &conn, const quic::CloseInfo &info) {
+        auto it = viewers.find(conn.id());
+        if (it == viewers.end()) return;
+        Viewer v = it->second;
+        viewers.erase(it);
+        uint64_t bytes = 0, drops = 0;
+        if (auto *s = dynamic_cast<http3::ServerSession *>(conn.app())) {
+            auto st = s->stats();
+            bytes = st.body_bytes_acked;
+            drops = st.drops;
+        }
+        totals.bytes_sent += bytes;
+        totals.drops += drops;
+        std::string reason = info.kind == quic::CloseKind::peer ? "disconnected"
+                             : info.kind == quic::CloseKind::local ? "host stopped"
+                                                                  : quic::close_kind_name(info.kind);
+        emit({PP_EVENT_VIEWER_LEFT, PP_LOG_INFO, v.id, PP_OK,
+              "viewer " + std::to_string(v.id) + " left (" + reason + ")",
+              nlohmann::json{{"reason", reason}, {"address", v.address}, {"bytes_sent", bytes}}.dump()});
+    }
+
+    void wake_all() {
+        if (!endpoint) return;
+        for (auto *c : endpoint->connections())
+            if (auto *s = dynamic_cast<http3::ServerSession *>(c->app())) s->resume_starved();
+    }
+
+    nlohmann::json stats() const {
+        nlohmann::json list = nlohmann::json::array();
+        uint64_t bytes = totals.bytes_sent, drops = totals.drops;
+        if (endpoint) {
+            for (auto *c : endpoint->connections()) {
+                auto it = viewers.find(c->id());
+                if (it == viewers.end()) continue;
+                auto qs = c->stats();
+                http3::ServerSession::Stats hs;
+                if (auto *s = dynamic_cast<http3::ServerSession *>(c->app())) hs = s->stats();
+                bytes += hs.body_bytes_acked;
+                drops += hs.drops;
+                list.push_back({{"id", it->second.id},
+                                {"address", it->second.address},
+                                {"path", "direct"},
+                                {"rtt_ms", qs.rtt_ms},
+                                {"bytes_sent", hs.body_bytes_acked},
+                                {"drops", hs.drops},
+                                {"streams", hs.streaming},
+                                {"joined", it->second.joined}});
+            }
+        }
+        nlohmann::json j{{"running", endpoint != nullptr},
+                         {"port", port},
+                         {"max_viewers", max_viewers},
+                         {"viewers", list},
+                         {"totals",
+                          {{"bytes_sent", bytes},
+                           {"drops", drops},
+                           {"requests", totals.requests},
+                           {"viewers_joined", totals.joined},
+                           {"refused_full", totals.refused_full},
+                           {"refused_auth", totals.refused_auth}}}};
+        if (endpoint) {
+            const auto &u = endpoint->socket().counters();
+            j["udp"] = {{"rx_datagrams", u.rx_datagrams}, {"tx_datagrams", u.tx_datagrams},
+                        {"rx_bytes", u.rx_bytes},         {"tx_bytes", u.tx_bytes},
+                        {"gso", u.gso},                   {"gro", u.gro}};
+        }
+        return j;
+    }
+};
+
+namespace {
+
+// Releases a Core. From the loop thread (inside an event callback) the loop cannot be joined,
+// so the teardown moves to a thread of its own and runs after the callback returns.
+void release(std::shared_ptr<Host::Core> core, bool announce) {
+    if (!core) return;
+    if (core->loop && core->loop->on_loop_thread()) {
+        if (!announce) core->events_open = false;
+        std::thread([core = std::move(core), announce]() mutable {
+            core->loop->call([&] { core->shutdown(announce); });
+            core.reset();
+        }).detach();
+        return;
+    }
+    if (core->loop) core->loop->call([&] { core->shutdown(announce); });
+    core.reset();
+}
+
+} // namespace
+
 Host::Host(HostConfig config, EventSink events)
-    : config_(std::move(config)), events_(std::move(events)), identity_(Identity::generate()),
-      secret_(PP_SECRET_MIN_SIZE) {
+    : config_(std::move(config)), events_(std::make_shared<EventSink>(std::move(events))),
+      identity_(Identity::generate()), secret_(PP_SECRET_MIN_SIZE) {
     random_bytes(secret_);
 }
 
-Host::~Host() = default;
-
-void Host::start() {
-    throw Error(PP_ERR_UNSUPPORTED,
-                "hosting is not implemented yet: the QUIC tunnel lands with the tunnel issue");
+Host::~Host() {
+    std::shared_ptr<Core> core;
+    {
+        std::lock_guard lock(mutex_);
+        core = std::move(core_);
+    }
+    release(std::move(core), false);
 }
 
-void Host::stop() {}
+void Host::set_source(std::shared_ptr<stream::Source> source) {
+    std::lock_guard lock(mutex_);
+    source_override_ = std::move(source);
+}
+
+void Host::start() {
+    std::lock_guard lock(mutex_);
+    if (core_) throw Error(PP_ERR_STATE, "the host is already running");
+    auto core = std::make_shared<Core>();
+    core->config = config_;
+    core->identity = identity_;
+    core->secret = secret_;
+    core->source = source_override_ ? source_override_ : make_source(config_);
+    core->events = [sink = events_](const Event &e) {
+        if (*sink) (*sink)(e);
+    };
+    core->max_viewers = config_.max_viewers ? config_.max_viewers : kDefaultMaxViewers;
+    core->name = config_.name.empty() ? machine_name() : config_.name;
+    core->loop = std::make_unique<net::Loop>("pp-host");
+
+    std::vector<std::pair<std::string, uint16_t>> candidates;
+    Core *c = core.get();
+    core->loop->call([&] {
+        net::UdpOptions options;
+        options.bind_ip = config_.bind_address;
+        options.port = config_.port;
+        auto socket = std::make_unique<net::UdpSocket>(*c->loop, options);
+        const net::Address &bound = socket->local_address();
+        c->port = bound.port();
+        if (!bound.is_any()) {
+            candidates.emplace_back(bound.ip(), bound.port());
+        } else {
+            for (const auto &a : net::local_addresses(bound.family(), socket->dual_stack()))
+                candidates.emplace_back(a.ip(), bound.port());
+        }
+        quic::Observer observer;
+        observer.closed = [c](quic::Connection &conn, const quic::CloseInfo &info) { c->closed(conn, info); };
+        c->endpoint = std::make_unique<quic::Endpoint>(*c->loop, std::move(socket), observer);
+        c->waker = std::make_unique<net::Waker>(*c->loop, [c] { c->wake_all(); });
+        quic::ServerOptions server;
+        server.identity = c->identity;
+        server.make_app = [c](quic::Connection &conn) {
+            return std::make_unique<http3::ServerSession>(
+                conn, [c](quic::Connection &cn, const http3::Request &r) { return c->handle(cn, r); });
+        };
+        if (config_.idle_timeout_ms) server.transport.idle_timeout_ms = config_.idle_timeout_ms;
+        if (config_.keep_alive_ms) server.transport.keep_alive_ms = config_.keep_alive_ms;
+        c->endpoint->listen(std::move(server));
+    });
+    if (candidates.size() > ticket::kMaxCandidates) candidates.resize(ticket::kMaxCandidates);
+    candidates_ = candidates;
+    expiry_ = config_.ticket_lifetime_s > 0 ? static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s : 0;
+    core_ = core;
+
+    nlohmann::json cands = nlohmann::json::array();
+    for (const auto &[ip, port] : candidates) cands.push_back(ip.find(':') == std::string::npos
+                                                                  ? ip + ":" + std::to_string(port)
+                                                                  : "[" + ip + "]:" + std::to_string(port));
+    nlohmann::json ready{{"port", core->port},
+                         {"candidates", cands},
+                         {"fingerprint", identity_->fingerprint_hex()},
+                         {"max_viewers", core->max_viewers},
+                         {"stream", core->source->describe()}};
+    std::string message = "listening on UDP port " + std::to_string(core->port);
+    core->loop->call([&] { c->emit({PP_EVENT_READY, PP_LOG_INFO, 0, PP_OK, message, ready.dump()}); });
+}
+
+void Host::stop() {
+    std::shared_ptr<Core> core;
+    {
+        std::lock_guard lock(mutex_);
+        core = std::move(core_);
+    }
+    release(std::move(core), true);
+}
 
 std::string Host::ticket_text() const {
     std::lock_guard lock(mutex_);
     ticket::Ticket t;
     t.fingerprint = identity_->fingerprint();
     t.secret = secret_;
-    if (config_.ticket_lifetime_s > 0) t.expiry = static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s;
+    for (const auto &[ip, port] : candidates_) ticket::add_candidate(t, PP_CANDIDATE_LOCAL, ip, port);
+    t.expiry = expiry_;
+    if (!core_ && config_.ticket_lifetime_s > 0)
+        t.expiry = static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s;
     return ticket::encode(t);
 }
 
 std::string Host::stats_json() const {
+    std::shared_ptr<Core> core;
+    {
+        std::lock_guard lock(mutex_);
+        core = core_;
+    }
     nlohmann::json j;
+    if (core) {
+        j = core->loop->call([&] { return core->stats(); });
+        j["name"] = core->name;
+    } else {
+        j = {{"running", false}, {"viewers", nlohmann::json::array()}, {"max_viewers", config_.max_viewers ? config_.max_viewers : kDefaultMaxViewers}};
+    }
     j["fingerprint"] = identity_->fingerprint_hex();
-    j["running"] = false;
-    j["viewers"] = nlohmann::json::array();
+    // Only a short hash of the secret, so two reports can be matched without revealing it.
+    uint8_t digest[32];
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, secret_.data(), secret_.size(), digest);
+    j["secret_hash"] = to_hex({digest, 4});
     return j.dump();
 }
 

@@ -1,5 +1,8 @@
-// host: one sharing session — its identity and secret, the network service that viewers reach,
-// and (with media) the capture pipeline. Owned by the C facade's pp_host.
+// host: one sharing session — its identity and secret, the network service that viewers reach
+// (QUIC + HTTP/3 on one UDP socket: GET /stream.ts, GET /info, the secret check, the viewer cap),
+// and the byte Source it serves (the synthetic generator now; the media pipeline later). Owned by
+// the C facade's pp_host. Thread-safe: every public function may be called from any thread,
+// including from inside an event callback.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +16,10 @@
 #include "pixelpass.h"
 
 namespace pp {
+
+namespace stream {
+class Source;
+}
 
 // The C options, copied into owned C++ values (the caller's strings may die after pp_host_new).
 struct HostConfig {
@@ -33,6 +40,9 @@ struct HostConfig {
     int64_t ticket_lifetime_s = 0;
     unsigned grace_ms = 0;
     std::string name;
+    // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
+    // Tests shorten them to see dead viewers go quickly.
+    unsigned idle_timeout_ms = 0, keep_alive_ms = 0;
 };
 
 // An event for the user's callback; the facade converts it to pp_event.
@@ -46,23 +56,44 @@ struct Event {
 };
 using EventSink = std::function<void(const Event &)>;
 
+inline constexpr unsigned kDefaultMaxViewers = 2;
+
 class Host {
 public:
     Host(HostConfig config, EventSink events);
+    // Stops; called from inside an event callback it returns at once and the teardown finishes
+    // on another thread after the callback (no callback runs after this returns).
     ~Host();
+    Host(const Host &) = delete;
+    Host &operator=(const Host &) = delete;
 
+    // Binds the UDP port, fills the ticket's candidates and starts serving; returns once viewers
+    // can connect (PP_EVENT_READY has then been emitted). Throws pp::Error: PP_ERR_STATE when
+    // running, PP_ERR_UNSUPPORTED for sources that are not built yet, PP_ERR_IO when the port is
+    // taken.
     void start();
+    // Closes every viewer connection (cleanly: viewers see the host stop) and stops listening.
     void stop();
     std::string ticket_text() const;
     std::string fingerprint_hex() const { return identity_->fingerprint_hex(); }
     std::string stats_json() const;
 
+    // Serves `source` instead of the one config.source names (tests and benchmarks). Call before
+    // start().
+    void set_source(std::shared_ptr<stream::Source> source);
+
+    struct Core;  // the running service, owned by the loop thread
+
 private:
     HostConfig config_;
-    EventSink events_;
+    std::shared_ptr<EventSink> events_;
     std::shared_ptr<Identity> identity_;
     std::vector<uint8_t> secret_;
+    std::shared_ptr<stream::Source> source_override_;
     mutable std::mutex mutex_;
+    std::shared_ptr<Core> core_;
+    std::vector<std::pair<std::string, uint16_t>> candidates_;  // numeric address, port
+    int64_t expiry_ = 0;
 };
 
 } // namespace pp

@@ -28,7 +28,6 @@ int set_int(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof value);
 }
 
-std::string errno_text(const char *what) { return std::string(what) + ": " + std::strerror(errno); }
 
 // A bound non-blocking socket of `address`'s family; -1 with errno set on failure.
 int open_bound(const Address &address, bool dual_stack) {
@@ -42,6 +41,14 @@ int open_bound(const Address &address, bool dual_stack) {
         return -1;
     }
     return fd;
+}
+
+// A STUN message (RFC 8489): top two bits 00, a length that is a multiple of 4 and the magic
+// cookie. QUIC alone cannot be told apart by the first byte: ngtcp2 greases the fixed bit
+// (RFC 9287), so a QUIC short header may start with 00 too.
+bool is_stun(std::span<const uint8_t> d) {
+    return d.size() >= 20 && (d[0] & 0xc0) == 0 && d[4] == 0x21 && d[5] == 0x12 && d[6] == 0xa4 &&
+           d[7] == 0x42 && ((static_cast<size_t>(d[2]) << 8 | d[3]) + 20 == d.size());
 }
 
 } // namespace
@@ -218,7 +225,7 @@ void UdpSocket::dispatch(std::span<const uint8_t> data, const Address &remote,
     Datagram d{data, remote, local, ecn};
     if (data.empty()) {
         ++counters_.dropped;
-    } else if ((data[0] & 0xc0) == 0) {
+    } else if (is_stun(data)) {
         if (stun_)
             stun_(d);
         else

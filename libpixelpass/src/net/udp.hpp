@@ -3,10 +3,11 @@
 // falling back to one datagram per call), keeps 8 MiB socket buffers, and learns each datagram's
 // destination address (IP_PKTINFO) so a multi-homed server answers from the address it was asked.
 //
-// Demultiplexing by first byte (RFC 9443): STUN messages start with the two top bits 00, every
-// QUIC packet has the fixed bit 0x40 set (this project never greases it). QUIC datagrams go to
-// the QUIC handler; the STUN handler is the hook where nat/ plugs in STUN (and TURN, whose
-// ChannelData 0x40-0x4f it must claim by peer address before QUIC sees it) on the same socket.
+// Demultiplexing (RFC 9443): a STUN message starts with the two top bits 00 and carries the magic
+// cookie 0x2112A442 in bytes 4-7; everything else is QUIC. (The first byte alone is not enough:
+// ngtcp2 always greases QUIC's fixed bit, RFC 9287.) The STUN handler is the hook where nat/
+// plugs in STUN — and TURN, whose ChannelData 0x40-0x4f it must claim by peer address before
+// QUIC sees it — on the same socket.
 #pragma once
 
 #include <cstdint>

@@ -108,7 +108,16 @@ public:
     Stats stats() const;
 
     // ---- for Endpoint ----
-    struct Params;
+    struct Params {
+        bool server = false;
+        std::string dcid, scid, original_dcid;  // raw connection IDs
+        uint32_t version = 0;
+        net::Address local, remote;
+        gnutls_certificate_credentials_t credentials = nullptr;
+        std::optional<Fingerprint> pin;  // client: the server key to insist on
+        AppFactory make_app;
+        TransportOptions transport;
+    };
     Connection(Endpoint &endpoint, uint64_t id, const Params &params);
     void receive(const net::Datagram &datagram);
     void write();
@@ -118,10 +127,9 @@ public:
 
 private:
     enum class State { open, closing, draining, dead };
-    struct Trampolines;
     struct Callbacks;
-    friend struct Trampolines;
     friend struct Callbacks;
+    friend class Endpoint;
 
     void handle_error(int liberr);
     void start_closing(const void *ccerr_opaque, CloseInfo info);
@@ -146,6 +154,7 @@ private:
     std::optional<Fingerprint> pin_;
     bool key_mismatch_ = false;
     std::string key_mismatch_detail_;
+    std::string handshake_error_;
     std::optional<ApplicationError> app_error_;
 
     std::unique_ptr<ngtcp2_conn, void (*)(ngtcp2_conn *)> conn_;

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <limits>
+#include <cstring>
 
 #include <gnutls/crypto.h>
 #include <nlohmann/json.hpp>
@@ -94,6 +94,15 @@ const char *kind_name(pp_candidate_kind kind) {
 }
 
 bool valid_kind(int kind) { return kind >= PP_CANDIDATE_LOCAL && kind <= PP_CANDIDATE_RELAYED; }
+
+// A kind from C may hold any int, but reading an enum outside its declared range is undefined in
+// C++ (and UBSan says so): inspect its bytes instead of its value.
+int kind_value(const pp_candidate_kind &kind) {
+    static_assert(sizeof(pp_candidate_kind) == sizeof(int));
+    int value;
+    std::memcpy(&value, &kind, sizeof value);
+    return value;
+}
 
 // ---- time -----------------------------------------------------------------------------------
 
@@ -230,11 +239,12 @@ std::vector<uint8_t> serialize(const Ticket &t) {
     for (size_t i = 0; i < cands.size(); ++i) {
         const Candidate &c = cands[i];
         std::string which = "candidate " + std::to_string(i + 1);
-        if (!valid_kind(c.kind)) throw Error(PP_ERR_INVALID_ARGUMENT, which + " has an unknown kind");
+        const int kind = kind_value(c.kind);
+        if (!valid_kind(kind)) throw Error(PP_ERR_INVALID_ARGUMENT, which + " has an unknown kind");
         if (c.port == 0) throw Error(PP_ERR_INVALID_ARGUMENT, which + " has port 0");
         auto address = parse_numeric(c.address);
         if (!address) throw Error(PP_ERR_INVALID_ARGUMENT, which + " is not a numeric IPv4 or IPv6 address");
-        w.u8(static_cast<uint8_t>((c.kind << 4) | address->family));
+        w.u8(static_cast<uint8_t>((kind << 4) | address->family));
         w.bytes({address->bytes.data(), address->size()});
         if (!shared) w.u16(c.port);
     }
@@ -452,6 +462,17 @@ bool ignorable(unsigned char c) {
     }
 }
 
+// Multi-byte characters chat apps and word processors add around or inside pasted text:
+// no-break and zero-width spaces, byte-order marks, typographic quotes and guillemets.
+bool ignorable(std::string_view glyph) {
+    static constexpr std::string_view kInvisibleOrQuote[] = {
+        "\u00a0", "\u202f", "\u2007", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff",
+        "\u2018", "\u2019", "\u201c", "\u201d", "\u00ab", "\u00bb", "\u2039", "\u203a"};
+    for (std::string_view g : kInvisibleOrQuote)
+        if (glyph == g) return true;
+    return false;
+}
+
 // Bytes in the UTF-8 sequence starting at text[i]; 1 for ASCII and for invalid bytes.
 size_t utf8_length(std::string_view text, size_t i) {
     unsigned char b = text[i];
@@ -474,8 +495,9 @@ std::vector<Kept> clean(std::string_view text) {
     for (size_t i = 0; i < text.size();) {
         ++position;
         size_t n = utf8_length(text, i);
-        if (!(n == 1 && ignorable(static_cast<unsigned char>(text[i]))))
-            kept.push_back({text.substr(i, n), position});
+        std::string_view glyph = text.substr(i, n);
+        bool skip = n == 1 ? ignorable(static_cast<unsigned char>(text[i])) : ignorable(glyph);
+        if (!skip) kept.push_back({glyph, position});
         i += n;
     }
     return kept;
@@ -529,8 +551,9 @@ Ticket make(std::span<const uint8_t> fingerprint, std::span<const uint8_t> secre
 void set_relay(Ticket &ticket, Relay relay) { ticket.relay = checked_relay(std::move(relay)); }
 
 void add_candidate(Ticket &ticket, pp_candidate_kind kind, std::string_view address, uint16_t port) {
-    if (!valid_kind(kind))
-        throw Error(PP_ERR_INVALID_ARGUMENT, "unknown candidate kind " + std::to_string(static_cast<int>(kind)));
+    const int kind_number = kind_value(kind);
+    if (!valid_kind(kind_number))
+        throw Error(PP_ERR_INVALID_ARGUMENT, "unknown candidate kind " + std::to_string(kind_number));
     if (port == 0) throw Error(PP_ERR_INVALID_ARGUMENT, "candidate port must not be 0");
     if (ticket.candidates.size() >= kMaxCandidates)
         throw Error(PP_ERR_INVALID_ARGUMENT, "a ticket holds at most 16 candidates");
@@ -616,9 +639,11 @@ Ticket decode(std::string_view text, int64_t now) {
     if (chars > expected_chars)
         throw malformed("unexpected characters after the end of the ticket, from position " +
                         std::to_string(body[expected_chars].position));
+    // The padding bits of the last character are outside the checksum; set ones mean that
+    // character was mistyped (a typo, not a broken encoder), so it is reported like one.
     if (bits.leftover_value != 0)
-        throw malformed("the last character (position " + std::to_string(body.back().position) +
-                        ") has non-zero padding bits");
+        throw Error(PP_ERR_TICKET_CHECKSUM, "ticket checksum mismatch: the last character (position " +
+                                                std::to_string(body.back().position) + ") was changed or mistyped");
 
     Ticket t = build(raw);
     if (t.expiry != 0 && now >= t.expiry)

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <map>
 #include <vector>
 
 #include <llhttp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <uv.h>
 
 #include "common/error.hpp"
@@ -74,7 +77,7 @@ int local_http_status(pp_result error) noexcept {
     }
 }
 
-class Connection;
+class LocalHttpConnection;
 
 class LocalHttpServer::Impl {
 public:
@@ -93,7 +96,7 @@ public:
     bool path_matches(std::string_view path) const {
         return constant_time_equal(path, expected_path_);
     }
-    std::unique_ptr<Connection> detach(uint64_t id);
+    std::unique_ptr<LocalHttpConnection> detach(uint64_t id);
     void schedule_reap(uint64_t id);
 
     net::Loop &loop_;
@@ -120,12 +123,12 @@ private:
     int open_handles_ = 0;
     std::unique_ptr<Impl> self_; // set during shutdown: the handles' close callbacks free us
     uint64_t next_id_ = 1;
-    std::map<uint64_t, std::unique_ptr<Connection>> connections_;
+    std::map<uint64_t, std::unique_ptr<LocalHttpConnection>> connections_;
     std::vector<uint64_t> reap_ids_;
 };
 
 // One TCP connection from a player: parses one request, then relays one response.
-class Connection final : public LocalResponse {
+class LocalHttpConnection final : public LocalResponse {
 public:
     enum class State {
         reading,   // waiting for a complete request header
@@ -135,7 +138,7 @@ public:
         lingering, // write side shut down: draining the client until it closes or time runs out
     };
 
-    Connection(LocalHttpServer::Impl &server, uint64_t id) : server_(&server), id_(id) {
+    LocalHttpConnection(LocalHttpServer::Impl &server, uint64_t id) : server_(&server), id_(id) {
         tcp_.data = this;
         llhttp_init(&parser_, HTTP_REQUEST, &server.parser_settings_);
         parser_.data = this;
@@ -146,17 +149,17 @@ public:
     uint64_t id() const { return id_; }
 
     // Hands the connection to libuv for closing; it frees itself in the close callback.
-    static void close_handle(std::unique_ptr<Connection> self) {
+    static void close_handle(std::unique_ptr<LocalHttpConnection> self) {
         uv_tcp_t *tcp = &self->tcp_;
         tcp->data = self.release();
         uv_close(reinterpret_cast<uv_handle_t *>(tcp), [](uv_handle_t *h) {
-            std::unique_ptr<Connection> dying(static_cast<Connection *>(h->data));
+            std::unique_ptr<LocalHttpConnection> dying(static_cast<LocalHttpConnection *>(h->data));
         });
     }
 
     void start_reading() {
-        int rc = uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_), &Connection::on_alloc,
-                               &Connection::on_read);
+        int rc = uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_), &LocalHttpConnection::on_alloc,
+                               &LocalHttpConnection::on_read);
         if (rc < 0) fail_later();
     }
 
@@ -166,7 +169,7 @@ public:
         LocalHttpServer::Impl *server = server_;
         sink_open_ = false;
         set_client(false);
-        if (streamed_) {
+        if (streamed_ && !head_request_) {
             server->log(PP_LOG_INFO, "player " + std::to_string(id_) + " left after " +
                                          format_bytes(body_written()));
         }
@@ -290,13 +293,13 @@ public:
 
 private:
     static void on_alloc(uv_handle_t *handle, size_t, uv_buf_t *buf) {
-        auto *self = static_cast<Connection *>(handle->data);
+        auto *self = static_cast<LocalHttpConnection *>(handle->data);
         auto &storage = self->server_->read_buffer_;
         *buf = uv_buf_init(storage.data(), static_cast<unsigned>(storage.size()));
     }
 
     static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-        auto *self = static_cast<Connection *>(stream->data);
+        auto *self = static_cast<LocalHttpConnection *>(stream->data);
         if (!self->server_ || nread == 0) return;
         if (nread < 0) {
             self->on_peer_closed();
@@ -337,7 +340,7 @@ private:
     friend class LocalHttpServer::Impl;
 
     static int on_url(llhttp_t *parser, const char *at, size_t length) {
-        static_cast<Connection *>(parser->data)->url_.append(at, length);
+        static_cast<LocalHttpConnection *>(parser->data)->url_.append(at, length);
         return 0;
     }
     // The request is whole once its header is: a GET/HEAD body is ignored.
@@ -406,7 +409,7 @@ private:
         uv_buf_t buf = uv_buf_init(reinterpret_cast<char *>(inflight_.data()),
                                    static_cast<unsigned>(inflight_.size()));
         int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t *>(&tcp_), &buf, 1,
-                          &Connection::on_write);
+                          &LocalHttpConnection::on_write);
         if (rc < 0) {
             fail_later();
             return;
@@ -416,7 +419,7 @@ private:
     }
 
     static void on_write(uv_write_t *req, int status) {
-        auto *self = static_cast<Connection *>(req->handle->data);
+        auto *self = static_cast<LocalHttpConnection *>(req->handle->data);
         self->writing_ = false;
         if (!self->server_) return; // closing: the write was cancelled
         if (status < 0) {
@@ -451,7 +454,7 @@ private:
         upstream_.reset();
         set_client(false);
         int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_),
-                             &Connection::on_shutdown);
+                             &LocalHttpConnection::on_shutdown);
         if (rc < 0) {
             close_now();
             return;
@@ -461,7 +464,7 @@ private:
     }
 
     static void on_shutdown(uv_shutdown_t *req, int status) {
-        auto *self = static_cast<Connection *>(req->handle->data);
+        auto *self = static_cast<LocalHttpConnection *>(req->handle->data);
         if (!self->server_) return;
         if (status < 0 || self->peer_closed_) self->close_now();
     }
@@ -519,8 +522,8 @@ LocalHttpServer::Impl::Impl(net::Loop &loop, std::string token, Upstream &upstre
     : loop_(loop), upstream_(upstream), options_(std::move(options)),
       expected_path_("/" + token + ".ts") {
     llhttp_settings_init(&parser_settings_);
-    parser_settings_.on_url = &Connection::on_url;
-    parser_settings_.on_headers_complete = &Connection::on_headers_complete;
+    parser_settings_.on_url = &LocalHttpConnection::on_url;
+    parser_settings_.on_headers_complete = &LocalHttpConnection::on_headers_complete;
 
     uv_tcp_init(loop_.uv(), &listener_);
     uv_timer_init(loop_.uv(), &sweep_);
@@ -565,7 +568,7 @@ void LocalHttpServer::Impl::on_handle_closed(uv_handle_t *handle) {
     }
 }
 
-std::unique_ptr<Connection> LocalHttpServer::Impl::detach(uint64_t id) {
+std::unique_ptr<LocalHttpConnection> LocalHttpServer::Impl::detach(uint64_t id) {
     auto it = connections_.find(id);
     if (it == connections_.end()) return nullptr;
     auto conn = std::move(it->second);
@@ -606,19 +609,19 @@ void LocalHttpServer::Impl::on_connection(uv_stream_t *listener, int status) {
         me->log(PP_LOG_WARNING, std::string("local server: accept failed: ") + uv_strerror(status));
         return;
     }
-    auto conn = std::make_unique<Connection>(*me, me->next_id_++);
+    auto conn = std::make_unique<LocalHttpConnection>(*me, me->next_id_++);
     uv_tcp_init(me->loop_.uv(), conn->tcp());
     if (uv_accept(listener, reinterpret_cast<uv_stream_t *>(conn->tcp())) != 0) {
-        Connection::close_handle(std::move(conn));
+        LocalHttpConnection::close_handle(std::move(conn));
         return;
     }
     if (me->connections_.size() >= me->options_.max_connections) {
         me->log(PP_LOG_WARNING, "local server: too many connections; refusing one");
-        Connection::close_handle(std::move(conn));
+        LocalHttpConnection::close_handle(std::move(conn));
         return;
     }
     uv_tcp_nodelay(conn->tcp(), 1);
-    Connection &c = *conn;
+    LocalHttpConnection &c = *conn;
     me->connections_.emplace(c.id(), std::move(conn));
     c.start_reading();
 }
@@ -648,6 +651,15 @@ LocalHttpServer::LocalHttpServer(net::Loop &loop, uint16_t port, std::string tok
         options.max_header_bytes == 0 || options.max_connections == 0)
         throw Error(PP_ERR_INVALID_ARGUMENT, "local server limits are inconsistent");
     loop_.call([&] {
+        // A write to a player that just left raises SIGPIPE, which would kill the whole
+        // application; libuv does not guard against it. Blocked on the loop thread (which this
+        // library owns), the write fails with EPIPE instead and the process-wide disposition
+        // stays the application's. (Belongs in net::Loop once TCP is used elsewhere.)
+        sigset_t pipe_only;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+
         auto impl = std::make_unique<Impl>(loop_, token_, upstream, std::move(options));
         try {
             port_ = impl->listen(port);

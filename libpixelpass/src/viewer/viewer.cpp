@@ -1,19 +1,556 @@
 #include "viewer/viewer.hpp"
 
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
 #include "common/error.hpp"
+#include "common/hex.hpp"
+#include "http3/client.hpp"
+#include "net/loop.hpp"
+#include "net/timer.hpp"
+#include "net/udp.hpp"
+#include "quic/endpoint.hpp"
+#include "ticket/ticket.hpp"
+#include "viewer/local_http.hpp"
 
 namespace pp {
 
-Viewer::Viewer(ViewerConfig config, EventSink events)
-    : config_(std::move(config)), events_(std::move(events)), ticket_(ticket::decode(config_.ticket_text)) {
-    throw Error(PP_ERR_UNSUPPORTED,
-                "viewing is not implemented yet: the QUIC tunnel lands with the tunnel issue");
+namespace {
+
+constexpr size_t kMaxErrorBody = 64 * 1024;
+
+std::string hex_code(uint64_t code) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(code));
+    return buf;
 }
 
-Viewer::~Viewer() = default;
+std::string seconds_text(unsigned ms) {
+    char buf[32];
+    if (ms % 1000 == 0)
+        std::snprintf(buf, sizeof buf, "%u s", ms / 1000);
+    else
+        std::snprintf(buf, sizeof buf, "%.1f s", ms / 1000.0);
+    return buf;
+}
 
-std::string Viewer::url() const { throw Error(PP_ERR_STATE, "viewer is not connected"); }
-std::string Viewer::stats_json() const { return "{}"; }
-pp_result Viewer::wait(int) { return PP_ERR_STATE; }
+// What a non-200 answer from the host means for the viewer.
+pp_result status_error(int status) {
+    switch (status) {
+    case 401: return PP_ERR_TICKET_REJECTED;
+    case 503: return PP_ERR_HOST_FULL;
+    default: return PP_ERR_PROTOCOL;
+    }
+}
+
+// "host is full (2/2)" from the host's 503 reason.
+std::string full_message(const std::string &body) {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_object() && j.contains("viewers") && j.contains("max_viewers"))
+        return "host is full (" + j["viewers"].dump() + "/" + j["max_viewers"].dump() + ")";
+    return "host is full";
+}
+
+} // namespace
+
+struct Viewer::Core : viewer::Upstream {
+    ViewerConfig config;
+    ticket::Ticket ticket;
+    EventSink events;
+    bool events_open = true;  // loop thread only
+    std::vector<http3::Header> auth;
+
+    std::unique_ptr<net::Loop> loop;
+    std::unique_ptr<quic::Endpoint> endpoint;
+    std::unique_ptr<net::Timer> stagger, deadline;
+    std::unique_ptr<viewer::LocalHttpServer> local;
+
+    struct Attempt {
+        net::Address address;
+        uint64_t conn_id = 0;
+        bool started = false, done = false;
+        std::string why;
+    };
+    std::vector<Attempt> attempts;
+    size_t next_attempt = 0;
+    uint64_t winner = 0;
+    bool key_mismatch = false;
+    std::string key_mismatch_detail;
+    net::Address peer;
+    nlohmann::json host_info;
+    bool shutting_down = false;
+
+    // Shared with API threads.
+    mutable std::mutex m;
+    std::condition_variable cv;
+    bool connected = false;
+    std::optional<std::pair<pp_result, std::string>> connect_error;
+    std::optional<pp_result> ended;
+    std::string url;
+
+    ~Core() {
+        if (loop) loop->call([this] { shutdown(); });
+        loop.reset();
+    }
+
+    void emit(Event e) {
+        if (events_open && events) events(e);
+    }
+
+    void shutdown() {
+        shutting_down = true;
+        events_open = false;
+        local.reset();  // players first: their requests still name the session
+        stagger.reset();
+        deadline.reset();
+        if (endpoint) endpoint->close_all(http3::kNoError, "viewer closed");
+        endpoint.reset();
+    }
+
+    http3::ClientSession *session() const {
+        if (!endpoint || !winner) return nullptr;
+        quic::Connection *c = endpoint->find(winner);
+        if (!c || c->closed()) return nullptr;
+        return dynamic_cast<http3::ClientSession *>(c->app());
+    }
+
+    std::string candidate_list() const {
+        std::string s;
+        for (const auto &a : attempts) s += (s.empty() ? "" : ", ") + a.address.to_string();
+        return s;
+    }
+
+    // ---- connecting ----
+
+    void start() {
+        auth = {{"authorization", "Bearer " + to_hex(ticket.secret)}};
+        auto socket = std::make_unique<net::UdpSocket>(*loop, net::UdpOptions{});
+        for (const auto &cand : ticket.candidates) {
+            Attempt a;
+            a.address = net::Address::parse(cand.address, cand.port);
+            if (socket->sendable(a.address).empty()) {
+                a.done = true;
+                a.why = "no route for its address family";
+            }
+            attempts.push_back(a);
+        }
+        quic::Observer observer;
+        observer.established = [this](quic::Connection &c) { on_established(c); };
+        observer.closed = [this](quic::Connection &c, const quic::CloseInfo &info) { on_closed(c, info); };
+        endpoint = std::make_unique<quic::Endpoint>(*loop, std::move(socket), observer);
+        stagger = std::make_unique<net::Timer>(*loop, [this] { dial_next(); });
+        deadline = std::make_unique<net::Timer>(*loop, [this] { on_deadline(); });
+        deadline->arm_at(net::monotonic_ns() + uint64_t{config.connect_timeout_ms} * 1000000);
+        if (ticket.candidates.empty()) {
+            fail(PP_ERR_UNREACHABLE, "the ticket lists no address for the host");
+            return;
+        }
+        dial_next();
+        if (!has_pending()) fail_all();
+    }
+
+    bool has_pending() const {
+        for (const auto &a : attempts)
+            if (!a.done) return true;
+        return false;
+    }
+
+    void dial_next() {
+        if (winner || decided()) return;
+        while (next_attempt < attempts.size()) {
+            Attempt &a = attempts[next_attempt++];
+            if (a.done) continue;
+            quic::ClientOptions options;
+            options.pin = ticket.fingerprint;
+            options.make_app = [](quic::Connection &c) { return std::make_unique<http3::ClientSession>(c); };
+            options.transport.handshake_timeout_ms = config.connect_timeout_ms;
+            if (config.idle_timeout_ms) options.transport.idle_timeout_ms = config.idle_timeout_ms;
+            if (config.keep_alive_ms) options.transport.keep_alive_ms = config.keep_alive_ms;
+            try {
+                a.conn_id = endpoint->connect(a.address, std::move(options)).id();
+                a.started = true;
+                emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "trying " + a.address.to_string(), "{}"});
+            } catch (const std::exception &e) {
+                a.done = true;
+                a.why = e.what();
+                continue;
+            }
+            break;
+        }
+        // The next candidate starts after a short stagger, or at once when this one fails.
+        if (next_attempt < attempts.size())
+            stagger->arm_at(net::monotonic_ns() + uint64_t{config.stagger_ms} * 1000000);
+    }
+
+    Attempt *attempt_of(uint64_t conn_id) {
+        for (auto &a : attempts)
+            if (a.started && a.conn_id == conn_id) return &a;
+        return nullptr;
+    }
+
+    bool decided() const {
+        std::lock_guard lock(m);
+        return connected || connect_error.has_value();
+    }
+
+    void on_established(quic::Connection &conn) {
+        if (winner || decided()) {
+            conn.close(http3::kNoError, "another path won");
+            return;
+        }
+        if (!attempt_of(conn.id())) return;
+        winner = conn.id();
+        peer = conn.remote();
+        stagger->cancel();
+        for (auto &a : attempts)
+            if (a.started && !a.done && a.conn_id != winner)
+                if (quic::Connection *c = endpoint->find(a.conn_id)) c->close(http3::kNoError, "another path won");
+        // Prove the ticket now, so a refusal surfaces at connect time, not at the first player.
+        auto info = std::make_shared<InfoHandler>(this);
+        try {
+            session()->request("GET", "/info", auth, info);
+        } catch (const std::exception &e) {
+            fail(PP_ERR_PROTOCOL, std::string("cannot ask the host for its info: ") + e.what());
+        }
+    }
+
+    struct InfoHandler : http3::ResponseHandler {
+        explicit InfoHandler(Core *core) : core(core) {}
+        void on_headers(int s, const std::vector<http3::Header> &) override { status = s; }
+        void on_data(int64_t stream_id, std::span<const uint8_t> data) override {
+            if (body.size() < kMaxErrorBody) body.append(reinterpret_cast<const char *>(data.data()), data.size());
+            if (auto *s = core->session()) s->consume(stream_id, data.size());
+        }
+        void on_end() override { core->info_done(status, body); }
+        void on_error(uint64_t, const std::string &reason) override {
+            if (!core->shutting_down) core->fail(PP_ERR_CONNECTION_LOST, "the host closed the connection: " + reason);
+        }
+        Core *core;
+        int status = 0;
+        std::string body;
+    };
+
+    void info_done(int status, const std::string &body) {
+        if (decided()) return;
+        if (status == 200) {
+            host_info = nlohmann::json::parse(body, nullptr, false);
+            if (host_info.is_discarded()) host_info = nlohmann::json::object();
+            connect_done();
+            return;
+        }
+        pp_result code = status_error(status);
+        if (code == PP_ERR_TICKET_REJECTED) fail(code, "ticket rejected by host");
+        else if (code == PP_ERR_HOST_FULL) fail(code, full_message(body));
+        else fail(code, "the host answered /info with HTTP status " + std::to_string(status));
+    }
+
+    void connect_done() {
+        deadline->cancel();
+        try {
+            local = std::make_unique<viewer::LocalHttpServer>(*loop, config.listen_port,
+                                                              viewer::LocalHttpServer::make_token(), *this);
+        } catch (const Error &e) {
+            fail(e.code(), e.what());
+            return;
+        }
+        std::string u = local->url();
+        {
+            std::lock_guard lock(m);
+            connected = true;
+            url = u;
+        }
+        cv.notify_all();
+        nlohmann::json ready{{"address", peer.to_string()},
+                             {"path", "direct"},
+                             {"url", u},
+                             {"host", host_info}};
+        if (quic::Connection *c = endpoint->find(winner)) ready["rtt_ms"] = c->stats().rtt_ms;
+        emit({PP_EVENT_READY, PP_LOG_INFO, 0, PP_OK, "connected to " + peer.to_string(), ready.dump()});
+    }
+
+    void on_closed(quic::Connection &conn, const quic::CloseInfo &info) {
+        if (conn.id() == winner && winner) {
+            winner = 0;
+            bool was_connected;
+            {
+                std::lock_guard lock(m);
+                was_connected = connected;
+            }
+            if (was_connected) {
+                finish(info);
+            } else if (!decided()) {
+                if (info.kind == quic::CloseKind::peer)
+                    fail(PP_ERR_CONNECTION_LOST, "the host closed the connection while checking the ticket");
+                else
+                    fail(PP_ERR_CONNECTION_LOST, std::string("connection lost while checking the ticket: ") +
+                                                     quic::close_kind_name(info.kind));
+            }
+            return;
+        }
+        Attempt *a = attempt_of(conn.id());
+        if (!a || a->done) return;
+        a->done = true;
+        a->why = info.detail.empty() ? quic::close_kind_name(info.kind) : info.detail;
+        if (info.kind == quic::CloseKind::key_mismatch) {
+            key_mismatch = true;
+            key_mismatch_detail = info.detail;
+        }
+        if (winner || decided()) return;
+        emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, a->address.to_string() + ": " + a->why, "{}"});
+        if (next_attempt < attempts.size()) {
+            dial_next();  // a failure starts the next candidate without waiting for the stagger
+        }
+        if (!has_pending()) fail_all();
+    }
+
+    void fail_all() {
+        if (decided()) return;
+        if (key_mismatch) {
+            fail(PP_ERR_HOST_KEY_MISMATCH, "the host is not the one the ticket names: " + key_mismatch_detail);
+            return;
+        }
+        std::string reasons;
+        for (const auto &a : attempts) reasons += (reasons.empty() ? "" : "; ") + a.address.to_string() + ": " + a.why;
+        fail(PP_ERR_UNREACHABLE, "host unreachable at " + candidate_list() + " (" + reasons + ")");
+    }
+
+    void on_deadline() {
+        if (decided()) return;
+        if (key_mismatch) {
+            fail(PP_ERR_HOST_KEY_MISMATCH, "the host is not the one the ticket names: " + key_mismatch_detail);
+            return;
+        }
+        fail(PP_ERR_UNREACHABLE, "host unreachable at " + candidate_list() + ": timed out after " +
+                                     seconds_text(config.connect_timeout_ms));
+    }
+
+    void fail(pp_result code, std::string detail) {
+        {
+            std::lock_guard lock(m);
+            if (connected || connect_error) return;
+            connect_error = std::make_pair(code, detail);
+        }
+        cv.notify_all();
+        if (stagger) stagger->cancel();
+        if (deadline) deadline->cancel();
+        // Close every attempt; the closes go out on the loop, after this callback.
+        if (endpoint)
+            for (auto *c : endpoint->connections()) c->close(http3::kNoError, "");
+    }
+
+    // The connection ended after it was up.
+    void finish(const quic::CloseInfo &info) {
+        pp_result code = PP_ERR_CONNECTION_LOST;
+        std::string message;
+        switch (info.kind) {
+        case quic::CloseKind::peer:
+            if (info.code == http3::kNoError || (!info.application && info.code == 0)) {
+                code = PP_OK;
+                message = "the host stopped sharing";
+            } else {
+                message = "the host closed the connection (error " + hex_code(info.code) +
+                          (info.detail.empty() ? "" : ": " + info.detail) + ")";
+            }
+            break;
+        case quic::CloseKind::local:
+            code = PP_OK;
+            message = "disconnected";
+            break;
+        case quic::CloseKind::idle_timeout:
+            message = "connection lost: the host stopped answering (" + info.detail + ")";
+            break;
+        default:
+            message = std::string("connection lost: ") + quic::close_kind_name(info.kind) +
+                      (info.detail.empty() ? "" : " (" + info.detail + ")");
+            break;
+        }
+        {
+            std::lock_guard lock(m);
+            ended = code;
+        }
+        cv.notify_all();
+        emit({PP_EVENT_STOPPED, code == PP_OK ? PP_LOG_INFO : PP_LOG_ERROR, 0, code, message,
+              nlohmann::json{{"reason", message}}.dump()});
+    }
+
+    // ---- viewer::Upstream: one player request becomes one HTTP/3 request ----
+
+    struct Relay : http3::ResponseHandler {
+        Core *core;
+        viewer::LocalResponse *sink;
+        uint64_t conn_id;
+        int64_t stream_id = -1;
+        int status = 0;
+        std::string content_type = "video/mp2t";
+        std::string error_body;
+        size_t unconsumed = 0;  // bytes the player has not taken: credit withheld from the host
+        bool finished = false;
+
+        Relay(Core *c, viewer::LocalResponse *s, uint64_t id) : core(c), sink(s), conn_id(id) {}
+
+        http3::ClientSession *session() const { return conn_id == core->winner ? core->session() : nullptr; }
+
+        void on_headers(int s, const std::vector<http3::Header> &headers) override {
+            status = s;
+            for (const auto &h : headers)
+                if (h.name == "content-type") content_type = h.value;
+            if (status == 200 && sink) sink->start(content_type);
+        }
+        void on_data(int64_t id, std::span<const uint8_t> data) override {
+            if (!sink || status != 200) {
+                if (sink && error_body.size() < kMaxErrorBody)
+                    error_body.append(reinterpret_cast<const char *>(data.data()), data.size());
+                if (auto *s = session()) s->consume(id, data.size());
+                return;
+            }
+            if (sink->body(data) && unconsumed == 0) {
+                if (auto *s = session()) s->consume(id, data.size());
+            } else {
+                unconsumed += data.size();  // the player is behind: the host waits for it
+            }
+        }
+        void on_end() override {
+            finished = true;
+            if (!sink) return;
+            auto *s = std::exchange(sink, nullptr);
+            if (status == 200) {
+                s->end(PP_OK);
+            } else {
+                pp_result code = status_error(status);
+                std::string reason = code == PP_ERR_TICKET_REJECTED ? "ticket rejected by host"
+                                     : code == PP_ERR_HOST_FULL     ? error_body
+                                                                    : "host answered HTTP " + std::to_string(status);
+                s->end(code, reason);
+            }
+        }
+        void on_error(uint64_t, const std::string &reason) override {
+            finished = true;
+            if (auto *s = std::exchange(sink, nullptr)) s->end(PP_ERR_CONNECTION_LOST, reason);
+        }
+        void resume() {
+            if (unconsumed == 0) return;
+            if (auto *s = session()) s->consume(stream_id, unconsumed);
+            unconsumed = 0;
+        }
+    };
+
+    struct RelayHandle : viewer::UpstreamRequest {
+        std::shared_ptr<Relay> relay;
+        explicit RelayHandle(std::shared_ptr<Relay> r) : relay(std::move(r)) {}
+        ~RelayHandle() override {
+            relay->sink = nullptr;
+            if (!relay->finished)
+                if (auto *s = relay->session()) s->cancel(relay->stream_id);
+        }
+        void resume() override { relay->resume(); }
+    };
+
+    std::unique_ptr<viewer::UpstreamRequest> open(const std::string &path, viewer::LocalResponse &sink) override {
+        http3::ClientSession *s = session();
+        if (!s) {
+            sink.end(PP_ERR_CONNECTION_LOST, "the connection to the host is gone");
+            return nullptr;
+        }
+        auto relay = std::make_shared<Relay>(this, &sink, winner);
+        try {
+            relay->stream_id = s->request("GET", path, auth, relay);
+        } catch (const Error &e) {
+            sink.end(e.code() == PP_ERR_STATE ? PP_ERR_CONNECTION_LOST : e.code(), e.what());
+            return nullptr;
+        }
+        return std::make_unique<RelayHandle>(relay);
+    }
+
+    nlohmann::json stats() const {
+        nlohmann::json j{{"path", "direct"}};
+        {
+            std::lock_guard lock(m);
+            j["connected"] = connected && !ended;
+        }
+        if (!peer.empty()) j["address"] = peer.to_string();
+        if (endpoint && winner) {
+            if (quic::Connection *c = endpoint->find(winner)) {
+                auto s = c->stats();
+                j["rtt_ms"] = s.rtt_ms;
+                j["min_rtt_ms"] = s.min_rtt_ms;
+                j["udp_bytes_received"] = s.rx_bytes;
+                j["udp_bytes_sent"] = s.tx_bytes;
+            }
+            if (auto *s = session()) {
+                j["bytes_received"] = s->body_bytes();
+                j["requests"] = s->active_requests();
+            }
+        }
+        if (local) j["local"] = local->stats();
+        if (!host_info.is_null()) j["host"] = host_info;
+        return j;
+    }
+};
+
+namespace {
+
+void release(std::shared_ptr<Viewer::Core> core) {
+    if (!core) return;
+    if (core->loop && core->loop->on_loop_thread()) {
+        core->events_open = false;
+        std::thread([core = std::move(core)]() mutable { core.reset(); }).detach();
+        return;
+    }
+    core.reset();
+}
+
+} // namespace
+
+Viewer::Viewer(ViewerConfig config, EventSink events) {
+    auto core = std::make_shared<Core>();
+    core->ticket = ticket::decode(config.ticket_text);
+    if (config.relay_only)
+        throw Error(PP_ERR_UNSUPPORTED, "relay-only viewing arrives with the NAT traversal issue");
+    if (config.connect_timeout_ms == 0) config.connect_timeout_ms = 10000;
+    core->config = std::move(config);
+    core->events = std::move(events);
+    core->loop = std::make_unique<net::Loop>("pp-viewer");
+    Core *c = core.get();
+    c->loop->call([c] { c->start(); });
+
+    std::unique_lock lock(c->m);
+    bool decided = c->cv.wait_for(lock, std::chrono::milliseconds(c->config.connect_timeout_ms + 5000),
+                                  [c] { return c->connected || c->connect_error.has_value(); });
+    std::optional<std::pair<pp_result, std::string>> error = c->connect_error;
+    lock.unlock();
+    if (!decided) error = std::make_pair(PP_ERR_INTERNAL, std::string("the connection attempt did not conclude"));
+    if (error) {
+        core.reset();  // tears the loop down before the error surfaces
+        throw Error(error->first, error->second);
+    }
+    core_ = std::move(core);
+}
+
+Viewer::~Viewer() { release(std::move(core_)); }
+
+std::string Viewer::url() const {
+    std::lock_guard lock(core_->m);
+    if (!core_->connected) throw Error(PP_ERR_STATE, "viewer is not connected");
+    return core_->url;
+}
+
+std::string Viewer::stats_json() const {
+    return core_->loop->call([&] { return core_->stats(); }).dump();
+}
+
+pp_result Viewer::wait(int timeout_ms) {
+    std::unique_lock lock(core_->m);
+    auto done = [&] { return core_->ended.has_value(); };
+    if (timeout_ms < 0)
+        core_->cv.wait(lock, done);
+    else if (!core_->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), done))
+        return PP_ERR_STATE;
+    return *core_->ended;
+}
 
 } // namespace pp

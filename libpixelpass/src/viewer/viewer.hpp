@@ -1,5 +1,8 @@
-// viewer: dials the host named by a ticket, verifies its pinned key, and serves the stream to
-// local players on 127.0.0.1. Owned by the C facade's pp_viewer.
+// viewer: dials the host named by a ticket (every candidate, staggered — happy eyeballs), insists
+// on the pinned host key during the handshake, proves it holds the ticket with GET /info, and
+// then serves the stream to local players on 127.0.0.1, each player's GET becoming one HTTP/3
+// request on the one QUIC connection. Owned by the C facade's pp_viewer. Thread-safe: every
+// public function may be called from any thread, including from inside an event callback.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +12,6 @@
 
 #include "host/host.hpp"  // Event, EventSink
 #include "pixelpass.h"
-#include "ticket/ticket.hpp"
 
 namespace pp {
 
@@ -19,23 +21,32 @@ struct ViewerConfig {
     unsigned connect_timeout_ms = 10000;
     bool relay_only = false, no_relay = false, no_stun = false;
     std::vector<std::string> stun_servers;
+    // Internal (not in the C options): QUIC idle timeout / keep-alive (0 = 30 s / 15 s) and the
+    // happy-eyeballs stagger between candidates.
+    unsigned idle_timeout_ms = 0, keep_alive_ms = 0;
+    unsigned stagger_ms = 75;
 };
 
 class Viewer {
 public:
-    // Decodes the ticket (ticket errors surface here) and connects; blocks until connected.
+    // Decodes the ticket (ticket errors surface here), connects and checks the ticket with the
+    // host; blocks until connected. Throws pp::Error with PP_ERR_UNREACHABLE,
+    // PP_ERR_HOST_KEY_MISMATCH, PP_ERR_TICKET_REJECTED, PP_ERR_HOST_FULL, ticket errors.
     Viewer(ViewerConfig config, EventSink events);
     ~Viewer();
+    Viewer(const Viewer &) = delete;
+    Viewer &operator=(const Viewer &) = delete;
 
+    // http://127.0.0.1:<port>/<random>.ts
     std::string url() const;
     std::string stats_json() const;
     // Why the connection ended, or PP_ERR_STATE if still up after timeout_ms (negative = forever).
     pp_result wait(int timeout_ms);
 
+    struct Core;
+
 private:
-    ViewerConfig config_;
-    EventSink events_;
-    ticket::Ticket ticket_;
+    std::shared_ptr<Core> core_;
 };
 
 } // namespace pp

@@ -1,0 +1,281 @@
+#include "fanout/fanout.hpp"
+
+#include <deque>
+#include <optional>
+
+#include "common/error.hpp"
+
+namespace pp::fanout {
+
+struct FanoutSource::Control {
+    explicit Control(Options o) : options(std::move(o)) {}
+
+    const Options options;
+    std::mutex mutex;
+    std::condition_variable cv;
+    size_t readers = 0;
+    Clock::time_point idle_since = Clock::now();
+    bool quit = false;
+    bool start_pending = false;
+    bool keyframe_wanted = false;
+    bool running = false;
+    uint64_t generation = 0;                    // the current run
+    std::optional<uint64_t> failed_generation;  // a run that stopped by itself
+    std::shared_ptr<Ring> ring;                 // the current run's ring; null when idle
+    uint64_t starts = 0, stops = 0;
+
+    void reader_gone() {
+        std::lock_guard lock(mutex);
+        if (--readers == 0) {
+            idle_since = Clock::now();
+            cv.notify_all();
+        }
+    }
+};
+
+namespace {
+
+// The producer's view of one run: bytes go to that run's ring; an end is reported once.
+class RunSink final : public Sink {
+public:
+    RunSink(std::shared_ptr<Ring> ring, FanoutSource::Control &control, uint64_t generation)
+        : ring_(std::move(ring)), control_(control), generation_(generation) {}
+
+    void on_data(std::vector<uint8_t> &&bytes) override { ring_->push(std::move(bytes)); }
+
+    void on_end(pp_result code, const std::string &message) override {
+        // The error event first: whoever sees a reader end can already know why.
+        if (code != PP_OK && control_.options.on_failure) control_.options.on_failure(code, message);
+        ring_->end(code, message);
+        std::lock_guard lock(control_.mutex);
+        if (control_.generation == generation_) control_.failed_generation = generation_;
+        control_.cv.notify_all();
+    }
+
+private:
+    std::shared_ptr<Ring> ring_;
+    FanoutSource::Control &control_;
+    uint64_t generation_;
+};
+
+// A viewer's cursor plus the segments it was handed and has not released yet.
+class RingReader final : public stream::Reader {
+public:
+    RingReader(std::shared_ptr<FanoutSource::Control> control, std::shared_ptr<Ring> ring,
+               std::function<void()> wake)
+        : control_(std::move(control)), ring_(std::move(ring)) {
+        cursor_.wake = std::move(wake);
+    }
+
+    ~RingReader() override {
+        if (attached_) ring_->detach(cursor_);
+        control_->reader_gone();
+    }
+
+    bool attach() {
+        attached_ = true;
+        return ring_->attach(cursor_);
+    }
+
+    std::span<const uint8_t> read(size_t max) override {
+        if (max == 0) return {};
+        if (held_.empty() || read_off_ == held_.back()->bytes.size()) {
+            auto seg = ring_->next(cursor_);
+            if (!seg) return {};
+            held_.push_back(std::move(seg));
+            read_off_ = 0;
+        }
+        const auto &bytes = held_.back()->bytes;
+        size_t n = std::min(max, bytes.size() - read_off_);
+        std::span<const uint8_t> out(bytes.data() + read_off_, n);
+        read_off_ += n;
+        bytes_read_ += n;
+        return out;
+    }
+
+    void release(size_t n) override {
+        while (n > 0) {
+            if (held_.empty()) throw Error(PP_ERR_INVALID_ARGUMENT, "release() of bytes never read");
+            bool is_back = held_.size() == 1;
+            size_t end = is_back ? read_off_ : held_.front()->bytes.size();
+            size_t take = std::min(n, end - release_off_);
+            if (take == 0) throw Error(PP_ERR_INVALID_ARGUMENT, "release() of bytes never read");
+            release_off_ += take;
+            n -= take;
+            if (release_off_ == held_.front()->bytes.size()) {
+                held_.pop_front();
+                release_off_ = 0;
+                if (is_back) read_off_ = 0;
+            }
+        }
+    }
+
+    bool at_end() const override {
+        bool drained = held_.empty() || read_off_ == held_.back()->bytes.size();
+        return drained && ring_->finished(cursor_);
+    }
+
+    nlohmann::json stats() const override {
+        auto s = ring_->stats(cursor_);
+        size_t held = 0;
+        for (const auto &seg : held_) held += seg->bytes.size();
+        nlohmann::json j = {{"bytes", bytes_read_},           {"drops", s.drops},
+                            {"dropped_bytes", s.dropped_bytes}, {"backlog", s.backlog_bytes},
+                            {"backlog_ms", s.backlog_ms},       {"held_bytes", held - release_off_}};
+        if (ring_->ended()) {
+            auto [code, message] = ring_->end_reason();
+            if (code != PP_OK) j["error"] = message;
+        }
+        return j;
+    }
+
+private:
+    std::shared_ptr<FanoutSource::Control> control_;
+    std::shared_ptr<Ring> ring_;
+    Cursor cursor_;
+    bool attached_ = false;
+    std::deque<SegmentPtr> held_;  // handed out, not fully released; back() is being read
+    size_t release_off_ = 0;       // released bytes of held_.front()
+    size_t read_off_ = 0;          // read bytes of held_.back()
+    uint64_t bytes_read_ = 0;
+};
+
+} // namespace
+
+FanoutSource::FanoutSource(std::unique_ptr<Producer> producer, Options options)
+    : producer_(std::move(producer)), control_(std::make_shared<Control>(std::move(options))) {
+    thread_ = std::thread([this] { control_loop(); });
+}
+
+FanoutSource::~FanoutSource() {
+    {
+        std::lock_guard lock(control_->mutex);
+        control_->quit = true;
+        control_->cv.notify_all();
+    }
+    thread_.join();
+}
+
+std::unique_ptr<stream::Reader> FanoutSource::subscribe(std::function<void()> wake) {
+    auto &c = *control_;
+    std::lock_guard lock(c.mutex);
+    if (c.quit) throw Error(PP_ERR_STATE, "the stream source is shutting down");
+    // No run, or one that just failed and is being torn down: a reader gets a fresh run.
+    if (!c.ring || c.ring->ended()) {
+        c.ring = std::make_shared<Ring>(c.options.limits);
+        c.start_pending = true;
+    }
+    ++c.readers;  // the reader's destructor gives it back
+    auto reader = std::make_unique<RingReader>(control_, c.ring, std::move(wake));
+    if (reader->attach()) c.keyframe_wanted = true;
+    c.cv.notify_all();
+    return reader;
+}
+
+void FanoutSource::control_loop() {
+    auto &c = *control_;
+    std::unique_lock lock(c.mutex);
+    std::unique_ptr<RunSink> sink;
+    std::shared_ptr<Ring> run_ring;  // the running producer's ring (c.ring may already be a newer one)
+
+    auto stop_run = [&](const char *why) {
+        auto ring = std::move(run_ring);
+        if (c.ring == ring) c.ring = nullptr;
+        lock.unlock();
+        producer_->stop();
+        if (ring) ring->end(PP_OK, why);
+        lock.lock();
+        sink.reset();
+        c.running = false;
+        ++c.stops;
+    };
+
+    while (!c.quit) {
+        if (c.running && c.failed_generation == c.generation) {
+            // The run stopped by itself (error or end of stream): release the producer so a new
+            // reader can start it again. Readers of the ended ring drain and end.
+            c.failed_generation.reset();
+            stop_run("the stream ended");
+            continue;
+        }
+        if (c.start_pending) {
+            c.start_pending = false;
+            auto ring = c.ring;
+            uint64_t generation = ++c.generation;
+            sink = std::make_unique<RunSink>(ring, c, generation);
+            lock.unlock();
+            std::optional<Error> failure;
+            try {
+                producer_->start(*sink);
+            } catch (const Error &e) {
+                failure = e;
+            } catch (const std::exception &e) {
+                failure = Error(PP_ERR_INTERNAL, e.what());
+            }
+            if (failure) {
+                producer_->stop();
+                if (c.options.on_failure) c.options.on_failure(failure->code(), failure->what());
+                ring->end(failure->code(), failure->what());
+            }
+            lock.lock();
+            if (failure) {
+                sink.reset();
+                if (c.ring == ring) c.ring = nullptr;
+            } else {
+                run_ring = std::move(ring);
+                c.running = true;
+                ++c.starts;
+            }
+            continue;
+        }
+        if (c.keyframe_wanted) {
+            c.keyframe_wanted = false;
+            if (c.running) {
+                lock.unlock();
+                producer_->request_keyframe();
+                lock.lock();
+            }
+            continue;
+        }
+        if (c.running && c.readers == 0) {
+            auto deadline = c.idle_since + c.options.grace;
+            if (Clock::now() >= deadline) {
+                stop_run("stopped: no readers left");
+                continue;
+            }
+            c.cv.wait_until(lock, deadline);
+            continue;
+        }
+        c.cv.wait(lock);
+    }
+    if (c.running) stop_run("the stream source was closed");
+    if (c.ring) {  // a start that never happened
+        c.ring->end(PP_OK, "the stream source was closed");
+        c.ring = nullptr;
+    }
+}
+
+nlohmann::json FanoutSource::describe() const { return producer_->describe(); }
+
+bool FanoutSource::running() const {
+    std::lock_guard lock(control_->mutex);
+    return control_->running;
+}
+
+nlohmann::json FanoutSource::stats() const {
+    nlohmann::json j;
+    std::shared_ptr<Ring> ring;
+    {
+        std::lock_guard lock(control_->mutex);
+        j["running"] = control_->running;
+        j["starts"] = control_->starts;
+        j["stops"] = control_->stops;
+        j["readers"] = control_->readers;
+        ring = control_->ring;
+    }
+    j["ring"] = ring ? ring->stats() : nlohmann::json(nullptr);
+    j["producer"] = producer_->stats();
+    return j;
+}
+
+} // namespace pp::fanout

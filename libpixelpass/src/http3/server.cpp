@@ -1,0 +1,237 @@
+#include "http3/server.hpp"
+
+#include <nghttp3/nghttp3.h>
+
+#include <string_view>
+
+namespace pp::http3 {
+
+namespace {
+
+constexpr size_t kMaxHeaderBytes = 16 * 1024;
+constexpr size_t kReadChunk = 256 * 1024;  // body bytes per DATA frame from a Reader
+
+nghttp3_nv make_nv(std::string_view name, std::string_view value) {
+    return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
+            reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(), value.size(),
+            NGHTTP3_NV_FLAG_NONE};
+}
+
+std::string_view view(nghttp3_rcbuf *buf) {
+    nghttp3_vec v = nghttp3_rcbuf_get_buf(buf);
+    return {reinterpret_cast<const char *>(v.base), v.len};
+}
+
+} // namespace
+
+struct ServerSession::Stream {
+    int64_t id;
+    Request request;
+    size_t header_bytes = 0;
+    bool responded = false;
+    std::unique_ptr<stream::Reader> reader;
+    std::string body;
+    bool body_sent = false;
+    bool starved = false;
+    uint64_t acked = 0;
+};
+
+struct ServerSession::Callbacks {
+    static ServerSession &self(void *user_data) { return *static_cast<ServerSession *>(user_data); }
+
+    static int begin_headers(nghttp3_conn *conn, int64_t stream_id, void *user_data, void *) {
+        auto &s = self(user_data);
+        auto &slot = s.streams_[stream_id];
+        if (!slot) {
+            slot = std::make_unique<Stream>();
+            slot->id = stream_id;
+        }
+        nghttp3_conn_set_stream_user_data(conn, stream_id, slot.get());
+        return 0;
+    }
+
+    static int recv_header(nghttp3_conn *, int64_t, int32_t token, nghttp3_rcbuf *name,
+                           nghttp3_rcbuf *value, uint8_t, void *, void *stream_user_data) {
+        auto *st = static_cast<Stream *>(stream_user_data);
+        if (!st) return 0;
+        std::string_view n = view(name), v = view(value);
+        st->header_bytes += n.size() + v.size() + 32;
+        if (st->header_bytes > kMaxHeaderBytes) {
+            st->request.oversized = true;
+            return 0;
+        }
+        switch (token) {
+        case NGHTTP3_QPACK_TOKEN__METHOD: st->request.method = v; break;
+        case NGHTTP3_QPACK_TOKEN__PATH: st->request.path = v; break;
+        case NGHTTP3_QPACK_TOKEN__AUTHORITY: st->request.authority = v; break;
+        case NGHTTP3_QPACK_TOKEN_AUTHORIZATION: st->request.authorization = v; break;
+        default: st->request.headers.push_back({std::string(n), std::string(v)}); break;
+        }
+        return 0;
+    }
+
+    static int recv_data(nghttp3_conn *, int64_t stream_id, const uint8_t *, size_t len, void *user_data,
+                         void *) {
+        // Request bodies carry nothing we use: drop them and give the credit back at once.
+        self(user_data).conn_.credit(stream_id, len);
+        return 0;
+    }
+
+    static int deferred_consume(nghttp3_conn *, int64_t stream_id, size_t consumed, void *user_data, void *) {
+        self(user_data).conn_.credit(stream_id, consumed);
+        return 0;
+    }
+
+    static int end_stream(nghttp3_conn *, int64_t, void *user_data, void *stream_user_data) {
+        auto *st = static_cast<Stream *>(stream_user_data);
+        if (!st || st->responded) return 0;
+        try {
+            self(user_data).respond(*st);
+        } catch (const std::exception &) {
+            return NGHTTP3_ERR_CALLBACK_FAILURE;
+        }
+        return 0;
+    }
+
+    static nghttp3_ssize read_data(nghttp3_conn *, int64_t, nghttp3_vec *vec, size_t veccnt,
+                                   uint32_t *pflags, void *, void *stream_user_data) {
+        auto *st = static_cast<Stream *>(stream_user_data);
+        if (!st) {
+            *pflags |= NGHTTP3_DATA_FLAG_EOF;
+            return 0;
+        }
+        if (!st->reader) {
+            *pflags |= NGHTTP3_DATA_FLAG_EOF;
+            if (st->body_sent || st->body.empty()) return 0;
+            st->body_sent = true;
+            vec[0].base = reinterpret_cast<uint8_t *>(st->body.data());
+            vec[0].len = st->body.size();
+            return 1;
+        }
+        size_t count = 0, total = 0;
+        while (count < veccnt && total < kReadChunk) {
+            std::span<const uint8_t> piece = st->reader->read(kReadChunk - total);
+            if (piece.empty()) break;
+            vec[count].base = const_cast<uint8_t *>(piece.data());
+            vec[count].len = piece.size();
+            total += piece.size();
+            ++count;
+        }
+        if (st->reader->at_end()) {
+            *pflags |= NGHTTP3_DATA_FLAG_EOF;
+            return static_cast<nghttp3_ssize>(count);
+        }
+        if (count == 0) {
+            st->starved = true;  // the Source wakes us through resume_starved()
+            return NGHTTP3_ERR_WOULDBLOCK;
+        }
+        return static_cast<nghttp3_ssize>(count);
+    }
+
+    static int acked_stream_data(nghttp3_conn *, int64_t, uint64_t len, void *, void *stream_user_data) {
+        auto *st = static_cast<Stream *>(stream_user_data);
+        if (!st) return 0;
+        st->acked += len;
+        if (st->reader) st->reader->release(static_cast<size_t>(len));
+        return 0;
+    }
+
+    static int stream_close(nghttp3_conn *, int64_t stream_id, uint64_t, void *user_data, void *) {
+        auto &s = self(user_data);
+        auto it = s.streams_.find(stream_id);
+        if (it != s.streams_.end()) {
+            Stream &st = *it->second;
+            s.closed_.body_bytes_acked += st.acked;
+            if (st.reader) s.closed_.drops += st.reader->stats().value("drops", uint64_t{0});
+            s.streams_.erase(it);
+        }
+        if (quic::Connection::is_bidi_stream(stream_id) && !s.conn_.is_local_stream(stream_id))
+            s.conn_.extend_max_streams_bidi(1);
+        return 0;
+    }
+
+    static int stop_sending(nghttp3_conn *, int64_t stream_id, uint64_t app_error, void *user_data, void *) {
+        self(user_data).conn_.shutdown_stream_read(stream_id, app_error);
+        return 0;
+    }
+
+    static int reset_stream(nghttp3_conn *, int64_t stream_id, uint64_t app_error, void *user_data, void *) {
+        self(user_data).conn_.shutdown_stream_write(stream_id, app_error);
+        return 0;
+    }
+};
+
+ServerSession::ServerSession(quic::Connection &conn, RequestHandler handler)
+    : Session(conn, true), handler_(std::move(handler)) {}
+
+ServerSession::~ServerSession() = default;
+
+void ServerSession::callbacks(nghttp3_callbacks &cb) {
+    cb.acked_stream_data = Callbacks::acked_stream_data;
+    cb.stream_close = Callbacks::stream_close;
+    cb.recv_data = Callbacks::recv_data;
+    cb.deferred_consume = Callbacks::deferred_consume;
+    cb.begin_headers = Callbacks::begin_headers;
+    cb.recv_header = Callbacks::recv_header;
+    cb.stop_sending = Callbacks::stop_sending;
+    cb.end_stream = Callbacks::end_stream;
+    cb.reset_stream = Callbacks::reset_stream;
+}
+
+void ServerSession::respond(Stream &st) {
+    st.responded = true;
+    ++closed_.requests;
+    Response r;
+    if (st.request.oversized) {
+        r.status = 431;
+    } else {
+        r = handler_(conn_, st.request);
+    }
+    std::string status = std::to_string(r.status);
+    std::string length;
+    std::vector<nghttp3_nv> nva;
+    nva.push_back(make_nv(":status", status));
+    for (const auto &h : r.headers) nva.push_back(make_nv(h.name, h.value));
+    nghttp3_data_reader dr{Callbacks::read_data};
+    const nghttp3_data_reader *reader = nullptr;
+    if (r.reader) {
+        st.reader = std::move(r.reader);
+        reader = &dr;
+    } else {
+        length = std::to_string(r.body.size());
+        nva.push_back(make_nv("content-length", length));
+        st.body = std::move(r.body);
+        if (!st.body.empty()) reader = &dr;
+    }
+    int rv = nghttp3_conn_submit_response(h3(), st.id, nva.data(), nva.size(), reader);
+    if (rv != 0)
+        throw quic::ApplicationError(nghttp3_err_infer_quic_app_error_code(rv),
+                                     std::string("HTTP/3 response: ") + nghttp3_strerror(rv));
+    conn_.schedule_write();
+}
+
+void ServerSession::resume_starved() {
+    bool any = false;
+    for (auto &[id, st] : streams_) {
+        if (!st->starved) continue;
+        st->starved = false;
+        nghttp3_conn_resume_stream(h3(), id);
+        any = true;
+    }
+    if (any) conn_.schedule_write();
+}
+
+ServerSession::Stats ServerSession::stats() const {
+    Stats s = closed_;
+    for (const auto &[id, st] : streams_) {
+        s.body_bytes_acked += st->acked;
+        ++s.open_streams;
+        if (st->reader) {
+            ++s.streaming;
+            s.drops += st->reader->stats().value("drops", uint64_t{0});
+        }
+    }
+    return s;
+}
+
+} // namespace pp::http3

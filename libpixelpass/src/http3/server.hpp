@@ -1,0 +1,67 @@
+// http3/server: the host side of HTTP/3. Collects each request's headers, asks the host's handler
+// for a Response, and sends it: a short body from memory, or a long one straight from a
+// stream::Reader — zero-copy, each byte released back to the Reader once the viewer acknowledged
+// it. A Reader that runs dry parks its stream until resume_starved().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "http3/session.hpp"
+#include "stream/source.hpp"
+
+namespace pp::http3 {
+
+struct Request {
+    std::string method, path, authority;
+    std::string authorization;    // the raw "authorization" value; compare in constant time
+    std::vector<Header> headers;  // every other field
+    bool oversized = false;       // the header block passed the size limit; fields were dropped
+};
+
+struct Response {
+    int status = 200;
+    std::vector<Header> headers;             // content-type etc. (content-length is added for `body`)
+    std::string body;                        // used when there is no reader
+    std::unique_ptr<stream::Reader> reader;  // a long body served until the reader's end
+};
+
+// Runs on the loop thread for each complete request.
+using RequestHandler = std::function<Response(quic::Connection &, const Request &)>;
+
+class ServerSession final : public Session {
+public:
+    ServerSession(quic::Connection &conn, RequestHandler handler);
+    ~ServerSession() override;
+
+    // Re-offers every stream whose Reader came back empty (call after the Source's wake).
+    void resume_starved();
+
+    struct Stats {
+        uint64_t requests = 0;
+        uint64_t body_bytes_acked = 0;  // body bytes the peer confirmed, all streams
+        uint64_t drops = 0;             // Reader-reported skips (slow viewer), all streams
+        size_t open_streams = 0, streaming = 0;
+    };
+    Stats stats() const;
+
+protected:
+    void callbacks(nghttp3_callbacks &cb) override;
+
+private:
+    struct Stream;
+    struct Callbacks;
+    friend struct Callbacks;
+
+    void respond(Stream &stream);
+
+    RequestHandler handler_;
+    std::unordered_map<int64_t, std::unique_ptr<Stream>> streams_;
+    Stats closed_;  // totals of streams already gone
+};
+
+} // namespace pp::http3

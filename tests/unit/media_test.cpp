@@ -1,0 +1,470 @@
+// media: real GStreamer pipelines (test source → x264/openh264 + AAC → MPEG-TS) decoded again by
+// a real decoder; encoder selection and missing-plugin messages against the real registry.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "common/error.hpp"
+#include "fanout/ts.hpp"
+#include "media/decoder.hpp"
+#include "media/media.hpp"
+#include "reader_helpers.hpp"
+
+#if __has_include(<gst/gst.h>)
+#include <gst/gst.h>
+
+#include "media/gst.hpp"
+#define PP_TEST_HAVE_GST 1
+#endif
+
+using namespace pp;
+using namespace pp::test;
+
+namespace {
+
+HostConfig small_config() {
+    HostConfig c;
+    c.source = "test";
+    c.max_height = 240;  // the test source then renders 426x240
+    c.bitrate_kbps = 800;
+    c.encoder = "x264";
+    c.grace_ms = 300;
+    return c;
+}
+
+struct EventLog {
+    std::mutex mutex;
+    std::vector<Event> events;
+    EventSink sink() {
+        return [this](const Event &e) {
+            std::lock_guard lock(mutex);
+            events.push_back(e);
+        };
+    }
+    std::vector<Event> errors() {
+        std::lock_guard lock(mutex);
+        std::vector<Event> out;
+        for (const auto &e : events)
+            if (e.type == PP_EVENT_ERROR) out.push_back(e);
+        return out;
+    }
+};
+
+[[maybe_unused]] media::DecodeReport decode(const std::vector<uint8_t> &bytes) {
+    media::TsDecoder decoder;
+    // Feed in transport-sized pieces, as the viewer's HTTP server would.
+    for (size_t off = 0; off < bytes.size(); off += 16 * 1024)
+        decoder.feed(std::span(bytes).subspan(off, std::min<size_t>(16 * 1024, bytes.size() - off)));
+    return decoder.finish();
+}
+
+bool contains(const std::string &haystack, const std::string &needle) {
+    return haystack.find(needle) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("without media support every entry point says so", "[media]") {
+    if (media::available()) {
+        SUCCEED("this build has media support; the other cases test it");
+        return;
+    }
+    try {
+        media::make_source(small_config(), nullptr);
+        FAIL("make_source should throw");
+    } catch (const Error &e) {
+        CHECK(e.code() == PP_ERR_UNSUPPORTED);
+        CHECK(contains(e.what(), "built without media support"));
+    }
+}
+
+#ifdef PP_TEST_HAVE_GST
+
+TEST_CASE("a missing element's message names its Debian package", "[media]") {
+    auto e = media::missing_element_error("x264enc");
+    CHECK(e.code() == PP_ERR_MISSING_PLUGIN);
+    CHECK(std::string(e.what()) == "GStreamer element 'x264enc' is missing: install gstreamer1.0-plugins-ugly");
+    CHECK(contains(media::missing_element_error("avenc_aac").what(), "gstreamer1.0-libav"));
+    CHECK(contains(media::missing_element_error("mpegtsmux").what(), "gstreamer1.0-plugins-bad"));
+    CHECK(contains(media::missing_element_error("textoverlay").what(), "gstreamer1.0-x"));
+
+    // Through the real lookup: an element the registry does not have.
+    try {
+        media::require_element("pixelpass-no-such-element");
+        FAIL("require_element should throw");
+    } catch (const Error &err) {
+        CHECK(err.code() == PP_ERR_MISSING_PLUGIN);
+        CHECK(contains(err.what(), "'pixelpass-no-such-element' is missing"));
+        CHECK(contains(err.what(), "gst-inspect-1.0"));
+    }
+}
+
+TEST_CASE("auto picks the first usable encoder in the documented order", "[media]") {
+    auto diag = media::diagnose();
+    INFO(diag.dump(2));
+    REQUIRE(diag["encoders"].size() == 5);
+    std::vector<std::string> order;
+    for (const auto &e : diag["encoders"]) order.push_back(e["element"]);
+    CHECK(order == std::vector<std::string>{"vah264enc", "vaapih264enc", "nvh264enc", "x264enc", "openh264enc"});
+
+    std::string first_usable;
+    for (const auto &e : diag["encoders"]) {
+        if (e["usable"].get<bool>()) {
+            first_usable = e["element"];
+            break;
+        }
+        // Every unusable one says why, in a sentence naming a package or a device.
+        CHECK(!e["reason"].get<std::string>().empty());
+    }
+    auto choice = media::select_encoder("auto");
+    CHECK(choice.element == first_usable);
+    CHECK(diag["selected"] == first_usable);
+
+    bool gpu = !diag["dri"].empty() || std::filesystem::exists("/dev/nvidia0");
+    if (!gpu) {
+        // No GPU here: software it is, and x264 comes before openh264.
+        CHECK(choice.element == "x264enc");
+        CHECK_FALSE(choice.hardware);
+    }
+}
+
+TEST_CASE("an explicit hardware encoder that cannot run fails with the reason and the package", "[media]") {
+    auto diag = media::diagnose();
+    for (const char *name : {"va", "vaapi", "nvenc"}) {
+        nlohmann::json entry;
+        for (const auto &e : diag["encoders"])
+            if (e["name"] == name) entry = e;
+        REQUIRE(entry.is_object());
+        if (entry["usable"].get<bool>()) {
+            CHECK(media::select_encoder(name).element == entry["element"]);
+            continue;
+        }
+        try {
+            media::select_encoder(name);
+            FAIL(std::string("select_encoder(") + name + ") should throw");
+        } catch (const Error &e) {
+            INFO(e.what());
+            CHECK((e.code() == PP_ERR_MISSING_PLUGIN || e.code() == PP_ERR_MEDIA));
+            CHECK(contains(e.what(), entry["package"].get<std::string>()));
+            if (std::string(name) != "nvenc" && diag["dri"].empty()) CHECK(contains(e.what(), "/dev/dri"));
+            if (std::string(name) == "nvenc" && !std::filesystem::exists("/dev/nvidia0") &&
+                e.code() == PP_ERR_MEDIA)
+                CHECK(contains(e.what(), "/dev/nvidia0"));
+        }
+    }
+    try {
+        media::select_encoder("h265-please");
+        FAIL("unknown encoder should throw");
+    } catch (const Error &e) {
+        CHECK(e.code() == PP_ERR_INVALID_ARGUMENT);
+        CHECK(contains(e.what(), "auto, va, vaapi, nvenc, x264 or openh264"));
+    }
+}
+
+TEST_CASE("an encoder removed from the registry is reported with its package; auto falls back", "[media]") {
+    media::ensure_gst();
+    GstRegistry *registry = gst_registry_get();
+    GstPluginFeature *x264 = gst_registry_lookup_feature(registry, "x264enc");
+    REQUIRE(x264 != nullptr);
+    gst_registry_remove_feature(registry, x264);  // as if gstreamer1.0-plugins-ugly were absent
+    struct Restore {
+        GstRegistry *registry;
+        GstPluginFeature *feature;
+        ~Restore() {
+            gst_registry_add_feature(registry, feature);
+            gst_object_unref(feature);
+        }
+    } restore{registry, x264};
+
+    try {
+        media::select_encoder("x264");
+        FAIL("x264 should be missing now");
+    } catch (const Error &e) {
+        INFO(e.what());
+        // The plugin file is still on disk, so the probe calls it "element missing", with the package.
+        CHECK((e.code() == PP_ERR_MISSING_PLUGIN || e.code() == PP_ERR_MEDIA));
+        CHECK(contains(e.what(), "x264enc"));
+    }
+    auto cfg = small_config();
+    cfg.encoder = "x264";
+    CHECK_THROWS_AS(media::make_source(cfg, nullptr), Error);
+    auto diag = media::diagnose();
+    bool gpu = !diag["dri"].empty() || std::filesystem::exists("/dev/nvidia0");
+    if (!gpu) CHECK(media::select_encoder("auto").element == "openh264enc");
+}
+
+TEST_CASE("the pipeline's MPEG-TS decodes: video at the configured rate and size, plus AAC audio", "[media]") {
+    EventLog log;
+    auto source = media::make_source(small_config(), log.sink());
+    auto info = source->describe();
+    INFO(info.dump());
+    CHECK(info["kind"] == "media");
+    CHECK(info["codec"] == "h264");
+    CHECK(info["encoder"] == "x264enc");
+    CHECK(info["audio"] == "aac");
+    CHECK(info["fps"] == 30);
+    CHECK(info["bitrate_kbps"] == 800);
+    CHECK(info["width"] == 426);  // known before the pipeline ever ran (GET /info comes first)
+    CHECK(info["height"] == 240);
+    CHECK_FALSE(info.contains("pts_epoch_unix_ms"));  // only while running
+
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    constexpr auto kSeconds = 3;
+    auto chunks = read_for(*reader, flag, std::chrono::seconds(kSeconds));
+    auto bytes = concat(chunks);
+    REQUIRE(!bytes.empty());
+    CHECK(bytes.size() % 188 == 0);
+
+    auto summary = fanout::ts::summarize(bytes);
+    CHECK(summary.bad_packets == 0);
+    REQUIRE(summary.first_pids.size() >= 3);
+    CHECK(summary.first_pids[0] == 0);  // PAT first
+    CHECK(summary.first_video_is_keyframe);
+    CHECK(summary.audio_pes > 0);
+
+    auto report = decode(bytes);
+    INFO(report.to_json().dump());
+    CHECK(report.eos);
+    CHECK(report.problems.empty());
+    CHECK(report.video_frames >= kSeconds * 30 * 8 / 10);
+    CHECK(report.width == 426);
+    CHECK(report.height == 240);
+    CHECK(report.audio_buffers > 0);
+    CHECK(report.audio_samples >= 48000 * kSeconds * 7 / 10);
+    // The SMPTE bars are bright on average; a black or missing picture is not.
+    REQUIRE(!report.luma.empty());
+    CHECK(report.luma.front() > 60);
+    // Moving bars + running clock: pictures differ from each other.
+    std::set<uint64_t> distinct(report.signature.begin(), report.signature.end());
+    CHECK(distinct.size() > report.signature.size() / 2);
+
+    auto d = source->describe();
+    CHECK(d["width"] == 426);
+    CHECK(d["height"] == 240);
+    CHECK(log.errors().empty());
+}
+
+TEST_CASE("PTS maps to the capture wall-clock; the host adds little latency", "[media]") {
+    auto source = media::make_source(small_config(), nullptr);
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    auto chunks = read_for(*reader, flag, 2s);
+    auto d = source->describe();
+    REQUIRE(d.contains("pts_epoch_unix_ms"));
+    int64_t epoch = d["pts_epoch_unix_ms"];
+    // steady → system clock offset, to compare arrival (steady) with capture (Unix) times.
+    auto sys_now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+    auto steady_now = SteadyClock::now();
+
+    std::vector<double> latencies;
+    fanout::ts::ProgramTracker tracker;
+    for (const auto &chunk : chunks) {
+        for (size_t off = 0; off + 188 <= chunk.bytes.size(); off += 188) {
+            auto pkt = std::span(chunk.bytes).subspan(off, 188);
+            auto kind = tracker.feed(pkt);
+            if (kind != fanout::ts::Kind::video_start && kind != fanout::ts::Kind::video_keyframe) continue;
+            auto pts = fanout::ts::pes_pts(fanout::ts::parse_packet(pkt)->payload);
+            REQUIRE(pts);
+            double capture_ms = double(epoch) + double(*pts) / 90.0;
+            double arrival_ms = double(sys_now) - std::chrono::duration<double, std::milli>(steady_now - chunk.at).count();
+            latencies.push_back(arrival_ms - capture_ms);
+        }
+    }
+    REQUIRE(latencies.size() > 30);
+    std::sort(latencies.begin(), latencies.end());
+    double median = latencies[latencies.size() / 2];
+    WARN("host pipeline latency, capture → TS out (x264 ultrafast zerolatency, 426x240): median "
+         << median << " ms, max " << latencies.back() << " ms");
+    // Negative would mean the PTS mapping is wrong (the frame "arrived before it was captured").
+    CHECK(latencies.front() > -5);
+    CHECK(median < 300);
+}
+
+TEST_CASE("openh264 output decodes too", "[media]") {
+    auto cfg = small_config();
+    cfg.encoder = "openh264";
+    cfg.audio = false;
+    auto source = media::make_source(cfg, nullptr);
+    CHECK(source->describe()["encoder"] == "openh264enc");
+    CHECK(source->describe()["audio"].is_null());
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    auto bytes = concat(read_for(*reader, flag, 1500ms));
+    auto report = decode(bytes);
+    INFO(report.to_json().dump());
+    CHECK(report.problems.empty());
+    CHECK(report.video_frames >= 30);
+    CHECK(report.audio_buffers == 0);
+}
+
+namespace {
+
+// A capture source with a given raw size and rate, to test the pipeline's pacing and scaling.
+class PatternSource final : public media::CaptureSource {
+public:
+    PatternSource(int w, int h, int fps, std::string format = "I420") : w_(w), h_(h), fps_(fps), format_(format) {}
+    std::string name() const override { return "pattern"; }
+    media::ElementPtr make_video(const media::CaptureParams &) override {
+        media::ElementPtr bin = media::sink_ref(gst_bin_new("pattern"));
+        media::ElementPtr src = media::make_element("videotestsrc");
+        media::set_property(src.get(), "is-live", "true");
+        media::set_property(src.get(), "pattern", "ball");
+        media::ElementPtr caps = media::make_capsfilter(
+            (format_ == "bayer" ? std::string("video/x-bayer,format=bggr") : "video/x-raw,format=" + format_) +
+            ",width=" + std::to_string(w_) + ",height=" + std::to_string(h_) + ",framerate=" + std::to_string(fps_) + "/1");
+        media::add_and_link(GST_BIN(bin.get()), {src.get(), caps.get()});
+        media::GstPtr<GstPad> pad(gst_element_get_static_pad(caps.get(), "src"));
+        gst_element_add_pad(bin.get(), gst_ghost_pad_new("src", pad.get()));
+        return bin;
+    }
+    media::ElementPtr make_audio(const media::CaptureParams &) override { return nullptr; }
+
+private:
+    int w_, h_, fps_;
+    std::string format_;
+};
+
+} // namespace
+
+TEST_CASE("videorate turns a 5 fps source into a steady 30 fps; odd sizes become even", "[media]") {
+    auto cfg = small_config();
+    cfg.audio = false;
+    cfg.max_height = 0;
+    auto source = media::make_source(cfg, nullptr, std::make_unique<PatternSource>(321, 181, 5));
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    auto chunks = read_for(*reader, flag, 2s);
+    auto report = decode(concat(chunks));
+    INFO(report.to_json().dump());
+    CHECK(report.problems.empty());
+    // 2 s at 30 fps; videorate fills between the 5 fps input frames (it emits the duplicates
+    // when the next input arrives, so up to one input interval is still pending at the end).
+    CHECK(report.video_frames >= 45);
+    CHECK(report.video_frames <= 70);
+    CHECK(report.width == 320);
+    CHECK(report.height == 180);
+    auto stats = source->stats();
+    INFO(stats.dump());
+    CHECK(stats["producer"]["videorate"]["duplicated"].get<uint64_t>() > 20);
+}
+
+TEST_CASE("max_height downscales keeping the aspect ratio", "[media]") {
+    auto cfg = small_config();
+    cfg.audio = false;
+    cfg.max_height = 180;
+    auto source = media::make_source(cfg, nullptr, std::make_unique<PatternSource>(640, 480, 30));
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    auto report = decode(concat(read_for(*reader, flag, 1s)));
+    INFO(report.to_json().dump());
+    CHECK(report.width == 240);  // 640 * 180 / 480
+    CHECK(report.height == 180);
+    CHECK(source->describe()["width"] == 240);
+}
+
+TEST_CASE("a pipeline error becomes an error event and ends the readers", "[media]") {
+    EventLog log;
+    auto cfg = small_config();
+    cfg.audio = false;
+    // Bayer cannot be converted by videoconvert: negotiation fails once data flows.
+    auto source = media::make_source(cfg, log.sink(), std::make_unique<PatternSource>(320, 240, 30, "bayer"));
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    auto deadline = SteadyClock::now() + 10s;
+    while (!reader->at_end() && SteadyClock::now() < deadline) {
+        reader->read(65536);
+        flag.wait(100ms);
+    }
+    CHECK(reader->at_end());
+    INFO(reader->stats().dump());
+    auto errors = log.errors();
+    REQUIRE(!errors.empty());
+    INFO(errors.front().message);
+    CHECK(errors.front().error == PP_ERR_MEDIA);
+    CHECK(contains(errors.front().message, "media pipeline"));
+    CHECK(reader->stats().contains("error"));
+    // The failed run was torn down; a new reader starts a new run (which fails the same way).
+    deadline = SteadyClock::now() + 5s;
+    while (source->running() && SteadyClock::now() < deadline) std::this_thread::sleep_for(20ms);
+    CHECK_FALSE(source->running());
+}
+
+#endif // PP_TEST_HAVE_GST
+
+#ifdef PP_TEST_HAVE_GST
+TEST_CASE("mpv plays a late joiner's bytes headlessly", "[media][mpv]") {
+    if (!std::filesystem::exists("/usr/bin/mpv")) {
+        WARN("mpv is not installed: player check skipped (apt-get install mpv)");
+        return;
+    }
+    auto source = media::make_source(small_config(), nullptr);
+    WakeFlag f1, f2;
+    auto first = source->subscribe(f1.callback());
+    read_for(*first, f1, 1500ms);  // the stream is running; the second reader joins mid-GOP
+    auto late = source->subscribe(f2.callback());
+    auto bytes = concat(read_for(*late, f2, 3s));
+    auto dir = std::filesystem::temp_directory_path() / ("pp-mpv-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    auto ts_path = dir / "late.ts", log_path = dir / "mpv.log";
+    {
+        std::ofstream out(ts_path, std::ios::binary);
+        out.write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    std::string cmd = "mpv --no-config --really-quiet=no --vo=null --ao=null --frames=60 --untimed --msg-level=all=v " +
+                      ts_path.string() + " > " + log_path.string() + " 2>&1";
+    int rc = std::system(cmd.c_str());
+    std::ifstream in(log_path);
+    std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::filesystem::remove_all(dir);
+    INFO(log.substr(log.size() > 4000 ? log.size() - 4000 : 0));
+    CHECK(rc == 0);
+    CHECK(contains(log, "h264"));
+    CHECK(contains(log, "aac"));
+    CHECK(contains(log, "426x240"));
+    // A stream that starts mid-GOP makes ffmpeg's h264 decoder complain; ours must not.
+    CHECK_FALSE(contains(log, "non-existing PPS"));
+    CHECK_FALSE(contains(log, "no frame!"));
+    CHECK_FALSE(contains(log, "decode_slice_header error"));
+}
+#endif
+
+#ifdef PP_TEST_HAVE_GST
+TEST_CASE("negative control: a stream cut mid-GOP loses frames in the decoder check", "[media]") {
+    // Proves the late-joiner checks can fail: the same bytes, cut at a delta frame, do not
+    // decode frame-for-frame.
+    auto source = media::make_source(small_config(), nullptr);
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    auto bytes = concat(read_for(*reader, flag, 2s));
+    fanout::ts::ProgramTracker tracker;
+    size_t cut = 0, delta_frames_seen = 0;
+    for (size_t off = 0; off + 188 <= bytes.size(); off += 188) {
+        auto kind = tracker.feed(std::span(bytes).subspan(off, 188));
+        if (kind == fanout::ts::Kind::video_start && ++delta_frames_seen == 10) {
+            cut = off;
+            break;
+        }
+    }
+    REQUIRE(cut > 0);
+    std::vector<uint8_t> tail(bytes.begin() + static_cast<ptrdiff_t>(cut), bytes.end());
+    auto summary = fanout::ts::summarize(tail);
+    CHECK_FALSE(summary.first_video_is_keyframe);
+    auto report = decode(tail);
+    INFO(report.to_json().dump() << " video PES " << summary.video_pes);
+    // x264 puts an IDR every 60 frames at 30 fps: the frames before the next one are lost.
+    CHECK(report.video_frames + 10 < summary.video_pes);
+}
+#endif

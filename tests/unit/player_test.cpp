@@ -1,0 +1,108 @@
+// player: detection, command lines, and detached launch (with a recording stand-in for mpv; the
+// real mpv decodes real streams in the integration tests).
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "common/error.hpp"
+#include "player/player.hpp"
+
+using pp::player::Kind;
+
+namespace {
+
+struct ScopedPath {
+    std::string saved;
+    explicit ScopedPath(const std::string &path) : saved(std::getenv("PATH") ? std::getenv("PATH") : "") {
+        setenv("PATH", path.c_str(), 1);
+    }
+    ~ScopedPath() { setenv("PATH", saved.c_str(), 1); }
+};
+
+std::filesystem::path temp_dir() {
+    char tmpl[] = "/tmp/pp-player-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    return tmpl;
+}
+
+} // namespace
+
+TEST_CASE("mpv command carries the low-latency flags and the URL last") {
+    auto argv = pp::player::command(Kind::mpv, "http://127.0.0.1:1234/abc.ts");
+    REQUIRE(argv.front() == "mpv");
+    REQUIRE(argv.back() == "http://127.0.0.1:1234/abc.ts");
+    for (const char *flag : {"--profile=low-latency", "--untimed", "--cache=no"})
+        REQUIRE(std::find(argv.begin(), argv.end(), flag) != argv.end());
+}
+
+TEST_CASE("shell command quotes what a shell would split") {
+    std::string cmd = pp::player::shell_command(Kind::vlc, "http://127.0.0.1:1/a b'c.ts");
+    REQUIRE(cmd.rfind("vlc ", 0) == 0);
+    REQUIRE(cmd.find("'http://127.0.0.1:1/a b'\\''c.ts'") != std::string::npos);
+    REQUIRE(pp::player::shell_command(Kind::mpv, "http://127.0.0.1:1/x.ts").find("'") == std::string::npos);
+}
+
+TEST_CASE("detection follows PATH and prefers mpv") {
+    auto dir = temp_dir();
+    {
+        ScopedPath path(dir.string());
+        REQUIRE(pp::player::detect().empty());
+        try {
+            pp::player::choose("auto");
+            FAIL("choose must fail without players");
+        } catch (const pp::Error &e) {
+            REQUIRE(e.code() == PP_ERR_PLAYER);
+            REQUIRE(std::string(e.what()).find("install mpv") != std::string::npos);
+        }
+    }
+    for (const char *name : {"vlc", "mpv"}) {
+        std::ofstream(dir / name) << "#!/bin/sh\nexit 0\n";
+        chmod((dir / name).c_str(), 0755);
+    }
+    ScopedPath path(dir.string());
+    auto players = pp::player::detect();
+    REQUIRE(players.size() == 2);
+    REQUIRE(players[0].name == "mpv");
+    REQUIRE(players[0].path == (dir / "mpv").string());
+    REQUIRE(pp::player::choose("auto") == Kind::mpv);
+    if (geteuid() == 0) {
+        REQUIRE_FALSE(players[1].usable);
+        REQUIRE(players[1].problem.find("root") != std::string::npos);
+    }
+    REQUIRE_THROWS_AS(pp::player::choose("totem"), pp::Error);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("launch detaches the player into its own session with our arguments") {
+    auto dir = temp_dir();
+    auto record = dir / "argv.txt";
+    // Records its arguments and session id, then lives a little (a real player keeps running).
+    std::ofstream(dir / "mpv") << "#!/bin/sh\nprintf '%s\\n' \"$@\" > " << record.string()
+                               << ".tmp\nps -o sid= -p $$ | tr -d ' ' >> " << record.string()
+                               << ".tmp\nmv " << record.string() << ".tmp " << record.string()
+                               << "\nsleep 1\n";
+    chmod((dir / "mpv").c_str(), 0755);
+    ScopedPath path(dir.string() + ":/usr/bin:/bin");
+    pid_t pid = pp::player::launch(Kind::mpv, "http://127.0.0.1:9/x.ts");
+    REQUIRE(pid > 0);
+    for (int i = 0; i < 100 && !std::filesystem::exists(record); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream in(record);
+    std::string line, last;
+    std::vector<std::string> lines;
+    while (std::getline(in, line)) lines.push_back(line);
+    REQUIRE(lines.size() >= 2);
+    REQUIRE(lines[lines.size() - 2] == "http://127.0.0.1:9/x.ts");
+    REQUIRE(lines.front() == "--profile=low-latency");
+    // Its own session: not ours, so closing our terminal does not take it down.
+    REQUIRE(std::stol(lines.back()) != getsid(0));
+    std::filesystem::remove_all(dir);
+}
