@@ -72,6 +72,7 @@ test)
         -Dfuzzing=enabled
     ninja -C "$sanitize_build"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        LSAN_OPTIONS=suppressions="$here/tests/sanitizers/lsan.supp":print_suppressions=0 \
         meson test -C "$sanitize_build" --print-errorlogs --num-processes 2 || status=1
     # One closing line over both builds, from meson's machine-readable logs.
     /usr/bin/python3 scripts/test-summary.py "$build/meson-logs/testlog.json" \

@@ -172,7 +172,7 @@ class AudioRig:
     # ---- waiting ----
 
     @staticmethod
-    def wait_for(predicate, what: str, timeout: float = 10.0):
+    def wait_for(predicate, what: str, timeout: float = 30.0):
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()

@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -37,8 +38,7 @@ namespace {
 
 constexpr uint64_t MiB = 1024 * 1024;
 
-template <typename Pred>
-bool wait_until(Pred pred, std::chrono::milliseconds timeout = 5000ms) {
+template <typename Pred> bool wait_until(Pred pred, std::chrono::milliseconds timeout = 5000ms) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!pred()) {
         if (std::chrono::steady_clock::now() > deadline) return false;
@@ -111,7 +111,8 @@ private:
         Request(SyntheticUpstream &up, uint64_t id, LocalResponse &sink,
                 std::optional<Failure> failure)
             : up_(up), id_(id), sink_(sink), failure_(std::move(failure)),
-              reader_(up.source_.subscribe([&up, id] { up.loop_.post([&up, id] { up.pump(id); }); })) {
+              reader_(
+                  up.source_.subscribe([&up, id] { up.loop_.post([&up, id] { up.pump(id); }); })) {
             up_.requests_[id_] = this;
             ++up_.live;
         }
@@ -125,7 +126,8 @@ private:
         // Synchronous on purpose: the server must take body() calls from inside resume().
         void resume() override {
             ++up_.resumes;
-            if (!paused_ || !up_.loop_.on_loop_thread()) ++up_.violations; // resume() owed only after pause
+            if (!paused_ || !up_.loop_.on_loop_thread())
+                ++up_.violations; // resume() owed only after pause
             paused_ = false;
             pump();
         }
@@ -473,8 +475,8 @@ TEST_CASE("any path but the secret one is 404 and never reaches the upstream", "
     std::string wrong_token(h.token);
     wrong_token[5] = wrong_token[5] == 'a' ? 'b' : 'a';
     for (const std::string &path :
-         {std::string("/"), std::string("/stream.ts"), "/" + wrong_token + ".ts",
-          "/" + h.token, "/" + h.token + ".tsx", "/" + h.token + ".ts/x", "/x/" + h.token + ".ts",
+         {std::string("/"), std::string("/stream.ts"), "/" + wrong_token + ".ts", "/" + h.token,
+          "/" + h.token + ".tsx", "/" + h.token + ".ts/x", "/x/" + h.token + ".ts",
           std::string("/info")}) {
         Client c(h.port());
         c.get(path);
@@ -530,13 +532,41 @@ TEST_CASE("garbage, other methods and oversized headers get 4xx", "[local_http]"
     SECTION("headers over the limit are 431") {
         Client c(h.port());
         std::string request = "GET " + h.path() + " HTTP/1.1\r\n";
-        for (int i = 0; i < 400; ++i) request += "X-Padding-" + std::to_string(i) + ": " + std::string(60, 'p') + "\r\n";
+        for (int i = 0; i < 400; ++i)
+            request += "X-Padding-" + std::to_string(i) + ": " + std::string(60, 'p') + "\r\n";
         request += "\r\n";
         c.send(request.substr(0, 17000)); // never completes within 16 KiB
         CHECK(c.read_head().status == 431);
     }
     CHECK(h.upstream.opened == 0);
     // The server survives all of it.
+    Client ok(h.port());
+    ok.get(h.path());
+    CHECK(ok.read_head().status == 200);
+    CHECK(ok.read_verified(MiB) == MiB);
+}
+
+TEST_CASE("random bytes never crash the server or reach the upstream", "[local_http]") {
+    LocalHttpOptions options;
+    options.header_timeout = 200ms; // incomplete junk gets its 408 quickly
+    Harness h({}, options);
+    std::mt19937 rng(20240601);
+    int answered = 0;
+    for (int i = 0; i < 60; ++i) {
+        std::string junk(1 + rng() % 3000, '\0');
+        for (auto &c : junk) c = static_cast<char>(rng());
+        if (i % 3 == 0) junk = "GET /" + junk; // past the method, into the target and headers
+        Client c(h.port());
+        c.send(junk);
+        std::string reply = c.read_to_end(); // the server always ends the connection
+        INFO("junk #" << i);
+        if (!reply.empty()) {
+            ++answered;
+            CHECK(reply.rfind("HTTP/1.1 4", 0) == 0);
+        }
+    }
+    CHECK(answered == 60); // 400, 405, 431 or 408: always an answer, never a hang
+    CHECK(h.upstream.opened == 0);
     Client ok(h.port());
     ok.get(h.path());
     CHECK(ok.read_head().status == 200);
@@ -589,9 +619,8 @@ TEST_CASE("two players at once each get the whole stream", "[local_http]") {
     };
     uint64_t got1 = 0, got2 = 0;
     int s1 = 0, s2 = 0;
-    std::thread watcher([&] {
-        both_seen = wait_until([&] { return h.stats()["clients"] == 2; }, 5000ms);
-    });
+    std::thread watcher(
+        [&] { both_seen = wait_until([&] { return h.stats()["clients"] == 2; }, 5000ms); });
     std::thread t1(player, &got1, &s1), t2(player, &got2, &s2);
     t1.join();
     t2.join();
@@ -634,8 +663,8 @@ TEST_CASE("a slow player pauses the upstream and server memory stays bounded", "
         std::this_thread::sleep_for(15ms);
     }
     auto stats = h.stats();
-    INFO("received " << received << ", upstream generated " << h.upstream.generated
-                     << ", peak gap " << peak_gap << ", stats " << stats.dump());
+    INFO("received " << received << ", upstream generated " << h.upstream.generated << ", peak gap "
+                     << peak_gap << ", stats " << stats.dump());
     CHECK(h.upstream.pauses >= 3);
     CHECK(h.upstream.resumes >= 2);
     // The server's own queue never goes much past the high-water mark (plus one slice).
@@ -683,16 +712,16 @@ TEST_CASE("upstream failures map to HTTP statuses with their reasons", "[local_h
         int status;
     };
     const std::string full = R"({"error":"host is full","cap":2,"current":2})";
-    for (const Case &k : {Case{PP_ERR_HOST_FULL, full, true, false, 503},
-                          Case{PP_ERR_HOST_FULL, full, false, false, 503},
-                          Case{PP_ERR_TICKET_REJECTED, "ticket rejected by host", false, false, 403},
-                          Case{PP_ERR_HOST_KEY_MISMATCH, "", true, false, 403},
-                          Case{PP_ERR_UNREACHABLE, "host unreachable at 192.0.2.1:4433", false,
-                               false, 502},
-                          Case{PP_ERR_CONNECTION_LOST, "the host went away", true, false, 502},
-                          Case{PP_ERR_CONNECTION_LOST, "no connection", false, true, 502}}) {
-        INFO(pp::result_name(k.code) << (k.synchronous ? " sync" : " async")
-                                     << (k.throws ? " thrown" : ""));
+    for (const Case &k :
+         {Case{PP_ERR_HOST_FULL, full, true, false, 503},
+          Case{PP_ERR_HOST_FULL, full, false, false, 503},
+          Case{PP_ERR_TICKET_REJECTED, "ticket rejected by host", false, false, 403},
+          Case{PP_ERR_HOST_KEY_MISMATCH, "", true, false, 403},
+          Case{PP_ERR_UNREACHABLE, "host unreachable at 192.0.2.1:4433", false, false, 502},
+          Case{PP_ERR_CONNECTION_LOST, "the host went away", true, false, 502},
+          Case{PP_ERR_CONNECTION_LOST, "no connection", false, true, 502}}) {
+        INFO(pp::result_name(k.code)
+             << (k.synchronous ? " sync" : " async") << (k.throws ? " thrown" : ""));
         h.upstream.fail_next(SyntheticUpstream::Failure{k.code, k.reason, k.synchronous, k.throws});
         Client c(h.port());
         c.get(h.path());

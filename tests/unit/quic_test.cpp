@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <random>
+#include <thread>
 
 #include "common/random.hpp"
 #include "tunnel_harness.hpp"
@@ -122,4 +123,33 @@ TEST_CASE("a peer that vanishes is freed by the idle timeout", "[quic]") {
     while (server.open_connections() != 0 && std::chrono::steady_clock::now() - start < 5s)
         std::this_thread::sleep_for(50ms);
     CHECK(server.open_connections() == 0);
+}
+
+TEST_CASE("the server refuses any ALPN but pixelpass/1", "[quic]") {
+    auto source = std::make_shared<stream::SyntheticSource>();
+    Server server(synthetic_handler(source));
+    quic::TransportOptions transport;
+    transport.handshake_timeout_ms = 2000;
+    Client client(server.port, server.identity->fingerprint(), transport, "127.0.0.1", "h3");
+    REQUIRE(client.down.wait(5s));
+    CHECK_FALSE(client.up.is_set());
+    REQUIRE(client.close_info);
+    CHECK(client.close_info->kind == quic::CloseKind::handshake_failed);
+    CHECK(server.established == 0);
+    CHECK(server.requests == 0);
+}
+
+TEST_CASE("keep-alive holds an idle connection open past the idle timeout", "[quic]") {
+    quic::TransportOptions transport;
+    transport.idle_timeout_ms = 800;
+    transport.keep_alive_ms = 250;
+    auto source = std::make_shared<stream::SyntheticSource>();
+    Server server(synthetic_handler(source), transport);
+    Client client(server.port, server.identity->fingerprint(), transport);
+    REQUIRE(client.up.wait(5s));
+    std::this_thread::sleep_for(2500ms);  // three idle timeouts without a request
+    CHECK_FALSE(client.down.is_set());
+    CHECK(server.open_connections() == 1);
+    auto stats = client.loop.call([&] { return client.conn->stats(); });
+    CHECK(stats.tx_datagrams > 5);  // the PINGs
 }

@@ -100,7 +100,7 @@ struct Client {
     std::optional<quic::CloseInfo> close_info;
 
     Client(uint16_t port, const Fingerprint &pin, quic::TransportOptions transport = {},
-           std::string host = "127.0.0.1") {
+           std::string host = "127.0.0.1", std::string alpn = std::string(quic::kAlpn)) {
         loop.call([&] {
             auto socket = std::make_unique<net::UdpSocket>(loop, net::UdpOptions{});
             quic::Observer observer;
@@ -116,7 +116,7 @@ struct Client {
                                        [](quic::Connection &c) {
                                            return std::make_unique<http3::ClientSession>(c);
                                        },
-                                       transport});
+                                       transport, alpn});
         });
     }
     ~Client() {

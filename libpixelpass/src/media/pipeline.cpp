@@ -93,8 +93,9 @@ GstPadProbeReturn Pipeline::on_raw_caps(GstPad *, GstPadProbeInfo *info, gpointe
     int height = std::max<int>(2, static_cast<int>(h) & ~1);
     const auto &spec = run->owner->spec_;
     const EncoderSpec *enc = find_encoder(spec.encoder.name);
-    std::string raw = std::string("video/x-raw,format=") + (enc ? enc->raw_format : "I420") + ",width=" + std::to_string(width) +
-          ",height=" + std::to_string(height) + ",framerate=" + std::to_string(spec.fps) + "/1,pixel-aspect-ratio=1/1";
+    std::string raw = std::string("video/x-raw,format=") + (enc ? enc->raw_format : "I420") +
+                      ",width=" + std::to_string(width) + ",height=" + std::to_string(height) +
+                      ",framerate=" + std::to_string(spec.fps) + "/1,pixel-aspect-ratio=1/1";
     CapsPtr target(gst_caps_from_string(raw.c_str()));
     g_object_set(run->raw_caps.get(), "caps", target.get(), nullptr);
     std::lock_guard lock(run->owner->mutex_);

@@ -35,17 +35,21 @@ Timer::~Timer() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-void Timer::arm_at(uint64_t deadline_ns) {
-    if (deadline_ns == deadline_) return;
-    deadline_ = deadline_ns;
+void Timer::program(uint64_t at) {
+    armed_ = at;
     itimerspec spec{};
-    if (deadline_ns != UINT64_MAX) {
+    if (at != UINT64_MAX) {
         // 0 would disarm: a deadline at or before the epoch of the clock fires as soon as possible.
-        uint64_t at = deadline_ns == 0 ? 1 : deadline_ns;
-        spec.it_value.tv_sec = static_cast<time_t>(at / 1000000000ULL);
-        spec.it_value.tv_nsec = static_cast<long>(at % 1000000000ULL);
+        uint64_t t = at == 0 ? 1 : at;
+        spec.it_value.tv_sec = static_cast<time_t>(t / 1000000000ULL);
+        spec.it_value.tv_nsec = static_cast<long>(t % 1000000000ULL);
     }
     timerfd_settime(fd_, TFD_TIMER_ABSTIME, &spec, nullptr);
+}
+
+void Timer::arm_at(uint64_t deadline_ns) {
+    wanted_ = deadline_ns;
+    if (deadline_ns < armed_) program(deadline_ns);  // earlier: the kernel must know
 }
 
 void Timer::on_poll(uv_poll_t *handle, int, int) {
@@ -53,7 +57,13 @@ void Timer::on_poll(uv_poll_t *handle, int, int) {
     if (!self) return;
     uint64_t expirations = 0;
     if (::read(self->fd_, &expirations, sizeof expirations) != sizeof expirations) return;
-    self->deadline_ = UINT64_MAX;
+    self->armed_ = UINT64_MAX;
+    if (self->wanted_ == UINT64_MAX) return;  // cancelled since
+    if (self->wanted_ > monotonic_ns()) {
+        self->program(self->wanted_);  // the deadline moved later since it was armed
+        return;
+    }
+    self->wanted_ = UINT64_MAX;
     self->fire_();  // may destroy *self: touch nothing afterwards
 }
 

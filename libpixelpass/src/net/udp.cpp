@@ -320,7 +320,8 @@ UdpSocket::SendStatus UdpSocket::send_one(const Address &remote, const Address *
             for (size_t off = 0; off < len; off += segment) {
                 SendStatus st = send_one(remote, local, data + off, std::min(segment, len - off),
                                          std::min(segment, len - off));
-                if (st == SendStatus::blocked) return st;  // rare: the rest counts as lost
+                // Rare: the caller retries the whole batch, and QUIC drops the duplicates.
+                if (st == SendStatus::blocked) return st;
             }
             return SendStatus::sent;
         }

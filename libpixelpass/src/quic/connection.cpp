@@ -58,9 +58,9 @@ void trace(void *, const char *format, ...) {
     std::fputc('\n', stderr);
 }
 
-gnutls_datum_t alpn_datum() {
-    return {reinterpret_cast<unsigned char *>(const_cast<char *>(kAlpn.data())),
-            static_cast<unsigned>(kAlpn.size())};
+gnutls_datum_t alpn_datum(std::string_view alpn) {
+    return {reinterpret_cast<unsigned char *>(const_cast<char *>(alpn.data())),
+            static_cast<unsigned>(alpn.size())};
 }
 
 bool alpn_is_ours(gnutls_session_t session) {
@@ -324,7 +324,7 @@ Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
     if (configured != 0) throw Error(PP_ERR_CRYPTO, "TLS session for QUIC could not be configured");
     gnutls_session_set_ptr(session, &conn_ref_->ref);
     tls_check(gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, p.credentials), "TLS credentials");
-    gnutls_datum_t alpn = alpn_datum();
+    gnutls_datum_t alpn = alpn_datum(server_ ? kAlpn : std::string_view(p.alpn));
     if (server_) {
         gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
                                            client_hello_hook);
@@ -457,10 +457,11 @@ void Connection::receive(const net::Datagram &d) {
     int rv = ngtcp2_conn_read_pkt(conn_.get(), &path, &pi, d.data.data(), d.data.size(), now());
     in_callback_ = false;
     if (rv != 0) {
-        if (first) {
+        if (first && rv != NGTCP2_ERR_CRYPTO) {
             die(std::nullopt);  // a datagram that never was a connection: no answer, no event
             return;
         }
+        // (A TLS refusal of a real ClientHello — say, a foreign ALPN — does get its alert.)
         handle_error(rv);
         return;
     }
@@ -555,6 +556,11 @@ void Connection::start_draining() {
     CloseInfo info{CloseKind::peer,
                    ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION, ccerr.error_code,
                    std::string(reinterpret_cast<const char *>(ccerr.reason), ccerr.reasonlen)};
+    if (!established_ && !info.application && info.code >= 0x100 && info.code <= 0x1ff) {
+        // CRYPTO_ERROR: the peer's TLS refused the handshake (e.g. 0x178, no common ALPN).
+        info.kind = CloseKind::handshake_failed;
+        info.detail = "the peer refused the TLS handshake (alert " + std::to_string(info.code - 0x100) + ")";
+    }
     state_ = State::draining;
     notify_closed(info);
     app_.reset();
@@ -569,9 +575,9 @@ void Connection::notify_closed(const CloseInfo &info) {
 
 void Connection::die(std::optional<CloseInfo> info) {
     if (state_ == State::dead) return;
+    state_ = State::dead;  // first: the observer may look at (or try to close) this connection
     if (info) notify_closed(*info);
     notified_closed_ = true;
-    state_ = State::dead;
     timer_->cancel();
     app_.reset();
     for (const auto &cid : cids_) endpoint_.remove_cid(cid);

@@ -115,6 +115,7 @@ public:
         net::Address local, remote;
         gnutls_certificate_credentials_t credentials = nullptr;
         std::optional<Fingerprint> pin;  // client: the server key to insist on
+        std::string alpn{kAlpn};         // client: the protocol offered
         AppFactory make_app;
         TransportOptions transport;
     };

@@ -73,6 +73,7 @@ Connection &Endpoint::connect(const net::Address &remote, ClientOptions options)
     p.remote = target;
     p.credentials = static_cast<gnutls_certificate_credentials_t>(client_credentials_.get());
     p.pin = options.pin;
+    p.alpn = options.alpn;
     p.make_app = std::move(options.make_app);
     p.transport = options.transport;
     uint64_t id = next_id_++;

@@ -37,6 +37,7 @@ struct ClientOptions {
     Fingerprint pin;  // SHA-256 of the server's SubjectPublicKeyInfo, from the ticket
     AppFactory make_app;
     TransportOptions transport;
+    std::string alpn{kAlpn};  // only tests offer anything else (to see it refused)
 };
 
 class Endpoint {

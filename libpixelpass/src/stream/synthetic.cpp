@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -164,9 +165,9 @@ public:
     SyntheticReader(const SyntheticConfig &config, std::shared_ptr<SyntheticSource::Ticker> ticker,
                     std::function<void()> wake)
         : length_(config.length.value_or(std::numeric_limits<uint64_t>::max())),
-          bytes_per_second_(static_cast<double>(config.rate_bps) / 8.0),
-          burst_(static_cast<double>(config.rate_bps) / 8.0 *
-                 std::chrono::duration<double>(config.wake_interval).count()),
+          step_(std::chrono::duration_cast<Clock::duration>(config.wake_interval)),
+          bytes_per_step_(static_cast<double>(config.rate_bps) / 8.0 *
+                          std::chrono::duration<double>(config.wake_interval).count()),
           ticker_(std::move(ticker)), wake_(std::move(wake)), start_(Clock::now()) {}
 
     ~SyntheticReader() override {
@@ -213,19 +214,24 @@ private:
         std::unique_ptr<uint8_t[]> data;
     };
 
-    // Bytes due by `now`: one burst at once, then the rate. Unpaced: everything.
+    // Bytes due by `now`. Paced, they come in steps of one interval's worth, the first at once:
+    // whole bursts like video frames, so a transport sends full packets and a dry reader is woken
+    // once per step rather than finding a few new bytes at every try. Unpaced: everything.
     uint64_t due(Clock::time_point now) const {
-        if (bytes_per_second_ <= 0) return std::numeric_limits<uint64_t>::max();
-        double elapsed = std::chrono::duration<double>(now - start_).count();
-        return static_cast<uint64_t>(burst_ + elapsed * bytes_per_second_);
+        if (bytes_per_step_ <= 0) return std::numeric_limits<uint64_t>::max();
+        auto steps = static_cast<double>((now - start_) / step_) + 1;
+        return static_cast<uint64_t>(steps * bytes_per_step_);
     }
 
-    // Wake when a whole burst more is due: due(t) = read_offset_ + burst_.
+    // Wakes the reader at the first step that makes read_offset_ due.
     void schedule_wake() {
         if (!ticker_ || !wake_) return;
-        auto when = start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                                 static_cast<double>(read_offset_) / bytes_per_second_));
-        ticker_->schedule(this, when, &wake_);
+        auto n = static_cast<int64_t>(
+            std::ceil(static_cast<double>(read_offset_ + 1) / bytes_per_step_) - 1);
+        n = std::max<int64_t>(n, 0);
+        while (static_cast<uint64_t>(static_cast<double>(n + 1) * bytes_per_step_) <= read_offset_)
+            ++n; // floating-point rounding
+        ticker_->schedule(this, start_ + n * step_, &wake_);
     }
 
     void generate() {
@@ -243,8 +249,8 @@ private:
     }
 
     const uint64_t length_;
-    const double bytes_per_second_;
-    const double burst_;
+    const Clock::duration step_;
+    const double bytes_per_step_;
     std::shared_ptr<SyntheticSource::Ticker> ticker_;
     std::function<void()> wake_;
     const Clock::time_point start_;
@@ -261,7 +267,8 @@ private:
 SyntheticSource::SyntheticSource(SyntheticConfig config) : config_(config) {
     if (config_.rate_bps > 0) {
         if (config_.wake_interval <= std::chrono::microseconds::zero())
-            throw Error(PP_ERR_INVALID_ARGUMENT, "synthetic stream: wake interval must be positive");
+            throw Error(PP_ERR_INVALID_ARGUMENT,
+                        "synthetic stream: wake interval must be positive");
         ticker_ = std::make_shared<Ticker>();
     }
 }

@@ -21,15 +21,17 @@ void synthetic_fill(uint64_t offset, std::span<uint8_t> out) noexcept;
 
 // Checks `bytes` as received at stream offset `offset`: nullopt when all are right, otherwise the
 // stream offset of the first wrong byte.
-std::optional<uint64_t> synthetic_mismatch(uint64_t offset, std::span<const uint8_t> bytes) noexcept;
+std::optional<uint64_t> synthetic_mismatch(uint64_t offset,
+                                           std::span<const uint8_t> bytes) noexcept;
 
 struct SyntheticConfig {
     // Total bytes per reader; nullopt = endless.
     std::optional<uint64_t> length;
     // Pacing in bits per second, per reader, counted from its subscribe(); 0 = as fast as read.
     uint64_t rate_bps = 0;
-    // With pacing, a reader that ran dry is woken once this much more is due: bursts like video
-    // frames rather than a wake per packet (10 ms at 8 Mbit/s = 10 kB).
+    // With pacing, bytes become due in one burst per interval (the first at subscribe), like
+    // video frames, and a reader that ran dry is woken at the next burst (10 ms at 8 Mbit/s:
+    // 10 kB, 100 wakes a second).
     std::chrono::microseconds wake_interval{10000};
 };
 

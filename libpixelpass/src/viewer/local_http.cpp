@@ -59,9 +59,12 @@ std::string_view target_path(std::string_view target) {
 
 std::string format_bytes(uint64_t n) {
     char buf[32];
-    if (n >= 10'000'000) std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(n) / 1e6);
-    else if (n >= 10'000) std::snprintf(buf, sizeof buf, "%.1f kB", static_cast<double>(n) / 1e3);
-    else std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(n));
+    if (n >= 10'000'000)
+        std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(n) / 1e6);
+    else if (n >= 10'000)
+        std::snprintf(buf, sizeof buf, "%.1f kB", static_cast<double>(n) / 1e3);
+    else
+        std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(n));
     return buf;
 }
 
@@ -158,8 +161,8 @@ public:
     }
 
     void start_reading() {
-        int rc = uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_), &LocalHttpConnection::on_alloc,
-                               &LocalHttpConnection::on_read);
+        int rc = uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_),
+                               &LocalHttpConnection::on_alloc, &LocalHttpConnection::on_read);
         if (rc < 0) fail_later();
     }
 
@@ -205,8 +208,8 @@ public:
         default:
             // A player that stopped reading entirely would hold its host stream forever.
             if (writing_ && now - last_progress_ > stall_timeout()) {
-                server_->log(PP_LOG_WARNING, "player " + std::to_string(id_) +
-                                                 " stopped reading; dropping it");
+                server_->log(PP_LOG_WARNING,
+                             "player " + std::to_string(id_) + " stopped reading; dropping it");
                 close_now();
             }
             break;
@@ -215,7 +218,8 @@ public:
 
     size_t backlog() const { return inflight_.size() + pending_.size(); }
     nlohmann::json stats() const {
-        return {{"id", id_}, {"bytes", body_written()}, {"backlog", backlog()}, {"paused", paused_}};
+        return {
+            {"id", id_}, {"bytes", body_written()}, {"backlog", backlog()}, {"paused", paused_}};
     }
     bool is_client() const { return client_; }
 
@@ -269,21 +273,21 @@ public:
             } else {
                 body = nlohmann::json{{"error", result_name(error)},
                                       {"code", static_cast<int>(error)},
-                                      {"message", reason.empty() ? result_name(error)
-                                                                 : std::string(reason)}}
+                                      {"message",
+                                       reason.empty() ? result_name(error) : std::string(reason)}}
                            .dump();
             }
             ++server_->upstream_errors_;
-            server_->log(PP_LOG_WARNING,
-                         "player " + std::to_string(id_) + ": " +
-                             (reason.empty() ? std::string(result_name(error)) : std::string(reason)) +
-                             " (" + std::to_string(status) + ")");
+            server_->log(PP_LOG_WARNING, "player " + std::to_string(id_) + ": " +
+                                             (reason.empty() ? std::string(result_name(error))
+                                                             : std::string(reason)) +
+                                             " (" + std::to_string(status) + ")");
             respond(status, body);
         } else {
             if (error != PP_OK) {
                 ++server_->upstream_errors_;
-                server_->log(PP_LOG_WARNING, "player " + std::to_string(id_) + ": stream broke: " +
-                                                 result_name(error));
+                server_->log(PP_LOG_WARNING, "player " + std::to_string(id_) +
+                                                 ": stream broke: " + result_name(error));
             }
             state_ = State::flushing;
         }
@@ -305,8 +309,7 @@ private:
             self->on_peer_closed();
             return;
         }
-        if (self->state_ == State::reading)
-            self->parse(buf->base, static_cast<size_t>(nread));
+        if (self->state_ == State::reading) self->parse(buf->base, static_cast<size_t>(nread));
         // Anything after the request (pipelined requests, junk) is read and dropped: the response
         // closes the connection.
     }
@@ -329,8 +332,8 @@ private:
         if (err == HPE_PAUSED) {
             dispatch();
         } else if (err != HPE_OK) {
-            server_->log(PP_LOG_DEBUG, "local client " + std::to_string(id_) + ": bad request: " +
-                                           llhttp_errno_name(err));
+            server_->log(PP_LOG_DEBUG, "local client " + std::to_string(id_) +
+                                           ": bad request: " + llhttp_errno_name(err));
             respond_local(400, "malformed request");
         } else if (received_ >= server_->options_.max_header_bytes) {
             respond_local(431, "request header too large");
@@ -355,7 +358,8 @@ private:
         head_request_ = method == HTTP_HEAD;
         if (!server_->path_matches(target_path(url_))) {
             // Never log the path: it may be the token with a typo.
-            server_->log(PP_LOG_DEBUG, "local client " + std::to_string(id_) + ": unknown path (404)");
+            server_->log(PP_LOG_DEBUG,
+                         "local client " + std::to_string(id_) + ": unknown path (404)");
             respond_local(404, "not found");
             return;
         }
@@ -382,10 +386,10 @@ private:
     // A complete non-streaming response, then close.
     void respond(int status, const std::string &body) {
         response_started_ = true;
-        std::string head = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) +
-                           "\r\nContent-Type: application/json\r\nContent-Length: " +
-                           std::to_string(body.size()) +
-                           "\r\nCache-Control: no-store\r\nConnection: close\r\n";
+        std::string head =
+            "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) +
+            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\nCache-Control: no-store\r\nConnection: close\r\n";
         if (status == 405) head += "Allow: GET, HEAD\r\n";
         head += "\r\n";
         queue(std::as_bytes(std::span(head.data(), head.size())));
@@ -538,8 +542,7 @@ uint16_t LocalHttpServer::Impl::listen(uint16_t port) {
     uv_ip4_addr("127.0.0.1", port, &addr);
     int rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr *>(&addr), 0);
     if (rc == 0)
-        rc = uv_listen(reinterpret_cast<uv_stream_t *>(&listener_), 128,
-                       &Impl::on_connection);
+        rc = uv_listen(reinterpret_cast<uv_stream_t *>(&listener_), 128, &Impl::on_connection);
     if (rc < 0)
         throw Error(PP_ERR_IO, "cannot serve players on 127.0.0.1:" + std::to_string(port) + ": " +
                                    uv_strerror(rc));
@@ -630,10 +633,14 @@ nlohmann::json LocalHttpServer::Impl::stats() const {
     auto players = nlohmann::json::array();
     for (const auto &[id, conn] : connections_)
         if (conn->is_client()) players.push_back(conn->stats());
-    return {{"clients", clients_},     {"connections", connections_.size()},
-            {"requests", requests_},   {"refused", refused_},
-            {"upstream_errors", upstream_errors_}, {"bytes", bytes_},
-            {"peak_backlog", peak_backlog_}, {"players", std::move(players)}};
+    return {{"clients", clients_},
+            {"connections", connections_.size()},
+            {"requests", requests_},
+            {"refused", refused_},
+            {"upstream_errors", upstream_errors_},
+            {"bytes", bytes_},
+            {"peak_backlog", peak_backlog_},
+            {"players", std::move(players)}};
 }
 
 // ---------------------------------------------------------------------------------------------
