@@ -13,7 +13,7 @@
 //           host's loop thread, and every viewer's bytes checked.
 //
 // Usage: quic-bench [goodput] [setup] [fanout] [--bytes N] [--connections N] [--viewers N]
-//                   [--seconds N] [--rate BPS]        (no mode = all three)
+//                   [--seconds N] [--rate BPS] [--no-gso] [--no-gro]   (no mode = all three)
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -164,13 +164,16 @@ struct Counter : http3::ResponseHandler {
 
 // ---------------------------------------------------------------------------------------------
 
-nlohmann::json goodput(uint64_t length) {
+nlohmann::json goodput(uint64_t length, bool gso, bool gro) {
     nlohmann::json out;
     auto identity = Identity::generate();
     net::Loop server_loop("bench-server"), client_loop("bench-client");
     std::unique_ptr<quic::Endpoint> server, client;
     uint16_t port = server_loop.call([&] {
-        auto sock = std::make_unique<net::UdpSocket>(server_loop, net::UdpOptions{"127.0.0.1", 0});
+        net::UdpOptions uo{"127.0.0.1", 0};
+        uo.gso = gso;
+        uo.gro = gro;
+        auto sock = std::make_unique<net::UdpSocket>(server_loop, uo);
         uint16_t p = sock->local_address().port();
         server = std::make_unique<quic::Endpoint>(server_loop, std::move(sock), quic::Observer{});
         server->listen({identity,
@@ -187,7 +190,10 @@ nlohmann::json goodput(uint64_t length) {
     std::promise<void> up;
     quic::Connection *conn = nullptr;
     client_loop.call([&] {
-        auto sock = std::make_unique<net::UdpSocket>(client_loop, net::UdpOptions{});
+        net::UdpOptions uo;
+        uo.gso = gso;
+        uo.gro = gro;
+        auto sock = std::make_unique<net::UdpSocket>(client_loop, uo);
         quic::Observer obs;
         obs.established = [&](quic::Connection &) { up.set_value(); };
         client = std::make_unique<quic::Endpoint>(client_loop, std::move(sock), obs);
@@ -437,6 +443,7 @@ int main(int argc, char **argv) {
     uint64_t bytes = 2ull << 30;
     int connections = 200, viewers = 50, seconds = 30;
     uint64_t rate = 8'000'000;
+    bool gso = true, gro = true;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
@@ -445,12 +452,14 @@ int main(int argc, char **argv) {
         else if (a == "--viewers") viewers = std::stoi(next());
         else if (a == "--seconds") seconds = std::stoi(next());
         else if (a == "--rate") rate = std::stoull(next());
+        else if (a == "--no-gso") gso = false;
+        else if (a == "--no-gro") gro = false;
         else modes.insert(a);
     }
     if (modes.empty()) modes = {"goodput", "setup", "fanout"};
     nlohmann::json report;
     if (modes.count("goodput")) {
-        report["goodput"] = goodput(bytes);
+        report["goodput"] = goodput(bytes, gso, gro);
         std::printf("%s\n", report["goodput"].dump(2).c_str());
         std::fflush(stdout);
     }

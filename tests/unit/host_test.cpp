@@ -125,8 +125,15 @@ TEST_CASE("above the cap a viewer gets 503 with the reason; the others keep stre
     CHECK(s["totals"]["refused_full"] == 1);
 }
 
-TEST_CASE("a viewer killed mid-stream is freed by the idle timeout; the others go on", "[host]") {
+TEST_CASE("a dead viewer is freed and the others go on", "[host]") {
     // The doomed viewer lives in a child process, forked before any thread exists here.
+    // killed: SIGKILL closes its socket, so the host's next packets bounce (ICMP port
+    //         unreachable); the host confirms and frees it well within the 30 s idle timeout.
+    // frozen: SIGSTOP keeps the socket open and silent, as if the network went: only the
+    //         idle timeout (shortened here) can tell.
+    bool frozen = false;
+    SECTION("killed") { frozen = false; }
+    SECTION("frozen") { frozen = true; }
     int ticket_pipe[2], progress_pipe[2];
     REQUIRE(pipe(ticket_pipe) == 0);
     REQUIRE(pipe(progress_pipe) == 0);
@@ -149,15 +156,17 @@ TEST_CASE("a viewer killed mid-stream is freed by the idle timeout; the others g
             });
         } catch (...) {
         }
-        _exit(0);
+        _exit(0);  // never back into the test runner
     }
     close(ticket_pipe[0]);
     close(progress_pipe[1]);
 
     EventLog events;
     HostConfig config = loopback_host(2);
-    config.idle_timeout_ms = 1500;
-    config.keep_alive_ms = 500;
+    if (frozen) {
+        config.idle_timeout_ms = 1500;
+        config.keep_alive_ms = 500;
+    }
     Host host(config, events.sink());
     host.start();
     std::string t = host.ticket_text() + "\n";
@@ -174,19 +183,20 @@ TEST_CASE("a viewer killed mid-stream is freed by the idle timeout; the others g
     REQUIRE(read(progress_pipe[0], &x, 1) == 1);  // the child is streaming
     close(progress_pipe[0]);
     REQUIRE(stats(host)["viewers"].size() == 2);
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-    auto killed_at = std::chrono::steady_clock::now();
+    kill(child, frozen ? SIGSTOP : SIGKILL);
+    auto gone_at = std::chrono::steady_clock::now();
 
-    auto left = events.wait_for(PP_EVENT_VIEWER_LEFT, 5s);
+    auto left = events.wait_for(PP_EVENT_VIEWER_LEFT, 6s);
     REQUIRE(left);
-    CHECK(std::chrono::steady_clock::now() - killed_at < 3s);
-    CHECK(nlohmann::json::parse(left->json)["reason"] == "idle timeout");
+    CHECK(std::chrono::steady_clock::now() - gone_at < 3s);
+    CHECK(nlohmann::json::parse(left->json)["reason"] == (frozen ? "idle timeout" : "unreachable"));
     CHECK(stats(host)["viewers"].size() == 1);
 
     auto r = player.get();
     CHECK(r.bytes == (64u << 20));
     CHECK_FALSE(r.mismatch.has_value());
+    if (frozen) kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
 }
 
 TEST_CASE("malformed datagrams at the host port are ignored", "[host]") {
@@ -248,4 +258,52 @@ TEST_CASE("host statistics describe each viewer without the secret", "[host]") {
     REQUIRE(left);
     CHECK(nlohmann::json::parse(left->json)["reason"] == "host stopped");
     CHECK(stats(host)["running"] == false);
+}
+
+TEST_CASE("freeing the host or a viewer from inside its own event callback", "[host]") {
+    SECTION("host freed when a viewer joins") {
+        std::unique_ptr<Host> host;
+        std::atomic<bool> freed{false};
+        std::mutex m;
+        host = std::make_unique<Host>(loopback_host(), [&](const Event &e) {
+            if (e.type != PP_EVENT_VIEWER_JOINED) return;
+            std::lock_guard lock(m);
+            host.reset();  // returns at once; the teardown finishes after this callback
+            freed = true;
+        });
+        std::string ticket;
+        {
+            std::lock_guard lock(m);
+            host->start();
+            ticket = host->ticket_text();
+        }
+        pp_result rc = PP_OK;
+        try {
+            Viewer v(viewer_for(ticket), {});
+            rc = v.wait(3000);  // the host went away: the connection ends
+        } catch (const Error &e) {
+            rc = e.code();  // or it went before the ticket check finished
+        }
+        CHECK(freed);
+        CHECK(rc != PP_ERR_STATE);
+    }
+    SECTION("viewer freed when its host stops") {
+        Host host(loopback_host(), {});
+        host.start();
+        std::unique_ptr<Viewer> viewer;
+        std::mutex m;
+        std::atomic<bool> freed{false};
+        {
+            std::lock_guard lock(m);
+            viewer = std::make_unique<Viewer>(viewer_for(host.ticket_text()), [&](const Event &e) {
+                if (e.type != PP_EVENT_STOPPED) return;
+                std::lock_guard lock(m);
+                viewer.reset();
+                freed = true;
+            });
+        }
+        host.stop();
+        for (int i = 0; i < 300 && !freed; ++i) std::this_thread::sleep_for(10ms);
+        CHECK(freed);
+    }
 }

@@ -41,6 +41,58 @@ pp_result connect_error(const ViewerConfig &config, std::string *detail = nullpt
     return PP_OK;
 }
 
+// The host runs in a child process. killed: SIGKILL closes its socket, the viewer's next packets
+// bounce (ICMP port unreachable), and the viewer confirms the host is gone within a second or so
+// — no 30 s idle wait. frozen: SIGSTOP keeps the socket open and silent, as if the network went;
+// only the idle timeout (shortened here) can tell.
+void check_host_gone(bool frozen) {
+    int pipefd[2];
+    REQUIRE(pipe(pipefd) == 0);
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        close(pipefd[0]);
+        try {
+            Host host(loopback_host(), {});
+            host.start();
+            std::string t = host.ticket_text() + "\n";
+            (void)!write(pipefd[1], t.data(), t.size());
+            pause();
+        } catch (...) {
+        }
+        _exit(0);  // never back into the test runner
+    }
+    close(pipefd[1]);
+    std::string t;
+    char c;
+    while (read(pipefd[0], &c, 1) == 1 && c != '\n') t += c;
+    close(pipefd[0]);
+    auto config = viewer_for(t);
+    if (frozen) {
+        config.idle_timeout_ms = 1500;
+        config.keep_alive_ms = 500;
+    }
+    EventLog events;
+    {
+        Viewer viewer(config, events.sink());
+        auto player = std::async(std::launch::async, [&] { return play(viewer.url(), 4u << 20); });
+        CHECK(player.get().bytes == (4u << 20));
+        kill(child, frozen ? SIGSTOP : SIGKILL);
+        auto start = std::chrono::steady_clock::now();
+        CHECK(viewer.wait(6000) == PP_ERR_CONNECTION_LOST);
+        CHECK(std::chrono::steady_clock::now() - start < 3s);
+        auto stopped = events.wait_for(PP_EVENT_STOPPED, 1s);
+        REQUIRE(stopped);
+        CHECK(stopped->error == PP_ERR_CONNECTION_LOST);
+        CHECK(stopped->message.find(frozen ? "stopped answering" : "the host is gone") != std::string::npos);
+        // A player arriving now gets a clear 502, not a hang.
+        auto late = play(viewer.url(), 1, 3s);
+        CHECK(late.status == 502);
+    }
+    if (frozen) kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+}
+
 } // namespace
 
 TEST_CASE("three viewers pull 64 MiB each at once, byte-exact", "[viewer]") {
@@ -147,16 +199,40 @@ TEST_CASE("dead candidates before the good one do not delay the connection", "[v
     hole_loop.call([&] { hole.reset(); });
 }
 
-TEST_CASE("no answer from any candidate: unreachable, naming them and the time", "[viewer]") {
+TEST_CASE("no host at any candidate: unreachable, naming them", "[viewer]") {
     std::array<uint8_t, 32> fp{};
     std::vector<uint8_t> secret(16, 7);
-    auto config = viewer_for(make_ticket(fp, secret, {{"127.0.0.2", 9}, {"127.0.0.3", 9}}));
-    config.connect_timeout_ms = 700;
-    std::string detail;
-    auto start = std::chrono::steady_clock::now();
-    CHECK(connect_error(config, &detail) == PP_ERR_UNREACHABLE);
-    CHECK(std::chrono::steady_clock::now() - start < 3s);
-    CHECK(detail == "host unreachable at 127.0.0.2:9, 127.0.0.3:9: timed out after 0.7 s");
+    SECTION("closed ports fail at once") {
+        // Nothing listens: the ICMP port-unreachable answers end each attempt right away.
+        auto config = viewer_for(make_ticket(fp, secret, {{"127.0.0.2", 9}, {"127.0.0.3", 9}}));
+        config.connect_timeout_ms = 5000;
+        std::string detail;
+        auto start = std::chrono::steady_clock::now();
+        CHECK(connect_error(config, &detail) == PP_ERR_UNREACHABLE);
+        CHECK(std::chrono::steady_clock::now() - start < 1s);
+        CHECK(detail.rfind("host unreachable at 127.0.0.2:9, 127.0.0.3:9 (", 0) == 0);
+        CHECK(detail.find("nothing listens at 127.0.0.3:9") != std::string::npos);
+    }
+    SECTION("silent addresses time out") {
+        net::Loop hole_loop("holes");
+        std::vector<std::unique_ptr<net::UdpSocket>> holes;
+        std::vector<std::pair<std::string, uint16_t>> cands;
+        hole_loop.call([&] {
+            for (int i = 0; i < 2; ++i) {
+                holes.push_back(std::make_unique<net::UdpSocket>(hole_loop, net::UdpOptions{"127.0.0.1", 0}));
+                cands.emplace_back("127.0.0.1", holes.back()->local_address().port());
+            }
+        });
+        auto config = viewer_for(make_ticket(fp, secret, cands));
+        config.connect_timeout_ms = 700;
+        std::string detail;
+        auto start = std::chrono::steady_clock::now();
+        CHECK(connect_error(config, &detail) == PP_ERR_UNREACHABLE);
+        CHECK(std::chrono::steady_clock::now() - start < 3s);
+        CHECK(detail == "host unreachable at 127.0.0.1:" + std::to_string(cands[0].second) + ", 127.0.0.1:" +
+                            std::to_string(cands[1].second) + ": timed out after 0.7 s");
+        hole_loop.call([&] { holes.clear(); });
+    }
 }
 
 TEST_CASE("the host stopping ends the viewer cleanly; the host vanishing is a lost connection", "[viewer]") {
@@ -172,52 +248,6 @@ TEST_CASE("the host stopping ends the viewer cleanly; the host vanishing is a lo
         REQUIRE(stopped);
         CHECK(stopped->error == PP_OK);
     }
-    SECTION("killed host") {
-        // The host runs in a child process that is SIGKILLed: no CONNECTION_CLOSE, no ICMP
-        // reaches QUIC; the viewer must notice by its idle timeout.
-        int pipefd[2];
-        REQUIRE(pipe(pipefd) == 0);
-        pid_t child = fork();
-        REQUIRE(child >= 0);
-        if (child == 0) {
-            close(pipefd[0]);
-            try {
-                HostConfig config = loopback_host();
-                config.idle_timeout_ms = 1500;
-                Host host(config, {});
-                host.start();
-                std::string t = host.ticket_text() + "\n";
-                (void)!write(pipefd[1], t.data(), t.size());
-                pause();
-            } catch (...) {
-            }
-            _exit(0);  // never back into the test runner
-        }
-        close(pipefd[1]);
-        std::string t;
-        char c;
-        while (read(pipefd[0], &c, 1) == 1 && c != '\n') t += c;
-        close(pipefd[0]);
-        auto config = viewer_for(t);
-        config.idle_timeout_ms = 1500;
-        config.keep_alive_ms = 500;
-        EventLog events;
-        {
-            Viewer viewer(config, events.sink());
-            auto player = std::async(std::launch::async, [&] { return play(viewer.url(), 4u << 20); });
-            CHECK(player.get().bytes == (4u << 20));
-            kill(child, SIGKILL);
-            waitpid(child, nullptr, 0);
-            auto start = std::chrono::steady_clock::now();
-            CHECK(viewer.wait(6000) == PP_ERR_CONNECTION_LOST);
-            CHECK(std::chrono::steady_clock::now() - start < 4s);
-            auto stopped = events.wait_for(PP_EVENT_STOPPED, 1s);
-            REQUIRE(stopped);
-            CHECK(stopped->error == PP_ERR_CONNECTION_LOST);
-            CHECK(stopped->message.find("stopped answering") != std::string::npos);
-            // A player arriving now gets a clear 502, not a hang.
-            auto late = play(viewer.url(), 1, 3s);
-            CHECK(late.status == 502);
-        }
-    }
+    SECTION("killed host") { check_host_gone(false); }
+    SECTION("frozen host") { check_host_gone(true); }
 }

@@ -1,6 +1,7 @@
 #include "net/udp.hpp"
 
 #include <fcntl.h>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
@@ -88,6 +89,9 @@ UdpSocket::UdpSocket(Loop &loop, const UdpOptions &options) {
     if (set_int(fd_, SOL_SOCKET, SO_SNDBUFFORCE, options.buffer_bytes) != 0)
         set_int(fd_, SOL_SOCKET, SO_SNDBUF, options.buffer_bytes);
 
+    // ICMP errors (port unreachable when a peer's process died) are queued for us to read.
+    if (local_.family() == AF_INET6) set_int(fd_, IPPROTO_IPV6, IPV6_RECVERR, 1);
+    if (local_.family() == AF_INET || dual_stack_) set_int(fd_, IPPROTO_IP, IP_RECVERR, 1);
     if (local_.family() == AF_INET6) {
         set_int(fd_, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
         set_int(fd_, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE);
@@ -138,7 +142,13 @@ void UdpSocket::update_poll() {
 void UdpSocket::on_poll(uv_poll_t *handle, int status, int events) {
     auto *self = static_cast<UdpSocket *>(handle->data);
     if (!self) return;
-    if (status < 0) events = UV_READABLE;  // surface the error through recvmmsg, then carry on
+    if (status < 0) {
+        // libuv reports POLLERR (a queued ICMP error) this way and stops the handle: read the
+        // error queue, watch again, and read whatever data came with it.
+        self->drain_errors();
+        self->update_poll();
+        events = UV_READABLE;
+    }
     if (events & UV_WRITABLE) {
         self->want_write_ = false;
         self->update_poll();
@@ -166,7 +176,11 @@ void UdpSocket::receive() {
         int n = recvmmsg(fd_, msgs, kBatch, 0, nullptr);
         if (n <= 0) {
             if (n < 0 && errno == EINTR) continue;
-            break;  // EAGAIN: drained; other errors (ICMP reports) carry no datagram
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                drain_errors();  // an ICMP report took the place of data: there may be more
+                continue;
+            }
+            break;
         }
         ++counters_.rx_calls;
         for (int i = 0; i < n; ++i) {
@@ -216,6 +230,37 @@ void UdpSocket::receive() {
         if (static_cast<size_t>(n) < kBatch) break;
     }
     if (batch_end_) batch_end_();
+}
+
+void UdpSocket::drain_errors() {
+    for (int i = 0; i < 64; ++i) {
+        sockaddr_storage name{};
+        uint8_t data[64];
+        iovec iov{data, sizeof data};
+        alignas(cmsghdr) uint8_t control[512];
+        msghdr h{};
+        h.msg_name = &name;
+        h.msg_namelen = sizeof name;
+        h.msg_iov = &iov;
+        h.msg_iovlen = 1;
+        h.msg_control = control;
+        h.msg_controllen = sizeof control;
+        if (recvmsg(fd_, &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;
+        for (cmsghdr *c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+            bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR;
+            bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
+            if (!v4 && !v6) continue;
+            sock_extended_err err;
+            std::memcpy(&err, CMSG_DATA(c), sizeof err);
+            if (err.ee_origin != SO_EE_ORIGIN_ICMP && err.ee_origin != SO_EE_ORIGIN_ICMP6) continue;
+            if (err.ee_errno != ECONNREFUSED && err.ee_errno != EHOSTUNREACH && err.ee_errno != ENETUNREACH)
+                continue;  // e.g. EMSGSIZE: path MTU, QUIC handles that itself
+            ++counters_.icmp_errors;
+            // msg_name is the original destination of the datagram that bounced.
+            Address dest(reinterpret_cast<sockaddr *>(&name), h.msg_namelen);
+            if (unreachable_ && !dest.empty()) unreachable_(dest);
+        }
+    }
 }
 
 void UdpSocket::dispatch(std::span<const uint8_t> data, const Address &remote,

@@ -61,6 +61,9 @@ public:
     void set_batch_end(std::function<void()> fn) { batch_end_ = std::move(fn); }
     // Runs once the socket is writable again after send() reported `blocked`.
     void set_writable(std::function<void()> fn) { writable_ = std::move(fn); }
+    // Runs when an ICMP error says a datagram to `remote` could not be delivered (nothing
+    // listens there, no route). A hint only: ICMP can be forged, so the listener confirms it.
+    void set_unreachable(std::function<void(const Address &remote)> fn) { unreachable_ = std::move(fn); }
 
     enum class SendStatus { sent, blocked, failed };
     // Sends `data` as datagrams of `segment` bytes (the last one may be shorter) to `remote`,
@@ -75,6 +78,7 @@ public:
         uint64_t rx_datagrams = 0, rx_bytes = 0, rx_calls = 0;
         uint64_t tx_datagrams = 0, tx_bytes = 0, tx_calls = 0, tx_failed = 0;
         uint64_t dropped = 0;  // neither QUIC nor claimed by the STUN hook
+        uint64_t icmp_errors = 0;
         bool gso = false, gro = false;
     };
     const Counters &counters() const { return counters_; }
@@ -82,6 +86,7 @@ public:
 private:
     static void on_poll(uv_poll_t *handle, int status, int events);
     void receive();
+    void drain_errors();
     void dispatch(std::span<const uint8_t> data, const Address &remote, const Address &local,
                   uint8_t ecn);
     void update_poll();
@@ -96,6 +101,7 @@ private:
     Handle<uv_poll_t> poll_;
     Handler quic_, stun_;
     std::function<void()> batch_end_, writable_;
+    std::function<void(const Address &)> unreachable_;
     Counters counters_;
 
     struct RxSlot;

@@ -47,6 +47,7 @@ enum class CloseKind {
     handshake_timeout,  // no handshake within handshake_timeout_ms
     key_mismatch,       // client: the server's key is not the pinned one
     handshake_failed,   // other TLS failures (no common ALPN, bad messages)
+    unreachable,        // ICMP says nothing listens at the peer's address any more (confirmed)
     error               // protocol or internal error
 };
 
@@ -124,6 +125,10 @@ public:
     void write();
     void writable();  // the socket accepts data again after a blocked send
     void shutdown(uint64_t app_error, std::string_view reason);  // immediate local close
+    // An ICMP error named our peer's address. Before the handshake (client) the attempt fails at
+    // once; afterwards the peer gets a short chance to prove it is alive (a PING is forced), and
+    // the connection ends only if nothing comes back — forged ICMP cannot cut a live connection.
+    void peer_unreachable();
     const std::vector<std::string> &cids() const { return cids_; }
 
 private:
@@ -151,7 +156,6 @@ private:
     bool established_ = false, announce_established_ = false, notified_closed_ = false;
     bool in_callback_ = false, write_scheduled_ = false;
     std::optional<std::pair<uint64_t, std::string>> close_requested_;
-    std::optional<CloseInfo> pending_close_;  // set by a callback, acted on after it returns
     std::optional<Fingerprint> pin_;
     bool key_mismatch_ = false;
     std::string key_mismatch_detail_;
@@ -171,6 +175,8 @@ private:
     size_t tx_pending_off_ = 0, tx_pending_len_ = 0, tx_pending_segment_ = 0;
     std::vector<uint8_t> close_packet_;
     uint64_t close_rx_count_ = 0;
+    uint64_t probe_deadline_ = 0;  // confirming an ICMP report: gone unless a packet comes first
+    uint64_t probe_rx_ = 0;
     Stats counters_;
 };
 

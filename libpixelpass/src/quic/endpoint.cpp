@@ -40,6 +40,12 @@ Endpoint::Endpoint(net::Loop &loop, std::unique_ptr<net::UdpSocket> socket, Obse
     socket_->set_quic_handler([this](const net::Datagram &d) { on_datagram(d); });
     socket_->set_batch_end([this] { flush(); });
     socket_->set_writable([this] { on_writable(); });
+    socket_->set_unreachable([this](const net::Address &remote) {
+        std::vector<Connection *> hit;
+        for (const auto &[id, conn] : connections_)
+            if (!conn->closed() && conn->remote() == remote) hit.push_back(conn.get());
+        for (auto *c : hit) c->peer_unreachable();
+    });
 }
 
 Endpoint::~Endpoint() {
@@ -51,6 +57,7 @@ Endpoint::~Endpoint() {
     socket_->set_quic_handler(nullptr);
     socket_->set_batch_end(nullptr);
     socket_->set_writable(nullptr);
+    socket_->set_unreachable(nullptr);
 }
 
 void Endpoint::listen(ServerOptions options) {

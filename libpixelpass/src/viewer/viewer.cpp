@@ -364,6 +364,9 @@ struct Viewer::Core : viewer::Upstream {
         case quic::CloseKind::idle_timeout:
             message = "connection lost: the host stopped answering (" + info.detail + ")";
             break;
+        case quic::CloseKind::unreachable:
+            message = "connection lost: the host is gone (" + info.detail + ")";
+            break;
         default:
             message = std::string("connection lost: ") + quic::close_kind_name(info.kind) +
                       (info.detail.empty() ? "" : " (" + info.detail + ")");
