@@ -1,0 +1,135 @@
+"""The tunnel through the real `pixelpass` CLI processes, as a user runs them: a host process prints
+a ticket, viewer processes print local URLs, HTTP clients pull the stream from them. What the unit
+tests prove inside one process, this proves across processes: a host killed with SIGKILL is noticed
+by its viewer, which exits non-zero with one clear line; the viewer cap refuses with the reason;
+a viewer process killed mid-stream does not disturb the others."""
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+CLI = os.environ["PIXELPASS_CLI"]
+
+
+class Proc:
+    """A pixelpass process whose stdout's first line we wait for and whose stderr we keep."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True)
+
+    def first_line(self):
+        # Blocks until the line arrives or the process dies (EOF); meson's timeout bounds it.
+        line = self.p.stdout.readline()
+        assert line, "exited %s without output: %s" % (self.p.poll(), self.stderr_text())
+        return line.strip()
+
+    def stderr_text(self):
+        if self.p.poll() is None:
+            return "(still running)"
+        return self.p.stderr.read()
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, sig)
+        self.p.wait(timeout=30)
+
+    def wait(self, timeout):
+        return self.p.wait(timeout=timeout)
+
+
+@pytest.fixture
+def procs():
+    started = []
+
+    def start(*args):
+        proc = Proc(*args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+def pull(url, nbytes, timeout=30):
+    """Reads nbytes of the stream at url; returns how many arrived."""
+    got = 0
+    with urllib.request.urlopen(url, timeout=timeout) as body:
+        while got < nbytes:
+            chunk = body.read(min(65536, nbytes - got))
+            if not chunk:
+                break
+            got += len(chunk)
+    return got
+
+
+def host(start, *extra):
+    h = start("host", "--source", "synthetic", "--bind", "127.0.0.1", *extra)
+    ticket = h.first_line()
+    assert ticket.startswith("pxp"), ticket
+    return h, ticket
+
+
+def test_viewer_reports_a_killed_host_and_exits_nonzero(procs):
+    h, ticket = host(procs)
+    v = procs("view", ticket)
+    url = v.first_line()
+    assert url.startswith("http://127.0.0.1:"), url
+    assert pull(url, 4 << 20) == 4 << 20
+    h.kill(signal.SIGKILL)
+    started = time.monotonic()
+    code = v.wait(timeout=40)
+    took = time.monotonic() - started
+    err = v.p.stderr.read()
+    assert code != 0
+    assert "connection lost" in err, err
+    # ICMP port-unreachable from the dead host's port ends it in well under the idle timeout.
+    assert took < 10, "viewer noticed the dead host after %.1f s" % took
+
+
+def test_viewer_cap_refuses_with_the_reason_and_keeps_serving(procs):
+    h, ticket = host(procs, "--max-viewers", "1")
+    first = procs("view", ticket)
+    first_url = first.first_line()
+    body = urllib.request.urlopen(first_url, timeout=30)  # holds the only seat
+    assert len(body.read(1 << 20)) > 0
+    # The viewer asks the host before it offers a URL, so a full host is refused up front.
+    second = procs("view", ticket)
+    assert second.wait(timeout=30) == 1
+    assert second.p.stdout.read() == ""
+    assert "host is full (1/1)" in second.p.stderr.read()
+    # The first viewer still streams, and the host is still up.
+    assert len(body.read(4 << 20)) == 4 << 20
+    assert h.p.poll() is None
+    body.close()
+
+
+def test_a_viewer_killed_mid_stream_leaves_the_others_alone(procs):
+    h, ticket = host(procs)
+    doomed = procs("view", ticket)
+    doomed_url = doomed.first_line()
+    survivor = procs("view", ticket)
+    survivor_url = survivor.first_line()
+    doomed_body = urllib.request.urlopen(doomed_url, timeout=30)
+    assert len(doomed_body.read(1 << 20)) > 0
+    survivor_body = urllib.request.urlopen(survivor_url, timeout=30)
+    assert len(survivor_body.read(1 << 20)) > 0
+    doomed.kill(signal.SIGKILL)
+    doomed_body.close()
+    assert len(survivor_body.read(16 << 20)) == 16 << 20
+    survivor_body.close()
+    assert h.p.poll() is None
+
+
+def test_a_mangled_ticket_is_one_clear_line_and_exit_1(procs):
+    _, ticket = host(procs)
+    broken = ticket[:-7]  # the end of the line lost in the paste
+    v = procs("view", broken)
+    code = v.wait(timeout=30)
+    err = v.p.stderr.read().strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "truncated" in err[0], err
