@@ -1,0 +1,81 @@
+"""The tunnel from Python: a Host serving the deterministic test byte source, a Viewer connected
+over real QUIC on loopback, the stream pulled from its local URL, and both sides' statistics."""
+import urllib.request
+
+import pytest
+
+import pixelpass
+from pixelpass import ConnectionFailed, Result
+
+
+def pull(url, nbytes):
+    got = 0
+    with urllib.request.urlopen(url, timeout=30) as body:
+        while got < nbytes:
+            chunk = body.read(min(1 << 16, nbytes - got))
+            if not chunk:
+                break
+            got += len(chunk)
+    return got
+
+
+@pytest.fixture
+def host():
+    with pixelpass.Host(source="synthetic", bind_address="127.0.0.1", max_viewers=1) as h:
+        h.start()
+        yield h
+
+
+def test_viewer_pulls_the_stream_and_both_sides_report_it(host):
+    with pixelpass.Viewer.connect(host.ticket()) as viewer:
+        assert viewer.url.startswith("http://127.0.0.1:") and viewer.url.endswith(".ts")
+        assert pull(viewer.url, 8 << 20) == 8 << 20
+        stats = viewer.stats()
+        assert stats["connected"] is True
+        assert stats["path"] == "direct"
+        assert stats["address"].startswith("127.0.0.1:")
+        assert 0 < stats["rtt_ms"] < 5000
+        assert stats["bytes_received"] >= 8 << 20
+        assert stats["host"]["max_viewers"] == 1
+        host_stats = host.stats()
+        assert len(host_stats["viewers"]) == 1
+        secret = pixelpass.Ticket.decode(host.ticket()).secret.hex()
+        assert secret not in repr(host_stats).lower() and len(host_stats["secret_hash"]) == 8
+        assert not viewer.wait(0.05)  # still connected
+
+
+def test_the_viewer_cap_is_a_host_full_error(host):
+    with pixelpass.Viewer.connect(host.ticket()) as first:
+        body = urllib.request.urlopen(first.url, timeout=30)
+        assert body.read(1 << 16)
+        with pytest.raises(ConnectionFailed) as refused:
+            pixelpass.Viewer.connect(host.ticket())
+        assert refused.value.code == Result.HOST_FULL
+        assert "1/1" in refused.value.detail
+        body.close()
+
+
+def test_a_ticket_with_another_secret_gets_nothing(host):
+    # Same key and address, another secret: the host must refuse it.
+    good = pixelpass.Ticket.decode(host.ticket())
+    wrong_secret = bytes(b ^ 0xFF for b in good.secret)
+    with pytest.raises(ConnectionFailed) as refused:
+        pixelpass.Viewer.connect(rebuild(good, secret=wrong_secret))
+    assert refused.value.code == Result.TICKET_REJECTED
+
+
+def test_the_host_stopping_ends_the_viewer_cleanly(host):
+    viewer = pixelpass.Viewer.connect(host.ticket())
+    try:
+        host.stop()
+        assert viewer.wait(10) is True
+    finally:
+        viewer.close()
+
+
+def rebuild(ticket, secret):
+    """A copy of `ticket` with another access secret."""
+    copy = pixelpass.Ticket.new(ticket.fingerprint, secret)
+    for candidate in ticket.candidates:
+        copy.add_candidate(candidate.address, candidate.port, candidate.kind)
+    return copy
