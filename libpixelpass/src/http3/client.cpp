@@ -5,23 +5,9 @@
 #include <charconv>
 
 #include "common/error.hpp"
+#include "http3/nv.hpp"
 
 namespace pp::http3 {
-
-namespace {
-
-nghttp3_nv make_nv(std::string_view name, std::string_view value) {
-    return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
-            reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(), value.size(),
-            NGHTTP3_NV_FLAG_NONE};
-}
-
-std::string_view view(nghttp3_rcbuf *buf) {
-    nghttp3_vec v = nghttp3_rcbuf_get_buf(buf);
-    return {reinterpret_cast<const char *>(v.base), v.len};
-}
-
-} // namespace
 
 struct ClientSession::Request {
     int64_t id;

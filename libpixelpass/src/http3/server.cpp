@@ -4,23 +4,14 @@
 
 #include <string_view>
 
+#include "http3/nv.hpp"
+
 namespace pp::http3 {
 
 namespace {
 
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 constexpr size_t kReadChunk = 256 * 1024;  // body bytes per DATA frame from a Reader
-
-nghttp3_nv make_nv(std::string_view name, std::string_view value) {
-    return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
-            reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(), value.size(),
-            NGHTTP3_NV_FLAG_NONE};
-}
-
-std::string_view view(nghttp3_rcbuf *buf) {
-    nghttp3_vec v = nghttp3_rcbuf_get_buf(buf);
-    return {reinterpret_cast<const char *>(v.base), v.len};
-}
 
 } // namespace
 
