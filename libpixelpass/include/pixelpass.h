@@ -92,7 +92,10 @@ typedef enum pp_result {
     PP_ERR_NO_CAPTURE_SOURCE = -63, /**< no desktop session to capture */
     PP_ERR_PLAYER = -64,            /**< the player is missing, unusable, or failed to start */
 
-    PP_ERR_CONFIG = -80             /**< a config file is broken; detail names line and column */
+    PP_ERR_CONFIG = -80,            /**< a config file is broken; detail names line and column */
+    /* Not a value: makes the type int-wide, so any int a caller passes is representable
+     * (the library rejects unknown values; a C++ enum with a narrower range could not hold them). */
+    PP_RESULT_FORCE_INT32_ = 0x7fffffff
 } pp_result;
 
 /** Short, static, English name of a result code. Never NULL. Thread-safe. */
@@ -133,7 +136,10 @@ typedef enum pp_candidate_kind {
     PP_CANDIDATE_LOCAL = 0,     /**< an address of one of the host's interfaces */
     PP_CANDIDATE_REFLEXIVE = 1, /**< the host's public address as a STUN server saw it */
     PP_CANDIDATE_MAPPED = 2,    /**< a UPnP-IGD / NAT-PMP / PCP port mapping */
-    PP_CANDIDATE_RELAYED = 3    /**< the host's allocation on a TURN relay */
+    PP_CANDIDATE_RELAYED = 3,   /**< the host's allocation on a TURN relay */
+    /* Not a value: makes the type int-wide, so any int a caller passes is representable
+     * (the library rejects unknown values; a C++ enum with a narrower range could not hold them). */
+    PP_CANDIDATE_FORCE_INT32_ = 0x7fffffff
 } pp_candidate_kind;
 
 /**
@@ -356,7 +362,10 @@ PP_EXPORT void pp_viewer_free(pp_viewer *viewer);
 typedef enum pp_player_kind {
     PP_PLAYER_AUTO = 0, /**< the best usable installed player: mpv, then VLC */
     PP_PLAYER_MPV = 1,
-    PP_PLAYER_VLC = 2
+    PP_PLAYER_VLC = 2,
+    /* Not a value: makes the type int-wide, so any int a caller passes is representable
+     * (the library rejects unknown values; a C++ enum with a narrower range could not hold them). */
+    PP_PLAYER_FORCE_INT32_ = 0x7fffffff
 } pp_player_kind;
 
 /**

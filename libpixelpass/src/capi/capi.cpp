@@ -435,6 +435,7 @@ pp::player::Kind player_kind(pp_player_kind player) {
     case PP_PLAYER_AUTO: return pp::player::choose("auto");
     case PP_PLAYER_MPV: return pp::player::Kind::mpv;
     case PP_PLAYER_VLC: return pp::player::Kind::vlc;
+    case PP_PLAYER_FORCE_INT32_: break;  // rejected by checked_enum
     }
     throw pp::Error(PP_ERR_INTERNAL, "unreachable player kind");
 }

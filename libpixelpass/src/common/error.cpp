@@ -5,6 +5,7 @@ namespace pp {
 const char *result_name(pp_result code) noexcept {
     switch (code) {
     case PP_OK: return "success";
+    case PP_RESULT_FORCE_INT32_: break;  // not a code
     case PP_ERR_INVALID_ARGUMENT: return "invalid argument";
     case PP_ERR_NO_MEMORY: return "out of memory";
     case PP_ERR_UNSUPPORTED: return "not supported yet";

@@ -89,6 +89,7 @@ const char *kind_name(pp_candidate_kind kind) {
     case PP_CANDIDATE_REFLEXIVE: return "reflexive";
     case PP_CANDIDATE_MAPPED: return "mapped";
     case PP_CANDIDATE_RELAYED: return "relayed";
+    case PP_CANDIDATE_FORCE_INT32_: break;  // not a kind
     }
     return "unknown";
 }
