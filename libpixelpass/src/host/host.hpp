@@ -1,8 +1,8 @@
 // host: one sharing session — its identity and secret, the network service that viewers reach
 // (QUIC + HTTP/3 on one UDP socket: GET /stream.ts, GET /info, the secret check, the viewer cap),
 // and the byte Source it serves (the media pipeline behind its fan-out, or the synthetic
-// generator). Owned by the C facade's pp_host. Thread-safe: every public function may be called from any thread,
-// including from inside an event callback.
+// generator). Owned by the C facade's pp_host. Thread-safe: every public function may be called
+// from any thread, including from inside an event callback.
 #pragma once
 
 #include <cstdint>
