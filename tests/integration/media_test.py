@@ -8,6 +8,7 @@ original tool's ~2 s of garbage.
 """
 import glob
 import os
+import pathlib
 import pwd
 import re
 import shutil
@@ -17,7 +18,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import wave
 import zlib
 
 import pytest
@@ -212,13 +212,14 @@ def test_mpv_decodes_video_and_audio_from_the_viewer_url(tmp_path):
     with pixelpass.Host(**host_options()) as host:
         host.start()
         with connect(host) as viewer:
-            url = viewer.url()
-            frames, wav, log = tmp_path / "frames", tmp_path / "audio.wav", tmp_path / "mpv.log"
+            url = viewer.url
+            frames, wav, log = tmp_path / "frames", tmp_path / "audio.pcm", tmp_path / "mpv.log"
             frames.mkdir()
             cmd = mpv_base(url, log) + [
                 "--vo=image", "--vo-image-format=png", "--vo-image-png-compression=1",
                 "--vo-image-png-filter=0", f"--vo-image-outdir={frames}",
-                "--ao=pcm", f"--ao-pcm-file={wav}", "--frames=100"]
+                "--ao=pcm", f"--ao-pcm-file={wav}", "--ao-pcm-waveheader=no", "--audio-format=s16",
+                "--audio-channels=stereo", "--audio-samplerate=48000", "--frames=100"]
             subprocess.run(cmd, timeout=120, check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
             stats = host.stats()
@@ -226,9 +227,8 @@ def test_mpv_decodes_video_and_audio_from_the_viewer_url(tmp_path):
     assert len(pictures) >= 90, f"mpv decoded {len(pictures)} frames"
     text = log.read_text(errors="replace")
     assert re.search(r"Audio\s+--aid=1.*aac", text), "mpv found no AAC track"
-    with wave.open(str(wav)) as w:
-        assert w.getnframes() > 48000 // 2, "under half a second of audio decoded"
-        samples = w.readframes(w.getnframes())
+    samples = wav.read_bytes()  # raw s16 stereo 48 kHz
+    assert len(samples) > 48000 * 4 // 2, "under half a second of audio decoded"
     assert any(b != 0 for b in samples), "the decoded audio is silence"
     looks = [check_picture(p) for p in (pictures[5], pictures[45], pictures[-1])]
     assert looks[0] != looks[1] != looks[2], "the picture does not move"
@@ -248,7 +248,13 @@ def unprivileged_user():
 
 @pytest.mark.skipif(not VLC, reason="VLC not installed")
 @pytest.mark.skipif(os.geteuid() != 0, reason="creating and switching to a test user needs root")
-def test_vlc_as_unprivileged_user_decodes_frames(tmp_path, unprivileged_user):
+def test_vlc_as_unprivileged_user_decodes_frames(unprivileged_user):
+    # pytest's tmp_path sits under a root-only directory: the test user needs its own.
+    with tempfile.TemporaryDirectory(prefix="pp-vlc-") as tmp:
+        run_vlc_test(pathlib.Path(tmp), unprivileged_user)
+
+
+def run_vlc_test(tmp_path, unprivileged_user):
     scenes = tmp_path / "scenes"
     scenes.mkdir()
     os.chmod(tmp_path, 0o777)
@@ -260,7 +266,7 @@ def test_vlc_as_unprivileged_user_decodes_frames(tmp_path, unprivileged_user):
                    VLC, "-I", "dummy", "--no-audio", "--vout=dummy", "--video-filter=scene",
                    f"--scene-path={scenes}", "--scene-format=png", "--scene-ratio=10",
                    "--scene-prefix=f", "--network-caching=100", "--run-time=6",
-                   viewer.url(), "vlc://quit"]
+                   viewer.url, "vlc://quit"]
             proc = subprocess.run(cmd, timeout=90, capture_output=True, text=True)
     shots = glob.glob(str(scenes / "f*.png"))
     assert len(shots) >= 5, f"VLC wrote {len(shots)} scene frames; exit {proc.returncode}: {proc.stderr[-2000:]}"
@@ -271,14 +277,14 @@ def test_late_joiner_gets_a_clean_first_frame_quickly(tmp_path):
     with pixelpass.Host(**host_options()) as host:
         host.start()
         with connect(host) as first:
-            early = HttpReader(first.url())
+            early = HttpReader(first.url)
             early.start()
             wait_until(lambda: early.bytes > 0, 30, what="the first viewer's stream")
             time.sleep(5)  # the stream has run 5 s: the join point is mid-GOP
             with connect(host) as late:
                 frames, log = tmp_path / "late", tmp_path / "late.log"
                 frames.mkdir()
-                cmd = mpv_base(late.url(), log) + [
+                cmd = mpv_base(late.url, log) + [
                     "--vo=image", "--vo-image-format=jpg", f"--vo-image-outdir={frames}",
                     "--ao=null", "--frames=30"]
                 started = time.monotonic()
@@ -301,8 +307,8 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
     with pixelpass.Host(**host_options(bitrate_kbps=4000)) as host:
         host.start()
         with connect(host) as slow_viewer, connect(host) as fast_viewer:
-            slow = HttpReader(slow_viewer.url(), trickle=2048, interval=0.2)  # ~10 kB/s
-            fast = HttpReader(fast_viewer.url())
+            slow = HttpReader(slow_viewer.url, trickle=2048, interval=0.2)  # ~10 kB/s
+            fast = HttpReader(fast_viewer.url)
             slow.start()
             fast.start()
             wait_until(lambda: fast.bytes > 0 and slow.bytes > 0, 30, what="both streams")
@@ -313,7 +319,11 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
                 ours = [v for v in s["viewers"] if v["drops"] > 0]
                 return s if ours else None
 
-            stats = wait_until(slow_drops, 60, interval=0.5, what="the slow viewer's drops in stats")
+            # The slow player's backlog first fills the viewer's local buffer and the QUIC stream
+            # window (megabytes: tens of seconds at a trickle); only then does the host skip.
+            t_drop = time.monotonic()
+            stats = wait_until(slow_drops, 120, interval=0.5, what="the slow viewer's drops in stats")
+            t_drop = time.monotonic() - t_drop
             time.sleep(3)
             stats = host.stats()
             rss_end = rss_kb()
@@ -323,7 +333,9 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
     late = fast.clock.lateness(epoch)
     assert len(late) > 60, f"the fast viewer got only {len(late)} frames"
     steady = late[15:]  # after the encoder's warm-up
-    assert max(steady) < 1000, f"fast viewer fell behind: worst {max(steady):.0f} ms"
+    worst = max(range(len(steady)), key=lambda i: steady[i])
+    assert steady[worst] < 1000, (f"fast viewer fell behind: worst {steady[worst]:.0f} ms at frame "
+                                  f"{worst + 15} of {len(late)}; drops seen after {t_drop:.1f} s")
     pts = [p for _, p in fast.clock.samples]
     gaps = [b - a for a, b in zip(pts, pts[1:])]
     # A skip to the newest keyframe would jump a GOP (1–2 s); load may cost a frame here and there.
@@ -332,8 +344,10 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
     assert drops[0] == 0 and drops[1] > 0, drops
     assert stats["totals"]["drops"] >= drops[1]
     ring = stats["media"]["ring"]
-    assert ring["bytes"] < 64 * 1024 * 1024, ring
+    assert ring["bytes_held"] <= 32 * 1024 * 1024, ring  # fanout::Limits::max_ring_bytes
     assert rss_end - rss_start < 100 * 1024, f"host process grew {rss_end - rss_start} kB"
+    print(f"slow viewer: drops seen after {t_drop:.1f} s; fast viewer worst {steady[worst]:.0f} ms; "
+          f"RSS +{rss_end - rss_start} kB")
 
 
 def test_teardown_after_grace_and_restart_with_a_new_viewer():
@@ -342,7 +356,7 @@ def test_teardown_after_grace_and_restart_with_a_new_viewer():
         host.start()
         assert host.stats()["pipeline_state"] == "NULL"
         with connect(host) as viewer:
-            reader = HttpReader(viewer.url())
+            reader = HttpReader(viewer.url)
             reader.start()
             wait_until(lambda: reader.bytes > 100_000, 30, what="the stream")
             assert host.stats()["pipeline_state"] == "PLAYING"
@@ -355,7 +369,7 @@ def test_teardown_after_grace_and_restart_with_a_new_viewer():
         assert stopped_after >= grace * 0.8, f"stopped {stopped_after:.2f} s after the last viewer"
         assert host.stats()["pipeline_state"] == "NULL"
         with connect(host) as again:
-            reader = HttpReader(again.url())
+            reader = HttpReader(again.url)
             reader.start()
             wait_until(lambda: reader.bytes > 100_000, 30, what="the restarted stream")
             stats = host.stats()
