@@ -3,7 +3,7 @@
 //
 // Glass-to-glass: each frame carries its capture time (the burnt-in clock; as a number: the
 // pipeline's PTS epoch + PTS). A Lua script in mpv reports, after each displayed frame ("tick"),
-// mpv's clock and the frame's PTS on stdout; mpv's clock is mapped to Unix time by the smallest
+// mpv's clock and the frame's time-pos (the TS PTS, 3600 s based) on stdout; mpv's clock is mapped to Unix time by the smallest
 // (arrival − mpv clock) over all lines (pipe delay only ever adds). Latency = display − capture.
 //   baseline   the same media::Pipeline (720p30, x264 ultrafast/zerolatency) written straight from
 //              its appsink to mpv over a plain HTTP socket on loopback — no QUIC, no fan-out
@@ -70,7 +70,7 @@ local function out(kind, pts)
   io.stdout:flush()
 end
 mp.register_event("tick", function()
-  local pts = mp.get_property_number("video-pts")
+  local pts = mp.get_property_number("time-pos")  -- the TS PTS as written (3600 s + ...)
   if pts and pts ~= last then last = pts; out("F", pts) end
 end)
 mp.add_periodic_timer(0.02, function() out("C", 0) end)
@@ -86,6 +86,12 @@ public:
         args.insert(args.begin() + 1, {"--no-config", "--really-quiet", "--ao=null",
                                        g_display.empty() ? "--vo=null" : "--vo=x11",
                                        "--script=" + g_lua_path});
+        // PP_MPV_EXTRA: more mpv options, space-separated (to compare player settings).
+        if (const char *extra = getenv("PP_MPV_EXTRA")) {
+            std::istringstream words(extra);
+            std::string w;
+            while (words >> w) args.insert(args.end() - 1, w);  // after ours, before the URL
+        }
         int out[2];
         if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
         pid_ = fork();
