@@ -7,6 +7,7 @@ generous deadline, and bounds on latency are loose enough for that while still f
 original tool's ~2 s of garbage.
 """
 import glob
+import json
 import os
 import pathlib
 import pwd
@@ -443,3 +444,28 @@ def test_cli_demo_headless_reports_what_it_decoded():
     assert m and int(m.group(1)) >= 45, out
     assert "with audio" in out and "kbit/s" in out and "latency" in out, out
     assert "headless because no display" in out, out
+
+
+@pytest.mark.skipif(not CLI or not MPV or not shutil.which("Xvfb"), reason="needs the CLI, mpv and Xvfb")
+def test_cli_demo_with_a_display_plays_in_mpv():
+    read_fd, write_fd = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24",
+                             "-nolisten", "tcp"], pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as f:
+            display = ":" + f.readline().strip()
+        env = dict(os.environ, DISPLAY=display)
+        env.pop("WAYLAND_DISPLAY", None)
+        r = run_cli("demo", "--seconds", "4", "--json", env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        report = json.loads(r.stdout)
+        assert report["mode"] == "player" and report["player"] == "mpv"
+        # mpv was still playing when the demo ended it (it did not fail to open the stream).
+        assert report["closed_by_user"] is False, report
+        viewers = report["host"]["viewers"]
+        assert len(viewers) == 1 and viewers[0]["bytes_sent"] > 500_000, viewers
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)

@@ -247,8 +247,13 @@ nlohmann::json play_in_player(const Options &o, Host &host, Viewer &viewer, cons
     for (auto &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = -1;
-    if (int err = posix_spawn(&pid, mpv.path.c_str(), nullptr, nullptr, argv.data(), environ); err != 0)
-        throw Error(PP_ERR_PLAYER, "starting " + mpv.path + ": " + std::strerror(err));
+    // mpv's terminal output goes to stderr: stdout belongs to the caller (the CLI's report).
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
+    int err = posix_spawn(&pid, mpv.path.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (err != 0) throw Error(PP_ERR_PLAYER, "starting " + mpv.path + ": " + std::strerror(err));
     auto started = Clock::now();
     int status = 0;
     bool exited = false;
