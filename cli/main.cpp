@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pixelpass.h"
+#include "demo_summary.hpp"
 #include "repair_summary.hpp"
 
 namespace {
@@ -125,27 +126,79 @@ int run_host(const HostArgs &a) {
     return 0;
 }
 
-int run_view(const std::string &ticket) {
+int run_view(const std::string &ticket, const std::string &player) {
     pp_viewer_options o;
     pp_viewer_options_init(&o, PP_VIEWER_OPTIONS_VERSION);
     o.ticket = ticket.c_str();
     pp_viewer *viewer = nullptr;
     if (pp_result rc = pp_viewer_connect(&viewer, &o, print_event, nullptr); rc != PP_OK) return report(rc);
-    std::string url;
+    std::string url, command;
+    pp_player_kind kind = player == "vlc" ? PP_PLAYER_VLC : player == "mpv" ? PP_PLAYER_MPV : PP_PLAYER_AUTO;
     try {
         url = get_string([&](char *b, size_t s, size_t *n) { return pp_viewer_url(viewer, b, s, n); });
+        // With no player installed there is no command to suggest; the URL alone still works.
+        command = get_string([&](char *b, size_t s, size_t *n) { return pp_player_command(kind, url.c_str(), b, s, n); });
     } catch (pp_result e) {
-        pp_viewer_free(viewer);
-        return report(e);
+        if (url.empty() || player != "none") {
+            pp_viewer_free(viewer);
+            return report(e);
+        }
     }
     std::printf("%s\n", url.c_str());
+    if (!command.empty()) std::printf("%s\n", command.c_str());
     std::fflush(stdout);
-    std::fprintf(stderr, "pixelpass: watch with: mpv --profile=low-latency --untimed --cache=no '%s'\n", url.c_str());
+    if (player != "none") {
+        int64_t pid = 0;
+        if (pp_result rc = pp_player_launch(kind, url.c_str(), &pid); rc != PP_OK) {
+            int code = report(rc, "starting the player");
+            pp_viewer_free(viewer);
+            return code;
+        }
+        std::fprintf(stderr, "pixelpass: started %s (pid %lld)\n", player.c_str(), static_cast<long long>(pid));
+    }
     pp_result rc = PP_ERR_STATE;
     while (!interrupted && rc == PP_ERR_STATE) rc = pp_viewer_wait(viewer, 200);
     int code = (rc == PP_OK || rc == PP_ERR_STATE) ? 0 : report(rc);
     pp_viewer_free(viewer);
     return code;
+}
+
+void print_demo_event(const pp_event *event, void *verbose) {
+    if (verbose || event->type == PP_EVENT_ERROR || (event->type == PP_EVENT_LOG && event->level <= PP_LOG_WARNING))
+        print_event(event, nullptr);
+}
+
+// `pixelpass demo`: the library does the work; this prints its report.
+int run_demo(double seconds, bool headless, bool json, bool verbose, const HostArgs &a) {
+    pp_demo_options o;
+    pp_demo_options_init(&o, PP_DEMO_OPTIONS_VERSION);
+    o.seconds = seconds;
+    o.headless = headless;
+    o.encoder = a.encoder.c_str();
+    o.bitrate_kbps = a.bitrate;
+    o.fps = a.fps;
+    o.max_height = a.max_height;
+    o.audio = a.no_audio ? 0 : 1;
+    std::fprintf(stderr, "pixelpass: demo: hosting the test source and viewing it over QUIC on loopback\n");
+    std::string text;
+    try {
+        text = get_string([&](char *b, size_t s, size_t *n) {
+            return pp_demo_run(&o, print_demo_event, verbose ? &o : nullptr, b, s, n);
+        });
+    } catch (pp_result e) {
+        return report(e, "demo");
+    }
+    if (json) {
+        std::printf("%s\n", text.c_str());
+        return 0;
+    }
+    try {
+        std::fputs(pixelpass_cli::demo_summary(text).c_str(), stdout);
+        return pixelpass_cli::demo_ok(text) ? 0 : kExitFailure;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "pixelpass: unreadable demo report (%s): %s\n", e.what(), text.c_str());
+        return kExitFailure;
+    }
 }
 
 // The main job until media lands: a real host identity, its ticket encoded and decoded back.
@@ -247,6 +300,25 @@ int main(int argc, char **argv) {
     auto *view_cmd = app.add_subcommand("view", "Watch a host; prints the local URL for a player");
     std::vector<std::string> view_ticket;
     view_cmd->add_option("ticket", view_ticket, "The ticket from the host")->required();
+    std::string view_player = "none";
+    view_cmd->add_option("--player", view_player, "Start this player on the stream, detached (none: only print)")
+        ->check(CLI::IsMember({"mpv", "vlc", "none"}));
+
+    auto *demo_cmd = app.add_subcommand("demo", "Host the test source and watch it over QUIC on loopback, in one process");
+    double demo_seconds = 0;
+    bool demo_headless = false, demo_json = false, demo_verbose = false;
+    HostArgs demo_args;
+    demo_cmd->add_option("--seconds", demo_seconds, "Headless: decode this long (default 5); with mpv: stop after this long")
+        ->check(CLI::Range(0.0, 86400.0));
+    demo_cmd->add_flag("--headless", demo_headless, "Decode in-process even when a display and mpv are there");
+    demo_cmd->add_flag("--json", demo_json, "Print the full report as JSON");
+    demo_cmd->add_flag("-v,--verbose", demo_verbose, "Print the host's and viewer's log lines");
+    demo_cmd->add_option("--encoder", demo_args.encoder, "H.264 encoder: auto, va, vaapi, nvenc, x264, openh264")
+        ->check(CLI::IsMember({"auto", "va", "vaapi", "nvenc", "x264", "openh264"}));
+    demo_cmd->add_option("--bitrate", demo_args.bitrate, "Video bitrate in kbit/s")->check(CLI::Range(100u, 200000u));
+    demo_cmd->add_option("--fps", demo_args.fps, "Output frame rate")->check(CLI::Range(1u, 240u));
+    demo_cmd->add_option("--max-height", demo_args.max_height, "Downscale to at most this height")->check(CLI::Range(64u, 8640u));
+    demo_cmd->add_flag("--no-audio", demo_args.no_audio, "Video only");
 
     auto *ticket_cmd = app.add_subcommand("ticket", "Create a ticket for a fresh host identity and decode it back");
     auto *inspect_cmd = ticket_cmd->add_subcommand("inspect", "Decode a ticket and print it as JSON (secret hashed)");
@@ -266,7 +338,8 @@ int main(int argc, char **argv) {
     }
 
     if (*host_cmd) return run_host(host_cmd_args);
-    if (*view_cmd) return run_view(join(view_ticket));
+    if (*view_cmd) return run_view(join(view_ticket), view_player);
+    if (*demo_cmd) return run_demo(demo_seconds, demo_headless, demo_json, demo_verbose, demo_args);
     if (*inspect_cmd) return run_inspect(join(inspect_ticket));
     if (*ticket_cmd) return run_ticket_roundtrip();
     if (*repair_cmd) return run_repair(dry_run, json);
@@ -276,6 +349,6 @@ int main(int argc, char **argv) {
                              "has not landed in this version\n");
         return kExitFailure;
     }
-    if (!bare_ticket.empty()) return run_view(join(bare_ticket));
+    if (!bare_ticket.empty()) return run_view(join(bare_ticket), "none");
     return run_host(host_args);
 }

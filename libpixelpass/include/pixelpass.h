@@ -410,6 +410,44 @@ typedef struct pp_repair_options {
 PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, size_t report_size,
                               size_t *needed);
 
+/* ---------------------------------------------------------------------------------------------
+ * Demo: the main job on its embedded default — host the test source and view it in one process.
+ * ------------------------------------------------------------------------------------------- */
+
+#define PP_DEMO_OPTIONS_VERSION 1
+
+typedef struct pp_demo_options {
+    unsigned version;      /**< PP_DEMO_OPTIONS_VERSION */
+    double seconds;        /**< headless: decode this long (0 = 5 s); with mpv: stop after this
+                                long (0 = when the player window closes) */
+    int headless;          /**< non-zero: never open a player, even with a display */
+    const char *encoder;   /**< as pp_host_options.encoder; NULL = "auto" */
+    unsigned bitrate_kbps; /**< 0 = default */
+    unsigned fps;          /**< 0 = default (30) */
+    unsigned max_height;   /**< 0 = the test source's 720p */
+    int audio;             /**< non-zero: include the test tone */
+} pp_demo_options;
+
+#define PP_DEMO_OPTIONS_INIT { PP_DEMO_OPTIONS_VERSION, 0.0, 0, NULL, 0, 0, 0, 1 }
+
+/** Fills `options` with defaults for `version` (use PP_DEMO_OPTIONS_VERSION). */
+PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned version);
+
+/**
+ * Hosts the test source (moving pattern, burnt-in clock, tone) and connects a viewer to it over
+ * real QUIC on loopback, in this process. With a display (DISPLAY or WAYLAND_DISPLAY) and mpv,
+ * and unless options->headless, it plays the stream in mpv; otherwise it decodes it headlessly.
+ * Blocks for the run. `callback` (may be NULL) receives the host's and viewer's events. The
+ * report is a JSON object: mode, frames_decoded, width, height, fps, bitrate_kbps,
+ * time_to_first_frame_ms, latency_ms {median, p95, max}, path, encoder, problems, ok, and the host
+ * and viewer statistics. A demo acts: a report that does not fit is kept, and the next
+ * pp_demo_run call on the same thread returns it instead of running again. Fails with
+ * PP_ERR_MISSING_PLUGIN (naming the package), PP_ERR_MEDIA (nothing decoded), or the viewer's
+ * connection errors. `options` may be NULL for defaults.
+ */
+PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb callback, void *user_data,
+                                char *report, size_t report_size, size_t *needed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -629,6 +629,37 @@ static void test_repair_without_audio_server(void) {
     ASSERT(strcmp(report, "untouched") == 0);
 }
 
+/* pp_demo_run: versioned options, then a real headless run (test source, QUIC on loopback, the
+ * in-process decoder) whose report does not fit at first and is kept for the next call. Skipped
+ * only when the library is built without media support, which pp_demo_run must then say. */
+static void test_demo(void) {
+    pp_demo_options o = PP_DEMO_OPTIONS_INIT;
+    size_t needed = 0;
+    char *report;
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_demo_options_init(NULL, PP_DEMO_OPTIONS_VERSION));
+    ASSERT_RC(PP_ERR_VERSION, pp_demo_options_init(&o, PP_DEMO_OPTIONS_VERSION + 1));
+    ASSERT_RC(PP_OK, pp_demo_options_init(&o, PP_DEMO_OPTIONS_VERSION));
+    ASSERT(o.audio == 1 && o.headless == 0 && o.seconds == 0.0);
+    o.version = 99;
+    ASSERT_RC(PP_ERR_VERSION, pp_demo_run(&o, NULL, NULL, NULL, 0, &needed));
+    pp_demo_options_init(&o, PP_DEMO_OPTIONS_VERSION);
+    o.headless = 1;
+    o.seconds = 2.0;
+    pp_result rc = pp_demo_run(&o, NULL, NULL, NULL, 0, &needed);
+    if (rc == PP_ERR_UNSUPPORTED) {
+        ASSERT(strstr(pp_last_error(), "media") != NULL);
+        return;
+    }
+    ASSERT_RC(PP_ERR_BUFFER_TOO_SMALL, rc);
+    ASSERT(needed > 100);
+    report = malloc(needed);
+    ASSERT_RC(PP_OK, pp_demo_run(&o, NULL, NULL, report, needed, &needed));
+    ASSERT(strstr(report, "\"mode\":\"headless\"") != NULL);
+    ASSERT(strstr(report, "\"frames_decoded\":0,") == NULL);
+    ASSERT(strstr(report, "\"ok\":true") != NULL);
+    free(report);
+}
+
 int main(void) {
     test_strerror();
     test_version();
@@ -643,6 +674,7 @@ int main(void) {
     test_host_identity();
     test_host_ticket_lifetime();
     test_repair_without_audio_server();
+    test_demo();
 
     printf("capi_test: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

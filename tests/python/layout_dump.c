@@ -44,6 +44,13 @@ int main(void) {
     first = 1;
     FIELD(pp_repair_options, version); FIELD(pp_repair_options, dry_run);
 
+    printf("}},\n \"pp_demo_options\": {\"size\": %zu, \"fields\": {", sizeof(pp_demo_options));
+    first = 1;
+    FIELD(pp_demo_options, version); FIELD(pp_demo_options, seconds);
+    FIELD(pp_demo_options, headless); FIELD(pp_demo_options, encoder);
+    FIELD(pp_demo_options, bitrate_kbps); FIELD(pp_demo_options, fps);
+    FIELD(pp_demo_options, max_height); FIELD(pp_demo_options, audio);
+
     printf("}},\n \"versions\": {\"PIXELPASS_VERSION_MAJOR\": %d, \"PP_HOST_OPTIONS_VERSION\": %d, "
            "\"PP_VIEWER_OPTIONS_VERSION\": %d, \"PP_REPAIR_OPTIONS_VERSION\": %d, "
            "\"PP_FINGERPRINT_SIZE\": %d, \"PP_SECRET_MIN_SIZE\": %d, \"PP_SECRET_MAX_SIZE\": %d}}\n",

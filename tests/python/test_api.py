@@ -167,6 +167,7 @@ def _layout():
     ("pp_host_options", _lib.HostOptions),
     ("pp_viewer_options", _lib.ViewerOptions),
     ("pp_repair_options", _lib.RepairOptions),
+    ("pp_demo_options", _lib.DemoOptions),
 ])
 def test_struct_layout_matches_header(c_name, mirror):
     c = _layout()[c_name]

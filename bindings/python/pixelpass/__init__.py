@@ -44,7 +44,7 @@ from ._lib import (
 __all__ = [
     "ABI_MAJOR", "Candidate", "CandidateKind", "ConnectionFailed", "Event", "EventType", "Host",
     "LibraryError", "LogLevel", "MediaError", "PixelpassError", "PlayerKind", "Result", "Ticket",
-    "TicketError", "UnsupportedError", "VersionMismatch", "Viewer", "launch_player", "library_path",
+    "TicketError", "UnsupportedError", "VersionMismatch", "Viewer", "demo", "launch_player", "library_path",
     "player_command", "players", "repair", "set_library_path", "strerror", "version",
     "version_info",
 ]
@@ -480,3 +480,19 @@ def repair(dry_run: bool = False) -> dict:
     with dry_run). Returns the report: removed, skipped, failed."""
     opts = _lib.RepairOptions(_lib.REPAIR_OPTIONS_VERSION, int(bool(dry_run)))
     return json.loads(_get_string(_c().pp_repair, ctypes.byref(opts)))
+
+
+# ---- demo ---------------------------------------------------------------------------------------
+
+def demo(callback: Optional[Callable[[Event], None]] = None, **options) -> dict:
+    """Hosts the test source and views it over QUIC on loopback in this process (mpv with a
+    display unless headless=True; otherwise a headless decode for `seconds`). Returns the report:
+    frames_decoded, width, height, fps, bitrate_kbps, time_to_first_frame_ms, latency_ms, path, ...
+    Options: seconds, headless, encoder, bitrate_kbps, fps, max_height, audio."""
+    opts = _lib.DemoOptions()
+    _c().pp_demo_options_init(ctypes.byref(opts), _lib.DEMO_OPTIONS_VERSION)
+    keep = _fill_options(opts, options, {})
+    thunk = _trampoline(callback) if callback else _NO_CALLBACK
+    report = _get_string(_c().pp_demo_run, ctypes.byref(opts), thunk, None)
+    del keep
+    return json.loads(report)

@@ -20,6 +20,7 @@ ABI_MAJOR = 0
 HOST_OPTIONS_VERSION = 1
 VIEWER_OPTIONS_VERSION = 1
 REPAIR_OPTIONS_VERSION = 1
+DEMO_OPTIONS_VERSION = 1
 
 FINGERPRINT_SIZE = 32
 SECRET_MIN_SIZE = 16
@@ -221,6 +222,19 @@ class RepairOptions(ctypes.Structure):
     ]
 
 
+class DemoOptions(ctypes.Structure):
+    _fields_ = [
+        ("version", ctypes.c_uint),
+        ("seconds", ctypes.c_double),
+        ("headless", ctypes.c_int),
+        ("encoder", ctypes.c_char_p),
+        ("bitrate_kbps", ctypes.c_uint),
+        ("fps", ctypes.c_uint),
+        ("max_height", ctypes.c_uint),
+        ("audio", ctypes.c_int),
+    ]
+
+
 # void (*pp_event_cb)(const pp_event *event, void *user_data)
 EVENT_CB = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
 
@@ -287,6 +301,10 @@ FUNCTIONS = [
 
     ("pp_repair", [ctypes.POINTER(RepairOptions), _buf, ctypes.c_size_t, _size_p], ctypes.c_int,
      "sized"),
+
+    ("pp_demo_options_init", [ctypes.POINTER(DemoOptions), ctypes.c_uint], ctypes.c_int, "ok"),
+    ("pp_demo_run", [ctypes.POINTER(DemoOptions), EVENT_CB, ctypes.c_void_p, _buf, ctypes.c_size_t,
+                     _size_p], ctypes.c_int, "sized"),
 ]
 
 

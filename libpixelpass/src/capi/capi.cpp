@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "demo/demo.hpp"
 #include "host/host.hpp"
 #include "player/player.hpp"
 #include "pixelpass.h"
@@ -475,6 +476,37 @@ PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, si
         // A repair acts: a report that does not fit is kept for this thread's next call.
         return copy_out(pp::repair::run_for_buffer(dry_run, report ? report_size : 0), report,
                         report_size, needed);
+    });
+}
+
+/* ---- demo ---- */
+
+PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned version) {
+    return wrap([&] {
+        require(options, "options");
+        check_version(version, PP_DEMO_OPTIONS_VERSION, "pp_demo_options");
+        *options = pp_demo_options PP_DEMO_OPTIONS_INIT;
+        options->version = version;
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb callback, void *user_data,
+                                char *report, size_t report_size, size_t *needed) {
+    return wrap([&] {
+        pp::demo::Options o;
+        if (options) {
+            check_version(options->version, PP_DEMO_OPTIONS_VERSION, "pp_demo_options");
+            o.seconds = options->seconds;
+            o.headless = options->headless != 0;
+            if (options->encoder) o.encoder = options->encoder;
+            o.bitrate_kbps = options->bitrate_kbps;
+            o.fps = options->fps;
+            o.max_height = options->max_height;
+            o.audio = options->audio != 0;
+        }
+        return copy_out(pp::demo::run_for_buffer(o, event_sink(callback, user_data), report ? report_size : 0),
+                        report, report_size, needed);
     });
 }
 

@@ -10,10 +10,13 @@
 #include <gnutls/crypto.h>
 #include <nlohmann/json.hpp>
 
+#include "capture/capture.hpp"
 #include "common/error.hpp"
 #include "common/hex.hpp"
 #include "common/random.hpp"
+#include "fanout/fanout.hpp"
 #include "http3/server.hpp"
+#include "media/media.hpp"
 #include "net/interfaces.hpp"
 #include "net/loop.hpp"
 #include "net/timer.hpp"
@@ -27,17 +30,16 @@ namespace pp {
 
 namespace {
 
-// The Source that config.source names. The synthetic generator is endless, paced to
-// bitrate_kbps when given (else as fast as viewers read).
-std::shared_ptr<stream::Source> make_source(const HostConfig &config) {
+// The Source that config.source names: the synthetic generator (endless, paced to bitrate_kbps
+// when given, else as fast as viewers read), or the media pipeline behind its fan-out, fed by the
+// capture source. Missing plugins and encoders throw here, so the host fails at start.
+std::shared_ptr<stream::Source> make_source(const HostConfig &config, EventSink media_events) {
     if (config.source == "synthetic") {
         stream::SyntheticConfig sc;
         sc.rate_bps = static_cast<uint64_t>(config.bitrate_kbps) * 1000;
         return std::make_shared<stream::SyntheticSource>(sc);
     }
-    throw Error(PP_ERR_UNSUPPORTED, "source '" + config.source +
-                                        "' is not available yet: media sources arrive with the media "
-                                        "issue (use --source synthetic)");
+    return media::make_source(config, std::move(media_events), capture::make_capture_source(config));
 }
 
 std::string machine_name() {
@@ -73,6 +75,7 @@ struct Host::Core {
     std::shared_ptr<Identity> identity;
     std::vector<uint8_t> secret;
     std::shared_ptr<stream::Source> source;
+    fanout::FanoutSource *media = nullptr;  // `source` when it is the media fan-out
     EventSink events;
     bool events_open = true;  // loop thread only
     unsigned max_viewers = kDefaultMaxViewers;
@@ -96,6 +99,10 @@ struct Host::Core {
 
     ~Core() {
         if (loop) loop->call([this] { shutdown(false); });
+        // The media source posts its events to the loop: stop it (joining its threads) while the
+        // loop still runs.
+        media = nullptr;
+        source.reset();
         loop.reset();
     }
 
@@ -239,6 +246,13 @@ struct Host::Core {
                            {"viewers_joined", totals.joined},
                            {"refused_full", totals.refused_full},
                            {"refused_auth", totals.refused_auth}}}};
+        j["stream"] = source->describe();
+        if (media) {
+            // Pipeline state, encoder, ring occupancy, starts/stops of the capture.
+            j["media"] = media->stats();
+            j["encoder"] = j["media"]["producer"].value("encoder", nlohmann::json(nullptr));
+            j["pipeline_state"] = j["media"]["producer"].value("state", nlohmann::json(nullptr));
+        }
         if (endpoint) {
             const auto &u = endpoint->socket().counters();
             j["udp"] = {{"rx_datagrams", u.rx_datagrams}, {"tx_datagrams", u.tx_datagrams},
@@ -296,16 +310,25 @@ void Host::start() {
     core->config = config_;
     core->identity = identity_;
     core->secret = secret_;
-    core->source = source_override_ ? source_override_ : make_source(config_);
     core->events = [sink = events_](const Event &e) {
         if (*sink) (*sink)(e);
     };
     core->max_viewers = config_.max_viewers ? config_.max_viewers : kDefaultMaxViewers;
     core->name = config_.name.empty() ? machine_name() : config_.name;
     core->loop = std::make_unique<net::Loop>("pp-host");
+    Core *c = core.get();
+    if (source_override_) {
+        core->source = source_override_;
+    } else {
+        // Media events come from media threads: hand them to the loop, where user callbacks run.
+        // The Core resets the source before its loop, so `c` outlives every post.
+        core->source = make_source(config_, [c](const Event &e) {
+            c->loop->post([c, e] { c->emit(e); });
+        });
+    }
+    core->media = dynamic_cast<fanout::FanoutSource *>(core->source.get());
 
     std::vector<std::pair<std::string, uint16_t>> candidates;
-    Core *c = core.get();
     core->loop->call([&] {
         net::UdpOptions options;
         options.bind_ip = config_.bind_address;

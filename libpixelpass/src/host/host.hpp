@@ -1,8 +1,8 @@
 // host: one sharing session — its identity and secret, the network service that viewers reach
 // (QUIC + HTTP/3 on one UDP socket: GET /stream.ts, GET /info, the secret check, the viewer cap),
-// and the byte Source it serves (the synthetic generator now; the media pipeline later). Owned by
-// the C facade's pp_host. Thread-safe: every public function may be called from any thread,
-// including from inside an event callback.
+// and the byte Source it serves (the media pipeline behind its fan-out, or the synthetic
+// generator). Owned by the C facade's pp_host. Thread-safe: every public function may be called
+// from any thread, including from inside an event callback.
 #pragma once
 
 #include <cstdint>
@@ -69,8 +69,8 @@ public:
 
     // Binds the UDP port, fills the ticket's candidates and starts serving; returns once viewers
     // can connect (PP_EVENT_READY has then been emitted). Throws pp::Error: PP_ERR_STATE when
-    // running, PP_ERR_UNSUPPORTED for sources that are not built yet, PP_ERR_IO when the port is
-    // taken.
+    // running, PP_ERR_UNSUPPORTED for sources that are not built yet, PP_ERR_MISSING_PLUGIN
+    // (naming the package) when the pipeline cannot be built, PP_ERR_IO when the port is taken.
     void start();
     // Closes every viewer connection (cleanly: viewers see the host stop) and stops listening.
     void stop();
