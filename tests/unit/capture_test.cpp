@@ -1,0 +1,372 @@
+// capture: source choice (pure), then real X11 capture from a private Xvfb (a window of a known
+// colour, two RandR monitors) and real system-audio capture from a private PipeWire +
+// WirePlumber + pipewire-pulse (audio_rig.sh), each decoded again and measured: the colour of the
+// pictures, the frequency of the sound.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "capture/capture.hpp"
+#include "common/error.hpp"
+#include "media/media.hpp"
+#include "reader_helpers.hpp"
+
+#if __has_include(<gst/gst.h>)
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/gst.h>
+
+#include "media/gst.hpp"
+#define PP_TEST_HAVE_GST 1
+#endif
+
+// x11.cpp is built exactly when GStreamer and libXrandr are found.
+#if defined(PP_TEST_HAVE_GST) && __has_include(<X11/extensions/Xrandr.h>)
+#define PP_TEST_HAVE_X11 1
+#include <X11/Xlib.h>
+#include <X11/extensions/Xrandr.h>
+
+#include "capture/x11.hpp"
+#endif
+
+using namespace pp;
+using namespace pp::test;
+
+namespace {
+
+bool contains(const std::string &haystack, const std::string &needle) {
+    return haystack.find(needle) != std::string::npos;
+}
+
+pp_result code_of(const std::function<void()> &f) {
+    try {
+        f();
+    } catch (const Error &e) {
+        return e.code();
+    }
+    return PP_OK;
+}
+
+// Sets an environment variable for one scope (tests run one at a time in this process).
+struct ScopedEnv {
+    std::string name;
+    std::optional<std::string> old;
+    ScopedEnv(std::string n, const char *value) : name(std::move(n)) {
+        if (const char *o = std::getenv(name.c_str())) old = o;
+        if (value) setenv(name.c_str(), value, 1);
+        else unsetenv(name.c_str());
+    }
+    ~ScopedEnv() {
+        if (old) setenv(name.c_str(), old->c_str(), 1);
+        else unsetenv(name.c_str());
+    }
+};
+
+} // namespace
+
+TEST_CASE("auto picks the portal on Wayland, X11 on X11, and otherwise says to use --source test", "[capture]") {
+    using capture::Desktop;
+    CHECK(capture::choose_source("auto", Desktop{"", "wayland-0", ""}) == "portal");
+    CHECK(capture::choose_source("auto", Desktop{"", "", "wayland"}) == "portal");
+    // Xwayland's DISPLAY does not make a Wayland session an X11 one.
+    CHECK(capture::choose_source("auto", Desktop{":0", "wayland-1", "wayland"}) == "portal");
+    CHECK(capture::choose_source("auto", Desktop{":0", "", "x11"}) == "x11");
+    CHECK(capture::choose_source("", Desktop{":1", "", ""}) == "x11");
+    for (const char *explicit_name : {"portal", "x11", "test"})
+        CHECK(capture::choose_source(explicit_name, Desktop{}) == explicit_name);
+    try {
+        capture::choose_source("auto", Desktop{"", "", "tty"});
+        FAIL("auto without a desktop should throw");
+    } catch (const Error &e) {
+        CHECK(e.code() == PP_ERR_NO_CAPTURE_SOURCE);
+        CHECK(contains(e.what(), "--source test"));
+    }
+    CHECK(code_of([] { capture::choose_source("vnc", Desktop{":0", "", ""}); }) == PP_ERR_INVALID_ARGUMENT);
+
+    // Through the factory, with this process's environment emptied of any desktop.
+    ScopedEnv d("DISPLAY", nullptr), w("WAYLAND_DISPLAY", nullptr), s("XDG_SESSION_TYPE", nullptr);
+    HostConfig c;
+    c.source = "auto";
+    CHECK(code_of([&] { capture::make_capture_source(c); }) == PP_ERR_NO_CAPTURE_SOURCE);
+    c.source = "x11";
+    CHECK(code_of([&] { capture::make_capture_source(c); }) != PP_OK);
+    c.source = "test";
+    if (media::available()) CHECK(capture::make_capture_source(c)->name() == "test");
+}
+
+#ifdef PP_TEST_HAVE_X11
+
+namespace {
+
+// A private Xvfb on a free display number (-displayfd), killed at scope end.
+class Xvfb {
+public:
+    Xvfb(int width, int height) {
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        std::string geometry = std::to_string(width) + "x" + std::to_string(height) + "x24";
+        pid_ = fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            close(fds[0]);
+            int null = open("/dev/null", O_RDWR);
+            dup2(null, 1);
+            dup2(null, 2);
+            std::string fd = std::to_string(fds[1]);
+            execlp("Xvfb", "Xvfb", "-displayfd", fd.c_str(), "-screen", "0", geometry.c_str(), "-nolisten", "tcp",
+                   "-noreset", nullptr);
+            _exit(127);
+        }
+        close(fds[1]);
+        std::string number;
+        char c;
+        // Xvfb writes the display number once it accepts connections (or exits: EOF).
+        while (read(fds[0], &c, 1) == 1 && c != '\n') number += c;
+        close(fds[0]);
+        REQUIRE_FALSE(number.empty());
+        display_ = ":" + number;
+        dpy_ = XOpenDisplay(display_.c_str());
+        REQUIRE(dpy_ != nullptr);
+    }
+    ~Xvfb() {
+        for (Window w : windows_) XDestroyWindow(dpy_, w);
+        if (dpy_) XCloseDisplay(dpy_);
+        kill(pid_, SIGTERM);
+        waitpid(pid_, nullptr, 0);
+    }
+    const std::string &display() const { return display_; }
+
+    // An override-redirect window (placed exactly, no window manager needed) of one colour.
+    void solid_window(int x, int y, int w, int h, unsigned long rgb) {
+        XSetWindowAttributes attrs{};
+        attrs.override_redirect = True;
+        attrs.background_pixel = rgb;  // 24-bit TrueColor: the pixel is 0xRRGGBB
+        Window win = XCreateWindow(dpy_, DefaultRootWindow(dpy_), x, y, w, h, 0, CopyFromParent, InputOutput,
+                                   CopyFromParent, CWOverrideRedirect | CWBackPixel, &attrs);
+        XMapRaised(dpy_, win);
+        XSync(dpy_, False);
+        windows_.push_back(win);
+    }
+
+    // A RandR 1.5 monitor without an output: what `xrandr --setmonitor NAME GEOMETRY none` makes.
+    void add_monitor(const char *name, int x, int y, int w, int h) {
+        XRRMonitorInfo *m = XRRAllocateMonitor(dpy_, 0);
+        m->name = XInternAtom(dpy_, name, False);
+        m->x = x;
+        m->y = y;
+        m->width = w;
+        m->height = h;
+        m->mwidth = w * 254 / 960;  // 96 dpi
+        m->mheight = h * 254 / 960;
+        XRRSetMonitor(dpy_, DefaultRootWindow(dpy_), m);
+        XSync(dpy_, False);
+        XRRFreeMonitors(m);
+    }
+
+private:
+    pid_t pid_ = -1;
+    std::string display_;
+    Display *dpy_ = nullptr;
+    std::vector<Window> windows_;
+};
+
+struct Rgb {
+    double r = 0, g = 0, b = 0;
+};
+
+struct Decoded {
+    int width = 0, height = 0;
+    uint64_t frames = 0;
+    Rgb last_centre;       // mean colour of the middle half of the last picture
+    double peak_hz = 0;    // strongest spectrum band, averaged over the audio after the first second
+    double peak_db = -200;
+    uint64_t spectra = 0;
+};
+
+// Decodes an MPEG-TS capture back to RGB pictures (and the audio through GStreamer's `spectrum`).
+Decoded decode_ts(const std::vector<uint8_t> &bytes, bool audio) {
+    media::ensure_gst();
+    std::string desc =
+        "appsrc name=in caps=video/mpegts,systemstream=true format=bytes ! tsdemux name=d "
+        "d. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! h264parse ! avdec_h264 ! videoconvert ! "
+        "video/x-raw,format=RGB ! appsink name=v sync=false max-buffers=0";
+    if (audio)
+        desc += " d. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! aacparse ! avdec_aac ! "
+                "audioconvert ! audio/x-raw,channels=1 ! spectrum bands=2400 interval=250000000 threshold=-120 "
+                "post-messages=true message-magnitude=true ! fakesink sync=false";
+    GError *err = nullptr;
+    media::ElementPtr pipeline(gst_parse_launch(desc.c_str(), &err));
+    REQUIRE(err == nullptr);
+    media::GstPtr<GstElement> in(gst_bin_get_by_name(GST_BIN(pipeline.get()), "in"));
+    media::GstPtr<GstElement> v(gst_bin_get_by_name(GST_BIN(pipeline.get()), "v"));
+    REQUIRE(gst_element_set_state(pipeline.get(), GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstBuffer *buffer = gst_buffer_new_memdup(bytes.data(), bytes.size());
+    gst_app_src_push_buffer(GST_APP_SRC(in.get()), buffer);
+    gst_app_src_end_of_stream(GST_APP_SRC(in.get()));
+
+    Decoded out;
+    for (;;) {
+        GstSample *raw = gst_app_sink_try_pull_sample(GST_APP_SINK(v.get()), 30 * GST_SECOND);
+        if (!raw) break;
+        std::unique_ptr<GstSample, decltype(&gst_sample_unref)> sample(raw, gst_sample_unref);
+        GstStructure *s = gst_caps_get_structure(gst_sample_get_caps(raw), 0);
+        gst_structure_get_int(s, "width", &out.width);
+        gst_structure_get_int(s, "height", &out.height);
+        GstMapInfo map;
+        GstBuffer *b = gst_sample_get_buffer(raw);
+        REQUIRE(gst_buffer_map(b, &map, GST_MAP_READ));
+        size_t stride = (static_cast<size_t>(out.width) * 3 + 3) & ~size_t(3);
+        double r = 0, g = 0, bl = 0;
+        uint64_t n = 0;
+        for (int y = out.height / 4; y < out.height * 3 / 4; ++y)
+            for (int x = out.width / 4; x < out.width * 3 / 4; ++x) {
+                const uint8_t *p = map.data + y * stride + x * 3;
+                r += p[0], g += p[1], bl += p[2], ++n;
+            }
+        gst_buffer_unmap(b, &map);
+        if (n) out.last_centre = {r / n, g / n, bl / n};
+        ++out.frames;
+    }
+    // The spectrum messages are on the bus, in order; average the magnitudes past the first second
+    // (the capture stream and the AAC encoder take a moment to settle).
+    media::GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
+    std::vector<double> sum;
+    uint64_t count = 0;
+    while (media::MessagePtr msg{gst_bus_pop_filtered(bus.get(), GST_MESSAGE_ELEMENT)}) {
+        const GstStructure *s = gst_message_get_structure(msg.get());
+        if (!gst_structure_has_name(s, "spectrum")) continue;
+        if (++out.spectra <= 4) continue;
+        const GValue *mags = gst_structure_get_value(s, "magnitude");
+        guint bands = gst_value_list_get_size(mags);
+        sum.resize(bands, 0.0);
+        for (guint i = 0; i < bands; ++i) sum[i] += g_value_get_float(gst_value_list_get_value(mags, i));
+        ++count;
+    }
+    if (count) {
+        size_t best = 0;
+        for (size_t i = 1; i < sum.size(); ++i)
+            if (sum[i] > sum[best]) best = i;
+        out.peak_hz = (best + 0.5) * 24000.0 / sum.size();
+        out.peak_db = sum[best] / count;
+    }
+    gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+    return out;
+}
+
+HostConfig x11_config(int monitor = -1) {
+    HostConfig c;
+    c.source = "x11";
+    c.monitor = monitor;
+    c.encoder = "x264";
+    c.bitrate_kbps = 1000;
+    c.audio = false;
+    c.grace_ms = 200;
+    return c;
+}
+
+Decoded capture_for(const HostConfig &config, std::chrono::milliseconds duration, bool audio,
+                    const EventSink &events = {}) {
+    auto source = media::make_source(config, events, capture::make_capture_source(config, events));
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    auto bytes = concat(read_for(*reader, flag, duration));
+    REQUIRE(bytes.size() > 0);
+    return decode_ts(bytes, audio);
+}
+
+void check_colour(const Rgb &c, int r, int g, int b) {
+    INFO("decoded centre colour " << c.r << "," << c.g << "," << c.b << " want " << r << "," << g << "," << b);
+    // H.264 4:2:0 at a modest bitrate and RGB↔YUV round trips: within ±24 per channel.
+    CHECK(std::abs(c.r - r) < 24);
+    CHECK(std::abs(c.g - g) < 24);
+    CHECK(std::abs(c.b - b) < 24);
+}
+
+} // namespace
+
+TEST_CASE("X11 capture: the viewer decodes the colour of the window on screen", "[capture][x11]") {
+    Xvfb x(640, 360);
+    x.solid_window(0, 0, 640, 360, 0xE01E2A);  // a red
+    ScopedEnv d("DISPLAY", x.display().c_str()), w("WAYLAND_DISPLAY", nullptr), s("XDG_SESSION_TYPE", nullptr);
+
+    HostConfig config = x11_config();
+    config.source = "auto";  // X11 with no Wayland session: auto takes ximagesrc
+    auto capture = capture::make_capture_source(config);
+    CHECK(capture->name() == "x11");
+    CHECK(capture->describe()["width"] == 640);
+    CHECK(capture->describe()["height"] == 360);
+
+    Decoded d1 = capture_for(config, 2s, false);
+    CHECK(d1.width == 640);
+    CHECK(d1.height == 360);
+    CHECK(d1.frames >= 30);
+    check_colour(d1.last_centre, 0xE0, 0x1E, 0x2A);
+
+    // The picture is live: another colour on screen, another colour decoded.
+    x.solid_window(0, 0, 640, 360, 0x20C040);
+    Decoded d2 = capture_for(config, 1500ms, false);
+    check_colour(d2.last_centre, 0x20, 0xC0, 0x40);
+}
+
+TEST_CASE("X11 --monitor N captures exactly that RandR monitor's region", "[capture][x11]") {
+    Xvfb x(1280, 360);
+    x.add_monitor("LEFT", 0, 0, 640, 360);
+    x.add_monitor("RIGHT", 640, 0, 640, 360);
+    x.solid_window(0, 0, 640, 360, 0xD02020);    // left half red
+    x.solid_window(640, 0, 640, 360, 0x2040E0);  // right half blue
+    ScopedEnv d("DISPLAY", x.display().c_str()), w("WAYLAND_DISPLAY", nullptr), s("XDG_SESSION_TYPE", nullptr);
+
+    auto layout = capture::query_x11_layout();
+    std::map<std::string, int> index;
+    for (size_t i = 0; i < layout.monitors.size(); ++i) index[layout.monitors[i].name] = static_cast<int>(i);
+    REQUIRE(index.count("LEFT"));
+    REQUIRE(index.count("RIGHT"));
+
+    Decoded right = capture_for(x11_config(index["RIGHT"]), 1500ms, false);
+    CHECK(right.width == 640);
+    CHECK(right.height == 360);
+    check_colour(right.last_centre, 0x20, 0x40, 0xE0);
+
+    Decoded left = capture_for(x11_config(index["LEFT"]), 1500ms, false);
+    CHECK(left.width == 640);
+    check_colour(left.last_centre, 0xD0, 0x20, 0x20);
+
+    Decoded whole = capture_for(x11_config(-1), 1500ms, false);
+    CHECK(whole.width == 1280);
+
+    // A monitor that does not exist fails at once, listing the ones that do.
+    try {
+        capture::make_capture_source(x11_config(static_cast<int>(layout.monitors.size())));
+        FAIL("a missing monitor should throw");
+    } catch (const Error &e) {
+        CHECK(e.code() == PP_ERR_INVALID_ARGUMENT);
+        CHECK(contains(e.what(), "RIGHT 640x360+640+0"));
+    }
+}
+
+TEST_CASE("X11 with an unreachable display is a clear no-capture-source error", "[capture][x11]") {
+    ScopedEnv d("DISPLAY", ":254"), w("WAYLAND_DISPLAY", nullptr), s("XDG_SESSION_TYPE", nullptr);
+    try {
+        capture::make_capture_source(x11_config());
+        FAIL("should throw");
+    } catch (const Error &e) {
+        CHECK(e.code() == PP_ERR_NO_CAPTURE_SOURCE);
+        CHECK(contains(e.what(), "':254'"));
+    }
+}
+
+#endif
