@@ -73,6 +73,8 @@ public:
 
     media::ElementPtr make_audio(const media::CaptureParams &params) override { return audio_.make(params); }
 
+    void close() override { audio_.stop(); }
+
     nlohmann::json describe() const override {
         return {{"width", region_.width}, {"height", region_.height}, {"display", layout_.display},
                 {"monitor", monitor_ >= 0 ? nlohmann::json(region_.name) : nlohmann::json(nullptr)}};
