@@ -1,17 +1,59 @@
 #include "capture/capture.hpp"
 
+#include <cstdlib>
+
 #include "common/error.hpp"
+
+#ifdef PP_HAVE_X11_CAPTURE
+#include "capture/x11.hpp"
+#endif
+#ifdef PP_HAVE_PORTAL_CAPTURE
+#include "capture/portal.hpp"
+#endif
 
 namespace pp::capture {
 
-std::unique_ptr<media::CaptureSource> make_capture_source(const HostConfig &config) {
-    const std::string &name = config.source;
-    if (name == "test") return media::make_test_source(config.max_height);
-    if (name == "portal" || name == "x11" || name == "auto" || name.empty())
-        throw Error(PP_ERR_UNSUPPORTED, "screen capture ('" + (name.empty() ? std::string("auto") : name) +
-                                            "') is not available in this build yet: use --source test");
-    throw Error(PP_ERR_INVALID_ARGUMENT,
-                "unknown source '" + name + "': use auto, portal, x11 or test");
+namespace {
+
+std::string env(const char *name) {
+    const char *v = std::getenv(name);
+    return v ? v : "";
+}
+
+} // namespace
+
+Desktop Desktop::from_environment() {
+    return {env("DISPLAY"), env("WAYLAND_DISPLAY"), env("XDG_SESSION_TYPE")};
+}
+
+std::string choose_source(const std::string &wanted, const Desktop &desktop) {
+    if (wanted == "test" || wanted == "portal" || wanted == "x11") return wanted;
+    if (wanted != "auto" && !wanted.empty())
+        throw Error(PP_ERR_INVALID_ARGUMENT, "unknown source '" + wanted + "': use auto, portal, x11 or test");
+    if (desktop.wayland()) return "portal";
+    if (desktop.x11()) return "x11";
+    throw Error(PP_ERR_NO_CAPTURE_SOURCE,
+                "no desktop session to capture (neither WAYLAND_DISPLAY nor DISPLAY is set): run pixelpass "
+                "inside your desktop session, or use --source test to share a test pattern");
+}
+
+std::unique_ptr<media::CaptureSource> make_capture_source(const HostConfig &config, EventSink events) {
+    const std::string chosen = choose_source(config.source, Desktop::from_environment());
+    if (chosen == "test") return media::make_test_source(config.max_height);
+    if (chosen == "x11") {
+#ifdef PP_HAVE_X11_CAPTURE
+        return make_x11_source(config, std::move(events));
+#else
+        throw Error(PP_ERR_UNSUPPORTED, "X11 capture is not in this build (it needs GStreamer, libX11 and "
+                                        "libXrandr at build time): use --source test");
+#endif
+    }
+#ifdef PP_HAVE_PORTAL_CAPTURE
+    return make_portal_source(config, std::move(events));
+#else
+    throw Error(PP_ERR_UNSUPPORTED, "Wayland capture is not in this build (it needs GStreamer and libportal at "
+                                    "build time): use --source test");
+#endif
 }
 
 } // namespace pp::capture
