@@ -1,5 +1,6 @@
 #include "ux.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -213,6 +214,13 @@ void announce_ticket(const std::string &ticket) {
         std::lock_guard lock(output_mutex);
         std::printf("%s\n", ticket.c_str());
         std::fflush(stdout);
+        // The ticket is all a script reads: let go of stdout so `T=$(pixelpass host &)` returns
+        // now instead of when the host ends.
+        if (!isatty(STDOUT_FILENO))
+            if (int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
+                ::dup2(null, STDOUT_FILENO);
+                ::close(null);
+            }
     }
     if (!mode().copy) return;
     pp_result rc = PP_OK;

@@ -83,8 +83,10 @@ void check_media(Report &r, bool &can_encode) {
         std::string pkg = e.value("package", "");
         std::string fix_line;
         if (!usable) {
-            if (reason.find("missing") != std::string::npos || reason.find("not installed") != std::string::npos)
-                fix_line = pkg.empty() ? "install its GStreamer plugin" : "install " + pkg;
+            // media::diagnose says "<package> is installed" when the plugin is there but the device is not.
+            bool plugin_present = reason.find(" is installed") != std::string::npos;
+            if (!plugin_present && !pkg.empty() && !hw) fix_line = "install " + pkg;
+            else if (!plugin_present && !pkg.empty()) fix_line = "install " + pkg + " (and the GPU driver)";
             else if (hw)
                 fix_line = "needs a GPU with H.264 encoding and its driver (AMD: mesa-va-drivers, "
                            "Intel: intel-media-va-driver, NVIDIA: the proprietary driver); software "
@@ -152,7 +154,7 @@ void check_players(Report &r, bool &can_view) {
     can_view = false;
     for (const auto &p : players) {
         can_view = can_view || p.usable;
-        r.add("player " + p.name, p.usable ? "ok" : "warning", p.usable ? p.path : p.problem,
+        r.add("player " + p.name, p.usable ? "ok" : "warning", p.usable ? p.path : p.path + " is installed but unusable",
               p.usable ? "" : p.problem);
     }
     if (players.empty()) r.add("player", "warning", "neither mpv nor VLC is installed", "install mpv");
