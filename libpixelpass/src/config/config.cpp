@@ -221,7 +221,7 @@ Config parse(std::string_view text, const std::string &path) {
     for (auto &&[table_key, table_node] : root) {
         const auto *table = table_node.as_table();
         if (!table) {
-            located.push_back({table_node.source().begin, where(path, table_node.source()) + ": unknown key '" +
+            located.push_back({table_key.source().begin, where(path, table_key.source()) + ": unknown key '" +
                                                               std::string(table_key.str()) + "' ignored"});
             continue;
         }
@@ -229,7 +229,7 @@ Config parse(std::string_view text, const std::string &path) {
             const Key *k = find_key(table_key.str(), key.str());
             std::string full = std::string(table_key.str()) + "." + std::string(key.str());
             if (!k) {
-                located.push_back({node.source().begin, where(path, node.source()) + ": unknown key '" + full + "' ignored"});
+                located.push_back({key.source().begin, where(path, key.source()) + ": unknown key '" + full + "' ignored"});
                 continue;
             }
             if (std::string why = mismatch(*k, node); !why.empty())

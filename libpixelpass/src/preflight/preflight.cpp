@@ -4,9 +4,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
+
+#include <netinet/in.h>
+#include <linux/tcp.h>  // tcpi_bytes_acked (glibc's netinet/tcp.h lacks it)
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -19,7 +25,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Upload {
+    CURL *curl = nullptr;
     uint64_t max_bytes = 0;
+    // What the receiver acknowledged (TCP_INFO), which excludes what only sits in our send buffer:
+    // counting bytes handed to the kernel would overstate a slow uplink by the buffer size.
+    bool have_acked = false;
+    uint64_t acked = 0;
+    Clock::time_point first_byte, last_sample;
+    bool started = false;
     uint64_t sent = 0;
     double seconds = 0;
     Clock::time_point start;
@@ -38,12 +51,38 @@ size_t read_body(char *buf, size_t size, size_t count, void *userp) {
 
 size_t discard(char *, size_t size, size_t count, void *) { return size * count; }
 
+// Bytes the peer acknowledged on the transfer's TCP socket, when the kernel tells.
+std::optional<uint64_t> bytes_acked(CURL *c) {
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD) return std::nullopt;
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+        len < offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked)
+        return std::nullopt;
+    return info.tcpi_bytes_acked;
+}
+
 int on_progress(void *userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
     auto *u = static_cast<Upload *>(userp);
-    double elapsed = std::chrono::duration<double>(Clock::now() - u->start).count();
+    auto now = Clock::now();
+    if (ulnow > 0) {
+        if (!u->started) {
+            u->started = true;
+            u->first_byte = now;
+        }
+        if (auto acked = bytes_acked(u->curl)) {
+            u->have_acked = true;
+            u->acked = *acked;
+            u->last_sample = now;
+        }
+    }
+    double elapsed = std::chrono::duration<double>(now - u->start).count();
     if (u->options->progress) {
         double fraction = std::max(elapsed / u->seconds, double(ulnow) / double(u->max_bytes));
-        double mbps = elapsed > 0 ? double(ulnow) * 8 / elapsed / 1e6 : 0;
+        double body_s = u->started ? std::chrono::duration<double>(now - u->first_byte).count() : 0;
+        double bytes = u->have_acked ? double(u->acked) : double(ulnow);
+        double mbps = body_s > 0.2 ? bytes * 8 / body_s / 1e6 : 0;
         u->options->progress(std::min(fraction, 1.0), mbps);
     }
     if (elapsed >= u->seconds) {
@@ -80,6 +119,7 @@ Result measure(const Options &options) {
         return r;
     }
     Upload u;
+    u.curl = curl.get();
     u.max_bytes = std::max<uint64_t>(options.max_bytes, 1);
     u.seconds = options.seconds > 0 ? options.seconds : 5.0;
     u.options = &options;
@@ -126,8 +166,13 @@ Result measure(const Options &options) {
         r.error = "the endpoint answered HTTP " + std::to_string(status);
         return r;
     }
-    // Time the body only: DNS, TCP and TLS set-up are not upstream bandwidth.
+    // Time the body only: DNS, TCP and TLS set-up are not upstream bandwidth. A completed upload
+    // ends when the server has everything (its answer); a cut one at the last acknowledgement.
     double seconds = double(total_us - pre_us) / 1e6;
+    if (u.timed_out && u.have_acked && u.started) {
+        uploaded = curl_off_t(u.acked);
+        seconds = std::chrono::duration<double>(u.last_sample - u.first_byte).count();
+    }
     if (uploaded < 64 * 1024 || seconds <= 0) {
         r.error = "too little data went out to measure (" + std::to_string(uploaded) + " bytes)";
         return r;
