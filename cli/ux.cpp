@@ -63,12 +63,14 @@ const char *event_name(pp_event_type t) {
     return unsigned(t) < 9 ? names[t] : "unknown";
 }
 
+void say(const std::string &text) {
+    std::lock_guard lock(output_mutex);
+    std::fputs(text.c_str(), stderr);
+    std::fflush(stderr);
+}
+
 std::string ask(const std::string &question) {
-    {
-        std::lock_guard lock(output_mutex);
-        std::fputs(question.c_str(), stderr);
-        std::fflush(stderr);
-    }
+    say(question);
     std::string line;
     if (!std::getline(std::cin, line)) return "";
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
@@ -295,22 +297,36 @@ int doctor(bool json, unsigned probe_timeout_ms) {
 }
 
 int interactive_view(const std::atomic<bool> &stop) {
-    // The ticket may arrive over several lines (a pasted wrap): read until it decodes.
+    // The ticket may arrive over several lines (a pasted wrap): keep reading until it decodes. A
+    // line starting with the prefix starts a new paste; an empty line gives up on the current one.
     std::string ticket;
-    ask("Paste the ticket, then press Enter:\n");
+    pp_result last = PP_OK;
+    say("Paste the ticket, then press Enter:\n");
     for (;;) {
         std::string line;
         if (!std::getline(std::cin, line)) return 1;
+        size_t first = line.find_first_not_of(" \t\r<>\"'");
+        bool blank = first == std::string::npos;
+        if (blank) {
+            if (ticket.empty()) continue;
+            log_line("error: " + detail(last) + "; paste the whole ticket again");
+            ticket.clear();
+            continue;
+        }
+        if (!ticket.empty() && (line.compare(first, 3, "pxp") == 0 || line.compare(first, 3, "PXP") == 0))
+            ticket.clear();
         ticket += line;
-        if (ticket.find_first_not_of(" \t\r") == std::string::npos) continue;
         pp_ticket *t = nullptr;
-        pp_result rc = pp_ticket_decode(&t, ticket.c_str());
+        last = pp_ticket_decode(&t, ticket.c_str());
         pp_ticket_free(t);
-        if (rc == PP_OK) break;
-        if (rc == PP_ERR_TICKET_TRUNCATED) continue;  // more lines to come
-        log_line("error: " + detail(rc));
-        ticket.clear();
-        ask("Paste the ticket again:\n");
+        if (last == PP_OK) break;
+        if (last == PP_ERR_TICKET_PREFIX || last == PP_ERR_TICKET_CHARACTER || last == PP_ERR_TICKET_EXPIRED ||
+            last == PP_ERR_TICKET_VERSION) {
+            log_line("error: " + detail(last));
+            ticket.clear();
+            say("Paste the ticket again:\n");
+        }
+        // Otherwise (truncated, checksum) more lines may be on their way.
     }
 
     std::vector<std::pair<pp_player_kind, std::string>> choices;
