@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -69,10 +70,22 @@ void say(const std::string &text) {
     std::fflush(stderr);
 }
 
+// While waiting for an answer nothing has started yet, so Ctrl-C simply ends the program (the
+// regular handler only sets a flag, and a blocked read would not notice it).
+struct InterruptEndsProgram {
+    void (*previous)(int) = std::signal(SIGINT, SIG_DFL);
+    ~InterruptEndsProgram() { std::signal(SIGINT, previous); }
+};
+
+bool read_line(std::string &line) {
+    InterruptEndsProgram guard;
+    return static_cast<bool>(std::getline(std::cin, line));
+}
+
 std::string ask(const std::string &question) {
     say(question);
     std::string line;
-    if (!std::getline(std::cin, line)) return "";
+    if (!read_line(line)) return "";
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     return line;
 }
@@ -304,7 +317,7 @@ int interactive_view(const std::atomic<bool> &stop) {
     say("Paste the ticket, then press Enter:\n");
     for (;;) {
         std::string line;
-        if (!std::getline(std::cin, line)) return 1;
+        if (!read_line(line)) return 1;
         size_t first = line.find_first_not_of(" \t\r<>\"'");
         bool blank = first == std::string::npos;
         if (blank) {

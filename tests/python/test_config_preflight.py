@@ -122,3 +122,50 @@ def test_doctor_probes_only_configured_stun(config_home):
     stun = [c for c in report["checks"] if c["name"].startswith("NAT (STUN")]
     assert len(stun) == 1 and stun[0]["status"] == "warning" and dead in stun[0]["name"]
     assert "refused" in stun[0]["detail"] or "no answer" in stun[0]["detail"]
+
+
+def _stun_responder():
+    """A minimal RFC 5389 server on loopback: answers Binding requests with XOR-MAPPED-ADDRESS."""
+    import struct
+    import threading
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    seen = []
+    stopped = threading.Event()
+
+    def serve():
+        while not stopped.is_set():
+            try:
+                data, peer = sock.recvfrom(1500)
+            except socket.timeout:
+                continue
+            if len(data) < 20 or data[:2] != b"\x00\x01" or data[4:8] != b"\x21\x12\xa4\x42":
+                continue
+            seen.append(peer)
+            port = peer[1] ^ 0x2112
+            addr = struct.unpack("!I", socket.inet_aton(peer[0]))[0] ^ 0x2112A442
+            attr = struct.pack("!HHBBHI", 0x0020, 8, 0, 1, port, addr)
+            sock.sendto(struct.pack("!HH", 0x0101, len(attr)) + data[4:20] + attr, peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return sock, seen, lambda: (stopped.set(), thread.join(), sock.close())
+
+
+def test_doctor_reaches_configured_stun_and_relay(config_home):
+    sock, seen, close = _stun_responder()
+    try:
+        server = "127.0.0.1:%d" % sock.getsockname()[1]
+        pixelpass.config_set("network.stun_servers", [server])
+        pixelpass.config_set("network.relay", "turn:" + server)
+        report = pixelpass.doctor(probe_timeout_ms=3000)
+        stun = next(c for c in report["checks"] if c["name"] == f"NAT (STUN {server})")
+        assert stun["status"] == "ok", stun
+        # The mapped address doctor reports is the source of a request the responder saw.
+        mapped_port = int(stun["detail"].rsplit(":", 1)[1])
+        assert "sees this host as 127.0.0.1:" in stun["detail"] and mapped_port in {p for _, p in seen}
+        relay = next(c for c in report["checks"] if c["name"].startswith("relay turn:"))
+        assert relay["status"] == "ok" and "127.0.0.1:" in relay["detail"]
+    finally:
+        close()
