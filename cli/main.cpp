@@ -12,9 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "pixelpass.h"
 #include "demo_summary.hpp"
 #include "repair_summary.hpp"
+#include "ux.hpp"
 
 namespace {
 
@@ -43,13 +46,6 @@ std::string get_string(const std::function<pp_result(char *, size_t, size_t *)> 
     if (rc != PP_OK) throw rc;
     out.resize(needed ? needed - 1 : 0);
     return out;
-}
-
-void print_event(const pp_event *event, void *) {
-    static const char *const levels[] = {"error", "warning", "info", "debug"};
-    if (event->type == PP_EVENT_LOG && event->level == PP_LOG_DEBUG) return;
-    const char *level = event->type == PP_EVENT_ERROR ? "error" : levels[event->level & 3];
-    std::fprintf(stderr, "pixelpass: %s: %s\n", level, event->message);
 }
 
 struct HostArgs {
@@ -102,8 +98,9 @@ int run_host(const HostArgs &a) {
     o.port = a.port;
     o.ticket_lifetime_s = a.expires;
 
+    if (!pixelpass_cli::ux::before_host()) return kExitFailure;
     pp_host *host = nullptr;
-    if (pp_result rc = pp_host_new(&host, &o, print_event, nullptr); rc != PP_OK) return report(rc);
+    if (pp_result rc = pp_host_new(&host, &o, pixelpass_cli::ux::print_event, nullptr); rc != PP_OK) return report(rc);
     pp_result rc = pp_host_start(host);
     if (rc != PP_OK) {
         int code = report(rc);
@@ -112,14 +109,13 @@ int run_host(const HostArgs &a) {
     }
     try {
         std::string ticket = get_string([&](char *b, size_t s, size_t *n) { return pp_host_ticket(host, b, s, n); });
-        std::printf("%s\n", ticket.c_str());
-        std::fflush(stdout);
+        pixelpass_cli::ux::announce_ticket(ticket);
     } catch (pp_result e) {
         pp_host_free(host);
         return report(e);
     }
     std::fprintf(stderr, "pixelpass: sharing; press Ctrl-C to stop\n");
-    while (!interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    pixelpass_cli::ux::host_loop(host, interrupted);
     std::fprintf(stderr, "pixelpass: stopping\n");
     pp_host_stop(host);
     pp_host_free(host);
@@ -131,7 +127,7 @@ int run_view(const std::string &ticket, const std::string &player) {
     pp_viewer_options_init(&o, PP_VIEWER_OPTIONS_VERSION);
     o.ticket = ticket.c_str();
     pp_viewer *viewer = nullptr;
-    if (pp_result rc = pp_viewer_connect(&viewer, &o, print_event, nullptr); rc != PP_OK) return report(rc);
+    if (pp_result rc = pp_viewer_connect(&viewer, &o, pixelpass_cli::ux::print_event, nullptr); rc != PP_OK) return report(rc);
     std::string url, command;
     pp_player_kind kind = player == "vlc" ? PP_PLAYER_VLC : player == "mpv" ? PP_PLAYER_MPV : PP_PLAYER_AUTO;
     try {
@@ -165,7 +161,7 @@ int run_view(const std::string &ticket, const std::string &player) {
 
 void print_demo_event(const pp_event *event, void *verbose) {
     if (verbose || event->type == PP_EVENT_ERROR || (event->type == PP_EVENT_LOG && event->level <= PP_LOG_WARNING))
-        print_event(event, nullptr);
+        pixelpass_cli::ux::print_event(event, nullptr);
 }
 
 // `pixelpass demo`: the library does the work; this prints its report.
@@ -286,16 +282,20 @@ int main(int argc, char **argv) {
 
     // The original tool's top-level flags: they configure hosting.
     HostArgs host_args;
-    bool repair_flag = false, reconfigure = false;
+    bool repair_flag = false, reconfigure = false, assume_yes = false, json_flag = false, copy_flag = false;
     add_host_options(&app, host_args);
     app.add_flag("--repair", repair_flag, "Same as `pixelpass repair`");
     app.add_flag("--reconfigure", reconfigure, "Re-run the bandwidth test");
+    app.add_flag("-y,--yes", assume_yes, "Consent to the bandwidth test without asking (--reconfigure)");
+    app.add_flag("--json", json_flag, "Events and status as JSON lines on stdout");
+    app.add_flag("--copy", copy_flag, "Copy the ticket to the clipboard (always done from the menu)");
     std::vector<std::string> bare_ticket;
     app.add_option("ticket", bare_ticket, "A ticket to view (same as `pixelpass view TICKET`)");
 
     auto *host_cmd = app.add_subcommand("host", "Share this screen; prints the ticket on stdout");
     HostArgs host_cmd_args;
     add_host_options(host_cmd, host_cmd_args);
+    host_cmd->fallthrough();  // --json, --copy apply to the subcommand too
 
     auto *view_cmd = app.add_subcommand("view", "Watch a host; prints the local URL for a player");
     std::vector<std::string> view_ticket;
@@ -320,6 +320,15 @@ int main(int argc, char **argv) {
     demo_cmd->add_option("--max-height", demo_args.max_height, "Downscale to at most this height")->check(CLI::Range(64u, 8640u));
     demo_cmd->add_flag("--no-audio", demo_args.no_audio, "Video only");
 
+    view_cmd->fallthrough();
+
+    auto *doctor_cmd = app.add_subcommand("doctor", "Check what sharing and viewing need here; says how to fix each problem");
+    bool doctor_json = false;
+    unsigned doctor_timeout = 1500;
+    doctor_cmd->add_flag("--json", doctor_json, "Print the checks as JSON");
+    doctor_cmd->add_option("--timeout", doctor_timeout, "Milliseconds to wait for each STUN/relay probe")
+        ->check(CLI::Range(50u, 30000u));
+
     auto *ticket_cmd = app.add_subcommand("ticket", "Create a ticket for a fresh host identity and decode it back");
     auto *inspect_cmd = ticket_cmd->add_subcommand("inspect", "Decode a ticket and print it as JSON (secret hashed)");
     std::vector<std::string> inspect_ticket;
@@ -337,6 +346,11 @@ int main(int argc, char **argv) {
         return rc == 0 ? 0 : kExitUsage;
     }
 
+    auto &ux_mode = pixelpass_cli::ux::mode();
+    ux_mode.json = json_flag;
+    ux_mode.copy = copy_flag;
+    ux_mode.status_line = !json_flag && isatty(STDERR_FILENO);
+    if (*doctor_cmd) return pixelpass_cli::ux::doctor(doctor_json, doctor_timeout);
     if (*host_cmd) return run_host(host_cmd_args);
     if (*view_cmd) return run_view(join(view_ticket), view_player);
     if (*demo_cmd) return run_demo(demo_seconds, demo_headless, demo_json, demo_verbose, demo_args);
@@ -344,11 +358,11 @@ int main(int argc, char **argv) {
     if (*ticket_cmd) return run_ticket_roundtrip();
     if (*repair_cmd) return run_repair(dry_run, json);
     if (repair_flag) return run_repair(false, false);
-    if (reconfigure) {
-        std::fprintf(stderr, "pixelpass: --reconfigure is not available yet: the bandwidth pre-flight "
-                             "has not landed in this version\n");
-        return kExitFailure;
-    }
+    if (reconfigure) return pixelpass_cli::ux::reconfigure(assume_yes);
     if (!bare_ticket.empty()) return run_view(join(bare_ticket), "none");
+    if (pixelpass_cli::ux::interactive() && isatty(STDOUT_FILENO) && !json_flag) {
+        static HostArgs *menu_host_args = &host_args;
+        return pixelpass_cli::ux::menu([] { return run_host(*menu_host_args); }, interrupted);
+    }
     return run_host(host_args);
 }

@@ -448,6 +448,66 @@ PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned vers
 PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb callback, void *user_data,
                                 char *report, size_t report_size, size_t *needed);
 
+/* ---------------------------------------------------------------------------------------------
+ * Config, bandwidth pre-flight, clipboard, doctor: the everyday experience.
+ *
+ * The config file is $XDG_CONFIG_HOME/pixelpass/config.toml (else ~/.config/pixelpass/...). It is
+ * read by pp_host_new for the defaults of unset options (bitrate, viewer cap, encoder, relay, STUN
+ * servers). A missing file is the first-run state; a broken one fails with PP_ERR_CONFIG and a
+ * "path:line:column: what" detail and is never written over. Not thread-safe against concurrent
+ * writers of the same file (each write is atomic, the last one wins).
+ * ------------------------------------------------------------------------------------------- */
+
+/** The config file's path (it need not exist). */
+PP_EXPORT pp_result pp_config_path(char *buf, size_t buf_size, size_t *needed);
+
+/**
+ * The effective config as JSON: {path, exists, host{bitrate_kbps, max_viewers, player, encoder},
+ * network{relay, stun_servers}, bandwidth{status, upstream_mbps, measured_at, endpoint},
+ * warnings[] (unknown keys, with line and column), default_max_viewers}.
+ */
+PP_EXPORT pp_result pp_config_json(char *buf, size_t buf_size, size_t *needed);
+
+/**
+ * Sets one key ("host.max_viewers", "bandwidth.status", ...) to `json_value` (JSON text: 4,
+ * "mpv", ["stun.example.org:3478"]). Only that value's text changes in the file (comments stay);
+ * the write is atomic. PP_ERR_INVALID_ARGUMENT for an unknown key or a wrong type.
+ */
+PP_EXPORT pp_result pp_config_set(const char *key, const char *json_value);
+
+/** Progress of a bandwidth test: fraction done (0..1) and the rate so far in Mbit/s. */
+typedef void (*pp_progress_cb)(double fraction, double mbps, void *user_data);
+
+/**
+ * Measures upstream bandwidth with a ~5 s / ~5 MB HTTP upload to `endpoint` (NULL: the
+ * PIXELPASS_SPEEDTEST_URL environment variable, else [bandwidth] endpoint, else Cloudflare's
+ * public speed-test endpoint) and records the result in the config: status "measured" with
+ * upstream_mbps = measured × 0.8, or "failed". Ask the user first: this sends data to a third
+ * party. *upstream_mbps (may be NULL) receives the estimate. PP_ERR_UNREACHABLE when the test
+ * failed (pp_last_error says why); the failure is recorded. `progress` runs on the calling thread.
+ */
+PP_EXPORT pp_result pp_bandwidth_test(const char *endpoint, pp_progress_cb progress, void *user_data,
+                                      double *upstream_mbps);
+
+/** Records that the user declined the bandwidth test: it is not offered again. */
+PP_EXPORT pp_result pp_bandwidth_skip(void);
+
+/**
+ * Copies `text` to the clipboard: wl-copy (Wayland), xclip or xsel (X11), else an OSC 52 escape
+ * written to `tty_fd` when that is a terminal (-1: never). `method` receives what was used
+ * ("wl-copy", "xclip", "xsel", "osc52"). PP_ERR_UNSUPPORTED, with what to install, when nothing
+ * worked.
+ */
+PP_EXPORT pp_result pp_clipboard_copy(const char *text, int tty_fd, char *method, size_t method_size,
+                                      size_t *needed);
+
+/**
+ * Runs the health checks and returns {checks: [{name, status ("ok", "warning", "error",
+ * "skipped"), detail, fix}], can_share, can_view}. Network probes go only to the STUN servers and
+ * relay named in the config; each waits at most `probe_timeout_ms` (0 = 1500).
+ */
+PP_EXPORT pp_result pp_doctor_json(unsigned probe_timeout_ms, char *buf, size_t buf_size, size_t *needed);
+
 #ifdef __cplusplus
 }
 #endif

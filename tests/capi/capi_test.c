@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int failures = 0;
 static int checks = 0;
@@ -660,6 +661,72 @@ static void test_demo(void) {
     free(report);
 }
 
+/* Config, pre-flight, clipboard and doctor through the C API, on a private config directory. The
+ * bandwidth test targets a closed loopback port: it must fail, be recorded, and never reach out. */
+static void test_config_preflight_clipboard_doctor(void) {
+    char dir[] = "/tmp/pp-capi-config-XXXXXX";
+    ASSERT(mkdtemp(dir) != NULL);
+    setenv("XDG_CONFIG_HOME", dir, 1);
+    unsetenv("PIXELPASS_SPEEDTEST_URL");
+    char buf[4096];
+    size_t needed = 0;
+    ASSERT_RC(PP_OK, pp_config_path(buf, sizeof buf, &needed));
+    ASSERT(strncmp(buf, dir, strlen(dir)) == 0 && strstr(buf, "/pixelpass/config.toml") != NULL);
+    ASSERT_RC(PP_OK, pp_config_json(buf, sizeof buf, &needed));
+    ASSERT(strstr(buf, "\"exists\":false") != NULL && strstr(buf, "\"default_max_viewers\":2") != NULL);
+
+    ASSERT_RC(PP_OK, pp_config_set("host.max_viewers", "3"));
+    ASSERT_RC(PP_OK, pp_config_json(buf, sizeof buf, &needed));
+    ASSERT(strstr(buf, "\"default_max_viewers\":3") != NULL);
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_config_set("host.colour", "\"red\""));
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_config_set("host.max_viewers", "not json"));
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_config_set(NULL, "1"));
+
+    ASSERT_RC(PP_OK, pp_bandwidth_skip());
+    ASSERT_RC(PP_OK, pp_config_json(buf, sizeof buf, &needed));
+    ASSERT(strstr(buf, "\"status\":\"skipped\"") != NULL);
+    double mbps = -1;
+    ASSERT_RC(PP_ERR_UNREACHABLE, pp_bandwidth_test("http://127.0.0.1:1/__up", NULL, NULL, &mbps));
+    ASSERT(strstr(pp_last_error(), "127.0.0.1:1") != NULL);
+    ASSERT_RC(PP_OK, pp_config_json(buf, sizeof buf, &needed));
+    ASSERT(strstr(buf, "\"status\":\"failed\"") != NULL);
+
+    /* A broken file: every reader reports line and column; the host refuses to guess. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/pixelpass/config.toml", dir);
+    FILE *f = fopen(path, "w");
+    ASSERT(f != NULL);
+    if (f) {
+        fputs("[host]\nmax_viewers = = 2\n", f);
+        fclose(f);
+    }
+    ASSERT_RC(PP_ERR_CONFIG, pp_config_json(buf, sizeof buf, &needed));
+    ASSERT(strstr(pp_last_error(), "config.toml:2:") != NULL);
+    ASSERT_RC(PP_ERR_CONFIG, pp_config_set("host.max_viewers", "4"));
+    pp_host *h = NULL;
+    ASSERT_RC(PP_ERR_CONFIG, pp_host_new(&h, NULL, NULL, NULL));
+    remove(path);
+
+    /* No display and no terminal: nothing can hold the text, and the error says what to do. */
+    unsetenv("DISPLAY");
+    unsetenv("WAYLAND_DISPLAY");
+    ASSERT_RC(PP_ERR_UNSUPPORTED, pp_clipboard_copy("hello", -1, buf, sizeof buf, &needed));
+    ASSERT(strstr(pp_last_error(), "no graphical session") != NULL);
+
+    size_t size = 0;
+    ASSERT_RC(PP_ERR_BUFFER_TOO_SMALL, pp_doctor_json(200, NULL, 0, &size));
+    char *report = malloc(size);
+    ASSERT(report != NULL);
+    if (report) {
+        ASSERT_RC(PP_OK, pp_doctor_json(200, report, size, &needed));
+        ASSERT(strstr(report, "\"can_share\"") != NULL && strstr(report, "H.264 encoder") != NULL);
+        free(report);
+    }
+    snprintf(path, sizeof path, "%s/pixelpass", dir);
+    rmdir(path);
+    rmdir(dir);
+}
+
 int main(void) {
     test_strerror();
     test_version();
@@ -675,6 +742,7 @@ int main(void) {
     test_host_ticket_lifetime();
     test_repair_without_audio_server();
     test_demo();
+    test_config_preflight_clipboard_doctor();
 
     printf("capi_test: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

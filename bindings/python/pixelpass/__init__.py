@@ -46,7 +46,8 @@ __all__ = [
     "LibraryError", "LogLevel", "MediaError", "PixelpassError", "PlayerKind", "Result", "Ticket",
     "TicketError", "UnsupportedError", "VersionMismatch", "Viewer", "demo", "launch_player", "library_path",
     "player_command", "players", "repair", "set_library_path", "strerror", "version",
-    "version_info",
+    "version_info", "config", "config_path", "config_set", "bandwidth_test", "bandwidth_skip",
+    "clipboard_copy", "doctor",
 ]
 
 
@@ -496,3 +497,52 @@ def demo(callback: Optional[Callable[[Event], None]] = None, **options) -> dict:
     report = _get_string(_c().pp_demo_run, ctypes.byref(opts), thunk, None)
     del keep
     return json.loads(report)
+
+
+# ---- config, bandwidth pre-flight, clipboard, doctor --------------------------------------------
+
+def config_path() -> str:
+    """Where the config file lives: $XDG_CONFIG_HOME/pixelpass/config.toml (else ~/.config/...)."""
+    return _get_string(_c().pp_config_path)
+
+
+def config() -> dict:
+    """The effective config: host, network, bandwidth, warnings, default_max_viewers. A broken
+    file raises PixelpassError (Result.CONFIG) naming line and column."""
+    return json.loads(_get_string(_c().pp_config_json))
+
+
+def config_set(key: str, value) -> None:
+    """Sets "table.key" to `value` in the config file (only that value's text changes)."""
+    _c().pp_config_set(_to_bytes(key), json.dumps(value).encode())
+
+
+def bandwidth_test(endpoint: Optional[str] = None,
+                   progress: Optional[Callable[[float, float], None]] = None) -> float:
+    """Measures upstream bandwidth with an HTTP upload to `endpoint` (None: the configured one)
+    and records it in the config. Returns the safe estimate in Mbit/s; a failure raises (and is
+    recorded as status "failed"). Ask the user first: this sends ~5 MB to a third party."""
+    def call(fraction, mbps, _user):
+        try:
+            progress(fraction, mbps)
+        except Exception:  # never unwind through C
+            traceback.print_exc()
+    thunk = _lib.PROGRESS_CB(call) if progress else _lib.PROGRESS_CB()
+    mbps = ctypes.c_double(0)
+    _c().pp_bandwidth_test(_to_bytes(endpoint), thunk, None, ctypes.byref(mbps))
+    return mbps.value
+
+
+def bandwidth_skip() -> None:
+    """Records that the user declined the bandwidth test; it is not offered again."""
+    _c().pp_bandwidth_skip()
+
+
+def clipboard_copy(text: str, tty_fd: int = -1) -> str:
+    """Copies text to the clipboard; returns the method ("wl-copy", "xclip", "xsel", "osc52")."""
+    return _get_string(_c().pp_clipboard_copy, _to_bytes(text), int(tty_fd))
+
+
+def doctor(probe_timeout_ms: int = 0) -> dict:
+    """The health checks: {checks: [{name, status, detail, fix}], can_share, can_view}."""
+    return json.loads(_get_string(_c().pp_doctor_json, int(probe_timeout_ms)))

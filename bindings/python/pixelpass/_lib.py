@@ -237,6 +237,7 @@ class DemoOptions(ctypes.Structure):
 
 # void (*pp_event_cb)(const pp_event *event, void *user_data)
 EVENT_CB = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
+PROGRESS_CB = ctypes.CFUNCTYPE(None, ctypes.c_double, ctypes.c_double, ctypes.c_void_p)
 
 _size_p = ctypes.POINTER(ctypes.c_size_t)
 _ticket_p = ctypes.POINTER(pp_ticket)
@@ -305,6 +306,15 @@ FUNCTIONS = [
     ("pp_demo_options_init", [ctypes.POINTER(DemoOptions), ctypes.c_uint], ctypes.c_int, "ok"),
     ("pp_demo_run", [ctypes.POINTER(DemoOptions), EVENT_CB, ctypes.c_void_p, _buf, ctypes.c_size_t,
                      _size_p], ctypes.c_int, "sized"),
+    ("pp_config_path", [_buf, ctypes.c_size_t, _size_p], ctypes.c_int, "sized"),
+    ("pp_config_json", [_buf, ctypes.c_size_t, _size_p], ctypes.c_int, "sized"),
+    ("pp_config_set", [_str, _str], ctypes.c_int, "ok"),
+    ("pp_bandwidth_test", [_str, PROGRESS_CB, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double)],
+     ctypes.c_int, "ok"),
+    ("pp_bandwidth_skip", [], ctypes.c_int, "ok"),
+    ("pp_clipboard_copy", [_str, ctypes.c_int, _buf, ctypes.c_size_t, _size_p], ctypes.c_int,
+     "sized"),
+    ("pp_doctor_json", [ctypes.c_uint, _buf, ctypes.c_size_t, _size_p], ctypes.c_int, "sized"),
 ]
 
 

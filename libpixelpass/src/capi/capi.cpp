@@ -7,8 +7,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clipboard/clipboard.hpp"
 #include "common/error.hpp"
+#include "config/config.hpp"
 #include "demo/demo.hpp"
+#include "doctor/doctor.hpp"
+#include "preflight/preflight.hpp"
 #include "host/host.hpp"
 #include "player/player.hpp"
 #include "pixelpass.h"
@@ -319,7 +323,9 @@ PP_EXPORT pp_result pp_host_new(pp_host **out, const pp_host_options *options, p
         require(out, "out");
         *out = nullptr;
         auto h = std::make_unique<pp_host>();
-        h->impl = std::make_unique<pp::Host>(host_config(options), event_sink(callback, user_data));
+        pp::HostConfig config = host_config(options);
+        pp::config::apply_host_defaults(config, pp::config::load());
+        h->impl = std::make_unique<pp::Host>(std::move(config), event_sink(callback, user_data));
         *out = h.release();
         return PP_OK;
     });
@@ -511,3 +517,61 @@ PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb call
 }
 
 } // extern "C"
+
+/* ---- config, bandwidth pre-flight, clipboard, doctor ---- */
+
+PP_EXPORT pp_result pp_config_path(char *buf, size_t buf_size, size_t *needed) {
+    return wrap([&] { return copy_out(pp::config::default_path(), buf, buf_size, needed); });
+}
+
+PP_EXPORT pp_result pp_config_json(char *buf, size_t buf_size, size_t *needed) {
+    return wrap([&] { return copy_out(pp::config::to_json(pp::config::load()).dump(), buf, buf_size, needed); });
+}
+
+PP_EXPORT pp_result pp_config_set(const char *key, const char *json_value) {
+    return wrap([&] {
+        require(key, "key");
+        require(json_value, "json_value");
+        auto value = nlohmann::json::parse(json_value, nullptr, false);
+        if (value.is_discarded())
+            throw pp::Error(PP_ERR_INVALID_ARGUMENT, std::string("value for ") + key + " is not JSON: " + json_value);
+        pp::config::set({{key, value}});
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_bandwidth_test(const char *endpoint, pp_progress_cb progress, void *user_data,
+                                      double *upstream_mbps) {
+    return wrap([&] {
+        pp::preflight::Options o;
+        o.endpoint = str(endpoint);
+        if (progress) o.progress = [&](double fraction, double mbps) { progress(fraction, mbps, user_data); };
+        auto r = pp::preflight::run(o);
+        if (upstream_mbps) *upstream_mbps = r.upstream_mbps;
+        if (!r.ok) throw pp::Error(PP_ERR_UNREACHABLE, "bandwidth test against " + r.endpoint + " failed: " + r.error);
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_bandwidth_skip(void) {
+    return wrap([&] {
+        pp::preflight::skip();
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_clipboard_copy(const char *text, int tty_fd, char *method, size_t method_size,
+                                      size_t *needed) {
+    return wrap([&] {
+        require(text, "text");
+        return copy_out(pp::clipboard::copy(text, tty_fd), method, method_size, needed);
+    });
+}
+
+PP_EXPORT pp_result pp_doctor_json(unsigned probe_timeout_ms, char *buf, size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        pp::doctor::Options o;
+        if (probe_timeout_ms) o.probe_timeout_ms = probe_timeout_ms;
+        return copy_out(pp::doctor::run(o).dump(), buf, buf_size, needed);
+    });
+}
