@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <ctime>
 #include <map>
 #include <thread>
@@ -14,6 +16,7 @@
 #include "common/hex.hpp"
 #include "common/random.hpp"
 #include "http3/server.hpp"
+#include "nat/agent.hpp"
 #include "net/interfaces.hpp"
 #include "net/loop.hpp"
 #include "net/timer.hpp"
@@ -80,6 +83,7 @@ struct Host::Core {
 
     std::unique_ptr<net::Loop> loop;
     std::unique_ptr<quic::Endpoint> endpoint;
+    std::unique_ptr<nat::Agent> agent;  // STUN (and later TURN) on the endpoint's socket
     std::unique_ptr<net::Waker> waker;
     uint16_t port = 0;
 
@@ -106,6 +110,7 @@ struct Host::Core {
     void shutdown(bool announce) {
         if (!announce) events_open = false;
         if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
+        agent.reset();
         endpoint.reset();
         waker.reset();
         if (announce) emit({PP_EVENT_STOPPED, PP_LOG_INFO, 0, PP_OK, "host stopped", "{}"});
@@ -200,6 +205,16 @@ struct Host::Core {
               nlohmann::json{{"reason", reason}, {"address", v.address}, {"bytes_sent", bytes}}.dump()});
     }
 
+    nlohmann::json nat_stats() const {
+        nlohmann::json reflexive = nlohmann::json::array();
+        for (const auto &a : agent->reflexive()) reflexive.push_back(a.to_string());
+        const auto &c = agent->counters();
+        return {{"reflexive", reflexive},
+                {"stun", {{"requests", c.requests_sent}, {"retransmits", c.retransmits},
+                          {"answers", c.answers}, {"timeouts", c.timeouts},
+                          {"bindings_answered", c.bindings_answered}}}};
+    }
+
     void wake_all() {
         if (!endpoint) return;
         for (auto *c : endpoint->connections())
@@ -245,6 +260,7 @@ struct Host::Core {
                         {"rx_bytes", u.rx_bytes},         {"tx_bytes", u.tx_bytes},
                         {"gso", u.gso},                   {"gro", u.gro}};
         }
+        if (agent) j["nat"] = nat_stats();
         return j;
     }
 };
@@ -306,6 +322,28 @@ void Host::start() {
 
     std::vector<std::pair<std::string, uint16_t>> candidates;
     Core *c = core.get();
+    // STUN: the configured servers, else the public defaults (not for a loopback-only host,
+    // which no STUN server could answer). Resolved here, off the loop: DNS blocks.
+    std::vector<net::Address> stun_servers;
+    if (!config_.no_stun && !config_.relay_only) {
+        bool loopback_only = false;
+        if (!config_.bind_address.empty())
+            try {
+                loopback_only = net::Address::parse(config_.bind_address, 0).is_loopback();
+            } catch (const Error &) {
+            }
+        auto names = config_.stun_servers;
+        if (names.empty() && !loopback_only) names = nat::default_stun_servers();
+        for (const auto &name : names) {
+            auto found = nat::resolve(name, 3478);
+            if (found.empty())
+                core->loop->call([&] {
+                    c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_UNREACHABLE,
+                             "STUN server '" + name + "' does not resolve; skipped", "{}"});
+                });
+            stun_servers.insert(stun_servers.end(), found.begin(), found.end());
+        }
+    }
     core->loop->call([&] {
         net::UdpOptions options;
         options.bind_ip = config_.bind_address;
@@ -333,6 +371,36 @@ void Host::start() {
         if (config_.keep_alive_ms) server.transport.keep_alive_ms = config_.keep_alive_ms;
         c->endpoint->listen(std::move(server));
     });
+    // The server-reflexive address, learned on the QUIC socket itself, so it is the mapping
+    // viewers' packets reach. Bounded: a ticket without it still works on open paths.
+    auto discovered = std::make_shared<std::promise<void>>();
+    auto discovered_future = discovered->get_future();
+    core->loop->call([&] {
+        c->agent = std::make_unique<nat::Agent>(*c->loop, c->endpoint->socket());
+        c->agent->discover(stun_servers, [discovered] { discovered->set_value(); });
+    });
+    discovered_future.wait_for(std::chrono::seconds(5));
+    std::vector<net::Address> reflexive = core->loop->call([&] { return c->agent->reflexive(); });
+    if (!stun_servers.empty() && reflexive.empty())
+        core->loop->call([&] {
+            c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_UNREACHABLE,
+                     "no STUN server answered: the ticket carries local addresses only", "{}"});
+        });
+    {
+        // Reflexive addresses go after the LAN ones and before loopback: a remote viewer tries
+        // them early, a local one has already connected.
+        auto first_loopback = std::find_if(candidates.begin(), candidates.end(), [](const auto &cand) {
+            return net::Address::parse(cand.first, cand.second).is_loopback();
+        });
+        size_t at = static_cast<size_t>(first_loopback - candidates.begin());
+        reflexive_.clear();
+        for (const auto &r : reflexive) {
+            std::pair<std::string, uint16_t> cand{r.ip(), r.port()};
+            if (std::find(candidates.begin(), candidates.end(), cand) != candidates.end()) continue;  // no NAT
+            candidates.insert(candidates.begin() + static_cast<ptrdiff_t>(at++), cand);
+            reflexive_.push_back(cand);
+        }
+    }
     if (candidates.size() > ticket::kMaxCandidates) candidates.resize(ticket::kMaxCandidates);
     candidates_ = candidates;
     expiry_ = config_.ticket_lifetime_s > 0 ? static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s : 0;
@@ -365,7 +433,10 @@ std::string Host::ticket_text() const {
     ticket::Ticket t;
     t.fingerprint = identity_->fingerprint();
     t.secret = secret_;
-    for (const auto &[ip, port] : candidates_) ticket::add_candidate(t, PP_CANDIDATE_LOCAL, ip, port);
+    for (const auto &cand : candidates_) {
+        bool reflexive = std::find(reflexive_.begin(), reflexive_.end(), cand) != reflexive_.end();
+        ticket::add_candidate(t, reflexive ? PP_CANDIDATE_REFLEXIVE : PP_CANDIDATE_LOCAL, cand.first, cand.second);
+    }
     t.expiry = expiry_;
     if (!core_ && config_.ticket_lifetime_s > 0)
         t.expiry = static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s;

@@ -93,6 +93,7 @@ private:
     mutable std::mutex mutex_;
     std::shared_ptr<Core> core_;
     std::vector<std::pair<std::string, uint16_t>> candidates_;  // numeric address, port
+    std::vector<std::pair<std::string, uint16_t>> reflexive_;   // those of candidates_ STUN found
     int64_t expiry_ = 0;
 };
 
