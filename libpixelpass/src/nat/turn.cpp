@@ -15,6 +15,7 @@ namespace {
 constexpr uint64_t kMs = 1000000;
 constexpr uint32_t kUdpTransport = 17u << 24;  // REQUESTED-TRANSPORT: UDP
 constexpr unsigned kPermissionRefreshMs = 240000;  // permissions live 300 s
+constexpr unsigned kKeepaliveMs = 20000;
 
 std::string base64(std::span<const uint8_t> data) {
     static const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -165,6 +166,10 @@ void TurnClient::allocate(Done done, unsigned timeout_ms) {
             refresh_timer_ = std::make_unique<net::Timer>(loop_, [this] { refresh(); });
             uint64_t in = std::max<uint64_t>(lifetime_s_ > 120 ? lifetime_s_ - 60 : lifetime_s_ / 2, 5);
             refresh_timer_->arm_at(net::monotonic_ns() + in * 1000 * kMs);
+            // The allocation lives for minutes, but a NAT forgets an idle mapping to the relay
+            // after 30-120 s: a Binding every 20 s keeps it (and the relay answers it).
+            keepalive_timer_ = std::make_unique<net::Timer>(loop_, [this] { keepalive(); });
+            keepalive_timer_->arm_at(net::monotonic_ns() + kKeepaliveMs * kMs);
             permission_timer_ = std::make_unique<net::Timer>(loop_, [this] { refresh_permissions(); });
             permission_timer_->arm_at(net::monotonic_ns() + kPermissionRefreshMs * kMs);
             done(PP_OK, "");
@@ -195,6 +200,14 @@ void TurnClient::permit(const net::Address &peer) {
         stun::Method::create_permission,
         [peer](stun::Builder &b) { b.add_xor_address(stun::attr::xor_peer_address, peer); },
         [](const stun::Message *) {}, 5000);
+}
+
+void TurnClient::keepalive() {
+    ++counters_.keepalives;
+    auto tid = stun::new_transaction_id();
+    agent_.transact(config_.server, stun::Builder(stun::Method::binding, stun::Class::request, tid).finish(), tid,
+                    [](const stun::Message *) {}, 5000);
+    keepalive_timer_->arm_at(net::monotonic_ns() + kKeepaliveMs * kMs);
 }
 
 void TurnClient::refresh_permissions() {

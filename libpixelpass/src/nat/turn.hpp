@@ -60,7 +60,7 @@ public:
     void route(const net::Address &peer);
 
     struct Counters {
-        uint64_t tx_datagrams = 0, rx_datagrams = 0, tx_bytes = 0, rx_bytes = 0, refreshes = 0;
+        uint64_t tx_datagrams = 0, rx_datagrams = 0, tx_bytes = 0, rx_bytes = 0, refreshes = 0, keepalives = 0;
     };
     const Counters &counters() const { return counters_; }
 
@@ -71,6 +71,7 @@ private:
     bool on_message(const stun::Message &m, const net::Datagram &d);
     void refresh();
     void refresh_permissions();
+    void keepalive();
     net::UdpSocket::SendStatus send_to(const net::Address &peer, std::span<const uint8_t> data, size_t segment);
 
     Agent &agent_;
@@ -83,7 +84,7 @@ private:
     uint32_t lifetime_s_ = 600;
     std::vector<net::Address> permitted_;  // by IP (port ignored)
     std::vector<net::Address> routes_;
-    std::unique_ptr<net::Timer> refresh_timer_, permission_timer_;
+    std::unique_ptr<net::Timer> refresh_timer_, permission_timer_, keepalive_timer_;
     Counters counters_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
