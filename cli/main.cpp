@@ -60,7 +60,24 @@ struct HostArgs {
     std::string bind;
     uint16_t port = 0;
     int64_t expires = 0;
+    // connectivity (NAT traversal)
+    std::string relay, relay_secret, relay_username, relay_password;
+    std::vector<std::string> stun;
+    bool no_stun = false, no_port_mapping = false, relay_only = false, no_relay = false;
 };
+
+// Connectivity flags a viewer takes.
+struct ViewArgs {
+    std::vector<std::string> stun;
+    bool no_stun = false, relay_only = false, no_relay = false;
+};
+
+void add_view_options(CLI::App *cmd, ViewArgs &a) {
+    cmd->add_flag("--relay-only", a.relay_only, "Connect only through the ticket's relay");
+    cmd->add_flag("--no-relay", a.no_relay, "Never use the ticket's relay");
+    cmd->add_option("--stun", a.stun, "STUN server HOST[:PORT] (repeatable)");
+    cmd->add_flag("--no-stun", a.no_stun, "Use no STUN server");
+}
 
 void add_host_options(CLI::App *cmd, HostArgs &a) {
     cmd->add_option("--source", a.source, "What to share: auto, portal, x11, test, synthetic")
@@ -78,6 +95,16 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
     cmd->add_option("--port", a.port, "UDP port to listen on (default: any free port)");
     cmd->add_option("--expires", a.expires, "Ticket lifetime in seconds (default: no expiry)")
         ->check(CLI::Range(int64_t{1}, int64_t{365} * 24 * 3600));
+    cmd->add_option("--relay", a.relay, "TURN relay turn:HOST[:PORT] for viewers behind hard NATs (docs/relay.md)");
+    cmd->add_option("--relay-secret", a.relay_secret,
+                    "The relay's coturn static-auth-secret: tickets carry short-lived credentials");
+    cmd->add_option("--relay-username", a.relay_username, "Static relay username (tickets carry it)");
+    cmd->add_option("--relay-password", a.relay_password, "Static relay password (tickets carry it)");
+    cmd->add_flag("--relay-only", a.relay_only, "Offer viewers only the relayed address");
+    cmd->add_flag("--no-relay", a.no_relay, "Never use a relay");
+    cmd->add_option("--stun", a.stun, "STUN server HOST[:PORT] (repeatable; default: public servers)");
+    cmd->add_flag("--no-stun", a.no_stun, "Use no STUN server (the ticket then holds local addresses only)");
+    cmd->add_flag("--no-port-mapping", a.no_port_mapping, "Ask the router for no UPnP / NAT-PMP port mapping");
 }
 
 int run_host(const HostArgs &a) {
@@ -97,6 +124,18 @@ int run_host(const HostArgs &a) {
     o.bind_address = a.bind.empty() ? nullptr : a.bind.c_str();
     o.port = a.port;
     o.ticket_lifetime_s = a.expires;
+    o.relay = a.relay.empty() ? nullptr : a.relay.c_str();
+    o.relay_secret = a.relay_secret.empty() ? nullptr : a.relay_secret.c_str();
+    o.relay_username = a.relay_username.empty() ? nullptr : a.relay_username.c_str();
+    o.relay_password = a.relay_password.empty() ? nullptr : a.relay_password.c_str();
+    std::vector<const char *> stun;
+    for (const auto &server : a.stun) stun.push_back(server.c_str());
+    o.stun_servers = stun.empty() ? nullptr : stun.data();
+    o.stun_server_count = stun.size();
+    o.no_stun = a.no_stun;
+    o.no_port_mapping = a.no_port_mapping;
+    o.relay_only = a.relay_only;
+    o.no_relay = a.no_relay;
 
     if (!pixelpass_cli::ux::before_host()) return kExitFailure;
     pp_host *host = nullptr;
@@ -122,10 +161,17 @@ int run_host(const HostArgs &a) {
     return 0;
 }
 
-int run_view(const std::string &ticket, const std::string &player) {
+int run_view(const std::string &ticket, const std::string &player, const ViewArgs &v = {}) {
     pp_viewer_options o;
     pp_viewer_options_init(&o, PP_VIEWER_OPTIONS_VERSION);
     o.ticket = ticket.c_str();
+    std::vector<const char *> stun;
+    for (const auto &server : v.stun) stun.push_back(server.c_str());
+    o.stun_servers = stun.empty() ? nullptr : stun.data();
+    o.stun_server_count = stun.size();
+    o.no_stun = v.no_stun;
+    o.relay_only = v.relay_only;
+    o.no_relay = v.no_relay;
     pp_viewer *viewer = nullptr;
     if (pp_result rc = pp_viewer_connect(&viewer, &o, pixelpass_cli::ux::print_event, nullptr); rc != PP_OK) return report(rc);
     std::string url, command;
@@ -329,6 +375,9 @@ int main(int argc, char **argv) {
     doctor_cmd->add_option("--timeout", doctor_timeout, "Milliseconds to wait for each STUN/relay probe")
         ->check(CLI::Range(50u, 30000u));
 
+    ViewArgs view_args;
+    add_view_options(view_cmd, view_args);
+
     auto *ticket_cmd = app.add_subcommand("ticket", "Create a ticket for a fresh host identity and decode it back");
     auto *inspect_cmd = ticket_cmd->add_subcommand("inspect", "Decode a ticket and print it as JSON (secret hashed)");
     std::vector<std::string> inspect_ticket;
@@ -352,7 +401,7 @@ int main(int argc, char **argv) {
     ux_mode.status_line = !json_flag && isatty(STDERR_FILENO);
     if (*doctor_cmd) return pixelpass_cli::ux::doctor(doctor_json, doctor_timeout);
     if (*host_cmd) return run_host(host_cmd_args);
-    if (*view_cmd) return run_view(join(view_ticket), view_player);
+    if (*view_cmd) return run_view(join(view_ticket), view_player, view_args);
     if (*demo_cmd) return run_demo(demo_seconds, demo_headless, demo_json, demo_verbose, demo_args);
     if (*inspect_cmd) return run_inspect(join(inspect_ticket));
     if (*ticket_cmd) return run_ticket_roundtrip();

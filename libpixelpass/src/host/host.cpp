@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <ctime>
 #include <map>
 #include <thread>
@@ -17,6 +19,8 @@
 #include "fanout/fanout.hpp"
 #include "http3/server.hpp"
 #include "media/media.hpp"
+#include "nat/agent.hpp"
+#include "nat/turn.hpp"
 #include "net/interfaces.hpp"
 #include "net/loop.hpp"
 #include "net/timer.hpp"
@@ -83,6 +87,8 @@ struct Host::Core {
 
     std::unique_ptr<net::Loop> loop;
     std::unique_ptr<quic::Endpoint> endpoint;
+    std::unique_ptr<nat::Agent> agent;  // STUN on the endpoint's socket
+    std::unique_ptr<nat::TurnClient> turn;  // the relay allocation, when one is configured
     std::unique_ptr<net::Waker> waker;
     uint16_t port = 0;
 
@@ -113,6 +119,8 @@ struct Host::Core {
     void shutdown(bool announce) {
         if (!announce) events_open = false;
         if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
+        turn.reset();
+        agent.reset();
         endpoint.reset();
         waker.reset();
         if (announce) emit({PP_EVENT_STOPPED, PP_LOG_INFO, 0, PP_OK, "host stopped", "{}"});
@@ -207,6 +215,26 @@ struct Host::Core {
               nlohmann::json{{"reason", reason}, {"address", v.address}, {"bytes_sent", bytes}}.dump()});
     }
 
+    nlohmann::json nat_stats() const {
+        nlohmann::json reflexive = nlohmann::json::array();
+        for (const auto &a : agent->reflexive()) reflexive.push_back(a.to_string());
+        const auto &c = agent->counters();
+        nlohmann::json relay = nullptr;
+        if (turn) {
+            const auto &t = turn->counters();
+            relay = {{"server", turn->config().label},
+                     {"allocated", turn->allocated()},
+                     {"relayed", turn->allocated() ? turn->relayed().to_string() : ""},
+                     {"tx_datagrams", t.tx_datagrams}, {"rx_datagrams", t.rx_datagrams},
+                     {"tx_bytes", t.tx_bytes}, {"rx_bytes", t.rx_bytes}, {"refreshes", t.refreshes}};
+        }
+        return {{"reflexive", reflexive},
+                {"relay", relay},
+                {"stun", {{"requests", c.requests_sent}, {"retransmits", c.retransmits},
+                          {"answers", c.answers}, {"timeouts", c.timeouts},
+                          {"bindings_answered", c.bindings_answered}}}};
+    }
+
     void wake_all() {
         if (!endpoint) return;
         for (auto *c : endpoint->connections())
@@ -227,7 +255,7 @@ struct Host::Core {
                 drops += hs.drops;
                 list.push_back({{"id", it->second.id},
                                 {"address", it->second.address},
-                                {"path", "direct"},
+                                {"path", endpoint->socket().routed(c->remote()) ? "relayed" : "direct"},
                                 {"rtt_ms", qs.rtt_ms},
                                 {"bytes_sent", hs.body_bytes_acked},
                                 {"drops", hs.drops},
@@ -259,6 +287,7 @@ struct Host::Core {
                         {"rx_bytes", u.rx_bytes},         {"tx_bytes", u.tx_bytes},
                         {"gso", u.gso},                   {"gro", u.gro}};
         }
+        if (agent) j["nat"] = nat_stats();
         return j;
     }
 };
@@ -329,6 +358,80 @@ void Host::start() {
     core->media = dynamic_cast<fanout::FanoutSource *>(core->source.get());
 
     std::vector<std::pair<std::string, uint16_t>> candidates;
+    Core *c = core.get();
+    // The relay: parsed and resolved here (DNS blocks), allocated once the socket exists.
+    std::optional<nat::TurnConfig> relay;
+    std::optional<ticket::Relay> ticket_relay;
+    int64_t expiry = config_.ticket_lifetime_s > 0 ? static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s : 0;
+    if (config_.relay_only && config_.no_relay)
+        throw Error(PP_ERR_INVALID_ARGUMENT, "--relay-only and --no-relay contradict each other: pick one");
+    if (config_.relay_only && config_.relay.empty())
+        throw Error(PP_ERR_INVALID_ARGUMENT, "--relay-only needs a relay: add --relay turn:HOST[:PORT] with --relay-secret (docs/relay.md)");
+    if (!config_.relay.empty() && !config_.no_relay) {
+        auto [relay_host, relay_port] = nat::parse_relay(config_.relay);
+        auto found = nat::resolve(relay_host + ":" + std::to_string(relay_port), relay_port);
+        if (found.empty()) {
+            if (config_.relay_only) throw Error(PP_ERR_UNREACHABLE, "relay " + config_.relay + " does not resolve");
+            core->loop->call([&] {
+                c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_UNREACHABLE,
+                         "relay " + config_.relay + " does not resolve: sharing without a relay", "{}"});
+            });
+        } else {
+            nat::TurnConfig tc;
+            tc.server = found.front();
+            tc.label = "turn:" + (relay_host.find(':') != std::string::npos ? "[" + relay_host + "]" : relay_host) + ":" +
+                       std::to_string(relay_port);
+            ticket::Relay tr{relay_host, relay_port, "", ""};
+            if (!config_.relay_secret.empty()) {
+                // The host's own allocation lives as long as the session; the viewer's credentials
+                // die with the ticket (or after a day when the ticket never expires).
+                int64_t now = static_cast<int64_t>(time(nullptr));
+                auto own = nat::rest_credentials(config_.relay_secret, now + 7 * 86400);
+                tc.username = own.username;
+                tc.password = own.password;
+                auto theirs = nat::rest_credentials(config_.relay_secret, expiry ? expiry : now + 86400);
+                tr.username = theirs.username;
+                tr.credential = theirs.password;
+            } else if (!config_.relay_username.empty()) {
+                tc.username = tr.username = config_.relay_username;
+                tc.password = tr.credential = config_.relay_password;
+                core->loop->call([&] {
+                    c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_OK,
+                             "static relay credentials: every ticket carries this username and password, so anyone "
+                             "holding a ticket can use the relay; prefer --relay-secret (short-lived credentials)",
+                             "{}"});
+                });
+            } else {
+                throw Error(PP_ERR_INVALID_ARGUMENT, "relay " + config_.relay +
+                                                         " needs credentials: --relay-secret (coturn use-auth-secret) "
+                                                         "or --relay-username/--relay-password");
+            }
+            relay = tc;
+            ticket_relay = tr;
+        }
+    }
+    // STUN: the configured servers, else the public defaults (not for a loopback-only host,
+    // which no STUN server could answer). Resolved here, off the loop: DNS blocks.
+    std::vector<net::Address> stun_servers;
+    if (!config_.no_stun && !config_.relay_only) {
+        bool loopback_only = false;
+        if (!config_.bind_address.empty())
+            try {
+                loopback_only = net::Address::parse(config_.bind_address, 0).is_loopback();
+            } catch (const Error &) {
+            }
+        auto names = config_.stun_servers;
+        if (names.empty() && !loopback_only) names = nat::default_stun_servers();
+        for (const auto &name : names) {
+            auto found = nat::resolve(name, 3478);
+            if (found.empty())
+                core->loop->call([&] {
+                    c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_UNREACHABLE,
+                             "STUN server '" + name + "' does not resolve; skipped", "{}"});
+                });
+            stun_servers.insert(stun_servers.end(), found.begin(), found.end());
+        }
+    }
     core->loop->call([&] {
         net::UdpOptions options;
         options.bind_ip = config_.bind_address;
@@ -356,9 +459,76 @@ void Host::start() {
         if (config_.keep_alive_ms) server.transport.keep_alive_ms = config_.keep_alive_ms;
         c->endpoint->listen(std::move(server));
     });
+    // The server-reflexive address, learned on the QUIC socket itself, so it is the mapping
+    // viewers' packets reach. Bounded: a ticket without it still works on open paths.
+    auto discovered = std::make_shared<std::promise<void>>();
+    auto discovered_future = discovered->get_future();
+    core->loop->call([&] {
+        c->agent = std::make_unique<nat::Agent>(*c->loop, c->endpoint->socket());
+        c->agent->discover(stun_servers, [discovered] { discovered->set_value(); });
+    });
+    discovered_future.wait_for(std::chrono::seconds(5));
+    std::vector<net::Address> reflexive = core->loop->call([&] { return c->agent->reflexive(); });
+    // The relay allocation, bounded like STUN. Relay-to-relay: the host lets its relay's own
+    // address in, so a viewer allocating on the same relay reaches it with a one-way ticket.
+    net::Address relayed;
+    if (relay) {
+        auto allocated = std::make_shared<std::promise<std::pair<pp_result, std::string>>>();
+        auto allocated_future = allocated->get_future();
+        core->loop->call([&] {
+            c->turn = std::make_unique<nat::TurnClient>(*c->agent, c->endpoint->socket(), *c->loop, *relay);
+            c->turn->allocate([allocated](pp_result rc, const std::string &detail) { allocated->set_value({rc, detail}); });
+        });
+        std::pair<pp_result, std::string> outcome{PP_ERR_UNREACHABLE, "relay " + relay->label + " does not answer"};
+        if (allocated_future.wait_for(std::chrono::seconds(10)) == std::future_status::ready) outcome = allocated_future.get();
+        if (outcome.first == PP_OK) {
+            relayed = core->loop->call([&] {
+                c->turn->permit(relay->server);
+                return c->turn->relayed();
+            });
+        } else {
+            core->loop->call([&] {
+                c->turn.reset();
+                c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, outcome.first,
+                         outcome.second + (config_.relay_only ? "" : "; sharing without a relay"), "{}"});
+            });
+            if (config_.relay_only) {
+                core->loop->call([&] { c->shutdown(false); });
+                throw Error(outcome.first, outcome.second);
+            }
+            ticket_relay.reset();
+        }
+    }
+    if (!stun_servers.empty() && reflexive.empty())
+        core->loop->call([&] {
+            c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_UNREACHABLE,
+                     "no STUN server answered: the ticket carries local addresses only", "{}"});
+        });
+    {
+        // Reflexive addresses go after the LAN ones and before loopback: a remote viewer tries
+        // them early, a local one has already connected.
+        auto first_loopback = std::find_if(candidates.begin(), candidates.end(), [](const auto &cand) {
+            return net::Address::parse(cand.first, cand.second).is_loopback();
+        });
+        size_t at = static_cast<size_t>(first_loopback - candidates.begin());
+        reflexive_.clear();
+        for (const auto &r : reflexive) {
+            std::pair<std::string, uint16_t> cand{r.ip(), r.port()};
+            if (std::find(candidates.begin(), candidates.end(), cand) != candidates.end()) continue;  // no NAT
+            candidates.insert(candidates.begin() + static_cast<ptrdiff_t>(at++), cand);
+            reflexive_.push_back(cand);
+        }
+    }
+    relayed_.clear();
+    if (!relayed.empty()) {
+        relayed_.emplace_back(relayed.ip(), relayed.port());
+        if (config_.relay_only) candidates.clear();
+        candidates.push_back(relayed_.front());
+    }
+    relay_ = ticket_relay;
     if (candidates.size() > ticket::kMaxCandidates) candidates.resize(ticket::kMaxCandidates);
     candidates_ = candidates;
-    expiry_ = config_.ticket_lifetime_s > 0 ? static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s : 0;
+    expiry_ = expiry;
     core_ = core;
 
     nlohmann::json cands = nlohmann::json::array();
@@ -388,7 +558,13 @@ std::string Host::ticket_text() const {
     ticket::Ticket t;
     t.fingerprint = identity_->fingerprint();
     t.secret = secret_;
-    for (const auto &[ip, port] : candidates_) ticket::add_candidate(t, PP_CANDIDATE_LOCAL, ip, port);
+    for (const auto &cand : candidates_) {
+        bool reflexive = std::find(reflexive_.begin(), reflexive_.end(), cand) != reflexive_.end();
+        bool relayed = std::find(relayed_.begin(), relayed_.end(), cand) != relayed_.end();
+        ticket::add_candidate(t, relayed ? PP_CANDIDATE_RELAYED : reflexive ? PP_CANDIDATE_REFLEXIVE : PP_CANDIDATE_LOCAL,
+                              cand.first, cand.second);
+    }
+    if (relay_ && core_) ticket::set_relay(t, *relay_);
     t.expiry = expiry_;
     if (!core_ && config_.ticket_lifetime_s > 0)
         t.expiry = static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s;

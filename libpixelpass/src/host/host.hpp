@@ -9,10 +9,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "identity/identity.hpp"
+#include "ticket/ticket.hpp"
 #include "pixelpass.h"
 
 namespace pp {
@@ -93,6 +95,9 @@ private:
     mutable std::mutex mutex_;
     std::shared_ptr<Core> core_;
     std::vector<std::pair<std::string, uint16_t>> candidates_;  // numeric address, port
+    std::vector<std::pair<std::string, uint16_t>> reflexive_;   // those of candidates_ STUN found
+    std::vector<std::pair<std::string, uint16_t>> relayed_;     // the relay allocation's address
+    std::optional<ticket::Relay> relay_;                        // relay + the viewer's credentials
     int64_t expiry_ = 0;
 };
 

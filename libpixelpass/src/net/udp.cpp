@@ -286,6 +286,14 @@ UdpSocket::SendStatus UdpSocket::send(const Address &remote, const Address *loca
                                       std::span<const uint8_t> data, size_t segment, size_t *sent) {
     if (sent) *sent = 0;
     if (segment == 0) segment = data.size();
+    if (!routes_.empty()) {
+        for (auto &[peer, via] : routes_)
+            if (peer == remote) {
+                SendStatus st = via(data, segment);
+                if (sent && st == SendStatus::sent) *sent = data.size();
+                return st;
+            }
+    }
     size_t done = 0;
     SendStatus result = SendStatus::sent;
     while (done < data.size()) {
@@ -307,6 +315,27 @@ UdpSocket::SendStatus UdpSocket::send(const Address &remote, const Address *loca
     }
     if (sent) *sent = done;
     return result;
+}
+
+void UdpSocket::set_route(const Address &peer, Route via) {
+    Address key = sendable(peer);
+    if (key.empty()) key = peer;
+    std::erase_if(routes_, [&](const auto &r) { return r.first == key; });
+    if (via) routes_.emplace_back(key, std::move(via));
+}
+
+bool UdpSocket::routed(const Address &peer) const {
+    Address key = sendable(peer);
+    if (key.empty()) key = peer;
+    for (const auto &r : routes_)
+        if (r.first == key) return true;
+    return false;
+}
+
+void UdpSocket::inject(std::span<const uint8_t> data, const Address &remote) {
+    Address from = sendable(remote);
+    if (from.empty()) from = remote;
+    dispatch(data, from, local_, 0);
 }
 
 UdpSocket::SendStatus UdpSocket::send_one(const Address &remote, const Address *local,

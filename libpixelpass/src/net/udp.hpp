@@ -74,6 +74,16 @@ public:
     SendStatus send(const Address &remote, const Address *local, std::span<const uint8_t> data,
                     size_t segment, size_t *sent = nullptr);
 
+    // Virtual peer addresses (a peer reached through a TURN relay): send() to `peer` calls `via`
+    // instead of the kernel, with the same arguments; an empty `via` removes the route. `peer` in
+    // any form. The relay hands what it unwraps back through inject().
+    using Route = std::function<SendStatus(std::span<const uint8_t> data, size_t segment)>;
+    void set_route(const Address &peer, Route via);
+    bool routed(const Address &peer) const;
+    // Delivers a datagram that came another way (unwrapped from a relay) as if `remote` sent it
+    // to this socket.
+    void inject(std::span<const uint8_t> data, const Address &remote);
+
     struct Counters {
         uint64_t rx_datagrams = 0, rx_bytes = 0, rx_calls = 0;
         uint64_t tx_datagrams = 0, tx_bytes = 0, tx_calls = 0, tx_failed = 0;
@@ -102,6 +112,7 @@ private:
     Handler quic_, stun_;
     std::function<void()> batch_end_, writable_;
     std::function<void(const Address &)> unreachable_;
+    std::vector<std::pair<Address, Route>> routes_;  // few: one per relayed peer
     Counters counters_;
 
     struct RxSlot;

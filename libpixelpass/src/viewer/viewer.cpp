@@ -11,6 +11,8 @@
 #include "common/error.hpp"
 #include "common/hex.hpp"
 #include "http3/client.hpp"
+#include "nat/agent.hpp"
+#include "nat/turn.hpp"
 #include "net/loop.hpp"
 #include "net/timer.hpp"
 #include "net/udp.hpp"
@@ -67,11 +69,18 @@ struct Viewer::Core : viewer::Upstream {
 
     std::unique_ptr<net::Loop> loop;
     std::unique_ptr<quic::Endpoint> endpoint;
+    std::unique_ptr<nat::Agent> agent;
+    std::unique_ptr<nat::TurnClient> turn;
+    std::optional<nat::TurnConfig> relay;  // resolved before the loop starts
+    std::string relay_problem;             // why the relay path is not there, for the final error
+    bool relay_pending = false;            // allocating; relayed candidates dial once it is done
+    std::unique_ptr<net::Timer> relay_delay;
     std::unique_ptr<net::Timer> stagger, deadline;
     std::unique_ptr<viewer::LocalHttpServer> local;
 
     struct Attempt {
         net::Address address;
+        bool relayed = false;
         uint64_t conn_id = 0;
         bool started = false, done = false;
         std::string why;
@@ -109,6 +118,9 @@ struct Viewer::Core : viewer::Upstream {
         stagger.reset();
         deadline.reset();
         if (endpoint) endpoint->close_all(http3::kNoError, "viewer closed");
+        relay_delay.reset();
+        turn.reset();
+        agent.reset();
         endpoint.reset();
     }
 
@@ -121,8 +133,13 @@ struct Viewer::Core : viewer::Upstream {
 
     std::string candidate_list() const {
         std::string s;
-        for (const auto &a : attempts) s += (s.empty() ? "" : ", ") + a.address.to_string();
+        for (const auto &a : attempts) s += (s.empty() ? "" : ", ") + a.address.to_string() + (a.relayed ? " (relayed)" : "");
         return s;
+    }
+
+    std::string path_name() const {
+        if (!endpoint || peer.empty()) return "direct";
+        return endpoint->socket().routed(peer) ? "relayed" : "direct";
     }
 
     // ---- connecting ----
@@ -130,9 +147,17 @@ struct Viewer::Core : viewer::Upstream {
     void start() {
         auth = {{"authorization", "Bearer " + to_hex(ticket.secret)}};
         auto socket = std::make_unique<net::UdpSocket>(*loop, net::UdpOptions{});
+        std::vector<net::Address> relayed;
         for (const auto &cand : ticket.candidates) {
             Attempt a;
             a.address = net::Address::parse(cand.address, cand.port);
+            if (cand.kind == PP_CANDIDATE_RELAYED) {
+                // Reached from our own allocation on the same relay (the host lets only the
+                // relay's address in), so these wait for the allocation.
+                relayed.push_back(a.address);
+                continue;
+            }
+            if (config.relay_only) continue;
             if (socket->sendable(a.address).empty()) {
                 a.done = true;
                 a.why = "no route for its address family";
@@ -143,6 +168,7 @@ struct Viewer::Core : viewer::Upstream {
         observer.established = [this](quic::Connection &c) { on_established(c); };
         observer.closed = [this](quic::Connection &c, const quic::CloseInfo &info) { on_closed(c, info); };
         endpoint = std::make_unique<quic::Endpoint>(*loop, std::move(socket), observer);
+        agent = std::make_unique<nat::Agent>(*loop, endpoint->socket());
         stagger = std::make_unique<net::Timer>(*loop, [this] { dial_next(); });
         deadline = std::make_unique<net::Timer>(*loop, [this] { on_deadline(); });
         deadline->arm_at(net::monotonic_ns() + uint64_t{config.connect_timeout_ms} * 1000000);
@@ -150,11 +176,55 @@ struct Viewer::Core : viewer::Upstream {
             fail(PP_ERR_UNREACHABLE, "the ticket lists no address for the host");
             return;
         }
+        if (relay && !relayed.empty()) {
+            relay_pending = true;
+            uint64_t started = net::monotonic_ns();
+            turn = std::make_unique<nat::TurnClient>(*agent, endpoint->socket(), *loop, *relay);
+            turn->allocate([this, relayed, started](pp_result rc, const std::string &detail) {
+                if (rc != PP_OK) {
+                    relay_pending = false;
+                    relay_problem = detail;
+                    emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, rc, detail, "{}"});
+                    turn.reset();
+                    if (!has_pending() && !winner && !decided()) fail_all();
+                    return;
+                }
+                turn->permit(relay->server);  // the host's allocation answers from the relay's address
+                for (const auto &r : relayed) {
+                    turn->route(r);
+                    Attempt a;
+                    a.address = r;
+                    a.relayed = true;
+                    attempts.push_back(a);
+                }
+                // Direct paths get a head start (the first handshake wins, and a direct one is
+                // the better path); the relay joins at once when they have all failed.
+                uint64_t head_start = started + uint64_t{config.relay_only ? 0u : 250u} * 1000000;
+                relay_delay = std::make_unique<net::Timer>(*loop, [this] {
+                    relay_pending = false;
+                    stagger->cancel();
+                    dial_next();
+                });
+                relay_delay->arm_at(has_pending_direct() ? head_start : 0);
+            });
+        } else if (config.relay_only) {
+            fail(PP_ERR_UNREACHABLE, ticket.relay ? "--relay-only: the ticket's host has no relayed address"
+                                                  : "--relay-only: the ticket names no relay (start the host with "
+                                                    "--relay turn:HOST[:PORT] --relay-secret SECRET; docs/relay.md)");
+            return;
+        }
         dial_next();
         if (!has_pending()) fail_all();
     }
 
+    bool has_pending_direct() const {
+        for (const auto &a : attempts)
+            if (!a.done && !a.relayed) return true;
+        return false;
+    }
+
     bool has_pending() const {
+        if (relay_pending) return true;
         for (const auto &a : attempts)
             if (!a.done) return true;
         return false;
@@ -266,7 +336,7 @@ struct Viewer::Core : viewer::Upstream {
         }
         cv.notify_all();
         nlohmann::json ready{{"address", peer.to_string()},
-                             {"path", "direct"},
+                             {"path", path_name()},
                              {"url", u},
                              {"host", host_info}};
         if (quic::Connection *c = endpoint->find(winner)) ready["rtt_ms"] = c->stats().rtt_ms;
@@ -316,7 +386,20 @@ struct Viewer::Core : viewer::Upstream {
         }
         std::string reasons;
         for (const auto &a : attempts) reasons += (reasons.empty() ? "" : "; ") + a.address.to_string() + ": " + a.why;
-        fail(PP_ERR_UNREACHABLE, "host unreachable at " + candidate_list() + " (" + reasons + ")");
+        fail(PP_ERR_UNREACHABLE, "host unreachable at " + candidate_list() + " (" + reasons + ")" + relay_hint());
+    }
+
+    // What the user can do when no path worked: the relay's own problem, or how to get one.
+    std::string relay_hint() const {
+        if (!relay_problem.empty()) return "; the relay path failed too: " + relay_problem;
+        if (config.no_relay && ticket.relay) return "; the ticket offers a relay but --no-relay is set";
+        bool has_relayed = false;
+        for (const auto &c : ticket.candidates) has_relayed |= c.kind == PP_CANDIDATE_RELAYED;
+        if (!has_relayed)
+            return ". A relay is needed when both sides are behind NATs that cannot be punched (symmetric): "
+                   "start the host with --relay turn:HOST[:PORT] --relay-secret SECRET (see docs/relay.md; "
+                   "`pixelpass relay config` prints a matching coturn setup)";
+        return "";
     }
 
     void on_deadline() {
@@ -326,7 +409,7 @@ struct Viewer::Core : viewer::Upstream {
             return;
         }
         fail(PP_ERR_UNREACHABLE, "host unreachable at " + candidate_list() + ": timed out after " +
-                                     seconds_text(config.connect_timeout_ms));
+                                     seconds_text(config.connect_timeout_ms) + relay_hint());
     }
 
     void fail(pp_result code, std::string detail) {
@@ -470,7 +553,16 @@ struct Viewer::Core : viewer::Upstream {
     }
 
     nlohmann::json stats() const {
-        nlohmann::json j{{"path", "direct"}};
+        nlohmann::json j{{"path", path_name()}};
+        if (turn) {
+            const auto &t = turn->counters();
+            j["relay"] = {{"server", turn->config().label},
+                          {"relayed", turn->allocated() ? turn->relayed().to_string() : ""},
+                          {"tx_datagrams", t.tx_datagrams}, {"rx_datagrams", t.rx_datagrams},
+                          {"tx_bytes", t.tx_bytes}, {"rx_bytes", t.rx_bytes}};
+        } else if (!relay_problem.empty()) {
+            j["relay"] = {{"error", relay_problem}};
+        }
         {
             std::lock_guard lock(m);
             j["connected"] = connected && !ended;
@@ -512,8 +604,24 @@ void release(std::shared_ptr<Viewer::Core> core) {
 Viewer::Viewer(ViewerConfig config, EventSink events) {
     auto core = std::make_shared<Core>();
     core->ticket = ticket::decode(config.ticket_text);
-    if (config.relay_only)
-        throw Error(PP_ERR_UNSUPPORTED, "relay-only viewing arrives with the NAT traversal issue");
+    if (config.relay_only && config.no_relay)
+        throw Error(PP_ERR_INVALID_ARGUMENT, "--relay-only and --no-relay contradict each other: pick one");
+    if (core->ticket.relay && !config.no_relay) {
+        // Resolved here: DNS blocks, and the loop must not.
+        const auto &r = *core->ticket.relay;
+        auto found = nat::resolve(r.host.find(':') != std::string::npos ? "[" + r.host + "]" : r.host, r.port);
+        if (found.empty()) {
+            core->relay_problem = "relay " + r.host + " does not resolve";
+        } else {
+            nat::TurnConfig tc;
+            tc.server = found.front();
+            tc.username = r.username;
+            tc.password = r.credential;
+            tc.label = "turn:" + (r.host.find(':') != std::string::npos ? "[" + r.host + "]" : r.host) + ":" +
+                       std::to_string(r.port);
+            core->relay = tc;
+        }
+    }
     if (config.connect_timeout_ms == 0) config.connect_timeout_ms = 10000;
     core->config = std::move(config);
     core->events = std::move(events);

@@ -1,0 +1,103 @@
+"""A pixelpass peer inside a netsim namespace, driven by the tests over stdin/stdout (JSON lines).
+
+  peer.py host OPTIONS_JSON       starts a synthetic host; prints {"ticket", "stats"}; then answers
+                                  "stats" with the stats and exits on "quit" or end of input
+  peer.py view TICKET OPTIONS_JSON BYTES
+                                  connects, reads BYTES of the stream through the local URL, prints
+                                  {"ok", "connect_ms", "first_byte_ms", "bytes", "stats"} or
+                                  {"ok": false, "code", "error"}; with BYTES < 0 it keeps reading
+                                  and answers "stats" lines until "quit"
+Runs with PYTHONPATH at bindings/python and PIXELPASS_LIBRARY at the built library.
+"""
+import json
+import sys
+import threading
+import time
+import urllib.request
+
+import pixelpass
+
+
+def out(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def host(options):
+    events = []
+    h = pixelpass.Host(callback=lambda e: events.append(e.message), source="synthetic", **options)
+    try:
+        h.start()
+    except pixelpass.PixelpassError as e:
+        out({"ok": False, "code": int(e.code), "error": str(e)})
+        return
+    out({"ok": True, "ticket": h.ticket(), "stats": h.stats(), "events": list(events)})
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "stats":
+            out({"stats": h.stats(), "events": list(events)})
+        elif cmd == "quit":
+            break
+    h.close()
+
+
+def view(ticket, options, want):
+    start = time.monotonic()
+    events = []
+    try:
+        v = pixelpass.Viewer.connect(ticket, callback=lambda e: events.append(e.message), **options)
+    except pixelpass.PixelpassError as e:
+        out({"ok": False, "code": int(e.code), "error": str(e), "events": list(events)})
+        return
+    connect_ms = (time.monotonic() - start) * 1000
+    got = 0
+    first_byte_ms = None
+    with urllib.request.urlopen(v.url, timeout=30) as r:
+        if want >= 0:
+            while got < want:
+                chunk = r.read(min(65536, want - got))
+                if not chunk:
+                    break
+                if first_byte_ms is None:
+                    first_byte_ms = (time.monotonic() - start) * 1000
+                got += len(chunk)
+            out({"ok": got >= want, "connect_ms": connect_ms, "first_byte_ms": first_byte_ms,
+                 "bytes": got, "stats": v.stats(), "events": list(events)})
+        else:
+            state = {"bytes": 0, "stop": False, "error": None, "last": time.monotonic()}
+
+            def pump():
+                try:
+                    while not state["stop"]:
+                        chunk = r.read(65536)
+                        if not chunk:
+                            break
+                        state["bytes"] += len(chunk)
+                        state["last"] = time.monotonic()
+                except Exception as e:  # reported on the next "stats"
+                    state["error"] = str(e)
+
+            t = threading.Thread(target=pump, daemon=True)
+            t.start()
+            out({"ok": True, "connect_ms": connect_ms, "stats": v.stats()})
+            for line in sys.stdin:
+                cmd = line.strip()
+                if cmd == "stats":
+                    out({"bytes": state["bytes"], "idle_s": time.monotonic() - state["last"],
+                         "error": state["error"], "stats": v.stats(), "events": list(events)})
+                elif cmd == "quit":
+                    break
+            state["stop"] = True
+    v.close()
+
+
+def main(argv):
+    if argv[1] == "host":
+        host(json.loads(argv[2]))
+    elif argv[1] == "view":
+        view(argv[2], json.loads(argv[3]), int(argv[4]))
+    else:
+        sys.exit("usage: peer.py host OPTIONS | view TICKET OPTIONS BYTES")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,114 @@
+// nat/: STUN message codec (RFC 8489 integrity and fingerprint) and the STUN agent on real
+// loopback sockets: one agent learns its reflexive address from another that answers Bindings.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <future>
+
+#include "common/error.hpp"
+#include "nat/agent.hpp"
+#include "nat/stun.hpp"
+#include "net/loop.hpp"
+#include "net/udp.hpp"
+
+using namespace pp;
+using namespace pp::nat;
+
+TEST_CASE("STUN messages round-trip with integrity and fingerprint", "[nat]") {
+    auto tid = stun::new_transaction_id();
+    auto peer = net::Address::parse("192.0.2.7", 40000);
+    auto peer6 = net::Address::parse("2001:db8::9", 3478);
+    auto key = stun::long_term_key("1700000000:pixelpass", "pixelpass.test", "secret");
+    auto wire = stun::Builder(stun::Method::allocate, stun::Class::request, tid)
+                    .add_u32(stun::attr::requested_transport, 17u << 24)
+                    .add_xor_address(stun::attr::xor_peer_address, peer)
+                    .add_xor_address(stun::attr::xor_relayed_address, peer6)
+                    .add(stun::attr::username, "1700000000:pixelpass")
+                    .finish(key);
+    auto m = stun::parse(wire);
+    REQUIRE(m);
+    CHECK(m->method == stun::Method::allocate);
+    CHECK(m->cls == stun::Class::request);
+    CHECK(m->tid == tid);
+    CHECK(m->xor_address(stun::attr::xor_peer_address) == peer);
+    CHECK(m->xor_address(stun::attr::xor_relayed_address) == peer6);
+    CHECK(m->u32(stun::attr::requested_transport) == (17u << 24));
+    CHECK(m->text(stun::attr::username) == "1700000000:pixelpass");
+    CHECK(m->integrity_ok(key));
+    CHECK_FALSE(m->integrity_ok(stun::long_term_key("1700000000:pixelpass", "pixelpass.test", "wrong")));
+
+    SECTION("a flipped bit breaks the fingerprint") {
+        wire[25] ^= 1;
+        CHECK_FALSE(stun::parse(wire));
+    }
+    SECTION("error responses carry their code") {
+        auto err = stun::Builder(stun::Method::allocate, stun::Class::error, tid)
+                       .add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 1, 'U', 'n'})
+                       .finish();
+        auto e = stun::parse(err);
+        REQUIRE(e);
+        CHECK(e->cls == stun::Class::error);
+        std::string reason;
+        CHECK(e->error_code(&reason) == 401);
+        CHECK(reason == "Un");
+    }
+    SECTION("truncated and non-STUN input is refused") {
+        CHECK_FALSE(stun::parse(std::span(wire).first(19)));
+        std::vector<uint8_t> quic(wire);
+        quic[0] = 0xc0;
+        CHECK_FALSE(stun::parse(quic));
+    }
+}
+
+TEST_CASE("server names resolve; malformed ones are refused", "[nat]") {
+    CHECK(resolve("127.0.0.1:3479", 3478) == std::vector{net::Address::parse("127.0.0.1", 3479)});
+    CHECK(resolve("stun:127.0.0.1", 3478) == std::vector{net::Address::parse("127.0.0.1", 3478)});
+    CHECK(resolve("[::1]:5000", 3478) == std::vector{net::Address::parse("::1", 5000)});
+    CHECK_THROWS_AS(resolve("127.0.0.1:0", 3478), Error);
+    CHECK_THROWS_AS(resolve("127.0.0.1:x", 3478), Error);
+    CHECK_THROWS_AS(resolve("[::1", 3478), Error);
+}
+
+TEST_CASE("an agent learns its reflexive address from a peer agent over real UDP", "[nat]") {
+    net::Loop loop("nat-test");
+    std::unique_ptr<net::UdpSocket> a_sock, b_sock;
+    std::unique_ptr<Agent> a, b;
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    loop.call([&] {
+        a_sock = std::make_unique<net::UdpSocket>(loop, opt);
+        b_sock = std::make_unique<net::UdpSocket>(loop, opt);
+        a = std::make_unique<Agent>(loop, *a_sock);
+        b = std::make_unique<Agent>(loop, *b_sock);  // answers Binding requests
+    });
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    loop.call([&] { a->discover({b_sock->local_address()}, [done] { done->set_value(); }); });
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    loop.call([&] {
+        REQUIRE(a->reflexive().size() == 1);
+        CHECK(a->reflexive()[0] == a_sock->local_address());
+        CHECK(b->counters().bindings_answered >= 1);
+        CHECK(a->counters().answers >= 1);
+    });
+
+    SECTION("a silent server times out after retransmitting") {
+        auto done2 = std::make_shared<std::promise<void>>();
+        auto f2 = done2->get_future();
+        loop.call([&] {
+            b.reset();  // nobody answers on b's socket any more
+            a->discover({b_sock->local_address()}, [done2] { done2->set_value(); }, 1200);
+        });
+        REQUIRE(f2.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+        loop.call([&] {
+            CHECK(a->counters().timeouts >= 1);
+            CHECK(a->counters().retransmits >= 2);
+        });
+    }
+    loop.call([&] {
+        a.reset();
+        b.reset();
+        a_sock.reset();
+        b_sock.reset();
+    });
+}
