@@ -401,6 +401,18 @@ typedef struct pp_repair_options {
 PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, size_t report_size,
                               size_t *needed);
 
+/* ---------------------------------------------------------------------------------------------
+ * Capture
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Forgets the screen or window chosen in the Wayland screen-share dialog: deletes the portal's
+ * restore token ($XDG_STATE_HOME/pixelpass/screencast-restore-token), so the next portal share
+ * asks again. *forgotten (may be NULL) is set to 1 when a token was deleted, 0 when there was none.
+ * Returns PP_ERR_IO when the token cannot be deleted or no state directory is known.
+ */
+PP_EXPORT pp_result pp_forget_screen(int *forgotten);
+
 #ifdef __cplusplus
 }
 #endif

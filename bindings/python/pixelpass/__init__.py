@@ -45,7 +45,7 @@ __all__ = [
     "ABI_MAJOR", "Candidate", "CandidateKind", "ConnectionFailed", "Event", "EventType", "Host",
     "LibraryError", "LogLevel", "MediaError", "PixelpassError", "PlayerKind", "Result", "Ticket",
     "TicketError", "UnsupportedError", "VersionMismatch", "Viewer", "launch_player", "library_path",
-    "player_command", "players", "repair", "set_library_path", "strerror", "version",
+    "forget_screen", "player_command", "players", "repair", "set_library_path", "strerror", "version",
     "version_info",
 ]
 
@@ -480,3 +480,13 @@ def repair(dry_run: bool = False) -> dict:
     with dry_run). Returns the report: removed, skipped, failed."""
     opts = _lib.RepairOptions(_lib.REPAIR_OPTIONS_VERSION, int(bool(dry_run)))
     return json.loads(_get_string(_c().pp_repair, ctypes.byref(opts)))
+
+
+# ---- capture ------------------------------------------------------------------------------------
+
+def forget_screen() -> bool:
+    """Forgets the screen chosen in the Wayland share dialog (the portal's restore token), so the
+    next portal share asks again. True when a choice was stored."""
+    forgotten = ctypes.c_int(0)
+    _c().pp_forget_screen(ctypes.byref(forgotten))
+    return bool(forgotten.value)

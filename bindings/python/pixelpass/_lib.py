@@ -287,6 +287,8 @@ FUNCTIONS = [
 
     ("pp_repair", [ctypes.POINTER(RepairOptions), _buf, ctypes.c_size_t, _size_p], ctypes.c_int,
      "sized"),
+
+    ("pp_forget_screen", [ctypes.POINTER(ctypes.c_int)], ctypes.c_int, "ok"),
 ]
 
 

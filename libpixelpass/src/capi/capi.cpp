@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capture/capture.hpp"
 #include "common/error.hpp"
 #include "host/host.hpp"
 #include "player/player.hpp"
@@ -474,6 +475,16 @@ PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, si
         // A repair acts: a report that does not fit is kept for this thread's next call.
         return copy_out(pp::repair::run_for_buffer(dry_run, report ? report_size : 0), report,
                         report_size, needed);
+    });
+}
+
+/* ---- capture ---- */
+
+PP_EXPORT pp_result pp_forget_screen(int *forgotten) {
+    return wrap([&] {
+        bool removed = pp::capture::forget_portal_choice();
+        if (forgotten) *forgotten = removed ? 1 : 0;
+        return PP_OK;
     });
 }
 
