@@ -57,6 +57,8 @@ struct HostArgs {
     std::string encoder = "auto";
     std::vector<std::string> apps;
     bool no_audio = false;
+    int monitor = -1;
+    bool forget_screen = false;
     std::string bind;
     uint16_t port = 0;
     int64_t expires = 0;
@@ -91,6 +93,10 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
         ->check(CLI::IsMember({"auto", "va", "vaapi", "nvenc", "x264", "openh264"}));
     cmd->add_option("--app", a.apps, "Share only this application's audio (repeatable)");
     cmd->add_flag("--no-audio", a.no_audio, "Share video only");
+    cmd->add_option("--monitor", a.monitor, "X11: share only this monitor (as `xrandr --listmonitors` numbers them)")
+        ->check(CLI::Range(0, 63));
+    cmd->add_flag("--forget-screen", a.forget_screen,
+                  "Wayland: forget the screen chosen in the share dialog, so it asks again");
     cmd->add_option("--bind", a.bind, "Listen on this address only");
     cmd->add_option("--port", a.port, "UDP port to listen on (default: any free port)");
     cmd->add_option("--expires", a.expires, "Ticket lifetime in seconds (default: no expiry)")
@@ -117,6 +123,13 @@ int run_host(const HostArgs &a) {
     o.max_height = a.max_height;
     o.encoder = a.encoder.c_str();
     o.audio = a.no_audio ? 0 : 1;
+    o.monitor = a.monitor;
+    if (a.forget_screen) {
+        int forgotten = 0;
+        if (pp_result rc = pp_forget_screen(&forgotten); rc != PP_OK) return report(rc);
+        std::fprintf(stderr, "pixelpass: %s\n", forgotten ? "forgot the screen chosen earlier; the share dialog will ask"
+                                                        : "no screen choice was stored");
+    }
     std::vector<const char *> apps;
     for (const auto &app : a.apps) apps.push_back(app.c_str());
     o.apps = apps.empty() ? nullptr : apps.data();

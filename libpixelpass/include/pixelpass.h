@@ -508,6 +508,18 @@ PP_EXPORT pp_result pp_clipboard_copy(const char *text, int tty_fd, char *method
  */
 PP_EXPORT pp_result pp_doctor_json(unsigned probe_timeout_ms, char *buf, size_t buf_size, size_t *needed);
 
+/* ---------------------------------------------------------------------------------------------
+ * Capture
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Forgets the screen or window chosen in the Wayland screen-share dialog: deletes the portal's
+ * restore token ($XDG_STATE_HOME/pixelpass/screencast-restore-token), so the next portal share
+ * asks again. *forgotten (may be NULL) is set to 1 when a token was deleted, 0 when there was none.
+ * Returns PP_ERR_IO when the token cannot be deleted or no state directory is known.
+ */
+PP_EXPORT pp_result pp_forget_screen(int *forgotten);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,7 @@
  * contract of pixelpass.h: result codes and pp_last_error(), the buffer convention, handle rules,
  * versioned options, the ticket API end to end, and host identity.
  */
-#define _POSIX_C_SOURCE 200809L /* setenv */
+#define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp */
 
 #include "pixelpass.h"
 
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int failures = 0;
@@ -727,6 +728,32 @@ static void test_config_preflight_clipboard_doctor(void) {
     rmdir(dir);
 }
 
+/* pp_forget_screen deletes the portal's restore token under $XDG_STATE_HOME/pixelpass, once. */
+static void test_forget_screen(void) {
+    char dir[] = "/tmp/pp-capi-state.XXXXXX";
+    ASSERT(mkdtemp(dir) != NULL);
+    setenv("XDG_STATE_HOME", dir, 1);
+    char path[256];
+    snprintf(path, sizeof path, "%s/pixelpass", dir);
+    ASSERT(mkdir(path, 0700) == 0);
+    snprintf(path, sizeof path, "%s/pixelpass/screencast-restore-token", dir);
+    FILE *f = fopen(path, "w");
+    ASSERT(f != NULL);
+    fputs("a-token\n", f);
+    fclose(f);
+
+    int forgotten = -1;
+    ASSERT_RC(PP_OK, pp_forget_screen(&forgotten));
+    ASSERT(forgotten == 1);
+    ASSERT(access(path, F_OK) != 0);
+    ASSERT_RC(PP_OK, pp_forget_screen(&forgotten));
+    ASSERT(forgotten == 0);
+    ASSERT_RC(PP_OK, pp_forget_screen(NULL));
+    snprintf(path, sizeof path, "%s/pixelpass", dir);
+    rmdir(path);
+    rmdir(dir);
+}
+
 int main(void) {
     test_strerror();
     test_version();
@@ -743,6 +770,7 @@ int main(void) {
     test_repair_without_audio_server();
     test_demo();
     test_config_preflight_clipboard_doctor();
+    test_forget_screen();
 
     printf("capi_test: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

@@ -11,6 +11,7 @@
 #   portal_rig.sh stop DIR       stop the rig in DIR and delete DIR
 #   portal_rig.sh as DIR CMD...  run CMD as the rig's user with the rig's environment
 #
+# PP_PORTAL_RIG_SIZE sets the output's size (default 640x360).
 # PP_XDPW_SHIM names the test-only LD_PRELOAD for xdg-desktop-portal-wlr (xdpw_shm_shim.c).
 set -eu
 
@@ -79,7 +80,7 @@ chooser_cmd=$dir/chooser.sh
 max_fps=30
 CONF
   cat > "$dir/config/sway/config" <<CONF
-output HEADLESS-1 resolution 640x360 bg $colour solid_color
+output HEADLESS-1 resolution ${PP_PORTAL_RIG_SIZE:-640x360} bg $colour solid_color
 default_border none
 seat * hide_cursor 100
 CONF

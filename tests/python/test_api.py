@@ -302,3 +302,16 @@ def test_repair_without_audio_server(monkeypatch, tmp_path):
             pixelpass.repair(dry_run=True)
         assert info.value.code == Result.UNSUPPORTED
         assert "PipeWire" in info.value.detail
+
+
+# ---- capture ------------------------------------------------------------------------------------
+
+def test_forget_screen(monkeypatch, tmp_path):
+    """forget_screen() deletes the portal restore token under $XDG_STATE_HOME/pixelpass, once."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    token = tmp_path / "pixelpass" / "screencast-restore-token"
+    token.parent.mkdir()
+    token.write_text("a-token\n")
+    assert pixelpass.forget_screen() is True
+    assert not token.exists()
+    assert pixelpass.forget_screen() is False

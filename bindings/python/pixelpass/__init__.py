@@ -47,7 +47,7 @@ __all__ = [
     "TicketError", "UnsupportedError", "VersionMismatch", "Viewer", "demo", "launch_player", "library_path",
     "player_command", "players", "repair", "set_library_path", "strerror", "version",
     "version_info", "config", "config_path", "config_set", "bandwidth_test", "bandwidth_skip",
-    "clipboard_copy", "doctor",
+    "clipboard_copy", "doctor", "forget_screen",
 ]
 
 
@@ -546,3 +546,13 @@ def clipboard_copy(text: str, tty_fd: int = -1) -> str:
 def doctor(probe_timeout_ms: int = 0) -> dict:
     """The health checks: {checks: [{name, status, detail, fix}], can_share, can_view}."""
     return json.loads(_get_string(_c().pp_doctor_json, int(probe_timeout_ms)))
+
+
+# ---- capture ------------------------------------------------------------------------------------
+
+def forget_screen() -> bool:
+    """Forgets the screen chosen in the Wayland share dialog (the portal's restore token), so the
+    next portal share asks again. True when a choice was stored."""
+    forgotten = ctypes.c_int(0)
+    _c().pp_forget_screen(ctypes.byref(forgotten))
+    return bool(forgotten.value)

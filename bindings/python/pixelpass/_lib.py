@@ -315,6 +315,7 @@ FUNCTIONS = [
     ("pp_clipboard_copy", [_str, ctypes.c_int, _buf, ctypes.c_size_t, _size_p], ctypes.c_int,
      "sized"),
     ("pp_doctor_json", [ctypes.c_uint, _buf, ctypes.c_size_t, _size_p], ctypes.c_int, "sized"),
+    ("pp_forget_screen", [ctypes.POINTER(ctypes.c_int)], ctypes.c_int, "ok"),
 ]
 
 

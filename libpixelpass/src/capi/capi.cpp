@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clipboard/clipboard.hpp"
+#include "capture/capture.hpp"
 #include "common/error.hpp"
 #include "config/config.hpp"
 #include "demo/demo.hpp"
@@ -493,6 +494,16 @@ PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned vers
         check_version(version, PP_DEMO_OPTIONS_VERSION, "pp_demo_options");
         *options = pp_demo_options PP_DEMO_OPTIONS_INIT;
         options->version = version;
+        return PP_OK;
+    });
+}
+
+/* ---- capture ---- */
+
+PP_EXPORT pp_result pp_forget_screen(int *forgotten) {
+    return wrap([&] {
+        bool removed = pp::capture::forget_portal_choice();
+        if (forgotten) *forgotten = removed ? 1 : 0;
         return PP_OK;
     });
 }

@@ -37,6 +37,22 @@ std::string choose_source(const std::string &wanted, const Desktop &desktop) {
                 "inside your desktop session, or use --source test to share a test pattern");
 }
 
+std::filesystem::path portal_token_path() {
+    std::filesystem::path state;
+    if (const char *s = std::getenv("XDG_STATE_HOME"); s && *s == '/') state = s;
+    else if (const char *home = std::getenv("HOME"); home && *home) state = std::filesystem::path(home) / ".local/state";
+    else throw Error(PP_ERR_IO, "neither XDG_STATE_HOME nor HOME is set: nowhere to keep the screen choice");
+    return state / "pixelpass" / "screencast-restore-token";
+}
+
+bool forget_portal_choice() {
+    auto path = portal_token_path();
+    std::error_code ec;
+    bool removed = std::filesystem::remove(path, ec);
+    if (ec) throw Error(PP_ERR_IO, "cannot delete " + path.string() + ": " + ec.message());
+    return removed;
+}
+
 std::unique_ptr<media::CaptureSource> make_capture_source(const HostConfig &config, EventSink events) {
     const std::string chosen = choose_source(config.source, Desktop::from_environment());
     if (chosen == "test") return media::make_test_source(config.max_height);

@@ -4,6 +4,7 @@
 // --source test).
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -36,5 +37,13 @@ std::string choose_source(const std::string &wanted, const Desktop &desktop);
 // does not exist, PP_ERR_NO_CAPTURE_SOURCE when nothing can be captured here,
 // PP_ERR_UNSUPPORTED for a source this build cannot capture from.
 std::unique_ptr<media::CaptureSource> make_capture_source(const HostConfig &config, EventSink events = {});
+
+// Where the ScreenCast portal's restore token is kept: $XDG_STATE_HOME/pixelpass/
+// screencast-restore-token (~/.local/state when XDG_STATE_HOME is unset or not absolute).
+std::filesystem::path portal_token_path();
+
+// Deletes the stored restore token (`--forget-screen`), so the next portal share asks again.
+// Returns true when there was one. Throws PP_ERR_IO when it exists and cannot be deleted.
+bool forget_portal_choice();
 
 } // namespace pp::capture

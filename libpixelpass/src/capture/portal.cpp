@@ -10,6 +10,7 @@
 #include <gio/gio.h>
 #include <libportal/portal.h>
 
+#include "capture/capture.hpp"
 #include "capture/system_audio.hpp"
 #include "common/error.hpp"
 #include "media/gst.hpp"
@@ -64,14 +65,26 @@ struct Pending {
 }
 
 std::string read_token() {
-    std::ifstream in(portal_token_path());
+    std::error_code ec;
+    std::filesystem::path path;
+    try {
+        path = portal_token_path();
+    } catch (const Error &) {
+        return "";  // nowhere to keep it: the dialog asks every time
+    }
+    std::ifstream in(path);
     std::string token;
     std::getline(in, token);
     return token;
 }
 
 void write_token(const std::string &token) {
-    auto path = portal_token_path();
+    std::filesystem::path path;
+    try {
+        path = portal_token_path();
+    } catch (const Error &) {
+        return;
+    }
     std::error_code ec;
     std::filesystem::create_directories(path.parent_path(), ec);
     // The token lets this user's pixelpass skip the dialog: readable by this user only.
@@ -229,19 +242,6 @@ private:
 };
 
 } // namespace
-
-std::filesystem::path portal_token_path() {
-    std::filesystem::path state;
-    if (const char *s = std::getenv("XDG_STATE_HOME"); s && *s == '/') state = s;
-    else if (const char *home = std::getenv("HOME"); home && *home) state = std::filesystem::path(home) / ".local/state";
-    else state = "/tmp";
-    return state / "pixelpass" / "screencast-restore-token";
-}
-
-bool forget_portal_choice() {
-    std::error_code ec;
-    return std::filesystem::remove(portal_token_path(), ec);
-}
 
 std::unique_ptr<media::CaptureSource> make_portal_source(const HostConfig &config, EventSink events) {
     media::require_element("pipewiresrc");

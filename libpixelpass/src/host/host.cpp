@@ -43,7 +43,8 @@ std::shared_ptr<stream::Source> make_source(const HostConfig &config, EventSink 
         sc.rate_bps = static_cast<uint64_t>(config.bitrate_kbps) * 1000;
         return std::make_shared<stream::SyntheticSource>(sc);
     }
-    return media::make_source(config, std::move(media_events), capture::make_capture_source(config));
+    auto capture = capture::make_capture_source(config, media_events);  // warnings, portal log lines
+    return media::make_source(config, std::move(media_events), std::move(capture));
 }
 
 std::string machine_name() {
@@ -69,8 +70,6 @@ bool authorized(std::string_view header, const std::vector<uint8_t> &secret) {
     }
     return diff == 0;
 }
-
-nlohmann::json address_json(const net::Address &a) { return a.unmapped().to_string(); }
 
 } // namespace
 
@@ -358,7 +357,6 @@ void Host::start() {
     core->media = dynamic_cast<fanout::FanoutSource *>(core->source.get());
 
     std::vector<std::pair<std::string, uint16_t>> candidates;
-    Core *c = core.get();
     // The relay: parsed and resolved here (DNS blocks), allocated once the socket exists.
     std::optional<nat::TurnConfig> relay;
     std::optional<ticket::Relay> ticket_relay;
