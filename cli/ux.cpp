@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -351,6 +352,10 @@ int interactive_view(const std::atomic<bool> &stop) {
         }
         choices.push_back({p["name"] == "mpv" ? PP_PLAYER_MPV : PP_PLAYER_VLC, p["name"]});
     }
+    // The configured player ([viewer] player) goes first when it is usable.
+    if (nlohmann::json cfg = config_json(); cfg.is_object() && cfg["viewer"]["player"] != "auto")
+        std::stable_partition(choices.begin(), choices.end(),
+                              [&](const auto &c) { return c.second == cfg["viewer"]["player"]; });
     pp_player_kind kind = PP_PLAYER_AUTO;
     if (choices.size() > 1) {
         std::string menu = "Play with:\n";

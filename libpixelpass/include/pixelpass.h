@@ -463,13 +463,13 @@ PP_EXPORT pp_result pp_config_path(char *buf, size_t buf_size, size_t *needed);
 
 /**
  * The effective config as JSON: {path, exists, host{bitrate_kbps, max_viewers, player, encoder},
- * network{relay, stun_servers}, bandwidth{status, upstream_mbps, measured_at, endpoint},
+ * viewer{player}, network{relay, stun_servers}, bandwidth{status, upstream_mbps, measured_at, endpoint},
  * warnings[] (unknown keys, with line and column), default_max_viewers}.
  */
 PP_EXPORT pp_result pp_config_json(char *buf, size_t buf_size, size_t *needed);
 
 /**
- * Sets one key ("host.max_viewers", "bandwidth.status", ...) to `json_value` (JSON text: 4,
+ * Sets one key ("host.max_viewers", "viewer.player", "bandwidth.status", ...) to `json_value` (JSON text: 4,
  * "mpv", ["stun.example.org:3478"]). Only that value's text changes in the file (comments stay);
  * the write is atomic. PP_ERR_INVALID_ARGUMENT for an unknown key or a wrong type.
  */

@@ -30,10 +30,10 @@ def test_first_run_state_and_set(config_home):
     c = pixelpass.config()
     assert c["exists"] is False and c["bandwidth"]["status"] == "unmeasured"
     assert c["default_max_viewers"] == 2
-    pixelpass.config_set("host.player", "mpv")
+    pixelpass.config_set("viewer.player", "mpv")
     pixelpass.config_set("network.stun_servers", ["127.0.0.1:9"])
     c = pixelpass.config()
-    assert c["exists"] and c["host"]["player"] == "mpv" and c["network"]["stun_servers"] == ["127.0.0.1:9"]
+    assert c["exists"] and c["viewer"]["player"] == "mpv" and c["network"]["stun_servers"] == ["127.0.0.1:9"]
     with pytest.raises(pixelpass.PixelpassError) as e:
         pixelpass.config_set("host.max_viewers", 0)
     assert e.value.code == pixelpass.Result.INVALID_ARGUMENT

@@ -61,7 +61,7 @@ TEST_CASE("a missing file is the first-run state") {
 }
 
 TEST_CASE("values are read and checked") {
-    auto c = cfg::parse("[host]\nbitrate_kbps = 3000\nmax_viewers = 4\nplayer = \"vlc\"\n"
+    auto c = cfg::parse("[host]\nbitrate_kbps = 3000\nmax_viewers = 4\n[viewer]\nplayer = \"vlc\"\n"
                         "[network]\nstun_servers = [\"127.0.0.1:9\"]\nrelay = \"turn:r.example:3478\"\n"
                         "[bandwidth]\nstatus = \"measured\"\nupstream_mbps = 20.5\n",
                         "c.toml");
@@ -80,7 +80,7 @@ TEST_CASE("values are read and checked") {
         CHECK(e.code() == PP_ERR_CONFIG);
         CHECK_THAT(e.what(), Catch::Contains("c.toml:3:15") && Catch::Contains("max_viewers"));
     }
-    CHECK_THROWS_WITH(cfg::parse("[host]\nplayer = \"totem\"\n", "c.toml"), Catch::Contains("one of: auto, mpv, vlc"));
+    CHECK_THROWS_WITH(cfg::parse("[viewer]\nplayer = \"totem\"\n", "c.toml"), Catch::Contains("one of: auto, mpv, vlc"));
 }
 
 TEST_CASE("broken TOML names line and column") {

@@ -33,7 +33,7 @@ const std::vector<Key> &schema() {
     static const std::vector<Key> keys = {
         {"host", "bitrate_kbps", Type::integer, 100, 200000},
         {"host", "max_viewers", Type::integer, 1, 1000},
-        {"host", "player", Type::string, 0, 0, {"auto", "mpv", "vlc"}},
+        {"viewer", "player", Type::string, 0, 0, {"auto", "mpv", "vlc"}},
         {"host", "encoder", Type::string, 0, 0, {"auto", "va", "vaapi", "nvenc", "x264", "openh264"}},
         {"network", "relay", Type::string},
         {"network", "stun_servers", Type::string_list},
@@ -275,8 +275,8 @@ nlohmann::json to_json(const Config &c) {
     j["exists"] = c.exists;
     j["host"] = {{"bitrate_kbps", c.bitrate_kbps ? nlohmann::json(*c.bitrate_kbps) : nullptr},
                  {"max_viewers", c.max_viewers ? nlohmann::json(*c.max_viewers) : nullptr},
-                 {"player", c.player},
                  {"encoder", c.encoder}};
+    j["viewer"] = {{"player", c.player}};
     j["network"] = {{"relay", c.relay},
                     {"stun_servers", c.stun_servers ? nlohmann::json(*c.stun_servers) : nullptr}};
     j["bandwidth"] = {{"status", c.bandwidth.status},
@@ -294,7 +294,7 @@ std::string edit(std::string_view text, std::string_view key, const nlohmann::js
     const Key *k = dot == std::string_view::npos ? nullptr : find_key(key.substr(0, dot), key.substr(dot + 1));
     if (!k)
         throw Error(PP_ERR_INVALID_ARGUMENT, "unknown config key '" + std::string(key) +
-                                                 "' (known: host.bitrate_kbps, host.max_viewers, host.player, "
+                                                 "' (known: host.bitrate_kbps, host.max_viewers, viewer.player, "
                                                  "host.encoder, network.relay, network.stun_servers, "
                                                  "bandwidth.status, bandwidth.upstream_mbps, "
                                                  "bandwidth.measured_at, bandwidth.endpoint)");

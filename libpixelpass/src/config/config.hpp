@@ -27,7 +27,8 @@ struct Config {
     std::string path;
     bool exists = false;
     std::optional<unsigned> bitrate_kbps, max_viewers;
-    std::string player = "auto", encoder = "auto", relay;
+    std::string player = "auto";  // [viewer]: the player the menu offers first
+    std::string encoder = "auto", relay;
     std::optional<std::vector<std::string>> stun_servers;  // unset = the library's defaults
     Bandwidth bandwidth;
     std::vector<std::string> warnings;  // unknown keys, "file:line:col: ..." each
