@@ -45,7 +45,8 @@ __all__ = [
     "ABI_MAJOR", "Candidate", "CandidateKind", "ConnectionFailed", "Event", "EventType", "Host",
     "LibraryError", "LogLevel", "MediaError", "PixelpassError", "PlayerKind", "Result", "Ticket",
     "TicketError", "UnsupportedError", "VersionMismatch", "Viewer", "launch_player", "library_path",
-    "player_command", "players", "repair", "set_library_path", "strerror", "version",
+    "player_command", "players", "relay_config", "relay_secret_new", "repair", "set_library_path",
+    "strerror", "version",
     "version_info",
 ]
 
@@ -480,3 +481,18 @@ def repair(dry_run: bool = False) -> dict:
     with dry_run). Returns the report: removed, skipped, failed."""
     opts = _lib.RepairOptions(_lib.REPAIR_OPTIONS_VERSION, int(bool(dry_run)))
     return json.loads(_get_string(_c().pp_repair, ctypes.byref(opts)))
+
+
+# ---- relay set-up -------------------------------------------------------------------------------
+
+def relay_secret_new() -> str:
+    """A fresh random coturn static-auth-secret (64 hex characters)."""
+    buf = ctypes.create_string_buffer(_lib.RELAY_SECRET_BUFFER)
+    _c().pp_relay_secret_new(buf, len(buf))
+    return buf.value.decode()
+
+
+def relay_config(public_host: str, secret: str, port: int = 3478) -> str:
+    """turnserver.conf text for a pixelpass relay at `public_host`, ending with the matching
+    `pixelpass host --relay ... --relay-secret ...` line (docs/relay.md)."""
+    return _get_string(_c().pp_relay_config, _to_bytes(public_host), _to_bytes(secret), int(port))

@@ -287,7 +287,13 @@ FUNCTIONS = [
 
     ("pp_repair", [ctypes.POINTER(RepairOptions), _buf, ctypes.c_size_t, _size_p], ctypes.c_int,
      "sized"),
+
+    ("pp_relay_secret_new", [_buf, ctypes.c_size_t], ctypes.c_int, "ok"),
+    ("pp_relay_config", [_str, _str, ctypes.c_uint16, _buf, ctypes.c_size_t, _size_p], ctypes.c_int,
+     "sized"),
 ]
+
+RELAY_SECRET_BUFFER = 65  # PP_RELAY_SECRET_BUFFER
 
 
 class _Checks:

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "nat/relay_config.hpp"
 #include "host/host.hpp"
 #include "player/player.hpp"
 #include "pixelpass.h"
@@ -474,6 +475,29 @@ PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, si
         // A repair acts: a report that does not fit is kept for this thread's next call.
         return copy_out(pp::repair::run_for_buffer(dry_run, report ? report_size : 0), report,
                         report_size, needed);
+    });
+}
+
+
+/* ---- relay set-up ---- */
+
+PP_EXPORT pp_result pp_relay_secret_new(char *buf, size_t buf_size) {
+    return wrap([&] {
+        require(buf, "buf");
+        if (buf_size < PP_RELAY_SECRET_BUFFER)
+            throw pp::Error(PP_ERR_BUFFER_TOO_SMALL, "a relay secret needs PP_RELAY_SECRET_BUFFER bytes");
+        std::string secret = pp::nat::new_relay_secret();
+        std::memcpy(buf, secret.c_str(), secret.size() + 1);
+        return PP_OK;
+    });
+}
+
+PP_EXPORT pp_result pp_relay_config(const char *public_host, const char *secret, uint16_t port, char *buf,
+                                    size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        require(public_host, "public_host");
+        require(secret, "secret");
+        return copy_out(pp::nat::relay_config(public_host, secret, port ? port : 3478), buf, buf_size, needed);
     });
 }
 
