@@ -322,6 +322,21 @@ int run_repair(bool dry_run, bool json) {
     }
 }
 
+// `pixelpass relay config`: a coturn configuration with a fresh secret on stdout.
+int run_relay_config(const std::string &public_host, uint16_t port) {
+    char secret[PP_RELAY_SECRET_BUFFER];
+    if (pp_result rc = pp_relay_secret_new(secret, sizeof secret); rc != PP_OK) return report(rc);
+    try {
+        std::string text = get_string([&](char *b, size_t s, size_t *n) {
+            return pp_relay_config(public_host.c_str(), secret, port, b, s, n);
+        });
+        std::fputs(text.c_str(), stdout);
+    } catch (pp_result e) {
+        return report(e, "relay config");
+    }
+    return 0;
+}
+
 // Tickets pasted into a shell may arrive split over several arguments.
 std::string join(const std::vector<std::string> &parts) {
     std::string out;
@@ -401,6 +416,15 @@ int main(int argc, char **argv) {
     repair_cmd->add_flag("--dry-run", dry_run, "Only show what would be removed");
     repair_cmd->add_flag("--json", json, "Print the report as JSON");
 
+    auto *relay_cmd = app.add_subcommand("relay", "Set up a TURN relay for viewers behind hard NATs (docs/relay.md)");
+    relay_cmd->require_subcommand(1);
+    auto *relay_config_cmd = relay_cmd->add_subcommand(
+        "config", "Print a coturn configuration with a fresh secret, and the matching host flags");
+    std::string relay_public_host;
+    uint16_t relay_port = 3478;
+    relay_config_cmd->add_option("--host", relay_public_host, "The relay's public DNS name or address")->required();
+    relay_config_cmd->add_option("--port", relay_port, "UDP port coturn listens on")->check(CLI::Range(1, 65535));
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
@@ -419,6 +443,7 @@ int main(int argc, char **argv) {
     if (*inspect_cmd) return run_inspect(join(inspect_ticket));
     if (*ticket_cmd) return run_ticket_roundtrip();
     if (*repair_cmd) return run_repair(dry_run, json);
+    if (*relay_config_cmd) return run_relay_config(relay_public_host, relay_port);
     if (repair_flag) return run_repair(false, false);
     if (reconfigure) return pixelpass_cli::ux::reconfigure(assume_yes);
     if (!bare_ticket.empty()) return run_view(join(bare_ticket), "none");

@@ -520,6 +520,27 @@ PP_EXPORT pp_result pp_doctor_json(unsigned probe_timeout_ms, char *buf, size_t 
  */
 PP_EXPORT pp_result pp_forget_screen(int *forgotten);
 
+/* ---- relay (TURN) set-up ---------------------------------------------------------------- */
+
+/** Size of a relay secret from pp_relay_secret_new, including the terminating NUL. */
+#define PP_RELAY_SECRET_BUFFER 65
+
+/**
+ * Writes a fresh random relay secret (64 hex characters and a NUL) for coturn's
+ * static-auth-secret. `buf_size` must be at least PP_RELAY_SECRET_BUFFER (else
+ * PP_ERR_BUFFER_TOO_SMALL, nothing written).
+ */
+PP_EXPORT pp_result pp_relay_secret_new(char *buf, size_t buf_size);
+
+/**
+ * A coturn configuration (turnserver.conf) for a pixelpass relay reachable at `public_host`
+ * (its DNS name or address, as viewers will reach it) on UDP `port` (0 = 3478) with `secret` as
+ * its static-auth-secret, ending with the matching `pixelpass host` line as a comment.
+ * String convention. PP_ERR_INVALID_ARGUMENT for an empty host or a secret under 16 characters.
+ */
+PP_EXPORT pp_result pp_relay_config(const char *public_host, const char *secret, uint16_t port,
+                                    char *buf, size_t buf_size, size_t *needed);
+
 #ifdef __cplusplus
 }
 #endif

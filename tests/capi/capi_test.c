@@ -754,6 +754,34 @@ static void test_forget_screen(void) {
     rmdir(dir);
 }
 
+/* A fresh relay secret and the coturn configuration that uses it. */
+static void test_relay_config(void) {
+    char secret[PP_RELAY_SECRET_BUFFER];
+    char small[8];
+    ASSERT_RC(PP_ERR_BUFFER_TOO_SMALL, pp_relay_secret_new(small, sizeof small));
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_relay_secret_new(NULL, sizeof secret));
+    ASSERT_RC(PP_OK, pp_relay_secret_new(secret, sizeof secret));
+    ASSERT(strlen(secret) == 64);
+    char other[PP_RELAY_SECRET_BUFFER];
+    ASSERT_RC(PP_OK, pp_relay_secret_new(other, sizeof other));
+    ASSERT(strcmp(secret, other) != 0);
+    size_t needed = 0;
+    ASSERT_RC(PP_ERR_BUFFER_TOO_SMALL, pp_relay_config("relay.example.org", secret, 0, NULL, 0, &needed));
+    ASSERT(needed > 100);
+    char *text = malloc(needed);
+    ASSERT(text != NULL);
+    if (text) {
+        ASSERT_RC(PP_OK, pp_relay_config("relay.example.org", secret, 0, text, needed, &needed));
+        ASSERT(strstr(text, "use-auth-secret") != NULL);
+        ASSERT(strstr(text, secret) != NULL);
+        ASSERT(strstr(text, "--relay turn:relay.example.org:3478") != NULL);
+        free(text);
+    }
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_relay_config("", secret, 0, NULL, 0, &needed));
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_relay_config("relay.example.org", "short", 0, NULL, 0, &needed));
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_relay_config(NULL, secret, 0, NULL, 0, &needed));
+}
+
 int main(void) {
     test_strerror();
     test_version();
@@ -771,6 +799,7 @@ int main(void) {
     test_demo();
     test_config_preflight_clipboard_doctor();
     test_forget_screen();
+    test_relay_config();
 
     printf("capi_test: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

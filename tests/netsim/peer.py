@@ -62,6 +62,13 @@ def view(ticket, options, want):
                 got += len(chunk)
             out({"ok": got >= want, "connect_ms": connect_ms, "first_byte_ms": first_byte_ms,
                  "bytes": got, "stats": v.stats(), "events": list(events)})
+            # Stay connected (the host's view of us is checked next) until told to go.
+            for line in sys.stdin:
+                cmd = line.strip()
+                if cmd == "stats":
+                    out({"stats": v.stats(), "events": list(events)})
+                elif cmd == "quit":
+                    break
         else:
             state = {"bytes": 0, "stop": False, "error": None, "last": time.monotonic()}
 

@@ -315,3 +315,18 @@ def test_forget_screen(monkeypatch, tmp_path):
     assert pixelpass.forget_screen() is True
     assert not token.exists()
     assert pixelpass.forget_screen() is False
+
+
+# ---- relay set-up -------------------------------------------------------------------------------
+
+def test_relay_secret_and_config():
+    secret = pixelpass.relay_secret_new()
+    assert re.fullmatch(r"[0-9a-f]{64}", secret)
+    assert pixelpass.relay_secret_new() != secret
+    text = pixelpass.relay_config("relay.example.org", secret)
+    assert "use-auth-secret" in text and f"static-auth-secret={secret}" in text
+    assert f"--relay turn:relay.example.org:3478 --relay-secret {secret}" in text
+    assert "listening-port=5349" in pixelpass.relay_config("relay.example.org", secret, 5349)
+    with pytest.raises(PixelpassError) as e:
+        pixelpass.relay_config("relay.example.org", "short")
+    assert e.value.code == Result.INVALID_ARGUMENT

@@ -8,6 +8,7 @@
 #include "common/error.hpp"
 #include "nat/agent.hpp"
 #include "nat/stun.hpp"
+#include "nat/turn.hpp"
 #include "net/loop.hpp"
 #include "net/udp.hpp"
 
@@ -111,4 +112,27 @@ TEST_CASE("an agent learns its reflexive address from a peer agent over real UDP
         a_sock.reset();
         b_sock.reset();
     });
+}
+
+TEST_CASE("TURN REST-API credentials match coturn's use-auth-secret scheme", "[nat]") {
+    // Reference value: base64(HMAC-SHA1("s3cret", "1700000000:pixelpass")) from Python's hmac.
+    auto c = rest_credentials("s3cret", 1700000000);
+    CHECK(c.username == "1700000000:pixelpass");
+    CHECK(c.password == "b6bLLRLZ8auS2j5o86ahsqhjz9I=");
+}
+
+TEST_CASE("relay specs parse; malformed ones say what a spec looks like", "[nat]") {
+    CHECK(parse_relay("turn:relay.example.org") == std::pair<std::string, uint16_t>{"relay.example.org", 3478});
+    CHECK(parse_relay("turn:192.0.2.1:5000") == std::pair<std::string, uint16_t>{"192.0.2.1", 5000});
+    CHECK(parse_relay("relay.example.org:3479?transport=udp") == std::pair<std::string, uint16_t>{"relay.example.org", 3479});
+    CHECK(parse_relay("turn:[2001:db8::1]:3478") == std::pair<std::string, uint16_t>{"2001:db8::1", 3478});
+    CHECK_THROWS_AS(parse_relay("turn:"), Error);
+    CHECK_THROWS_AS(parse_relay("turn:host:0"), Error);
+    CHECK_THROWS_AS(parse_relay("turn:host:99999"), Error);
+    try {
+        parse_relay("turns:relay.example.org");
+        FAIL("turns: should be refused");
+    } catch (const Error &e) {
+        CHECK(e.code() == PP_ERR_UNSUPPORTED);
+    }
 }

@@ -47,7 +47,7 @@ __all__ = [
     "TicketError", "UnsupportedError", "VersionMismatch", "Viewer", "demo", "launch_player", "library_path",
     "player_command", "players", "repair", "set_library_path", "strerror", "version",
     "version_info", "config", "config_path", "config_set", "bandwidth_test", "bandwidth_skip",
-    "clipboard_copy", "doctor", "forget_screen",
+    "clipboard_copy", "doctor", "forget_screen", "relay_config", "relay_secret_new",
 ]
 
 
@@ -556,3 +556,18 @@ def forget_screen() -> bool:
     forgotten = ctypes.c_int(0)
     _c().pp_forget_screen(ctypes.byref(forgotten))
     return bool(forgotten.value)
+
+
+# ---- relay set-up -------------------------------------------------------------------------------
+
+def relay_secret_new() -> str:
+    """A fresh random coturn static-auth-secret (64 hex characters)."""
+    buf = ctypes.create_string_buffer(_lib.RELAY_SECRET_BUFFER)
+    _c().pp_relay_secret_new(buf, len(buf))
+    return buf.value.decode()
+
+
+def relay_config(public_host: str, secret: str, port: int = 3478) -> str:
+    """turnserver.conf text for a pixelpass relay at `public_host`, ending with the matching
+    `pixelpass host --relay ... --relay-secret ...` line (docs/relay.md)."""
+    return _get_string(_c().pp_relay_config, _to_bytes(public_host), _to_bytes(secret), int(port))

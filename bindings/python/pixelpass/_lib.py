@@ -316,7 +316,12 @@ FUNCTIONS = [
      "sized"),
     ("pp_doctor_json", [ctypes.c_uint, _buf, ctypes.c_size_t, _size_p], ctypes.c_int, "sized"),
     ("pp_forget_screen", [ctypes.POINTER(ctypes.c_int)], ctypes.c_int, "ok"),
+    ("pp_relay_secret_new", [_buf, ctypes.c_size_t], ctypes.c_int, "ok"),
+    ("pp_relay_config", [_str, _str, ctypes.c_uint16, _buf, ctypes.c_size_t, _size_p], ctypes.c_int,
+     "sized"),
 ]
+
+RELAY_SECRET_BUFFER = 65  # PP_RELAY_SECRET_BUFFER
 
 
 class _Checks:

@@ -14,6 +14,7 @@
 #include "demo/demo.hpp"
 #include "doctor/doctor.hpp"
 #include "preflight/preflight.hpp"
+#include "nat/relay_config.hpp"
 #include "host/host.hpp"
 #include "player/player.hpp"
 #include "pixelpass.h"
@@ -498,6 +499,19 @@ PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned vers
     });
 }
 
+/* ---- relay set-up ---- */
+
+PP_EXPORT pp_result pp_relay_secret_new(char *buf, size_t buf_size) {
+    return wrap([&] {
+        require(buf, "buf");
+        if (buf_size < PP_RELAY_SECRET_BUFFER)
+            throw pp::Error(PP_ERR_BUFFER_TOO_SMALL, "a relay secret needs PP_RELAY_SECRET_BUFFER bytes");
+        std::string secret = pp::nat::new_relay_secret();
+        std::memcpy(buf, secret.c_str(), secret.size() + 1);
+        return PP_OK;
+    });
+}
+
 /* ---- capture ---- */
 
 PP_EXPORT pp_result pp_forget_screen(int *forgotten) {
@@ -524,6 +538,15 @@ PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb call
         }
         return copy_out(pp::demo::run_for_buffer(o, event_sink(callback, user_data), report ? report_size : 0),
                         report, report_size, needed);
+    });
+}
+
+PP_EXPORT pp_result pp_relay_config(const char *public_host, const char *secret, uint16_t port, char *buf,
+                                    size_t buf_size, size_t *needed) {
+    return wrap([&] {
+        require(public_host, "public_host");
+        require(secret, "secret");
+        return copy_out(pp::nat::relay_config(public_host, secret, port ? port : 3478), buf, buf_size, needed);
     });
 }
 

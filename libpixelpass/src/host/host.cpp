@@ -168,7 +168,8 @@ struct Host::Core {
             it = viewers.emplace(conn.id(), v).first;
             ++totals.joined;
             emit({PP_EVENT_VIEWER_JOINED, PP_LOG_INFO, v.id, PP_OK, "viewer " + std::to_string(v.id) + " joined from " + who,
-                  nlohmann::json{{"path", "direct"}, {"address", who}}.dump()});
+                  nlohmann::json{{"path", endpoint->socket().routed(conn.remote()) ? "relayed" : "direct"},
+                                 {"address", who}}.dump()});
         }
         if (req.path == "/stream.ts") {
             r.headers.push_back({"content-type", "video/mp2t"});
