@@ -114,6 +114,21 @@ TEST_CASE("auto picks the portal on Wayland, X11 on X11, and otherwise says to u
     if (media::available()) CHECK(capture::make_capture_source(c)->name() == "test");
 }
 
+TEST_CASE("--app is refused until per-application audio exists, never silently widened", "[capture]") {
+    HostConfig c;
+    c.source = "test";
+    c.apps = {"firefox"};
+    try {
+        capture::make_capture_source(c);
+        FAIL("--app was accepted");
+    } catch (const Error &e) {
+        CHECK(e.code() == PP_ERR_UNSUPPORTED);
+        CHECK(contains(e.what(), "--app"));
+    }
+    c.audio = false;  // video only: nothing to leak, so --app has nothing to do
+    if (media::available()) CHECK(capture::make_capture_source(c)->name() == "test");
+}
+
 #ifdef PP_TEST_HAVE_X11
 
 namespace {
