@@ -67,9 +67,10 @@ TEST_CASE("the ticket lists interface addresses with loopback last, or just the 
         REQUIRE(t.candidates.size() == 1);
         CHECK(t.candidates[0].address == "127.0.0.1");
     }
-    SECTION("sources that are not built yet say so") {
-        HostConfig config;
-        config.source = "portal";
+    SECTION("what cannot be shared is refused at start") {
+        HostConfig config = loopback_host();
+        config.source = "test";
+        config.apps = {"firefox"};  // per-application audio is not available yet
         Host host(config, {});
         try {
             host.start();
