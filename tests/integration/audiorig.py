@@ -148,10 +148,19 @@ class AudioRig:
         """Has WirePlumber remember `sink` as app's target the way a user's move does: a stream
         of app moved to the sink, then gone. Waits until WirePlumber saved it."""
         proc = self.play(app)
+        remembered = lambda: f"application.name:{app}:target={sink}" in self.state_text()
         try:
-            self.pactl("move-sink-input", str(proc.sink_input), sink)
-            self.wait_for(lambda: f"application.name:{app}:target={sink}" in self.state_text(),
-                          f"WirePlumber to remember {app} -> {sink}")
+            # WirePlumber restores a new stream's remembered target shortly after it appears; a
+            # move made before that is overwritten (seen about one run in three). So the move is
+            # repeated until WirePlumber has saved it, as a user would move it again.
+            for _ in range(6):
+                self.pactl("move-sink-input", str(proc.sink_input), sink)
+                try:
+                    self.wait_for(remembered, "", timeout=5.0)
+                    break
+                except AssertionError:
+                    continue
+            self.wait_for(remembered, f"WirePlumber to remember {app} -> {sink}", timeout=1.0)
         finally:
             proc.terminate()
             proc.wait()
