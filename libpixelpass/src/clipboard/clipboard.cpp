@@ -15,25 +15,12 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/executable.hpp"
 
 extern char **environ;
 
 namespace pp::clipboard {
 namespace {
-
-std::optional<std::string> find_in_path(const std::string &name) {
-    const char *path = std::getenv("PATH");
-    std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    size_t start = 0;
-    while (start <= dirs.size()) {
-        size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
-        std::string candidate = dirs.substr(start, end - start) + "/" + name;
-        if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-        start = end + 1;
-    }
-    return std::nullopt;
-}
 
 struct Tool {
     const char *name;
@@ -139,7 +126,7 @@ nlohmann::json probe(int tty_fd) {
     std::string s = session();
     nlohmann::json tools = nlohmann::json::array();
     for (const auto &t : tools_for(s)) {
-        auto path = find_in_path(t.name);
+        auto path = find_executable(t.name);
         tools.push_back({{"name", t.name},
                          {"path", path.value_or("")},
                          {"usable", path.has_value()},
@@ -152,7 +139,7 @@ std::string copy(const std::string &text, int tty_fd) {
     std::string s = session();
     std::vector<std::string> problems;
     for (const auto &t : tools_for(s)) {
-        auto path = find_in_path(t.name);
+        auto path = find_executable(t.name);
         if (!path) {
             problems.push_back(std::string(t.name) + " is not installed (package " + t.package + ")");
             continue;

@@ -12,26 +12,10 @@
 #include <optional>
 
 #include "common/error.hpp"
+#include "common/executable.hpp"
 
 namespace pp::player {
 namespace {
-
-std::optional<std::string> find_in_path(const std::string &name) {
-    const char *path = std::getenv("PATH");
-    std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    size_t start = 0;
-    while (start <= dirs.size()) {
-        size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
-        std::string dir = dirs.substr(start, end - start);
-        if (!dir.empty()) {
-            std::string candidate = dir + "/" + name;
-            if (access(candidate.c_str(), X_OK) == 0) return candidate;
-        }
-        start = end + 1;
-    }
-    return std::nullopt;
-}
 
 // VLC splits its plugins over packages on several distributions; a missing MPEG-TS demuxer or
 // avcodec decoder fails only once the stream arrives, so look before launching.
@@ -78,8 +62,8 @@ const Installed *find(const std::vector<Installed> &players, Kind kind) {
 
 std::vector<Installed> detect() {
     std::vector<Installed> out;
-    if (auto mpv = find_in_path("mpv")) out.push_back({Kind::mpv, "mpv", *mpv, true, ""});
-    if (auto vlc = find_in_path("vlc")) {
+    if (auto mpv = find_executable("mpv")) out.push_back({Kind::mpv, "mpv", *mpv, true, ""});
+    if (auto vlc = find_executable("vlc")) {
         Installed p{Kind::vlc, "vlc", *vlc, true, vlc_missing_plugins()};
         if (!p.problem.empty()) p.usable = false;
         else if (geteuid() == 0) {
