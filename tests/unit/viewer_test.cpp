@@ -68,10 +68,11 @@ void check_host_gone(bool frozen) {
     while (read(pipefd[0], &c, 1) == 1 && c != '\n') t += c;
     close(pipefd[0]);
     auto config = viewer_for(t);
-    if (frozen) {
-        config.idle_timeout_ms = 1500;
-        config.keep_alive_ms = 500;
-    }
+    // Something must be sent after the kill for an ICMP report to come back: an idle viewer only
+    // pings every keep-alive period, so make that short (the idle timeout stays 30 s unless frozen,
+    // so an answer within 3 s can only come from the ICMP path).
+    config.keep_alive_ms = 500;
+    if (frozen) config.idle_timeout_ms = 1500;
     EventLog events;
     {
         Viewer viewer(config, events.sink());
