@@ -319,7 +319,35 @@ def _fill_options(struct, options: dict, lists: dict):
 
 # ---- host ---------------------------------------------------------------------------------------
 
-class Host:
+class _Owned:
+    """A library handle with a callback: close() frees it (pp_<kind>_free waits for an in-flight
+    callback, so the thunk is released only after), and so do `with` and garbage collection."""
+
+    _KIND = ""  # "host" or "viewer": names pp_<kind>_free and the closed error
+
+    def _h(self):
+        if not self._handle:
+            raise ValueError(f"{self._KIND} is closed")
+        return self._handle
+
+    def close(self):
+        if self._handle:
+            getattr(_c(), f"pp_{self._KIND}_free")(self._handle)
+            self._handle = None
+        self._callback_thunk = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_handle", None) and _lib is not None and _lib._loaded is not None:
+            self.close()
+
+
+class Host(_Owned):
     """A sharing session: a fresh key pair and access secret, served once started.
 
     Options are pp_host_options' fields as keyword arguments (source="synthetic",
@@ -329,6 +357,7 @@ class Host:
     grace_ms, name). `callback(Event)` runs on the library's network thread.
     As a context manager it closes (stops and frees) the host on exit."""
 
+    _KIND = "host"
     _LISTS = {"apps": "app_count", "stun_servers": "stun_server_count"}
 
     def __init__(self, callback: Optional[Callable[[Event], None]] = None, **options):
@@ -344,11 +373,6 @@ class Host:
         # Referenced for as long as the host can call it: released only after pp_host_free,
         # which waits for an in-flight callback to return.
         self._callback_thunk = thunk
-
-    def _h(self):
-        if not self._handle:
-            raise ValueError("host is closed")
-        return self._handle
 
     def start(self) -> "Host":
         _c().pp_host_start(self._h())
@@ -368,29 +392,15 @@ class Host:
     def stats(self) -> dict:
         return json.loads(_get_string(_c().pp_host_stats_json, self._h()))
 
-    def close(self):
-        if self._handle:
-            _c().pp_host_free(self._handle)
-            self._handle = None
-        self._callback_thunk = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_handle", None) and _lib is not None and _lib._loaded is not None:
-            self.close()
 
 
 # ---- viewer -------------------------------------------------------------------------------------
 
-class Viewer:
+class Viewer(_Owned):
     """A connection to a host. Viewer.connect() blocks until connected or failed; the stream is
     then served to players at .url. As a context manager it disconnects on exit."""
 
+    _KIND = "viewer"
     _LISTS = {"stun_servers": "stun_server_count"}
 
     def __init__(self, handle, thunk):
@@ -419,11 +429,6 @@ class Viewer:
         del keep, text
         return cls(handle, thunk)
 
-    def _h(self):
-        if not self._handle:
-            raise ValueError("viewer is closed")
-        return self._handle
-
     @property
     def url(self) -> str:
         """http://127.0.0.1:<port>/<random>.ts — give it to mpv or VLC."""
@@ -438,21 +443,6 @@ class Viewer:
         ms = -1 if timeout is None else max(0, int(timeout * 1000))
         return _c().pp_viewer_wait(self._h(), ms) == Result.OK
 
-    def close(self):
-        if self._handle:
-            _c().pp_viewer_free(self._handle)
-            self._handle = None
-        self._callback_thunk = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_handle", None) and _lib is not None and _lib._loaded is not None:
-            self.close()
 
 
 # ---- players ------------------------------------------------------------------------------------
