@@ -335,8 +335,13 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
     assert len(late) > 60, f"the fast viewer got only {len(late)} frames"
     steady = late[15:]  # after the encoder's warm-up
     worst = max(range(len(steady)), key=lambda i: steady[i])
-    assert steady[worst] < 1000, (f"fast viewer fell behind: worst {steady[worst]:.0f} ms at frame "
-                                  f"{worst + 15} of {len(late)}; drops seen after {t_drop:.1f} s")
+    p95 = sorted(steady)[int(len(steady) * 0.95)]
+    # Held back by the slow one, the fast viewer would fall further behind frame after frame (and
+    # then be skipped itself). A loaded 2-core CI machine can still stall this whole process once
+    # for a second, so one late frame is tolerated; a late stream is not.
+    assert p95 < 500 and steady[worst] < 2500, (
+        f"fast viewer fell behind: 95th percentile {p95:.0f} ms, worst {steady[worst]:.0f} ms at frame "
+        f"{worst + 15} of {len(late)}; drops seen after {t_drop:.1f} s")
     pts = [p for _, p in fast.clock.samples]
     gaps = [b - a for a, b in zip(pts, pts[1:])]
     # A skip to the newest keyframe would jump a GOP (1–2 s); load may cost a frame here and there.
