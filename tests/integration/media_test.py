@@ -321,7 +321,7 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
                 return s if ours else None
 
             # The slow player's backlog first fills the viewer's local buffer and the QUIC stream
-            # window (megabytes: tens of seconds at a trickle); only then does the host skip.
+            # window (about 2 MiB: seconds at a trickle); only then does the host skip.
             t_drop = time.monotonic()
             stats = wait_until(slow_drops, 120, interval=0.5, what="the slow viewer's drops in stats")
             t_drop = time.monotonic() - t_drop

@@ -26,13 +26,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-ViewerConfig viewer_for(const std::string &ticket_text) {
-    ViewerConfig c;
-    c.ticket_text = ticket_text;
-    c.connect_timeout_ms = 3000;
-    return c;
-}
-
 nlohmann::json stats(const Host &host) { return nlohmann::json::parse(host.stats_json()); }
 
 } // namespace

@@ -21,6 +21,7 @@
 #include "host/host.hpp"
 #include "stream/synthetic.hpp"
 #include "ticket/ticket.hpp"
+#include "viewer/viewer.hpp"
 
 namespace pp::test {
 
@@ -156,6 +157,14 @@ inline HostConfig loopback_host(unsigned max_viewers = 0) {
     c.source = "synthetic";
     c.bind_address = "127.0.0.1";
     c.max_viewers = max_viewers;
+    return c;
+}
+
+// A viewer of this ticket that gives up on the host after 3 s (loopback answers at once).
+inline ViewerConfig viewer_for(const std::string &ticket_text) {
+    ViewerConfig c;
+    c.ticket_text = ticket_text;
+    c.connect_timeout_ms = 3000;
     return c;
 }
 

@@ -24,13 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-ViewerConfig viewer_for(const std::string &ticket_text) {
-    ViewerConfig c;
-    c.ticket_text = ticket_text;
-    c.connect_timeout_ms = 3000;
-    return c;
-}
-
 pp_result connect_error(const ViewerConfig &config, std::string *detail = nullptr) {
     try {
         Viewer v(config, {});

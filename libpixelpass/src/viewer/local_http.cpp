@@ -624,6 +624,10 @@ void LocalHttpServer::Impl::on_connection(uv_stream_t *listener, int status) {
         return;
     }
     uv_tcp_nodelay(conn->tcp(), 1);
+    // A fixed send buffer instead of the kernel's autotuned one (megabytes): bytes parked there
+    // are delay the backpressure above cannot see.
+    int send_buffer = static_cast<int>(me->options_.socket_send_buffer);
+    if (send_buffer > 0) uv_send_buffer_size(reinterpret_cast<uv_handle_t *>(conn->tcp()), &send_buffer);
     LocalHttpConnection &c = *conn;
     me->connections_.emplace(c.id(), std::move(conn));
     c.start_reading();

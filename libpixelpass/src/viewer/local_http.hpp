@@ -83,8 +83,11 @@ struct LocalHttpOptions {
     size_t max_header_bytes = 16 * 1024;
     // Per-player backlog (queued, not yet taken by the kernel) above which the upstream is
     // paused, and below which it is resumed.
-    size_t high_water = 4 * 1024 * 1024;
-    size_t low_water = 1 * 1024 * 1024;
+    // Kept small: this backlog is delay for a player that reads slower than the stream comes.
+    size_t high_water = 1 * 1024 * 1024;
+    size_t low_water = 256 * 1024;
+    // SO_SNDBUF of a player's socket (the kernel doubles it); 0 keeps the kernel's autotuning.
+    size_t socket_send_buffer = 256 * 1024;
     // A player whose backlog passes this (an upstream that ignores body()'s false) is dropped.
     size_t hard_limit = 64 * 1024 * 1024;
     // Open TCP connections at once; more are closed right after accept.

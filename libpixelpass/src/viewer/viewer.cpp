@@ -241,6 +241,10 @@ struct Viewer::Core : viewer::Upstream {
             options.transport.handshake_timeout_ms = config.connect_timeout_ms;
             if (config.idle_timeout_ms) options.transport.idle_timeout_ms = config.idle_timeout_ms;
             if (config.keep_alive_ms) options.transport.keep_alive_ms = config.keep_alive_ms;
+            // Whatever the window lets the host send ahead is video the player sees late when it
+            // stalls, and hides the stall from the host's slow-reader rule. 1 MiB covers a
+            // 20 Mbit/s stream at 400 ms RTT; ngtcp2 still grows it for a reader that keeps up.
+            options.transport.stream_window = 1u << 20;
             try {
                 a.conn_id = endpoint->connect(a.address, std::move(options)).id();
                 a.started = true;
