@@ -110,15 +110,17 @@ void AppRouter::run(std::shared_ptr<std::promise<void>> ready) {
             throw Error(PP_ERR_IO, "sharing an application's audio (--app) needs PipeWire, and no PipeWire "
                                    "server answered (" + (why.empty() ? std::string("no reason given") : why) +
                                    "): start pipewire, or share all system audio (leave out --app)");
-        // A null sink nobody plays to by default: WirePlumber never picks it as the default (the
-        // lowest session priority), and it goes with our connection (object.linger=false).
+        // A null sink nobody plays to by default: WirePlumber picks the default sink by
+        // priority.session (a node without one counts as -1, and a newcomer with 0 would win and
+        // have every stream moved into it), so ours is far below anything real. It goes with our
+        // connection (object.linger=false).
         s.sink = s.pw->create_object("adapter", PW_TYPE_INTERFACE_Node, PW_VERSION_NODE,
                                      {{"factory.name", "support.null-audio-sink"},
                                       {"media.class", "Audio/Sink"},
                                       {"node.name", sink_name_},
                                       {"node.description", "pixelpass capture (" + sink_name_ + ")"},
                                       {"node.virtual", "true"},
-                                      {"priority.session", "0"},
+                                      {"priority.session", "-1000000000"},
                                       {"priority.driver", "0"},
                                       {"audio.position", "FL,FR"},
                                       {"monitor.channel-volumes", "true"},
