@@ -143,6 +143,12 @@ def stop(proc):
     proc.wait()
 
 
+def links_of(rig):
+    return [(o["info"]["output-node-id"], o["info"]["output-port-id"], o["info"]["input-node-id"],
+             o["info"]["input-port-id"], o["info"]["state"])
+            for o in rig.pw_dump() if o["type"] == "PipeWire:Interface:Link"]
+
+
 def pixelpass_objects(rig):
     """Every PipeWire object or Pulse sink/source that is pixelpass's."""
     found = []
@@ -202,7 +208,11 @@ def test_python_app_audio_follows_matching_apps_only(rig, monkeypatch):
                 wait_for(holds(tap, silent=True), "silence once appA stopped")
                 restarted = time.monotonic()
                 app_a = tone_app(rig, "appA", 440)
-                wait_for(holds(tap, present=[440], absent=[1000]), "the restarted appA in the stream")
+                try:
+                    wait_for(holds(tap, present=[440], absent=[1000]), "the restarted appA in the stream")
+                except AssertionError as e:
+                    raise AssertionError(f"{e}\nhost events: {events}\nstats: {host.stats()['stream']}\n"
+                                         f"links: {links_of(rig)}") from None
                 print(f"restarted appA heard in the stream after {time.monotonic() - restarted:.2f} s")
 
                 # A third matching app (matched case-insensitively) is added.

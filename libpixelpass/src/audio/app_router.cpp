@@ -19,6 +19,8 @@ constexpr auto kConnectTimeout = std::chrono::milliseconds(3000);
 // reaching the capture sink is at most this plus a few round trips.
 constexpr auto kScanInterval = std::chrono::milliseconds(50);
 
+constexpr auto kRetryAfter = std::chrono::seconds(1);
+
 constexpr std::string_view kNodeType = "PipeWire:Interface:Node";
 constexpr std::string_view kPortType = "PipeWire:Interface:Port";
 
@@ -52,7 +54,9 @@ struct AppRouter::State {
     };
     std::map<uint32_t, Seen> seen;                              // stream node id → what it is
     std::map<std::pair<uint32_t, uint32_t>, uint32_t> links;    // (output port, sink input) → link id
-    std::set<std::pair<uint32_t, uint32_t>> failed;             // pairs the server refused to link
+    // Pairs the server refused to link (or answered too slowly for), and when to try again: a
+    // loaded machine can miss one round-trip deadline, which must not silence an app for good.
+    std::map<std::pair<uint32_t, uint32_t>, Clock::time_point> failed;
     bool had_match = false;
     bool waiting_said = false;
 };
@@ -144,10 +148,19 @@ void AppRouter::run(std::shared_ptr<std::promise<void>> ready) {
     }
     ready->set_value();
     try {
-        scan(s);
-        while (!stop_) {
-            s.pw->run_for(kScanInterval);
-            scan(s);
+        std::string last_problem;
+        for (bool first = true; !stop_; first = false) {
+            if (!first) s.pw->run_for(kScanInterval);  // throws only when the connection is lost
+            try {
+                scan(s);
+                last_problem.clear();
+            } catch (const Error &e) {
+                // A stream that vanished mid-question or a slow answer on a loaded machine: the next
+                // scan tries again. Only a lost connection ends the routing.
+                if (s.pw->lost()) throw;
+                if (e.what() != last_problem && log_) log_(1, std::string("audio: ") + e.what());
+                last_problem = e.what();
+            }
         }
     } catch (const std::exception &e) {
         {
@@ -185,7 +198,7 @@ void AppRouter::scan(State &s) {
         it = s.links.erase(it);
     }
     for (auto it = s.failed.begin(); it != s.failed.end();)
-        it = globals.count(it->first) ? std::next(it) : s.failed.erase(it);
+        it = globals.count(it->first.first) ? std::next(it) : s.failed.erase(it);
 
     // Look at new playback streams once each.
     std::vector<uint32_t> fresh;
@@ -232,7 +245,7 @@ void AppRouter::scan(State &s) {
                     ++app.links;
                     continue;
                 }
-                if (s.failed.count(key)) continue;
+                if (auto f = s.failed.find(key); f != s.failed.end() && Clock::now() < f->second) continue;
                 try {
                     s.links[key] = pw.create_object("link-factory", PW_TYPE_INTERFACE_Link, PW_VERSION_LINK,
                                                     {{"link.output.node", std::to_string(id)},
@@ -240,11 +253,15 @@ void AppRouter::scan(State &s) {
                                                      {"link.input.node", std::to_string(s.sink)},
                                                      {"link.input.port", std::to_string(in)},
                                                      {"object.linger", "false"}});
+                    s.failed.erase(key);
                     ++app.links;
                 } catch (const Error &e) {
+                    if (pw.lost()) throw;
                     if (!pw.globals().count(port->id)) continue;  // the stream just ended
-                    s.failed.insert(key);
-                    if (log_) log_(1, "audio: cannot link " + app.name + " to " + sink_name_ + ": " + e.what());
+                    bool again = s.failed.count(key) > 0;
+                    s.failed[key] = Clock::now() + kRetryAfter;
+                    if (!again && log_)
+                        log_(1, "audio: cannot link " + app.name + " to " + sink_name_ + " (trying again): " + e.what());
                 }
             }
         }
