@@ -6,6 +6,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/error.hpp"
+
+#include "audio/app_match.hpp"
 #include "audio/capture_name.hpp"
 #include "audio/modargs.hpp"
 
@@ -157,4 +160,29 @@ TEST_CASE("pipewire-pulse's own reading of module arguments", "[audio][modargs]"
 
     CHECK(args_dialect_of("PulseAudio (on PipeWire 0.3.65)") == ArgsDialect::pipewire_pulse);
     CHECK(args_dialect_of("pulseaudio") == ArgsDialect::pulseaudio);
+}
+
+TEST_CASE("--app matches application.name or the binary, ignoring case, never a part", "[audio][app_match]") {
+    const std::vector<std::string> wanted{"Firefox", "mpv"};
+    CHECK(app_match({{"application.name", "firefox"}}, wanted) == "Firefox");
+    CHECK(app_match({{"application.name", "FIREFOX"}}, wanted) == "Firefox");
+    CHECK(app_match({{"application.name", "Music"}, {"application.process.binary", "MPV"}}, wanted) == "mpv");
+    CHECK(app_match({{"application.process.binary", "mpv"}}, wanted) == "mpv");
+    // Neither a prefix, a substring nor another key widens the share.
+    CHECK(app_match({{"application.name", "fire"}}, wanted).empty());
+    CHECK(app_match({{"application.name", "firefox-esr"}}, wanted).empty());
+    CHECK(app_match({{"node.name", "firefox"}}, wanted).empty());
+    CHECK(app_match({{"application.name", ""}}, wanted).empty());
+    CHECK(app_match({}, wanted).empty());
+    CHECK(app_match({{"application.name", "firefox"}}, {}).empty());
+
+    CHECK_NOTHROW(check_app_names(wanted));
+    for (const char *bad : {"", " ", "\t"}) {
+        try {
+            check_app_names({"mpv", bad});
+            FAIL("an empty --app name was accepted");
+        } catch (const pp::Error &e) {
+            CHECK(e.code() == PP_ERR_INVALID_ARGUMENT);
+        }
+    }
 }

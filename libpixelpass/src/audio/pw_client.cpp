@@ -256,6 +256,8 @@ std::vector<const PwGlobal *> PwClient::globals_of_type(std::string_view type) c
     return out;
 }
 
+bool PwClient::lost() const { return impl_->connection_lost(); }
+
 void PwClient::sync() { impl_->sync("PipeWire round trip"); }
 
 void PwClient::run_for(std::chrono::milliseconds duration) {

@@ -47,6 +47,9 @@ public:
     const std::map<uint32_t, PwGlobal> &globals() const;
     std::vector<const PwGlobal *> globals_of_type(std::string_view type) const;
 
+    // Whether the server closed the connection (then every call throws).
+    bool lost() const;
+
     // One round trip: every event the server sent before it is dispatched. Throws PP_ERR_IO.
     void sync();
     // Dispatches events for `duration` (to give another client time to react).

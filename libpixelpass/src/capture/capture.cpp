@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "capture/app_audio.hpp"
 #include "common/error.hpp"
 
 #ifdef PP_HAVE_X11_CAPTURE
@@ -53,12 +54,9 @@ bool forget_portal_choice() {
     return removed;
 }
 
-std::unique_ptr<media::CaptureSource> make_capture_source(const HostConfig &config, EventSink events) {
-    // Per-application audio is its own piece of work (issue: --app routing); until it lands,
-    // sharing everything while the user asked for one app's sound would leak the rest.
-    if (!config.apps.empty() && config.audio)
-        throw Error(PP_ERR_UNSUPPORTED, "sharing one application's audio (--app) is not available yet: "
-                                        "share all system audio (leave out --app) or none (--no-audio)");
+namespace {
+
+std::unique_ptr<media::CaptureSource> make_screen_source(const HostConfig &config, EventSink events) {
     const std::string chosen = choose_source(config.source, Desktop::from_environment());
     if (chosen == "test") return media::make_test_source(config.max_height);
     if (chosen == "x11") {
@@ -75,6 +73,23 @@ std::unique_ptr<media::CaptureSource> make_capture_source(const HostConfig &conf
     throw Error(PP_ERR_UNSUPPORTED, "Wayland capture is not in this build (it needs GStreamer and libportal at "
                                     "build time): use --source test");
 #endif
+}
+
+} // namespace
+
+std::unique_ptr<media::CaptureSource> make_capture_source(const HostConfig &config, EventSink events) {
+    auto screen = make_screen_source(config, events);
+    // --app replaces the screen source's audio (all system audio, or the test tone) by the named
+    // applications' sound only; without audio there is nothing to choose from.
+    if (!config.apps.empty() && config.audio) {
+#ifdef PP_HAVE_APP_AUDIO_SOURCE
+        return with_app_audio(std::move(screen), config.apps, std::move(events));
+#else
+        throw Error(PP_ERR_UNSUPPORTED, "sharing one application's audio (--app) is not in this build (it needs "
+                                        "GStreamer at build time)");
+#endif
+    }
+    return screen;
 }
 
 } // namespace pp::capture

@@ -329,11 +329,13 @@ nlohmann::json Pipeline::describe() const {
                         {"clock", "realtime"}};
     if (!spec_.aac.empty()) j["audio_encoder"] = spec_.aac;
     std::lock_guard lock(mutex_);
+    auto c = capture_->describe();
+    // --app: which applications' sound is in the stream right now.
+    if (c.contains("audio_apps")) j["audio_apps"] = c["audio_apps"];
     if (width_ > 0) {
         j["width"] = width_;
         j["height"] = height_;
     } else {
-        auto c = capture_->describe();
         j["width"] = c.value("width", nlohmann::json(nullptr));
         j["height"] = c.value("height", nlohmann::json(nullptr));
     }

@@ -1,0 +1,294 @@
+#include "audio/app_router.hpp"
+
+#include <pipewire/pipewire.h>
+#include <unistd.h>
+
+#include "audio/app_match.hpp"
+#include "audio/capture_name.hpp"
+#include "audio/pw_client.hpp"
+#include "common/error.hpp"
+
+namespace pp::audio {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kConnectTimeout = std::chrono::milliseconds(3000);
+// How often the registry is looked at: the delay between a stream appearing and its sound
+// reaching the capture sink is at most this plus a few round trips.
+constexpr auto kScanInterval = std::chrono::milliseconds(50);
+
+constexpr auto kRetryAfter = std::chrono::seconds(1);
+
+constexpr std::string_view kNodeType = "PipeWire:Interface:Node";
+constexpr std::string_view kPortType = "PipeWire:Interface:Port";
+
+// One capture at a time per process: the sink's name carries only the PID.
+std::atomic<bool> g_routing{false};
+
+std::string prop(const Properties &p, const char *key) {
+    auto it = p.find(key);
+    return it == p.end() ? "" : it->second;
+}
+
+uint32_t prop_u32(const Properties &p, const char *key) {
+    try {
+        return static_cast<uint32_t>(std::stoul(prop(p, key)));
+    } catch (const std::exception &) {
+        return SPA_ID_INVALID;
+    }
+}
+
+} // namespace
+
+struct AppRouter::State {
+    std::unique_ptr<PwClient> pw;
+    uint32_t sink = SPA_ID_INVALID;
+    struct Seen {
+        std::string serial;   // object.serial: ids are reused, serials are not
+        std::string matched;  // "" when the stream is not one of ours
+        Properties props;
+        Clock::time_point first_seen;
+        bool announced = false;
+    };
+    std::map<uint32_t, Seen> seen;                              // stream node id → what it is
+    std::map<std::pair<uint32_t, uint32_t>, uint32_t> links;    // (output port, sink input) → link id
+    // Pairs the server refused to link (or answered too slowly for), and when to try again: a
+    // loaded machine can miss one round-trip deadline, which must not silence an app for good.
+    std::map<std::pair<uint32_t, uint32_t>, Clock::time_point> failed;
+    bool had_match = false;
+    bool waiting_said = false;
+};
+
+AppRouter::AppRouter(std::vector<std::string> wanted, Log log)
+    : wanted_(std::move(wanted)), log_(std::move(log)), sink_name_(capture_sink_name(getpid())) {
+    check_app_names(wanted_);
+    if (g_routing.exchange(true))
+        throw Error(PP_ERR_STATE, "this process already shares applications' audio (--app): one such share "
+                                  "per process, since the capture sink is named after the process id");
+    auto ready = std::make_shared<std::promise<void>>();
+    auto started = ready->get_future();
+    // libpipewire's loop belongs to the thread that entered it: connecting, creating and
+    // following all happen on the router's own thread.
+    thread_ = std::thread(&AppRouter::run, this, ready);
+    try {
+        started.get();
+    } catch (...) {
+        thread_.join();
+        g_routing = false;
+        throw;
+    }
+}
+
+AppRouter::~AppRouter() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    g_routing = false;
+}
+
+std::vector<RoutedApp> AppRouter::apps() const {
+    std::lock_guard lock(mutex_);
+    return apps_;
+}
+
+nlohmann::json AppRouter::describe() const {
+    std::lock_guard lock(mutex_);
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto &a : apps_)
+        list.push_back({{"node", a.node},
+                        {"matched", a.matched},
+                        {"name", a.name},
+                        {"binary", a.binary},
+                        {"pid", a.pid},
+                        {"links", a.links}});
+    return {{"capture_sink", sink_name_}, {"matching", list}, {"lost", lost_}};
+}
+
+void AppRouter::run(std::shared_ptr<std::promise<void>> ready) {
+    State s;
+    try {
+        std::string why;
+        s.pw = PwClient::connect(kConnectTimeout, &why);
+        if (!s.pw)
+            throw Error(PP_ERR_IO, "sharing an application's audio (--app) needs PipeWire, and no PipeWire "
+                                   "server answered (" + (why.empty() ? std::string("no reason given") : why) +
+                                   "): start pipewire, or share all system audio (leave out --app)");
+        // A null sink nobody plays to by default: WirePlumber picks the default sink by
+        // priority.session (a node without one counts as -1, and a newcomer with 0 would win and
+        // have every stream moved into it), so ours is far below anything real. It goes with our
+        // connection (object.linger=false).
+        s.sink = s.pw->create_object("adapter", PW_TYPE_INTERFACE_Node, PW_VERSION_NODE,
+                                     {{"factory.name", "support.null-audio-sink"},
+                                      {"media.class", "Audio/Sink"},
+                                      {"node.name", sink_name_},
+                                      {"node.description", "pixelpass capture (" + sink_name_ + ")"},
+                                      {"node.virtual", "true"},
+                                      {"priority.session", "-1000000000"},
+                                      {"priority.driver", "0"},
+                                      {"audio.position", "FL,FR"},
+                                      {"monitor.channel-volumes", "true"},
+                                      {"object.linger", "false"}});
+        // Its ports come a moment after the node.
+        auto deadline = Clock::now() + kConnectTimeout;
+        auto inputs = [&] {
+            size_t n = 0;
+            for (const auto *g : s.pw->globals_of_type(kPortType))
+                if (prop_u32(g->props, "node.id") == s.sink && prop(g->props, "port.direction") == "in") ++n;
+            return n;
+        };
+        while (inputs() < 2) {
+            if (Clock::now() > deadline)
+                throw Error(PP_ERR_IO, "the capture sink " + sink_name_ + " got no input ports from PipeWire");
+            s.pw->run_for(std::chrono::milliseconds(10));
+        }
+    } catch (...) {
+        ready->set_exception(std::current_exception());
+        return;
+    }
+    ready->set_value();
+    try {
+        std::string last_problem;
+        for (bool first = true; !stop_; first = false) {
+            if (!first) s.pw->run_for(kScanInterval);  // throws only when the connection is lost
+            try {
+                scan(s);
+                last_problem.clear();
+            } catch (const Error &e) {
+                // A stream that vanished mid-question or a slow answer on a loaded machine: the next
+                // scan tries again. Only a lost connection ends the routing.
+                if (s.pw->lost()) throw;
+                if (e.what() != last_problem && log_) log_(1, std::string("audio: ") + e.what());
+                last_problem = e.what();
+            }
+        }
+    } catch (const std::exception &e) {
+        {
+            std::lock_guard lock(mutex_);
+            lost_ = true;
+            apps_.clear();
+        }
+        if (log_) log_(1, std::string("audio: per-application capture stopped: ") + e.what());
+    }
+    // `s` goes here: the connection ends, and with it the sink and every link.
+}
+
+void AppRouter::scan(State &s) {
+    PwClient &pw = *s.pw;
+    const auto &globals = pw.globals();
+
+    // Forget streams that went, and announce it.
+    for (auto it = s.seen.begin(); it != s.seen.end();) {
+        auto g = globals.find(it->first);
+        if (g != globals.end() && prop(g->second.props, "object.serial") == it->second.serial) {
+            ++it;
+            continue;
+        }
+        if (!it->second.matched.empty() && log_)
+            log_(0, "audio: " + prop(it->second.props, "application.name") + " stopped playing");
+        it = s.seen.erase(it);
+    }
+    // Links whose stream port went are destroyed by the server; drop our handles.
+    for (auto it = s.links.begin(); it != s.links.end();) {
+        if (globals.count(it->second)) {
+            ++it;
+            continue;
+        }
+        pw.release(it->second);
+        it = s.links.erase(it);
+    }
+    for (auto it = s.failed.begin(); it != s.failed.end();)
+        it = globals.count(it->first.first) ? std::next(it) : s.failed.erase(it);
+
+    // Look at new playback streams once each.
+    std::vector<uint32_t> fresh;
+    for (const auto *g : pw.globals_of_type(kNodeType))
+        if (prop(g->props, "media.class") == "Stream/Output/Audio" && !s.seen.count(g->id)) fresh.push_back(g->id);
+    for (uint32_t id : fresh) {
+        auto g = globals.find(id);
+        if (g == globals.end()) continue;
+        std::string serial = prop(g->second.props, "object.serial");
+        auto props = pw.node_props(id);  // the registry leaves out application.process.binary
+        if (!props) continue;            // gone meanwhile
+        State::Seen seen{serial, app_match(*props, wanted_), std::move(*props), Clock::now(), false};
+        s.seen[id] = std::move(seen);
+    }
+
+    // The sink's inputs by channel.
+    std::map<std::string, uint32_t> sink_inputs;
+    std::map<uint32_t, std::vector<const PwGlobal *>> outputs;  // stream node → its output ports
+    for (const auto *g : pw.globals_of_type(kPortType)) {
+        uint32_t node = prop_u32(g->props, "node.id");
+        std::string dir = prop(g->props, "port.direction");
+        if (node == s.sink && dir == "in") sink_inputs[prop(g->props, "audio.channel")] = g->id;
+        else if (dir == "out" && prop(g->props, "port.monitor") != "true") outputs[node].push_back(g);
+    }
+
+    std::vector<RoutedApp> routed;
+    for (auto &[id, seen] : s.seen) {
+        if (seen.matched.empty()) continue;
+        RoutedApp app{id, seen.matched, prop(seen.props, "application.name"),
+                      prop(seen.props, "application.process.binary"), 0, 0};
+        try {
+            app.pid = std::stol(prop(seen.props, "application.process.id"));
+        } catch (const std::exception &) {
+        }
+        for (const auto *port : outputs[id]) {
+            std::string channel = prop(port->props, "audio.channel");
+            std::vector<uint32_t> targets;
+            if (auto in = sink_inputs.find(channel); in != sink_inputs.end()) targets.push_back(in->second);
+            else if (channel == "MONO" || channel.empty())  // one channel: into both sides
+                for (const auto &[ch, in_id] : sink_inputs) targets.push_back(in_id);
+            for (uint32_t in : targets) {
+                auto key = std::make_pair(port->id, in);
+                if (s.links.count(key)) {
+                    ++app.links;
+                    continue;
+                }
+                if (auto f = s.failed.find(key); f != s.failed.end() && Clock::now() < f->second) continue;
+                try {
+                    s.links[key] = pw.create_object("link-factory", PW_TYPE_INTERFACE_Link, PW_VERSION_LINK,
+                                                    {{"link.output.node", std::to_string(id)},
+                                                     {"link.output.port", std::to_string(port->id)},
+                                                     {"link.input.node", std::to_string(s.sink)},
+                                                     {"link.input.port", std::to_string(in)},
+                                                     {"object.linger", "false"}});
+                    s.failed.erase(key);
+                    ++app.links;
+                } catch (const Error &e) {
+                    if (pw.lost()) throw;
+                    if (!pw.globals().count(port->id)) continue;  // the stream just ended
+                    bool again = s.failed.count(key) > 0;
+                    s.failed[key] = Clock::now() + kRetryAfter;
+                    if (!again && log_)
+                        log_(1, "audio: cannot link " + app.name + " to " + sink_name_ + " (trying again): " + e.what());
+                }
+            }
+        }
+        if (app.links > 0 && !seen.announced) {
+            seen.announced = true;
+            s.had_match = true;
+            s.waiting_said = false;
+            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - seen.first_seen);
+            if (log_)
+                log_(0, "audio: capturing " + app.name + (app.binary.empty() ? "" : " (" + app.binary + ")") +
+                            ", linked " + std::to_string(ms.count()) + " ms after its stream appeared");
+        }
+        routed.push_back(std::move(app));
+    }
+    bool linked_any = false;
+    for (const auto &a : routed) linked_any = linked_any || a.links > 0;
+    if (!linked_any && !s.waiting_said) {
+        s.waiting_said = true;
+        if (log_) {
+            std::string names;
+            for (const auto &w : wanted_) names += (names.empty() ? "" : ", ") + w;
+            log_(0, "audio: no application matching " + names + " is playing; waiting for one (sharing silence "
+                    "until then)");
+        }
+    }
+    std::lock_guard lock(mutex_);
+    apps_ = std::move(routed);
+}
+
+} // namespace pp::audio
