@@ -340,7 +340,7 @@ pp::HostConfig host_config(const std::string &source) {
 }
 
 // One host + viewer + decoder for `seconds` of measured time after a 2 s warm-up. `make_flipper`
-// (screen sources) starts flipping the screen once the first picture is decoded.
+// (screen sources) flips the screen throughout.
 RoundResult run_round(const std::string &source, double seconds,
                       const std::function<std::unique_ptr<Flipper>(double)> &make_flipper) {
     pp::Host host(host_config(source), {});
@@ -355,11 +355,13 @@ RoundResult run_round(const std::string &source, double seconds,
     std::vector<uint64_t> wire;
     double measure_from;
     {
+        // Flipping from the start: a portal sends a first frame only once the screen changes.
+        // Flips before the measured stretch are left out.
+        std::unique_ptr<Flipper> flipper = make_flipper ? make_flipper(seconds + 120) : nullptr;
         ViewerReader reader(viewer.url(), decoder);
         wait_for([&] { return decoder.snapshot().video_frames > 0; }, 60s, "the first decoded picture (" + source + ")");
         std::this_thread::sleep_for(2s);
         measure_from = unix_ms();
-        std::unique_ptr<Flipper> flipper = make_flipper ? make_flipper(seconds + 5) : nullptr;
         std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
         if (flipper) flips = flipper->flips();
         std::this_thread::sleep_for(1s);  // the last flip's pictures are still on their way
@@ -409,30 +411,47 @@ RoundResult run_round(const std::string &source, double seconds,
     return r;
 }
 
+// Xvfb on a display number of its own: low numbers (:0 especially) are what other programs on
+// a shared machine assume and clean up after, which took this one's :0 away mid-run.
 pid_t start_xvfb(std::string &display) {
-    int fds[2];
-    if (pipe(fds) != 0) throw std::runtime_error("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        int number = 100 + int((getpid() + attempt * 7) % 400);
+        int fds[2];
+        if (pipe(fds) != 0) throw std::runtime_error("pipe");
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            std::string fd = std::to_string(fds[1]), name = ":" + std::to_string(number);
+            execlp("Xvfb", "Xvfb", name.c_str(), "-displayfd", fd.c_str(), "-screen", "0", "1280x720x24", "-nolisten",
+                   "tcp", nullptr);
+            _exit(127);
+        }
+        close(fds[1]);
+        char buf[32] = {};
+        pollfd p{fds[0], POLLIN, 0};
+        bool ready = poll(&p, 1, 20000) > 0 && read(fds[0], buf, sizeof buf - 1) > 0;
         close(fds[0]);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        std::string fd = std::to_string(fds[1]);
-        execlp("Xvfb", "Xvfb", "-displayfd", fd.c_str(), "-screen", "0", "1280x720x24", "-nolisten", "tcp", nullptr);
-        _exit(127);
-    }
-    close(fds[1]);
-    char buf[32] = {};
-    pollfd p{fds[0], POLLIN, 0};
-    if (poll(&p, 1, 20000) > 0 && read(fds[0], buf, sizeof buf - 1) > 0) display = ":" + std::string(buf, strcspn(buf, "\n"));
-    close(fds[0]);
-    if (display.empty()) {
+        if (!ready) {  // that number is taken (Xvfb exits) or it did not start
+            kill(pid, SIGTERM);
+            waitpid(pid, nullptr, 0);
+            continue;
+        }
+        display = ":" + std::to_string(number);
+        // Xvfb announces its number once it listens; make sure clients really get in.
+        auto deadline = Clock::now() + 10s;
+        while (true) {
+            std::unique_ptr<Display, DisplayClose> probe(XOpenDisplay(display.c_str()));
+            if (probe) return pid;
+            if (Clock::now() > deadline || waitpid(pid, nullptr, WNOHANG) == pid) break;
+            std::this_thread::sleep_for(50ms);
+        }
         kill(pid, SIGTERM);
         waitpid(pid, nullptr, 0);
-        throw std::runtime_error("Xvfb did not start (apt-get install xvfb)");
     }
-    return pid;
+    throw std::runtime_error("Xvfb did not start on any of 20 display numbers (apt-get install xvfb)");
 }
 
 } // namespace
@@ -474,17 +493,29 @@ int main(int argc, char **argv) {
         };
         RoundResult base, screen;
         // Interleaved rounds, so load on the machine hits both alike.
+        int skipped = 0;
         for (int r = 0; r < rounds; ++r) {
             std::fprintf(stderr, "capture-latency: round %d: test source\n", r + 1);
-            auto b = run_round("test", seconds, nullptr);
+            RoundResult b, s;
+            // A round that fails (a loaded machine, a desktop component that died) is reported
+            // and left out on both sides, to keep the comparison paired.
+            try {
+                b = run_round("test", seconds, nullptr);
+                std::fprintf(stderr, "capture-latency: round %d: %s\n", r + 1, mode.c_str());
+                s = run_round(mode, seconds, flipper);
+            } catch (const std::exception &e) {
+                std::fprintf(stderr, "capture-latency: round %d left out: %s\n", r + 1, e.what());
+                ++skipped;
+                continue;
+            }
             base.frame_ms.insert(base.frame_ms.end(), b.frame_ms.begin(), b.frame_ms.end());
-            std::fprintf(stderr, "capture-latency: round %d: %s\n", r + 1, mode.c_str());
-            auto s = run_round(mode, seconds, flipper);
             screen.frame_ms.insert(screen.frame_ms.end(), s.frame_ms.begin(), s.frame_ms.end());
             screen.flip_ms.insert(screen.flip_ms.end(), s.flip_ms.begin(), s.flip_ms.end());
             screen.flips += s.flips;
             screen.missed += s.missed;
         }
+        report["rounds"] = rounds;
+        report["rounds_left_out"] = skipped;
         Stats sb = summarize(base.frame_ms), sf = summarize(screen.frame_ms), sc = summarize(screen.flip_ms);
         if (sb.n == 0 || sc.n == 0) throw std::runtime_error("no measurements (see the messages above)");
         report["baseline_test_source_capture_to_decoded"] = to_json(sb);
