@@ -39,6 +39,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <span>
@@ -220,6 +221,10 @@ public:
         std::lock_guard lock(mutex_);
         return pts_;
     }
+    std::optional<uint64_t> first_pcr_ns() const {
+        std::lock_guard lock(mutex_);
+        return first_pcr_ns_;
+    }
 
 private:
     void loop() {
@@ -251,6 +256,15 @@ private:
         for (; off + pp::fanout::ts::kPacketSize <= carry_.size(); off += pp::fanout::ts::kPacketSize) {
             std::span<const uint8_t> pkt(carry_.data() + off, pp::fanout::ts::kPacketSize);
             tracker_.feed(pkt);
+            // The first PCR after the program tables: tsdemux starts its output timeline there.
+            if (!first_pcr_ns_ && tracker_.video_pid() != pp::fanout::ts::kNullPid && (pkt[3] & 0x20) && pkt[4] >= 7 &&
+                (pkt[5] & 0x10)) {
+                uint64_t base = (uint64_t(pkt[6]) << 25) | (uint64_t(pkt[7]) << 17) | (uint64_t(pkt[8]) << 9) |
+                                (uint64_t(pkt[9]) << 1) | (pkt[10] >> 7);
+                uint64_t ext = (uint64_t(pkt[10] & 1) << 8) | pkt[11];
+                std::lock_guard lock(mutex_);
+                first_pcr_ns_ = (base * 300 + ext) * 1000 / 27;
+            }
             auto p = pp::fanout::ts::parse_packet(pkt);
             if (!p || !p->payload_start || p->pid != tracker_.video_pid()) continue;
             if (auto pts = pp::fanout::ts::pes_pts(p->payload)) {
@@ -270,6 +284,7 @@ private:
     pp::fanout::ts::ProgramTracker tracker_;
     mutable std::mutex mutex_;
     std::vector<uint64_t> pts_;
+    std::optional<uint64_t> first_pcr_ns_;
 };
 
 struct Stats {
@@ -291,31 +306,23 @@ nlohmann::json to_json(const Stats &s) {
     return {{"median_ms", s.median}, {"p95_ms", s.p95}, {"min_ms", s.min}, {"max_ms", s.max}, {"n", s.n}};
 }
 
-// The offset (ns) from tsdemux's rebased timestamps to the stream's own PTS: the candidate that
-// lines up the most decoded pictures with PES timestamps seen on the wire.
-std::optional<int64_t> pts_offset_ns(const std::vector<uint64_t> &decoded_ns, const std::vector<uint64_t> &wire_90k) {
-    if (decoded_ns.empty() || wire_90k.empty()) return std::nullopt;
+// tsdemux rebases timestamps to the first PCR it saw: stream PTS = decoded PTS + that PCR. The
+// result must put (nearly) every decoded picture on a PTS seen on the wire, or it is not used.
+std::optional<int64_t> pts_offset_ns(const std::vector<uint64_t> &decoded_ns, const std::vector<uint64_t> &wire_90k,
+                                     std::optional<uint64_t> first_pcr_ns) {
+    if (decoded_ns.empty() || wire_90k.empty() || !first_pcr_ns) return std::nullopt;
     std::vector<int64_t> wire;
     for (auto p : wire_90k) wire.push_back(int64_t(p) * 100000 / 9);
     std::sort(wire.begin(), wire.end());
-    auto near = [&](int64_t t) {
+    int64_t off = int64_t(*first_pcr_ns);
+    size_t hits = 0;
+    for (auto d : decoded_ns) {
+        int64_t t = int64_t(d) + off;
         auto it = std::lower_bound(wire.begin(), wire.end(), t - 1000000);
-        return it != wire.end() && *it <= t + 1000000;
-    };
-    size_t check = std::min<size_t>(decoded_ns.size(), 300);
-    std::optional<int64_t> best;
-    size_t best_hits = 0;
-    for (size_t j = 0; j < std::min<size_t>(wire.size(), 200); ++j) {
-        int64_t off = wire[j] - int64_t(decoded_ns[0]);
-        size_t hits = 0;
-        for (size_t i = 0; i < check; ++i) hits += near(int64_t(decoded_ns[i]) + off);
-        if (hits > best_hits) {
-            best_hits = hits;
-            best = off;
-        }
+        hits += it != wire.end() && *it <= t + 1000000;
     }
-    if (best_hits * 10 < check * 9) return std::nullopt;  // no consistent match: don't guess
-    return best;
+    if (hits * 10 < decoded_ns.size() * 9) return std::nullopt;
+    return off;
 }
 
 struct RoundResult {
@@ -353,6 +360,7 @@ RoundResult run_round(const std::string &source, double seconds,
     RoundResult r;
     std::vector<Flip> flips;
     std::vector<uint64_t> wire;
+    std::optional<uint64_t> first_pcr;
     double measure_from;
     {
         // Flipping from the start: a portal sends a first frame only once the screen changes.
@@ -366,6 +374,7 @@ RoundResult run_round(const std::string &source, double seconds,
         if (flipper) flips = flipper->flips();
         std::this_thread::sleep_for(1s);  // the last flip's pictures are still on their way
         wire = reader.video_pts();
+        first_pcr = reader.first_pcr_ns();
     }
     auto report = decoder.snapshot();
     auto stats = nlohmann::json::parse(host.stats_json());
@@ -374,7 +383,7 @@ RoundResult run_round(const std::string &source, double seconds,
     if (report.decoded_unix_ms.size() >= 1000)
         std::fprintf(stderr, "capture-latency: the decoder keeps 1000 pictures; shorten --seconds\n");
 
-    if (auto off = pts_offset_ns(report.pts_ns, wire)) {
+    if (auto off = pts_offset_ns(report.pts_ns, wire, first_pcr)) {
         for (size_t i = 0; i < report.decoded_unix_ms.size(); ++i) {
             double captured = epoch.get<double>() + double(int64_t(report.pts_ns[i]) + *off) / 1e6;
             if (captured >= measure_from) r.frame_ms.push_back(report.decoded_unix_ms[i] - captured);
@@ -389,25 +398,39 @@ RoundResult run_round(const std::string &source, double seconds,
                      source.c_str(), flips.size(), report.luma.size(), report.luma.empty() ? 0.0 : *lo,
                      report.luma.empty() ? 0.0 : *hi);
     }
-    // Each flip: the first picture decoded after it that shows the new colour, as long as that
-    // comes before the next flip's deadline (a missed flip is counted, not measured).
+    // Each flip: the first picture decoded after it, and after the picture that showed the
+    // previous flip, that shows the new colour, before the next flip. After a missed flip the
+    // screen already had the colour the next flip sets, so that one is not measured either.
+    size_t after = 0;
+    bool previous_seen = false;
     for (size_t f = 0; f < flips.size(); ++f) {
-        if (flips[f].unix_ms < measure_from) continue;
+        bool measured = flips[f].unix_ms >= measure_from;
         double until = f + 1 < flips.size() ? flips[f + 1].unix_ms : flips[f].unix_ms + 1000;
-        ++r.flips;
         bool seen = false;
-        for (size_t i = 0; i < report.decoded_unix_ms.size(); ++i) {
+        for (size_t i = after; i < report.decoded_unix_ms.size(); ++i) {
             double t = report.decoded_unix_ms[i];
             if (t <= flips[f].unix_ms) continue;
             if (t > until) break;
             if ((report.luma[i] > 128) == flips[f].white) {
-                r.flip_ms.push_back(t - flips[f].unix_ms);
+                if (measured && previous_seen) r.flip_ms.push_back(t - flips[f].unix_ms);
+                after = i + 1;
                 seen = true;
                 break;
             }
         }
-        if (!seen) ++r.missed;
+        if (measured) {
+            ++r.flips;
+            if (!seen) ++r.missed;
+        }
+        previous_seen = seen;
     }
+    Stats frames = summarize(r.frame_ms), changes = summarize(r.flip_ms);
+    std::fprintf(stderr, "capture-latency: %s: capture→decoded median %.1f p95 %.1f ms (n=%zu)", source.c_str(),
+                 frames.median, frames.p95, frames.n);
+    if (make_flipper)
+        std::fprintf(stderr, "; screen change→decoded median %.1f p95 %.1f ms (n=%zu, %zu missed)", changes.median,
+                     changes.p95, changes.n, r.missed);
+    std::fprintf(stderr, "\n");
     return r;
 }
 
