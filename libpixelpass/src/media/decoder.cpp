@@ -29,6 +29,10 @@ struct TsDecoder::Impl {
 
     static GstPadProbeReturn on_video(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
         auto *self = static_cast<Impl *>(data);
+        double decoded_unix_ms = double(std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count()) /
+                                 1000.0;
         GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
         if (!buffer) return GST_PAD_PROBE_OK;
         GstCaps *caps = gst_pad_get_current_caps(pad);
@@ -63,6 +67,7 @@ struct TsDecoder::Impl {
         r.luma.push_back(n ? double(sum) / double(n) : 0.0);
         r.signature.push_back(hash);
         r.pts_ns.push_back(GST_BUFFER_PTS_IS_VALID(buffer) ? GST_BUFFER_PTS(buffer) : 0);
+        r.decoded_unix_ms.push_back(decoded_unix_ms);
         return GST_PAD_PROBE_OK;
     }
 

@@ -26,6 +26,7 @@ struct DecodeReport {
     std::vector<double> luma;    // mean luma (0–255) of the first decoded pictures (up to 1000)
     std::vector<uint64_t> signature;  // a hash of each of those pictures' sampled luma: motion
     std::vector<uint64_t> pts_ns;  // their timestamps (demuxer's timeline)
+    std::vector<double> decoded_unix_ms;  // when each of them left the decoder (wall clock)
 
     nlohmann::json to_json() const;
 };
