@@ -14,18 +14,24 @@ import netsim  # noqa: E402
 PEER = os.path.join(HERE, "peer.py")
 
 
-def _env():
+def _env(extra=None):
     env = dict(os.environ)
     assert env.get("PIXELPASS_LIBRARY"), "PIXELPASS_LIBRARY must point at the built library (meson sets it)"
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
 class Peer:
     """A peer.py process in a namespace, spoken to in JSON lines."""
 
-    def __init__(self, rig, who, args):
+    def __init__(self, rig, who, args, env=None):
+        """`env`: variables to set in the peer's environment (None as a value removes one)."""
         self.proc = rig.popen(who, [sys.executable, PEER] + args, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=_env())
+                              stdout=subprocess.PIPE, text=True, env=_env(env))
 
     def read(self, timeout=60):
         import select
@@ -52,8 +58,8 @@ class Peer:
                 pass
 
 
-def start_host(rig, **options):
-    p = Peer(rig, "h", ["host", json.dumps(options)])
+def start_host(rig, env=None, **options):
+    p = Peer(rig, "h", ["host", json.dumps(options)], env=env)
     first = p.read()
     assert first["ok"], first
     return p, first

@@ -22,6 +22,9 @@ NAT kinds (RFC 4787 terms; Linux conntrack does the translation in every case):
     symmetric   MASQUERADE fully-random: a fresh random port per destination
 A router's UDP mapping expires as Linux's does: 30 s unreplied, 120 s once replied.
 
+A router may also run miniupnpd (Rig(..., upnp=True), host side): UPnP-IGD, NAT-PMP and PCP on
+its LAN, its port mappings as nftables rules in its own `inet filter` table.
+
 Use:
     with Rig(host_nat="port", viewer_nat="symmetric", coturn=True) as rig:
         rig.run("h", ["ip", "addr"])
@@ -41,6 +44,9 @@ NAT_KINDS = ("none", "full", "address", "port", "symmetric")
 
 INTERNET = "20.0.0"
 RELAY_IP = INTERNET + ".2"
+# coturn answers STUN on a second address too: two servers are what tells a symmetric NAT (a new
+# mapping per destination) from a cone NAT (doctor's NAT-type check).
+STUN2_IP = INTERNET + ".3"
 WAN_IP = {"h": INTERNET + ".10", "v": INTERNET + ".20"}
 LAN = {"h": "10.1.0", "v": "10.2.0"}
 TURN_PORT = 3478
@@ -130,7 +136,7 @@ table ip ppnat {{
 
 
 class Rig:
-    def __init__(self, host_nat="none", viewer_nat="none", coturn=False, secret=None, delay_ms=0):
+    def __init__(self, host_nat="none", viewer_nat="none", coturn=False, secret=None, delay_ms=0, upnp=False):
         reason = available()
         if reason:
             raise RuntimeError("netsim: " + reason)
@@ -141,6 +147,10 @@ class Rig:
         self.want_coturn = coturn
         self.turn_secret = secret or secrets.token_hex(16)
         self.delay_ms = delay_ms
+        if upnp and host_nat == "none":
+            raise ValueError("upnp=True needs a host router (host_nat other than 'none')")
+        self.want_upnp = upnp
+        self.miniupnpd = None
         self.namespaces = []
         self.procs = []
         self.coturn = None
@@ -168,6 +178,11 @@ class Rig:
     @property
     def stun_server(self):
         return f"{RELAY_IP}:{TURN_PORT}"
+
+    @property
+    def stun_servers(self):
+        """Two STUN addresses of the rig's coturn."""
+        return [f"{RELAY_IP}:{TURN_PORT}", f"{STUN2_IP}:{TURN_PORT}"]
 
     # ---- lifecycle ----
 
@@ -201,6 +216,7 @@ class Rig:
         self.run("inet", ["ip", "link", "add", "br0", "type", "bridge"])
         self.run("inet", ["ip", "link", "set", "br0", "up"])
         self.run("inet", ["ip", "addr", "add", RELAY_IP + "/24", "dev", "br0"])
+        self.run("inet", ["ip", "addr", "add", STUN2_IP + "/24", "dev", "br0"])
         for side in ("h", "v"):
             self._add_ns(side)
             port = f"p-{side}"
@@ -229,13 +245,70 @@ class Rig:
                                   f"{self.delay_ms}ms"])
         if self.want_coturn:
             self.start_coturn()
+        if self.want_upnp:
+            self.start_miniupnpd()
+
+    def start_miniupnpd(self):
+        """miniupnpd on the host's router: UPnP-IGD (SSDP + HTTP on lan0), NAT-PMP and PCP (UDP
+        5351). Its WAN address (20.0.0.10) is ordinary unicast, which it needs to map anything."""
+        if not shutil.which("miniupnpd"):
+            raise RuntimeError("netsim: miniupnpd is not installed (scripts/debian-packages.txt)")
+        # The chains its nftables backend fills (what /etc/miniupnpd/nft_init.sh creates).
+        _sh(["ip", "netns", "exec", self.ns("hr"), "nft", "-f", "-"], input="""
+table inet filter {
+    chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+    chain miniupnpd { }
+    chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+    chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
+    chain prerouting_miniupnpd { }
+    chain postrouting_miniupnpd { }
+}
+""")
+        conf = f"/tmp/{self.tag}-miniupnpd.conf"
+        with open(conf, "w") as f:
+            f.write(f"""ext_ifname=wan0
+listening_ip=lan0
+http_port=0
+enable_natpmp=yes
+enable_upnp=yes
+secure_mode=yes
+system_uptime=yes
+uuid={'%08x-0000-4000-8000-%012x' % (secrets.randbits(32), secrets.randbits(48))}
+min_lifetime=30
+max_lifetime=86400
+allow 1024-65535 {LAN['h']}.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+""")
+        self.miniupnpd_log = f"/tmp/{self.tag}-miniupnpd.log"
+        log = open(self.miniupnpd_log, "w")
+        self.miniupnpd = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns("hr"), "miniupnpd", "-d", "-f", conf,
+             "-P", f"/tmp/{self.tag}-miniupnpd.pid"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.miniupnpd.poll() is not None:
+                raise RuntimeError(f"miniupnpd exited at start ({self.miniupnpd.returncode}); log: "
+                                   + open(self.miniupnpd_log).read()[-2000:])
+            udp = self.run("hr", ["ss", "-Hlun", "sport", "= :5351"], check=False).stdout.strip()
+            ssdp = self.run("hr", ["ss", "-Hlun", "sport", "= :1900"], check=False).stdout.strip()
+            if udp and ssdp:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("miniupnpd did not start listening within 20 s")
+
+    def upnp_rules(self):
+        """The port forwards miniupnpd holds now: the DNAT rules in its prerouting chain."""
+        r = self.run("hr", ["nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd"])
+        return [line.strip() for line in r.stdout.splitlines() if "dnat" in line]
 
     def start_coturn(self):
         if not shutil.which("turnserver"):
             raise RuntimeError("netsim: coturn (turnserver) is not installed (scripts/debian-packages.txt)")
         self.coturn_log = f"/tmp/{self.tag}-coturn.log"
         args = ["ip", "netns", "exec", self.ns("inet"), "turnserver", "-n",
-                "--listening-ip", RELAY_IP, "--relay-ip", RELAY_IP, "--listening-port", str(TURN_PORT),
+                "--listening-ip", RELAY_IP, "--listening-ip", STUN2_IP, "--relay-ip", RELAY_IP, "--listening-port", str(TURN_PORT),
                 "--use-auth-secret", "--static-auth-secret", self.turn_secret, "--realm", REALM,
                 "--fingerprint", "--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780",
                 "--min-port", "49152", "--max-port", "65535",
@@ -275,6 +348,9 @@ class Rig:
                     pass
                 p.wait()
         self.stop_coturn()
+        if self.miniupnpd and self.miniupnpd.poll() is None:
+            os.killpg(self.miniupnpd.pid, signal.SIGKILL)
+            self.miniupnpd.wait()
         for name in reversed(self.namespaces):
             # Deleting a namespace also kills nothing by itself: any process we missed keeps it
             # alive, so kill what still runs inside first.
@@ -285,7 +361,8 @@ class Rig:
                 except (ProcessLookupError, ValueError):
                     pass
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        for suffix in ("-coturn.pid",) + (() if os.environ.get("NETSIM_KEEP_LOGS") else ("-coturn.log",)):
+        for suffix in ("-coturn.pid", "-miniupnpd.pid", "-miniupnpd.conf") + (
+                () if os.environ.get("NETSIM_KEEP_LOGS") else ("-coturn.log", "-miniupnpd.log")):
             try:
                 os.unlink(f"/tmp/{self.tag}{suffix}")
             except FileNotFoundError:

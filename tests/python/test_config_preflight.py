@@ -169,3 +169,26 @@ def test_doctor_reaches_configured_stun_and_relay(config_home):
         assert relay["status"] == "ok" and "127.0.0.1:" in relay["detail"]
     finally:
         close()
+
+
+def test_network_relay_secret_and_port_mapping_keys(config_home):
+    pixelpass.config_set("network.relay_secret", "s3cret-value-for-the-relay")
+    pixelpass.config_set("network.port_mapping", "off")
+    c = pixelpass.config()
+    # The secret itself never appears in the JSON (it goes to logs and bug reports).
+    assert c["network"]["relay_secret_set"] is True and "s3cret" not in json.dumps(c)
+    assert c["network"]["port_mapping"] == "off"
+    with pytest.raises(pixelpass.PixelpassError) as e:
+        pixelpass.config_set("network.port_mapping", "maybe")
+    assert "on" in str(e.value) and "off" in str(e.value)
+    report = pixelpass.doctor(probe_timeout_ms=300)
+    pm = next(c for c in report["checks"] if c["name"].startswith("port mapping"))
+    assert pm["status"] == "skipped" and 'port_mapping = "off"' in pm["detail"], pm
+
+
+def test_doctor_asks_no_gateway_in_tests(config_home):
+    # The suite sets PIXELPASS_PORTMAP=off: doctor must not probe the machine's real router.
+    assert os.environ.get("PIXELPASS_PORTMAP") == "off"
+    report = pixelpass.doctor(probe_timeout_ms=300)
+    pm = next(c for c in report["checks"] if c["name"].startswith("port mapping"))
+    assert pm["status"] == "skipped" and "PIXELPASS_PORTMAP=off" in pm["detail"], pm

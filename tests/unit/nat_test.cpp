@@ -3,10 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <future>
+#include <mutex>
 
 #include "common/error.hpp"
 #include "nat/agent.hpp"
+#include "nat/portmap.hpp"
 #include "nat/stun.hpp"
 #include "nat/turn.hpp"
 #include "net/loop.hpp"
@@ -135,4 +138,67 @@ TEST_CASE("relay specs parse; malformed ones say what a spec looks like", "[nat]
     } catch (const Error &e) {
         CHECK(e.code() == PP_ERR_UNSUPPORTED);
     }
+}
+
+// ---- port mapping (nat/portmap) ----------------------------------------------------------------
+// The real protocols run against miniupnpd in tests/netsim/test_portmap.py; here: the settings
+// and how a gateway that speaks none of them is reported. Only loopback is ever asked.
+
+TEST_CASE("PIXELPASS_PORTMAP picks the port-mapping protocols", "[nat][portmap]") {
+    using portmap::Protocol;
+    const char *saved = std::getenv("PIXELPASS_PORTMAP");
+    std::string restore = saved ? saved : "";
+    ::unsetenv("PIXELPASS_PORTMAP");
+    auto all = portmap::options_from_environment();
+    REQUIRE(all);
+    CHECK(all->protocols == std::vector<Protocol>{Protocol::pcp, Protocol::natpmp, Protocol::upnp});
+    ::setenv("PIXELPASS_PORTMAP", "upnp,pcp", 1);
+    CHECK(portmap::options_from_environment()->protocols == std::vector<Protocol>{Protocol::upnp, Protocol::pcp});
+    ::setenv("PIXELPASS_PORTMAP", "off", 1);
+    CHECK_FALSE(portmap::options_from_environment());
+    ::setenv("PIXELPASS_PORTMAP", "upnp,igd", 1);
+    try {
+        portmap::options_from_environment();
+        FAIL("accepted igd");
+    } catch (const Error &e) {
+        CHECK(e.code() == PP_ERR_INVALID_ARGUMENT);
+        CHECK(std::string(e.what()).find("'igd' is not off, pcp, natpmp or upnp") != std::string::npos);
+    }
+    if (saved) ::setenv("PIXELPASS_PORTMAP", restore.c_str(), 1);
+    else ::unsetenv("PIXELPASS_PORTMAP");
+}
+
+TEST_CASE("a gateway without PCP or NAT-PMP is reported per protocol, quickly", "[nat][portmap]") {
+    portmap::Options o;
+    o.protocols = {portmap::Protocol::pcp, portmap::Protocol::natpmp};
+    o.gateway = "127.0.0.1";  // nothing listens on UDP 5351 there: ICMP says so at once
+    o.timeout_ms = 3000;
+    auto started = std::chrono::steady_clock::now();
+    try {
+        portmap::map_udp(40000, o);
+        FAIL("mapped on loopback");
+    } catch (const Error &e) {
+        std::string what = e.what();
+        CHECK(e.code() == PP_ERR_UNREACHABLE);
+        CHECK(what.find("PCP: gateway 127.0.0.1 refused (nothing listens on UDP 5351)") != std::string::npos);
+        CHECK(what.find("; NAT-PMP: gateway 127.0.0.1 refused") != std::string::npos);
+    }
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(2500));
+
+    std::vector<std::string> lines;
+    std::mutex m;
+    {
+        portmap::Keeper keeper(40000, o, [&](bool, const std::string &line) {
+            std::lock_guard lock(m);
+            lines.push_back(line);
+        });
+        CHECK_FALSE(keeper.wait(std::chrono::seconds(10)));
+        auto stats = keeper.stats();
+        CHECK(stats["state"] == "failed");
+        CHECK(stats["error"].get<std::string>().find("PCP: gateway 127.0.0.1 refused") != std::string::npos);
+        CHECK(stats["map_ms"].get<double>() >= 0);
+    }
+    std::lock_guard lock(m);
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0].rfind("no port mapping (PCP: ", 0) == 0);
 }

@@ -37,6 +37,8 @@ const std::vector<Key> &schema() {
         {"host", "encoder", Type::string, 0, 0, {"auto", "va", "vaapi", "nvenc", "x264", "openh264"}},
         {"network", "relay", Type::string},
         {"network", "stun_servers", Type::string_list},
+        {"network", "relay_secret", Type::string},
+        {"network", "port_mapping", Type::string, 0, 0, {"on", "off"}},
         {"bandwidth", "status", Type::string, 0, 0, {"measured", "skipped", "failed", "unmeasured"}},
         {"bandwidth", "upstream_mbps", Type::number, 0, 1e6},
         {"bandwidth", "measured_at", Type::string},
@@ -241,6 +243,8 @@ Config parse(std::string_view text, const std::string &path) {
             else if (n == "player") c.player = *node.value<std::string>();
             else if (n == "encoder") c.encoder = *node.value<std::string>();
             else if (n == "relay") c.relay = *node.value<std::string>();
+            else if (n == "relay_secret") c.relay_secret = *node.value<std::string>();
+            else if (n == "port_mapping") c.port_mapping = *node.value<std::string>() == "on";
             else if (n == "stun_servers") {
                 std::vector<std::string> list;
                 for (const auto &item : *node.as_array()) list.push_back(*item.value<std::string>());
@@ -278,7 +282,10 @@ nlohmann::json to_json(const Config &c) {
                  {"encoder", c.encoder}};
     j["viewer"] = {{"player", c.player}};
     j["network"] = {{"relay", c.relay},
-                    {"stun_servers", c.stun_servers ? nlohmann::json(*c.stun_servers) : nullptr}};
+                    {"stun_servers", c.stun_servers ? nlohmann::json(*c.stun_servers) : nullptr},
+                    // Only whether a secret is set: the JSON ends up in logs and bug reports.
+                    {"relay_secret_set", !c.relay_secret.empty()},
+                    {"port_mapping", c.port_mapping ? "on" : "off"}};
     j["bandwidth"] = {{"status", c.bandwidth.status},
                       {"upstream_mbps", c.bandwidth.upstream_mbps},
                       {"measured_at", c.bandwidth.measured_at},
@@ -296,6 +303,7 @@ std::string edit(std::string_view text, std::string_view key, const nlohmann::js
         throw Error(PP_ERR_INVALID_ARGUMENT, "unknown config key '" + std::string(key) +
                                                  "' (known: host.bitrate_kbps, host.max_viewers, viewer.player, "
                                                  "host.encoder, network.relay, network.stun_servers, "
+                                                 "network.relay_secret, network.port_mapping, "
                                                  "bandwidth.status, bandwidth.upstream_mbps, "
                                                  "bandwidth.measured_at, bandwidth.endpoint)");
     std::string literal = toml_literal(*k, value);
@@ -400,7 +408,11 @@ void apply_host_defaults(HostConfig &host, const Config &c) {
     if (!host.bitrate_kbps && c.bitrate_kbps) host.bitrate_kbps = *c.bitrate_kbps;
     if (!host.max_viewers) host.max_viewers = default_max_viewers(c, host.bitrate_kbps);
     if ((host.encoder.empty() || host.encoder == "auto") && c.encoder != "auto") host.encoder = c.encoder;
-    if (host.relay.empty() && !host.no_relay) host.relay = c.relay;
+    if (host.relay.empty() && !host.no_relay) {
+        host.relay = c.relay;
+        if (host.relay_secret.empty() && host.relay_username.empty()) host.relay_secret = c.relay_secret;
+    }
+    if (!c.port_mapping) host.no_port_mapping = true;
     if (host.stun_servers.empty() && !host.no_stun && c.stun_servers) {
         host.stun_servers = *c.stun_servers;
         // An empty list in the file means "no STUN", not "the built-in defaults".

@@ -30,6 +30,8 @@ struct Config {
     std::string player = "auto";  // [viewer]: the player the menu offers first
     std::string encoder = "auto", relay;
     std::optional<std::vector<std::string>> stun_servers;  // unset = the library's defaults
+    std::string relay_secret;   // coturn use-auth-secret for `relay`
+    bool port_mapping = true;   // [network] port_mapping = "off": ask the gateway for nothing
     Bandwidth bandwidth;
     std::vector<std::string> warnings;  // unknown keys, "file:line:col: ..." each
 };

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <optional>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,6 +12,8 @@
 #include "clipboard/clipboard.hpp"
 #include "common/error.hpp"
 #include "config/config.hpp"
+#include "nat/portmap.hpp"
+#include "nat/turn.hpp"
 #include "media/media.hpp"
 #include "player/player.hpp"
 
@@ -177,12 +181,16 @@ void check_clipboard(Report &r) {
               session == "wayland" ? "install wl-clipboard" : "install xclip");
 }
 
-void check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
+// Returns false when the configured relay cannot work (refused credentials, none to use): the
+// user asked for a relay, so sharing as configured cannot work.
+bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
+    std::vector<std::string> servers;
     if (!cfg.stun_servers || cfg.stun_servers->empty()) {
         r.add("NAT (STUN)", "skipped", "no STUN servers configured ([network] stun_servers); not probed",
               "");
     } else {
         for (const auto &s : *cfg.stun_servers) {
+            servers.push_back(s);
             try {
                 r.add("NAT (STUN " + s + ")", "ok", "reachable; it sees this host as " + stun_mapped_address(s, timeout_ms));
             } catch (const Error &e) {
@@ -191,19 +199,103 @@ void check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
             }
         }
     }
-    r.add("port mapping (UPnP / NAT-PMP)", "skipped", "not probed: this version does not map ports");
+    if (!cfg.relay.empty()) servers.push_back(cfg.relay);  // a TURN server answers Binding too
+    if (!servers.empty()) {
+        try {
+            auto nat = classify_nat(servers, timeout_ms);
+            std::string seen;
+            for (const auto &[server, mapped] : nat.seen) seen += (seen.empty() ? "" : ", ") + server + " saw " + mapped;
+            if (nat.kind == "none")
+                r.add("NAT type", "ok", "no NAT: this host's own address is public (" + seen + ")");
+            else if (nat.kind == "endpoint-independent")
+                r.add("NAT type", "ok",
+                      "endpoint-independent mapping (cone NAT): every server saw the same address (" + seen +
+                          "); direct connections work with most viewers");
+            else if (nat.kind == "endpoint-dependent")
+                r.add("NAT type", "warning",
+                      "endpoint-dependent mapping (symmetric NAT): each server saw another port (" + seen +
+                          "); viewers behind port-restricted or symmetric NATs cannot connect directly",
+                      cfg.relay.empty() ? "configure a relay ([network] relay and relay_secret; docs/relay.md) or "
+                                          "enable UPnP / NAT-PMP on the router"
+                                        : "");
+            else if (nat.kind == "unknown")
+                r.add("NAT type", "warning", "behind a NAT (" + seen + "); its mapping behaviour needs answers from two servers",
+                      "list a second STUN server in [network] stun_servers");
+            else
+                r.add("NAT type", "warning",
+                      "unreachable: none of " + std::to_string(nat.asked) + " STUN server(s) answered; UDP may be blocked",
+                      "check that outgoing UDP is allowed and the servers in [network] stun_servers are right");
+        } catch (const Error &e) {
+            r.add("NAT type", "warning", e.what(), "");
+        }
+    }
+
+    std::optional<nat::portmap::Options> portmap;
+    std::string off_why;
+    try {
+        portmap = nat::portmap::options_from_environment();
+        if (!portmap) off_why = "PIXELPASS_PORTMAP=off";
+    } catch (const Error &e) {
+        off_why = e.what();
+    }
+    if (!cfg.port_mapping) {
+        portmap.reset();
+        off_why = "[network] port_mapping = \"off\"";
+    }
+    if (!portmap) {
+        r.add("port mapping (UPnP / NAT-PMP / PCP)", "skipped", "not probed: " + off_why);
+    } else {
+        portmap->timeout_ms = std::max(timeout_ms, 500u);
+        try {
+            std::string detail, external;
+            bool any = false;
+            for (const auto &a : nat::portmap::probe(*portmap)) {
+                any = any || a.available;
+                detail += (detail.empty() ? "" : "; ") + std::string(nat::portmap::name(a.protocol)) + ": " +
+                          (a.available ? "available, " : "") + a.detail;
+            }
+            r.add("port mapping (UPnP / NAT-PMP / PCP)", any ? "ok" : "warning", detail,
+                  any ? "" : "enable UPnP or NAT-PMP/PCP in the router's settings, or configure a relay; "
+                             "viewers behind strict NATs need one of them");
+        } catch (const Error &e) {
+            r.add("port mapping (UPnP / NAT-PMP / PCP)", "warning", e.what(), "");
+        }
+    }
+
+    bool relay_ok = true;
     if (cfg.relay.empty()) {
         r.add("relay", "skipped", "no relay configured ([network] relay); viewers behind strict NATs may not connect",
               "set [network] relay = \"turn:HOST:PORT\" to a TURN server you run");
-    } else {
-        try {
-            r.add("relay " + cfg.relay, "ok",
-                  "answers STUN Binding (credentials are checked when the host allocates)" +
-                      std::string("; sees this host as ") + stun_mapped_address(cfg.relay, timeout_ms));
-        } catch (const Error &e) {
-            r.add("relay " + cfg.relay, "error", e.what(), "check [network] relay and that the TURN server runs");
-        }
+        return relay_ok;
     }
+    try {
+        r.add("relay " + cfg.relay, "ok",
+              "answers STUN Binding" + std::string("; sees this host as ") + stun_mapped_address(cfg.relay, timeout_ms));
+    } catch (const Error &e) {
+        r.add("relay " + cfg.relay, "error", e.what(), "check [network] relay and that the TURN server runs");
+        return relay_ok;  // the credential check below could only time out as well
+    }
+    if (cfg.relay_secret.empty()) {
+        r.add("relay credentials", "warning", "no [network] relay_secret: a host started without --relay-secret "
+                                              "cannot allocate on " + cfg.relay,
+              "set [network] relay_secret to the relay's static-auth-secret (pixelpass relay config prints one)");
+        return relay_ok;
+    }
+    try {
+        auto creds = nat::rest_credentials(cfg.relay_secret, static_cast<int64_t>(std::time(nullptr)) + 600);
+        auto t = check_turn(cfg.relay, creds.username, creds.password, std::max(timeout_ms, 1000u));
+        if (t.code == PP_OK)
+            r.add("relay credentials", "ok", "allocated " + t.relayed + " on " + cfg.relay + " with [network] relay_secret");
+        else if (t.code == PP_ERR_TICKET_REJECTED) {
+            relay_ok = false;
+            r.add("relay credentials", "error", t.detail,
+                  "set [network] relay_secret to the static-auth-secret in the relay's turnserver.conf");
+        } else
+            r.add("relay credentials", "error", t.detail, "check that the relay allows allocations (docs/relay.md)");
+    } catch (const Error &e) {
+        r.add("relay credentials", "error", e.what(), "check [network] relay");
+    }
+    return relay_ok;
 }
 
 } // namespace
@@ -235,8 +327,10 @@ nlohmann::json run(const Options &options) {
     check_capture(r, can_capture);
     check_players(r, can_view);
     check_clipboard(r);
-    check_network(r, cfg, options.probe_timeout_ms);
-    return {{"checks", r.checks}, {"can_share", config_ok && can_encode && can_capture}, {"can_view", can_view}};
+    bool relay_ok = check_network(r, cfg, options.probe_timeout_ms);
+    return {{"checks", r.checks},
+            {"can_share", config_ok && can_encode && can_capture && relay_ok},
+            {"can_view", can_view}};
 }
 
 } // namespace pp::doctor

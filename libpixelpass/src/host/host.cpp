@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "http3/server.hpp"
 #include "media/media.hpp"
 #include "nat/agent.hpp"
+#include "nat/portmap.hpp"
 #include "nat/turn.hpp"
 #include "net/interfaces.hpp"
 #include "net/loop.hpp"
@@ -88,6 +90,7 @@ struct Host::Core {
     std::unique_ptr<quic::Endpoint> endpoint;
     std::unique_ptr<nat::Agent> agent;  // STUN on the endpoint's socket
     std::unique_ptr<nat::TurnClient> turn;  // the relay allocation, when one is configured
+    std::unique_ptr<nat::portmap::Keeper> portmap;  // the gateway's port mapping (own thread)
     std::unique_ptr<net::Waker> waker;
     uint16_t port = 0;
 
@@ -104,6 +107,9 @@ struct Host::Core {
 
     ~Core() {
         if (loop) loop->call([this] { shutdown(false); });
+        // Deletes the gateway's mapping (blocking, so off the loop thread); its log lines still
+        // reach the loop, which runs until below.
+        portmap.reset();
         // The media source posts its events to the loop: stop it (joining its threads) while the
         // loop still runs.
         media = nullptr;
@@ -230,6 +236,7 @@ struct Host::Core {
         }
         return {{"reflexive", reflexive},
                 {"relay", relay},
+                {"port_mapping", portmap ? portmap->stats() : nlohmann::json(nullptr)},
                 {"stun", {{"requests", c.requests_sent}, {"retransmits", c.retransmits},
                           {"answers", c.answers}, {"timeouts", c.timeouts},
                           {"bindings_answered", c.bindings_answered}}}};
@@ -296,6 +303,22 @@ namespace {
 
 // Releases a Core. From the loop thread (inside an event callback) the loop cannot be joined,
 // so the teardown moves to a thread of its own and runs after the callback returns.
+// How long start() waits for the gateway's mapping before the ticket goes out without it (UPnP
+// discovery alone listens 1.5 s for answers).
+constexpr int kPortMapWaitMs = 4000;
+
+// The port-mapping settings for this host, or nullopt when it maps nothing: --no-port-mapping,
+// --relay-only, a loopback-only host, or PIXELPASS_PORTMAP=off (the test suite sets it, so no
+// test talks to the machine's real gateway). PIXELPASS_PORTMAP=upnp,natpmp,pcp picks protocols.
+std::optional<nat::portmap::Options> port_mapping_options(const HostConfig &config) {
+    if (config.no_port_mapping || config.relay_only) return std::nullopt;
+    if (!config.bind_address.empty()) try {
+            if (net::Address::parse(config.bind_address, 0).is_loopback()) return std::nullopt;
+        } catch (const Error &) {
+        }
+    return nat::portmap::options_from_environment();
+}
+
 void release(std::shared_ptr<Host::Core> core, bool announce) {
     if (!core) return;
     if (core->loop && core->loop->on_loop_thread()) {
@@ -458,6 +481,17 @@ void Host::start() {
         if (config_.keep_alive_ms) server.transport.keep_alive_ms = config_.keep_alive_ms;
         c->endpoint->listen(std::move(server));
     });
+    // A port mapping on the LAN gateway (UPnP-IGD / NAT-PMP / PCP), asked for on its own thread
+    // while STUN and the relay proceed: those libraries block.
+    auto portmap_options = port_mapping_options(config_);
+    if (portmap_options)
+        core->portmap = std::make_unique<nat::portmap::Keeper>(
+            core->port, *portmap_options, [c](bool warning, const std::string &message) {
+                c->loop->post([c, warning, message] {
+                    c->emit({PP_EVENT_LOG, warning ? PP_LOG_WARNING : PP_LOG_INFO, 0, PP_OK, message, "{}"});
+                });
+            });
+    auto portmap_started = std::chrono::steady_clock::now();
     // The server-reflexive address, learned on the QUIC socket itself, so it is the mapping
     // viewers' packets reach. Bounded: a ticket without it still works on open paths.
     auto discovered = std::make_shared<std::promise<void>>();
@@ -518,6 +552,25 @@ void Host::start() {
             reflexive_.push_back(cand);
         }
     }
+    // The mapped address goes first among the public ones: it is open to every viewer, whatever
+    // its NAT. When STUN already found the same address, the candidate becomes the mapped one.
+    mapped_.clear();
+    if (core->portmap) {
+        auto budget = std::chrono::milliseconds(kPortMapWaitMs) - (std::chrono::steady_clock::now() - portmap_started);
+        if (auto m = core->portmap->wait(std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::max<std::chrono::steady_clock::duration>(budget, std::chrono::milliseconds(0))))) {
+            std::pair<std::string, uint16_t> cand{m->external_ip, m->external_port};
+            auto same = std::find(candidates.begin(), candidates.end(), cand);
+            if (same != candidates.end()) candidates.erase(same);
+            auto first_public = std::find_if(candidates.begin(), candidates.end(), [&](const auto &cd) {
+                return std::find(reflexive_.begin(), reflexive_.end(), cd) != reflexive_.end() ||
+                       net::Address::parse(cd.first, cd.second).is_loopback();
+            });
+            candidates.insert(first_public, cand);
+            std::erase(reflexive_, cand);
+            mapped_.push_back(cand);
+        }
+    }
     relayed_.clear();
     if (!relayed.empty()) {
         relayed_.emplace_back(relayed.ip(), relayed.port());
@@ -560,7 +613,11 @@ std::string Host::ticket_text() const {
     for (const auto &cand : candidates_) {
         bool reflexive = std::find(reflexive_.begin(), reflexive_.end(), cand) != reflexive_.end();
         bool relayed = std::find(relayed_.begin(), relayed_.end(), cand) != relayed_.end();
-        ticket::add_candidate(t, relayed ? PP_CANDIDATE_RELAYED : reflexive ? PP_CANDIDATE_REFLEXIVE : PP_CANDIDATE_LOCAL,
+        bool mapped = std::find(mapped_.begin(), mapped_.end(), cand) != mapped_.end();
+        ticket::add_candidate(t, relayed    ? PP_CANDIDATE_RELAYED
+                                 : mapped   ? PP_CANDIDATE_MAPPED
+                                 : reflexive ? PP_CANDIDATE_REFLEXIVE
+                                             : PP_CANDIDATE_LOCAL,
                               cand.first, cand.second);
     }
     if (relay_ && core_) ticket::set_relay(t, *relay_);

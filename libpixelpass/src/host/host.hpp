@@ -97,6 +97,7 @@ private:
     std::vector<std::pair<std::string, uint16_t>> candidates_;  // numeric address, port
     std::vector<std::pair<std::string, uint16_t>> reflexive_;   // those of candidates_ STUN found
     std::vector<std::pair<std::string, uint16_t>> relayed_;     // the relay allocation's address
+    std::vector<std::pair<std::string, uint16_t>> mapped_;      // the gateway's port mapping
     std::optional<ticket::Relay> relay_;                        // relay + the viewer's credentials
     int64_t expiry_ = 0;
 };

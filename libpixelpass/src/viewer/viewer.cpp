@@ -572,6 +572,14 @@ struct Viewer::Core : viewer::Upstream {
             j["connected"] = connected && !ended;
         }
         if (!peer.empty()) j["address"] = peer.to_string();
+        // Which of the ticket's candidates the connection runs to (a "mapped" one is the host's
+        // port mapping on its gateway).
+        for (const auto &cand : ticket.candidates)
+            if (!peer.empty() && net::Address::parse(cand.address, cand.port) == peer.unmapped())
+                j["candidate"] = cand.kind == PP_CANDIDATE_MAPPED      ? "mapped"
+                                 : cand.kind == PP_CANDIDATE_REFLEXIVE ? "reflexive"
+                                 : cand.kind == PP_CANDIDATE_RELAYED   ? "relayed"
+                                                                       : "local";
         if (endpoint && winner) {
             if (quic::Connection *c = endpoint->find(winner)) {
                 auto s = c->stats();
