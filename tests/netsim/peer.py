@@ -22,9 +22,20 @@ def out(obj):
     print(json.dumps(obj), flush=True)
 
 
+def collector(events, path_events):
+    """An event callback keeping every message, and PATH_CHANGED details with their time."""
+    def on_event(e):
+        events.append(e.message)
+        if e.type == pixelpass.EventType.PATH_CHANGED:
+            path_events.append(dict(e.json, viewer_id=e.viewer_id, at=time.monotonic()))
+        elif e.type == pixelpass.EventType.READY and "path" in e.json:
+            path_events.append({"ready": e.json["path"], "at": time.monotonic()})
+    return on_event
+
+
 def host(options):
-    events = []
-    h = pixelpass.Host(callback=lambda e: events.append(e.message), source="synthetic", **options)
+    events, path_events = [], []
+    h = pixelpass.Host(callback=collector(events, path_events), source="synthetic", **options)
     try:
         h.start()
     except pixelpass.PixelpassError as e:
@@ -34,7 +45,7 @@ def host(options):
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "stats":
-            out({"stats": h.stats(), "events": list(events)})
+            out({"stats": h.stats(), "events": list(events), "path_events": list(path_events)})
         elif cmd == "quit":
             break
     h.close()
@@ -42,9 +53,9 @@ def host(options):
 
 def view(ticket, options, want):
     start = time.monotonic()
-    events = []
+    events, path_events = [], []
     try:
-        v = pixelpass.Viewer.connect(ticket, callback=lambda e: events.append(e.message), **options)
+        v = pixelpass.Viewer.connect(ticket, callback=collector(events, path_events), **options)
     except pixelpass.PixelpassError as e:
         out({"ok": False, "code": int(e.code), "error": str(e), "events": list(events)})
         return
@@ -66,7 +77,7 @@ def view(ticket, options, want):
             for line in sys.stdin:
                 cmd = line.strip()
                 if cmd == "stats":
-                    out({"stats": v.stats(), "events": list(events)})
+                    out({"stats": v.stats(), "events": list(events), "path_events": list(path_events)})
                 elif cmd == "quit":
                     break
         else:
@@ -85,12 +96,13 @@ def view(ticket, options, want):
 
             t = threading.Thread(target=pump, daemon=True)
             t.start()
-            out({"ok": True, "connect_ms": connect_ms, "stats": v.stats()})
+            out({"ok": True, "connect_ms": connect_ms, "stats": v.stats(), "path_events": list(path_events)})
             for line in sys.stdin:
                 cmd = line.strip()
                 if cmd == "stats":
-                    out({"bytes": state["bytes"], "idle_s": time.monotonic() - state["last"],
-                         "error": state["error"], "stats": v.stats(), "events": list(events)})
+                    out({"bytes": state["bytes"], "idle_s": time.monotonic() - state["last"], "now": time.monotonic(),
+                         "error": state["error"], "stats": v.stats(), "events": list(events),
+                         "path_events": list(path_events)})
                 elif cmd == "quit":
                     break
             state["stop"] = True

@@ -2,45 +2,93 @@
 the path it should. The default suite runs a representative subset; the full 25-pair matrix runs
 with PIXELPASS_NETSIM_FULL=1 (`meson test -C build --benchmark netsim-matrix`).
 
-Expected paths TODAY: hole punching (candidate exchange + probes + upgrade) is not built yet, so a
-pair is direct only when the viewer's first packet reaches the host unsolicited — the host has a
-public address or a full-cone NAT. Every other pair works through the relay. With hole punching
-the issue's target is: all direct except symmetric↔symmetric and symmetric↔port-restricted."""
+A pair starts direct when the viewer's first packet reaches the host unsolicited (the host has a
+public address or a full-cone NAT); every other pair starts on the relay. Then the two sides trade
+candidates over the connection and punch (simultaneous authenticated probes): the pair moves to a
+"punched" direct path, except symmetric↔symmetric and symmetric↔port-restricted, where no probe
+can get through (a symmetric NAT's fresh port meets a filter that wants the exact port) and the
+pair stays relayed."""
 import os
 import time
 
 import pytest
 
 import netsim
-from conftest import start_host, view
+from conftest import start_host, Peer
+import json
 
 pytestmark = pytest.mark.skipif(netsim.available() is not None or not netsim.shutil.which("turnserver"),
                                 reason=str(netsim.available() or "coturn is not installed"))
 
-SUBSET = [("none", "none"), ("full", "symmetric"), ("port", "none"), ("address", "port"),
-          ("symmetric", "symmetric")]
+SUBSET = [("none", "none"), ("full", "symmetric"), ("port", "port"), ("address", "port"),
+          ("symmetric", "full"), ("symmetric", "symmetric")]
 FULL = [(h, v) for h in netsim.NAT_KINDS for v in netsim.NAT_KINDS]
 PAIRS = FULL if os.environ.get("PIXELPASS_NETSIM_FULL") == "1" else SUBSET
-RESULTS = []
+UNPUNCHABLE = {("symmetric", "symmetric"), ("symmetric", "port"), ("port", "symmetric")}
+
+
+def first_path(host_nat, viewer_nat):
+    return "direct" if host_nat in ("none", "full") else "relayed"
 
 
 def expected_path(host_nat, viewer_nat):
-    return "direct" if host_nat in ("none", "full") else "relayed"
+    if first_path(host_nat, viewer_nat) == "direct":
+        return "direct"
+    return "relayed" if (host_nat, viewer_nat) in UNPUNCHABLE else "punched"
+
+
+def wait_path(viewer, want, timeout=15):
+    """Polls the viewer until its path is `want` (or the time is up); returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = viewer.ask()
+        if st["stats"]["path"] == want or time.monotonic() > deadline:
+            return st
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("host_nat,viewer_nat", PAIRS)
 def test_pair(host_nat, viewer_nat, peers):
     with netsim.Rig(host_nat=host_nat, viewer_nat=viewer_nat, coturn=True) as rig:
         host, ready = start_host(rig, relay=rig.relay, relay_secret=rig.turn_secret,
-                                 stun_servers=[rig.stun_server])
+                                 stun_servers=[rig.stun_server], bitrate_kbps=8000)
         peers.append(host)
-        viewer, result = view(rig, ready["ticket"], want_bytes=300_000, no_stun=True, connect_timeout_ms=15000)
+        started = time.monotonic()
+        viewer = Peer(rig, "v", ["view", ready["ticket"], json.dumps(dict(no_stun=True, connect_timeout_ms=15000)),
+                                 "-1"])
         peers.append(viewer)
-        assert result["ok"], result
-        path = result["stats"]["path"]
-        RESULTS.append((host_nat, viewer_nat, path, round(result["connect_ms"]), round(result["first_byte_ms"])))
-        print(f"\nMATRIX host={host_nat:9} viewer={viewer_nat:9} path={path:7} "
-              f"connect={result['connect_ms']:.0f}ms first_byte={result['first_byte_ms']:.0f}ms")
-        assert path == expected_path(host_nat, viewer_nat), (host_nat, viewer_nat, result["stats"])
-        hs = host.ask()["stats"]
-        assert [v["path"] for v in hs["viewers"]] == [path]
+        first = viewer.read(timeout=90)
+        assert first["ok"], first
+        ready_path = first["path_events"][0]["ready"]
+        assert ready_path == first_path(host_nat, viewer_nat), (host_nat, viewer_nat, first)
+        want = expected_path(host_nat, viewer_nat)
+        st = wait_path(viewer, want)
+        settled_s = time.monotonic() - started
+        path = st["stats"]["path"]
+        # Give the unpunchable pairs the same chance to (wrongly) upgrade before judging them.
+        if want == "relayed":
+            time.sleep(3)
+            st = viewer.ask()
+            path = st["stats"]["path"]
+        print(f"\nMATRIX host={host_nat:9} viewer={viewer_nat:9} first={ready_path:7} "
+              f"final={path:7} connect={first['connect_ms']:.0f}ms settled={settled_s:.1f}s "
+              f"switches={st['stats']['switches']} probes={st['stats'].get('probes')}")
+        assert path == want, (host_nat, viewer_nat, st["stats"])
+        # The stream flows on the final path.
+        before = st["bytes"]
+        deadline = time.monotonic() + 10
+        while viewer.ask()["bytes"] < before + 200_000:
+            assert time.monotonic() < deadline, "the stream stalled on the final path"
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while True:  # the host decides on its own; it lands on the same kind of path
+            hs = host.ask()
+            if [v["path"] for v in hs["stats"]["viewers"]] == [path] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [v["path"] for v in hs["stats"]["viewers"]] == [path], hs["stats"]["viewers"]
+        if path != ready_path:
+            # The switch was announced on both sides (PP_EVENT_PATH_CHANGED) and counted.
+            assert st["path_events"][-1].get("path") == path, st["path_events"]
+            assert any(e["path"] == path for e in hs["path_events"]), hs["path_events"]
+            assert st["stats"]["switches"] >= 1 and hs["stats"]["viewers"][0]["switches"] >= 1

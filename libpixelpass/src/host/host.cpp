@@ -22,6 +22,7 @@
 #include "media/media.hpp"
 #include "nat/agent.hpp"
 #include "nat/portmap.hpp"
+#include "nat/paths.hpp"
 #include "nat/turn.hpp"
 #include "net/interfaces.hpp"
 #include "net/loop.hpp"
@@ -93,6 +94,9 @@ struct Host::Core {
     std::unique_ptr<nat::portmap::Keeper> portmap;  // the gateway's port mapping (own thread)
     std::unique_ptr<net::Waker> waker;
     uint16_t port = 0;
+    std::vector<std::pair<std::string, uint16_t>> direct_candidates;  // what /paths offers
+    std::vector<uint8_t> probe_key;
+    std::map<uint64_t, std::unique_ptr<nat::PeerPaths>> paths;  // by connection id
 
     struct Viewer {
         uint64_t id;
@@ -124,6 +128,7 @@ struct Host::Core {
     void shutdown(bool announce) {
         if (!announce) events_open = false;
         if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
+        paths.clear();  // their routes point into the TURN client
         turn.reset();
         agent.reset();
         endpoint.reset();
@@ -174,7 +179,7 @@ struct Host::Core {
             it = viewers.emplace(conn.id(), v).first;
             ++totals.joined;
             emit({PP_EVENT_VIEWER_JOINED, PP_LOG_INFO, v.id, PP_OK, "viewer " + std::to_string(v.id) + " joined from " + who,
-                  nlohmann::json{{"path", endpoint->socket().routed(conn.remote()) ? "relayed" : "direct"},
+                  nlohmann::json{{"path", path_of(conn)},
                                  {"address", who}}.dump()});
         }
         if (req.path == "/stream.ts") {
@@ -186,6 +191,7 @@ struct Host::Core {
             }
             return r;
         }
+        if (req.path == "/paths") return offer_paths(conn, req, it->second);
         if (req.path == "/info") {
             r.headers.push_back({"content-type", "application/json"});
             r.body = nlohmann::json{{"name", name},
@@ -200,7 +206,91 @@ struct Host::Core {
         return r;
     }
 
+    std::string path_of(const quic::Connection &conn) const {
+        auto p = paths.find(conn.id());
+        if (p != paths.end()) return nat::path_kind_name(p->second->kind());
+        return endpoint->socket().routed(conn.remote()) ? "relayed" : "direct";
+    }
+
+    // GET /paths with the viewer's candidates (header pixelpass-paths, JSON): answers with ours
+    // and starts probing toward the viewer's, for hole punching and failover to the relay.
+    http3::Response offer_paths(quic::Connection &conn, const http3::Request &req, const Viewer &v) {
+        http3::Response r;
+        r.headers.push_back({"content-type", "application/json"});
+        nlohmann::json answer{{"candidates", nlohmann::json::array()}};
+        std::string offer_text;
+        for (const auto &h : req.headers)
+            if (h.name == "pixelpass-paths") offer_text = h.value;
+        auto offer = nlohmann::json::parse(offer_text, nullptr, false);
+        std::vector<net::Address> theirs;
+        net::Address their_relayed;
+        std::string session;
+        try {
+            if (!offer.is_object()) throw std::runtime_error("no offer");
+            session = offer.at("session").get<std::string>();
+            for (const auto &c : offer.at("candidates"))
+                theirs.push_back(net::Address::parse(c.at(0).get<std::string>(), c.at(1).get<uint16_t>()));
+            if (offer.contains("relayed") && offer["relayed"].is_array())
+                their_relayed = net::Address::parse(offer["relayed"].at(0).get<std::string>(),
+                                                    offer["relayed"].at(1).get<uint16_t>());
+        } catch (const std::exception &) {
+            r.status = 400;
+            r.body = nlohmann::json{{"error", "malformed pixelpass-paths header"}}.dump();
+            return r;
+        }
+        // --relay-only stays on the relay; without a relay there is nothing to fall back to.
+        if (config.relay_only || !turn || !turn->allocated() || session.size() < 16 || session.size() > 64) {
+            r.body = answer.dump();
+            return r;
+        }
+        for (const auto &[ip, port] : direct_candidates) answer["candidates"].push_back({ip, port});
+        answer["relayed"] = {turn->relayed().ip(), turn->relayed().port()};
+        r.body = answer.dump();
+        if (paths.count(conn.id())) return r;  // asked again: the probing already runs
+        nat::PeerPaths::Options o;
+        o.virtual_remote = conn.remote();
+        o.virtual_local = conn.local();
+        o.started_relayed = endpoint->socket().routed(conn.remote());
+        o.key = probe_key;
+        o.session = session;
+        uint64_t viewer_id = v.id, conn_id = conn.id();
+        auto p = std::make_unique<nat::PeerPaths>(*loop, endpoint->socket(), *agent, turn.get(), o,
+                                                  [this, viewer_id, conn_id](nat::PathKind kind, const net::Address &via) {
+                                                      path_changed(viewer_id, conn_id, kind, via);
+                                                  });
+        p->set_peer_relayed(their_relayed);
+        p->add_candidates(theirs);
+        paths.emplace(conn.id(), std::move(p));
+        return r;
+    }
+
+    void path_changed(uint64_t viewer_id, uint64_t conn_id, nat::PathKind kind, const net::Address &via) {
+        auto p = paths.find(conn_id);
+        nlohmann::json j{{"path", nat::path_kind_name(kind)}, {"via", via.to_string()},
+                         {"switches", p != paths.end() ? p->second->switches() : 0}};
+        if (quic::Connection *c = endpoint->find(conn_id)) j["rtt_ms"] = c->stats().rtt_ms;
+        emit({PP_EVENT_PATH_CHANGED, PP_LOG_INFO, viewer_id, PP_OK,
+              "viewer " + std::to_string(viewer_id) + ": path " + nat::path_kind_name(kind) + " via " + via.to_string(),
+              j.dump()});
+    }
+
+    nlohmann::json probe_stats(uint64_t conn_id) const {
+        auto p = paths.find(conn_id);
+        if (p == paths.end()) return nullptr;
+        const auto &pc = p->second->counters();
+        return {{"via", p->second->via().to_string()}, {"candidates", p->second->candidates()},
+                {"sent", pc.probes_sent}, {"answered", pc.probes_answered}, {"answers", pc.answers_received},
+                {"peer_reflexive", pc.peer_reflexive}, {"rounds", pc.punch_rounds}};
+    }
+
+    bool on_probe(const nat::stun::Message &m, const net::Datagram &d) {
+        for (auto &[id, p] : paths)
+            if (p->on_stun(m, d)) return true;
+        return false;
+    }
+
     void closed(quic::Connection &conn, const quic::CloseInfo &info) {
+        paths.erase(conn.id());
         auto it = viewers.find(conn.id());
         if (it == viewers.end()) return;
         Viewer v = it->second;
@@ -262,8 +352,10 @@ struct Host::Core {
                 drops += hs.drops;
                 list.push_back({{"id", it->second.id},
                                 {"address", it->second.address},
-                                {"path", endpoint->socket().routed(c->remote()) ? "relayed" : "direct"},
+                                {"path", path_of(*c)},
                                 {"rtt_ms", qs.rtt_ms},
+                                {"switches", paths.count(c->id()) ? paths.at(c->id())->switches() : 0},
+                                {"probes", probe_stats(c->id())},
                                 {"bytes_sent", hs.body_bytes_acked},
                                 {"drops", hs.drops},
                                 {"streams", hs.streaming},
@@ -479,6 +571,8 @@ void Host::start() {
         };
         if (config_.idle_timeout_ms) server.transport.idle_timeout_ms = config_.idle_timeout_ms;
         if (config_.keep_alive_ms) server.transport.keep_alive_ms = config_.keep_alive_ms;
+        // A connection that may move onto the relay keeps its packets small enough for TURN.
+        if (relay) server.transport.max_udp_payload = 1400;
         c->endpoint->listen(std::move(server));
     });
     // A port mapping on the LAN gateway (UPnP-IGD / NAT-PMP / PCP), asked for on its own thread
@@ -498,6 +592,8 @@ void Host::start() {
     auto discovered_future = discovered->get_future();
     core->loop->call([&] {
         c->agent = std::make_unique<nat::Agent>(*c->loop, c->endpoint->socket());
+        c->agent->add_listener([c](const nat::stun::Message &m, const net::Datagram &d) { return c->on_probe(m, d); });
+        c->probe_key = nat::probe_key(c->secret);
         c->agent->discover(stun_servers, [discovered] { discovered->set_value(); });
     });
     discovered_future.wait_for(std::chrono::seconds(5));
@@ -580,6 +676,10 @@ void Host::start() {
     relay_ = ticket_relay;
     if (candidates.size() > ticket::kMaxCandidates) candidates.resize(ticket::kMaxCandidates);
     candidates_ = candidates;
+    core->loop->call([&] {
+        for (const auto &cand : candidates)
+            if (std::find(relayed_.begin(), relayed_.end(), cand) == relayed_.end()) c->direct_candidates.push_back(cand);
+    });
     expiry_ = expiry;
     core_ = core;
 

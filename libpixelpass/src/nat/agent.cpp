@@ -137,9 +137,13 @@ void Agent::on_stun(const net::Datagram &d) {
                 return;
             }
         }
+        for (auto &l : more_listeners_)
+            if (l(*msg, d)) return;
         return;  // a late answer to something we gave up on
     }
     if (listener_ && listener_(*msg, d)) return;
+    for (auto &l : more_listeners_)
+        if (l(*msg, d)) return;
     if (msg->cls == stun::Class::request && msg->method == stun::Method::binding) {
         // A peer checks that this address answers (and learns its reflexive address from us).
         auto answer = stun::Builder(stun::Method::binding, stun::Class::success, msg->tid)

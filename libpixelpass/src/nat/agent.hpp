@@ -48,6 +48,9 @@ public:
     // go here first; return true when taken. Binding requests nobody took are answered.
     using Listener = std::function<bool(const stun::Message &, const net::Datagram &)>;
     void set_listener(Listener listener) { listener_ = std::move(listener); }
+    // A further listener, asked after the one above (path probes beside TURN). Answers nobody
+    // waits for (a probe's own responses) go to the listeners too.
+    void add_listener(Listener listener) { more_listeners_.push_back(std::move(listener)); }
 
     // Learns the server-reflexive address from each server (in parallel); `done` runs once every
     // server answered or `timeout_ms` passed. After that, a Binding every `keepalive_ms` keeps
@@ -80,6 +83,7 @@ private:
     net::Timer timer_;
     std::list<Pending> pending_;
     Listener listener_;
+    std::vector<Listener> more_listeners_;
     std::vector<net::Address> servers_;
     std::vector<net::Address> reflexive_;
     std::unique_ptr<net::Timer> keepalive_;

@@ -58,6 +58,10 @@ public:
     void permit(const net::Address &peer);
     // Sends to `peer` through the relay: makes it a route on the socket.
     void route(const net::Address &peer);
+    // Sends to `peer` through the relay without touching the socket's routes (a standby path).
+    net::UdpSocket::SendStatus send(const net::Address &peer, std::span<const uint8_t> data, size_t segment) {
+        return send_to(peer.unmapped(), data, segment);
+    }
 
     struct Counters {
         uint64_t tx_datagrams = 0, rx_datagrams = 0, tx_bytes = 0, rx_bytes = 0, refreshes = 0, keepalives = 0;

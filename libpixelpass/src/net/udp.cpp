@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "common/error.hpp"
+#include "net/timer.hpp"
 
 namespace pp::net {
 
@@ -267,6 +268,14 @@ void UdpSocket::dispatch(std::span<const uint8_t> data, const Address &remote,
                          const Address &local, uint8_t ecn) {
     ++counters_.rx_datagrams;
     counters_.rx_bytes += data.size();
+    Alias *alias = nullptr;
+    if (!aliases_.empty())
+        for (auto &a : aliases_)
+            if (a.real == remote) {
+                alias = &a;
+                a.heard_ns = monotonic_ns();
+                break;
+            }
     Datagram d{data, remote, local, ecn};
     if (data.empty()) {
         ++counters_.dropped;
@@ -276,7 +285,10 @@ void UdpSocket::dispatch(std::span<const uint8_t> data, const Address &remote,
         else
             ++counters_.dropped;
     } else if (quic_) {
-        quic_(d);
+        if (alias)
+            quic_(Datagram{data, alias->remote, alias->local.empty() ? local : alias->local, ecn});
+        else
+            quic_(d);
     } else {
         ++counters_.dropped;
     }
@@ -330,6 +342,34 @@ bool UdpSocket::routed(const Address &peer) const {
     for (const auto &r : routes_)
         if (r.first == key) return true;
     return false;
+}
+
+void UdpSocket::set_alias(const Address &real, const Address &as_remote, const Address &as_local) {
+    Address key = sendable(real);
+    if (key.empty()) key = real;
+    Address remote = sendable(as_remote);
+    if (remote.empty()) remote = as_remote;
+    for (auto &a : aliases_)
+        if (a.real == key) {
+            a.remote = remote;
+            a.local = as_local;
+            return;
+        }
+    aliases_.push_back({key, remote, as_local, 0});
+}
+
+void UdpSocket::clear_alias(const Address &real) {
+    Address key = sendable(real);
+    if (key.empty()) key = real;
+    std::erase_if(aliases_, [&](const Alias &a) { return a.real == key; });
+}
+
+uint64_t UdpSocket::last_heard(const Address &real) const {
+    Address key = sendable(real);
+    if (key.empty()) key = real;
+    for (const auto &a : aliases_)
+        if (a.real == key) return a.heard_ns;
+    return 0;
 }
 
 void UdpSocket::inject(std::span<const uint8_t> data, const Address &remote) {

@@ -84,6 +84,16 @@ public:
     // to this socket.
     void inject(std::span<const uint8_t> data, const Address &remote);
 
+    // Path aliases (one peer reachable over several real paths: relayed, direct, punched): QUIC
+    // datagrams from `real` reach the QUIC handler as if `as_remote` sent them to `as_local`, so
+    // the connection keeps one path while the real one changes underneath. `real` may equal
+    // `as_remote` (then only the local address is pinned). Every aliased address also records
+    // when it last delivered anything, which is how a path's liveness is seen without probes.
+    void set_alias(const Address &real, const Address &as_remote, const Address &as_local);
+    void clear_alias(const Address &real);
+    // Monotonic ns of the last datagram (QUIC or STUN) from the aliased `real`; 0 if none or unknown.
+    uint64_t last_heard(const Address &real) const;
+
     struct Counters {
         uint64_t rx_datagrams = 0, rx_bytes = 0, rx_calls = 0;
         uint64_t tx_datagrams = 0, tx_bytes = 0, tx_calls = 0, tx_failed = 0;
@@ -113,6 +123,11 @@ private:
     std::function<void()> batch_end_, writable_;
     std::function<void(const Address &)> unreachable_;
     std::vector<std::pair<Address, Route>> routes_;  // few: one per relayed peer
+    struct Alias {
+        Address real, remote, local;
+        uint64_t heard_ns = 0;
+    };
+    std::vector<Alias> aliases_;  // few: a handful per peer with path switching
     Counters counters_;
 
     struct RxSlot;

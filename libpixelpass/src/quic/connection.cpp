@@ -276,6 +276,7 @@ Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
     settings.max_window = transport_.max_conn_window;
     settings.max_stream_window = transport_.max_stream_window;
     settings.handshake_timeout = transport_.handshake_timeout_ms * NGTCP2_MILLISECONDS;
+    if (transport_.max_udp_payload) settings.max_tx_udp_payload_size = transport_.max_udp_payload;
     if (std::getenv("PIXELPASS_QUIC_TRACE")) settings.log_printf = trace;
 
     ngtcp2_transport_params params;

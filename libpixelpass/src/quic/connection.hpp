@@ -37,6 +37,9 @@ struct TransportOptions {
     uint64_t max_stream_window = 32u << 20;
     uint64_t max_streams_bidi = 32;  // requests the peer may have open at once
     uint64_t max_streams_uni = 8;    // HTTP/3 needs 3 (control, QPACK encoder and decoder)
+    // Largest UDP payload we send (0 = ngtcp2's default, 1452 after path MTU discovery). A
+    // connection that may move onto a TURN relay stays below the relay's framing overhead.
+    size_t max_udp_payload = 0;
 };
 
 // Why a connection ended.
@@ -75,6 +78,7 @@ public:
     uint64_t id() const { return id_; }        // unique per endpoint, never reused
     bool is_server() const { return server_; }
     const net::Address &remote() const { return remote_; }
+    const net::Address &local() const { return local_; }  // our side of the path ngtcp2 knows
     bool established() const { return established_; }
     bool closed() const { return state_ != State::open; }
     Application *app() const { return app_.get(); }

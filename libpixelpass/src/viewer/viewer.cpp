@@ -10,9 +10,12 @@
 
 #include "common/error.hpp"
 #include "common/hex.hpp"
+#include "common/random.hpp"
 #include "http3/client.hpp"
 #include "nat/agent.hpp"
+#include "nat/paths.hpp"
 #include "nat/turn.hpp"
+#include "net/interfaces.hpp"
 #include "net/loop.hpp"
 #include "net/timer.hpp"
 #include "net/udp.hpp"
@@ -25,6 +28,8 @@ namespace pp {
 namespace {
 
 constexpr size_t kMaxErrorBody = 64 * 1024;
+// Below 1500-byte MTUs even with TURN's Send/Data framing (about 40 bytes) around each packet.
+constexpr size_t kRelaySafeUdpPayload = 1400;
 
 std::string hex_code(uint64_t code) {
     char buf[24];
@@ -71,6 +76,7 @@ struct Viewer::Core : viewer::Upstream {
     std::unique_ptr<quic::Endpoint> endpoint;
     std::unique_ptr<nat::Agent> agent;
     std::unique_ptr<nat::TurnClient> turn;
+    std::unique_ptr<nat::PeerPaths> paths;  // hole punching, upgrade and failover (with a relay)
     std::optional<nat::TurnConfig> relay;  // resolved before the loop starts
     std::string relay_problem;             // why the relay path is not there, for the final error
     bool relay_pending = false;            // allocating; relayed candidates dial once it is done
@@ -119,6 +125,7 @@ struct Viewer::Core : viewer::Upstream {
         deadline.reset();
         if (endpoint) endpoint->close_all(http3::kNoError, "viewer closed");
         relay_delay.reset();
+        paths.reset();  // its routes point into the TURN client
         turn.reset();
         agent.reset();
         endpoint.reset();
@@ -138,6 +145,7 @@ struct Viewer::Core : viewer::Upstream {
     }
 
     std::string path_name() const {
+        if (paths) return nat::path_kind_name(paths->kind());
         if (!endpoint || peer.empty()) return "direct";
         return endpoint->socket().routed(peer) ? "relayed" : "direct";
     }
@@ -169,6 +177,9 @@ struct Viewer::Core : viewer::Upstream {
         observer.closed = [this](quic::Connection &c, const quic::CloseInfo &info) { on_closed(c, info); };
         endpoint = std::make_unique<quic::Endpoint>(*loop, std::move(socket), observer);
         agent = std::make_unique<nat::Agent>(*loop, endpoint->socket());
+        agent->add_listener([this](const nat::stun::Message &m, const net::Datagram &d) {
+            return paths && paths->on_stun(m, d);
+        });
         stagger = std::make_unique<net::Timer>(*loop, [this] { dial_next(); });
         deadline = std::make_unique<net::Timer>(*loop, [this] { on_deadline(); });
         deadline->arm_at(net::monotonic_ns() + uint64_t{config.connect_timeout_ms} * 1000000);
@@ -245,6 +256,8 @@ struct Viewer::Core : viewer::Upstream {
             // stalls, and hides the stall from the host's slow-reader rule. 1 MiB covers a
             // 20 Mbit/s stream at 400 ms RTT; ngtcp2 still grows it for a reader that keeps up.
             options.transport.stream_window = 1u << 20;
+            // A connection that may move onto the relay keeps its packets small enough for TURN.
+            if (relay) options.transport.max_udp_payload = kRelaySafeUdpPayload;
             try {
                 a.conn_id = endpoint->connect(a.address, std::move(options)).id();
                 a.started = true;
@@ -345,6 +358,99 @@ struct Viewer::Core : viewer::Upstream {
                              {"host", host_info}};
         if (quic::Connection *c = endpoint->find(winner)) ready["rtt_ms"] = c->stats().rtt_ms;
         emit({PP_EVENT_READY, PP_LOG_INFO, 0, PP_OK, "connected to " + peer.to_string(), ready.dump()});
+        start_paths();
+    }
+
+    // ---- hole punching, path upgrade and failover ----
+
+    // With a relay on both sides (the standby path), trade candidates with the host over the
+    // connection and let nat::PeerPaths probe, upgrade and fall back.
+    void start_paths() {
+        if (config.relay_only || !turn || !turn->allocated()) return;
+        net::Address host_relayed;
+        std::vector<net::Address> host_direct;
+        for (const auto &cand : ticket.candidates) {
+            net::Address a = net::Address::parse(cand.address, cand.port);
+            if (cand.kind == PP_CANDIDATE_RELAYED) {
+                if (host_relayed.empty()) host_relayed = a;
+            } else {
+                host_direct.push_back(a);
+            }
+        }
+        if (host_relayed.empty()) return;
+        quic::Connection *c = endpoint->find(winner);
+        if (!c) return;
+        uint8_t raw[12];
+        random_bytes(raw);
+        nat::PeerPaths::Options o;
+        o.virtual_remote = c->remote();
+        o.virtual_local = c->local();
+        o.started_relayed = endpoint->socket().routed(c->remote());
+        o.key = nat::probe_key(ticket.secret);
+        o.session = to_hex(raw);
+        o.leads = true;
+        paths = std::make_unique<nat::PeerPaths>(*loop, endpoint->socket(), *agent, turn.get(), o,
+                                                 [this](nat::PathKind kind, const net::Address &via) {
+                                                     path_changed(kind, via);
+                                                 });
+        paths->set_peer_relayed(host_relayed);
+        // Our candidates: every local address on our port, and the reflexive one the relay saw.
+        nlohmann::json mine = nlohmann::json::array();
+        const net::Address &bound = endpoint->socket().local_address();
+        for (const auto &a : net::local_addresses(bound.family(), endpoint->socket().dual_stack()))
+            if (!a.is_loopback() && a.ip().rfind("fe80", 0) != 0) mine.push_back({a.ip(), bound.port()});
+        if (!turn->mapped().empty()) mine.push_back({turn->mapped().ip(), turn->mapped().port()});
+        nlohmann::json offer{{"session", o.session},
+                             {"candidates", mine},
+                             {"relayed", {turn->relayed().ip(), turn->relayed().port()}}};
+        auto headers = auth;
+        headers.push_back({"pixelpass-paths", offer.dump()});
+        try {
+            session()->request("GET", "/paths", headers, std::make_shared<PathsHandler>(this));
+        } catch (const std::exception &e) {
+            emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_PROTOCOL,
+                  std::string("cannot offer direct paths to the host: ") + e.what(), "{}"});
+        }
+        paths->add_candidates(host_direct);  // probing starts now; the host's answer may add more
+    }
+
+    struct PathsHandler : http3::ResponseHandler {
+        explicit PathsHandler(Core *core) : core(core) {}
+        void on_headers(int s, const std::vector<http3::Header> &) override { status = s; }
+        void on_data(int64_t stream_id, std::span<const uint8_t> data) override {
+            if (body.size() < kMaxErrorBody) body.append(reinterpret_cast<const char *>(data.data()), data.size());
+            if (auto *s = core->session()) s->consume(stream_id, data.size());
+        }
+        void on_end() override { core->paths_answer(status, body); }
+        void on_error(uint64_t, const std::string &) override {}
+        Core *core;
+        int status = 0;
+        std::string body;
+    };
+
+    void paths_answer(int status, const std::string &body) {
+        if (!paths) return;
+        auto j = nlohmann::json::parse(body, nullptr, false);
+        if (status != 200 || !j.is_object()) {
+            // An older host: no upgrade, the relay path stays (and works).
+            emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "the host does not trade paths (HTTP " + std::to_string(status) + ")", "{}"});
+            return;
+        }
+        std::vector<net::Address> more;
+        try {
+            for (const auto &c : j.value("candidates", nlohmann::json::array()))
+                more.push_back(net::Address::parse(c.at(0).get<std::string>(), c.at(1).get<uint16_t>()));
+        } catch (const std::exception &) {
+            return;
+        }
+        paths->add_candidates(more);
+    }
+
+    void path_changed(nat::PathKind kind, const net::Address &via) {
+        nlohmann::json j{{"path", nat::path_kind_name(kind)}, {"via", via.to_string()}, {"switches", paths ? paths->switches() : 0}};
+        if (quic::Connection *c = endpoint ? endpoint->find(winner) : nullptr) j["rtt_ms"] = c->stats().rtt_ms;
+        emit({PP_EVENT_PATH_CHANGED, PP_LOG_INFO, 0, PP_OK,
+              std::string("path to the host: ") + nat::path_kind_name(kind) + " via " + via.to_string(), j.dump()});
     }
 
     void on_closed(quic::Connection &conn, const quic::CloseInfo &info) {
@@ -557,7 +663,14 @@ struct Viewer::Core : viewer::Upstream {
     }
 
     nlohmann::json stats() const {
-        nlohmann::json j{{"path", path_name()}};
+        nlohmann::json j{{"path", path_name()}, {"switches", paths ? paths->switches() : 0}};
+        if (paths) {
+            const auto &pc = paths->counters();
+            j["via"] = paths->via().to_string();
+            j["probes"] = {{"candidates", paths->candidates()}, {"sent", pc.probes_sent},
+                           {"answered", pc.probes_answered}, {"answers", pc.answers_received},
+                           {"peer_reflexive", pc.peer_reflexive}, {"rounds", pc.punch_rounds}};
+        }
         if (turn) {
             const auto &t = turn->counters();
             j["relay"] = {{"server", turn->config().label},
