@@ -274,7 +274,7 @@ enable_upnp=yes
 secure_mode=yes
 system_uptime=yes
 uuid={'%08x-0000-4000-8000-%012x' % (secrets.randbits(32), secrets.randbits(48))}
-min_lifetime=30
+min_lifetime=10
 max_lifetime=86400
 allow 1024-65535 {LAN['h']}.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
