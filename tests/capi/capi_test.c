@@ -721,6 +721,9 @@ static void test_config_preflight_clipboard_doctor(void) {
     if (report) {
         ASSERT_RC(PP_OK, pp_doctor_json(200, report, size, &needed));
         ASSERT(strstr(report, "\"can_share\"") != NULL && strstr(report, "H.264 encoder") != NULL);
+        /* The suite sets PIXELPASS_PORTMAP=off: doctor says so instead of asking the real router. */
+        ASSERT(strstr(report, "port mapping (UPnP / NAT-PMP / PCP)") != NULL &&
+               strstr(report, "PIXELPASS_PORTMAP=off") != NULL);
         free(report);
     }
     snprintf(path, sizeof path, "%s/pixelpass", dir);
@@ -782,6 +785,41 @@ static void test_relay_config(void) {
     ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_relay_config(NULL, secret, 0, NULL, 0, &needed));
 }
 
+/* A mapped candidate (UPnP / NAT-PMP / PCP) keeps its kind through a ticket, and a started host
+ * reports its port mapping in the stats (null here: loopback-only, nothing to map). The mapping
+ * itself runs against miniupnpd in tests/netsim/test_portmap.py. */
+static void test_mapped_candidate(void) {
+    pp_ticket *t = NULL;
+    ASSERT_RC(PP_OK, pp_ticket_new(&t, fingerprint, secret, sizeof secret));
+    ASSERT_RC(PP_OK, pp_ticket_add_candidate(t, PP_CANDIDATE_MAPPED, "203.0.113.9", 40001));
+    char *text = t ? get_ticket_string(pp_ticket_encode, t) : NULL;
+    pp_ticket_free(t);
+    pp_ticket *d = NULL;
+    ASSERT(text != NULL);
+    if (text) ASSERT_RC(PP_OK, pp_ticket_decode(&d, text));
+    pp_candidate_kind kind = PP_CANDIDATE_LOCAL;
+    uint16_t port = 0;
+    char addr[64];
+    size_t needed = 0;
+    if (d) ASSERT_RC(PP_OK, pp_ticket_candidate(d, 0, &kind, &port, addr, sizeof addr, &needed));
+    ASSERT(kind == PP_CANDIDATE_MAPPED && port == 40001 && strcmp(addr, "203.0.113.9") == 0);
+    pp_ticket_free(d);
+    free(text);
+
+    pp_host_options o;
+    ASSERT_RC(PP_OK, pp_host_options_init(&o, PP_HOST_OPTIONS_VERSION));
+    o.source = "synthetic";
+    o.bind_address = "127.0.0.1";
+    o.no_stun = 1;
+    pp_host *h = NULL;
+    ASSERT_RC(PP_OK, pp_host_new(&h, &o, NULL, NULL));
+    if (h) ASSERT_RC(PP_OK, pp_host_start(h));
+    char *stats = h ? get_host_string(pp_host_stats_json, h) : NULL;
+    ASSERT(stats != NULL && strstr(stats, "\"port_mapping\":null") != NULL);
+    free(stats);
+    pp_host_free(h);
+}
+
 int main(void) {
     test_strerror();
     test_version();
@@ -795,6 +833,7 @@ int main(void) {
     test_options_versions();
     test_host_identity();
     test_host_ticket_lifetime();
+    test_mapped_candidate();
     test_repair_without_audio_server();
     test_demo();
     test_config_preflight_clipboard_doctor();

@@ -46,7 +46,7 @@ INTERNET = "20.0.0"
 RELAY_IP = INTERNET + ".2"
 # coturn answers STUN on a second address too: two servers are what tells a symmetric NAT (a new
 # mapping per destination) from a cone NAT (doctor's NAT-type check).
-STUN2_IP = INTERNET + ".3"
+STUN2_IP = INTERNET + ".4"
 WAN_IP = {"h": INTERNET + ".10", "v": INTERNET + ".20"}
 LAN = {"h": "10.1.0", "v": "10.2.0"}
 TURN_PORT = 3478
@@ -274,7 +274,7 @@ enable_upnp=yes
 secure_mode=yes
 system_uptime=yes
 uuid={'%08x-0000-4000-8000-%012x' % (secrets.randbits(32), secrets.randbits(48))}
-min_lifetime=30
+min_lifetime=10
 max_lifetime=86400
 allow 1024-65535 {LAN['h']}.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535

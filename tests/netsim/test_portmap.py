@@ -94,3 +94,24 @@ def test_no_gateway_service_means_no_mapping_and_a_quick_start(peers):
         assert "PCP:" in pm["error"] and "NAT-PMP:" in pm["error"] and "UPnP-IGD:" in pm["error"], pm
         print(f"\nno gateway service: host ready in {took:.1f} s (mapping attempts {pm['map_ms']:.0f} ms)")
         assert took < 15
+
+
+@pytest.mark.parametrize("protocol", ["pcp", "upnp"])
+def test_mapping_is_renewed_while_sharing(peers, protocol):
+    # A short lease (the router's minimum) so a renewal happens within the test: the mapping
+    # outlives its first lease, and the stats count the renewals.
+    with netsim.Rig(host_nat="port", viewer_nat="none", upnp=True) as rig:
+        host, ready = start_host(rig, env={"PIXELPASS_PORTMAP": protocol, "PIXELPASS_PORTMAP_LIFETIME": "10"},
+                                 no_stun=True, no_relay=True)
+        peers.append(host)
+        first = ready["stats"]["nat"]["port_mapping"]
+        assert first["state"] == "mapped", first
+        lease = first["lifetime_s"]
+        assert lease <= 60, first
+        pm = wait_for(lambda: (lambda p: p if p["renewals"] >= 2 else None)(host.ask()["stats"]["nat"]["port_mapping"]),
+                      timeout=3 * lease + 30, what="two renewals")
+        assert pm["state"] == "mapped" and pm["external"] == first["external"] and "error" not in pm, pm
+        assert len(rig.upnp_rules()) == 1
+        print(f"\n{protocol}: lease {lease} s, {pm['renewals']} renewals")
+        host.quit()
+        wait_for(lambda: rig.upnp_rules() == [], timeout=20, what="the mapping to be deleted")

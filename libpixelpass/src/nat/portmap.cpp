@@ -366,6 +366,15 @@ std::string default_gateway() {
 
 std::optional<Options> options_from_environment() {
     Options o;
+    // The lease to ask for: a knob for tests that watch a renewal happen in seconds.
+    if (const char *lt = std::getenv("PIXELPASS_PORTMAP_LIFETIME"); lt && *lt) {
+        char *end = nullptr;
+        long v = std::strtol(lt, &end, 10);
+        if (*end || v < 1 || v > 86400)
+            throw Error(PP_ERR_INVALID_ARGUMENT, "PIXELPASS_PORTMAP_LIFETIME: '" + std::string(lt) +
+                                                     "' is not a number of seconds (1-86400)");
+        o.lifetime_s = uint32_t(v);
+    }
     const char *env = std::getenv("PIXELPASS_PORTMAP");
     if (!env || !*env) return o;
     std::string list = env;

@@ -64,7 +64,8 @@ std::vector<Availability> probe(const Options &options);
 
 // The protocols PIXELPASS_PORTMAP picks ("pcp,natpmp,upnp" in any order and subset), all of them
 // when it is unset, or nullopt for "off" (the test suite sets it: no test talks to the machine's
-// real gateway). Throws pp::Error(PP_ERR_INVALID_ARGUMENT) for anything else.
+// real gateway). PIXELPASS_PORTMAP_LIFETIME sets the lease asked for, in seconds. Throws
+// pp::Error(PP_ERR_INVALID_ARGUMENT) for anything else.
 std::optional<Options> options_from_environment();
 
 // The IPv4 default gateway from /proc/net/route; empty when there is none.
