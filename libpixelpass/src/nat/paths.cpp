@@ -116,7 +116,7 @@ void PeerPaths::probe(Candidate &c) {
     auto wire = stun::Builder(stun::Method::binding, stun::Class::request, tid)
                     .add(stun::attr::username, options_.session)
                     .finish(options_.key);
-    agent_.send(c.address, wire);
+    socket_.send_unrouted(c.address, wire);
     c.last_probe_ns = now;
     ++counters_.probes_sent;
     std::erase_if(sent_, [&](const Sent &s) { return s.at_ns + kSentMemoryMs * kMs < now; });
@@ -134,8 +134,11 @@ bool PeerPaths::on_stun(const stun::Message &m, const net::Datagram &d) {
                           .add(stun::attr::username, options_.session)
                           .add_xor_address(stun::attr::xor_mapped_address, from)
                           .finish(options_.key);
-        agent_.send(from, answer);
-        if (socket_.routed(from) || from == peer_relayed_) return true;  // came through the relay
+        if (from == peer_relayed_) {
+            agent_.send(from, answer);  // came through the relay: answered the same way
+            return true;
+        }
+        socket_.send_unrouted(from, answer);
         Candidate *c = find(from);
         if (!c) {
             // Peer-reflexive: the peer's NAT gave this probe a port we could not know (symmetric).

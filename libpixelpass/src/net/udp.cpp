@@ -329,6 +329,12 @@ UdpSocket::SendStatus UdpSocket::send(const Address &remote, const Address *loca
     return result;
 }
 
+UdpSocket::SendStatus UdpSocket::send_unrouted(const Address &remote, std::span<const uint8_t> data) {
+    Address target = sendable(remote);
+    if (target.empty() || data.empty()) return SendStatus::failed;
+    return send_one(target, nullptr, data.data(), data.size(), data.size());
+}
+
 void UdpSocket::set_route(const Address &peer, Route via) {
     Address key = sendable(peer);
     if (key.empty()) key = peer;

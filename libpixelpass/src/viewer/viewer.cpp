@@ -201,6 +201,12 @@ struct Viewer::Core : viewer::Upstream {
                     return;
                 }
                 turn->permit(relay->server);  // the host's allocation answers from the relay's address
+                if (is_connected()) {
+                    // A direct path won before the allocation was done: the relay becomes its standby.
+                    for (const auto &r : relayed) turn->route(r);
+                    start_paths();
+                    return;
+                }
                 for (const auto &r : relayed) {
                     turn->route(r);
                     Attempt a;
@@ -274,6 +280,11 @@ struct Viewer::Core : viewer::Upstream {
         for (auto &a : attempts)
             if (a.started && a.conn_id == conn_id) return &a;
         return nullptr;
+    }
+
+    bool is_connected() const {
+        std::lock_guard lock(m);
+        return connected && !ended;
     }
 
     bool decided() const {
@@ -362,7 +373,7 @@ struct Viewer::Core : viewer::Upstream {
     // With a relay on both sides (the standby path), trade candidates with the host over the
     // connection and let nat::PeerPaths probe, upgrade and fall back.
     void start_paths() {
-        if (config.relay_only || !turn || !turn->allocated()) return;
+        if (paths || config.relay_only || !turn || !turn->allocated() || !winner) return;
         net::Address host_relayed;
         std::vector<net::Address> host_direct;
         for (const auto &cand : ticket.candidates) {
