@@ -6,8 +6,8 @@ A pair starts direct when the viewer's first packet reaches the host unsolicited
 public address or a full-cone NAT); every other pair starts on the relay. Then the two sides trade
 candidates over the connection and punch (simultaneous authenticated probes): the pair moves to a
 "punched" direct path, except symmetric↔symmetric and symmetric↔port-restricted, where no probe
-can get through (a symmetric NAT's fresh port meets a filter that wants the exact port) and the
-pair stays relayed."""
+can get through (a symmetric NAT's fresh port meets a filter that wants the exact port), and
+port↔port in this rig (see UNPUNCHABLE below): those pairs stay relayed."""
 import os
 import time
 
