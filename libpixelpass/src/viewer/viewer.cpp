@@ -396,6 +396,9 @@ struct Viewer::Core : viewer::Upstream {
         o.key = nat::probe_key(ticket.secret);
         o.session = to_hex(raw);
         o.leads = true;
+        o.behind_nat = true;
+        for (const auto &a : net::local_addresses(endpoint->socket().local_address().family(), endpoint->socket().dual_stack()))
+            if (a.unmapped().ip() == turn->mapped().ip()) o.behind_nat = false;
         paths = std::make_unique<nat::PeerPaths>(*loop, endpoint->socket(), *agent, turn.get(), o,
                                                  [this](nat::PathKind kind, const net::Address &via) {
                                                      path_changed(kind, via);
