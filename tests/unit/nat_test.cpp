@@ -8,6 +8,7 @@
 #include "common/error.hpp"
 #include "nat/agent.hpp"
 #include "nat/stun.hpp"
+#include "nat/paths.hpp"
 #include "nat/turn.hpp"
 #include "net/loop.hpp"
 #include "net/udp.hpp"
@@ -135,4 +136,14 @@ TEST_CASE("relay specs parse; malformed ones say what a spec looks like", "[nat]
     } catch (const Error &e) {
         CHECK(e.code() == PP_ERR_UNSUPPORTED);
     }
+}
+
+TEST_CASE("the path probe key comes from the ticket secret alone", "[nat]") {
+    std::vector<uint8_t> a(32, 1), b(32, 2);
+    auto ka = pp::nat::probe_key(a);
+    CHECK(ka.size() == 32);
+    CHECK(ka == pp::nat::probe_key(a));  // both sides derive the same key
+    CHECK(ka != pp::nat::probe_key(b));
+    CHECK(ka != a);                      // never the secret itself on the wire
+    CHECK(std::string(pp::nat::path_kind_name(pp::nat::PathKind::punched)) == "punched");
 }
