@@ -36,7 +36,7 @@ def wait_for(viewer, pred, timeout, step=0.05):
         time.sleep(step)
 
 
-@pytest.mark.parametrize("host_nat,viewer_nat,direct_kind", [("none", "none", "direct"), ("port", "port", "punched")])
+@pytest.mark.parametrize("host_nat,viewer_nat,direct_kind", [("none", "none", "direct"), ("port", "address", "punched")])
 def test_cut_direct_path_fails_over_to_relay_and_back(host_nat, viewer_nat, direct_kind, peers):
     with netsim.Rig(host_nat=host_nat, viewer_nat=viewer_nat, coturn=True) as rig:
         # Paced at 8 Mbit/s so there is always data in flight when the cut comes.

@@ -33,12 +33,14 @@ def test_viewer_pulls_the_stream_and_both_sides_report_it(host):
         stats = viewer.stats()
         assert stats["connected"] is True
         assert stats["path"] == "direct"
+        assert stats["switches"] == 0  # no relay: no standby path, nothing to switch to
         assert stats["address"].startswith("127.0.0.1:")
         assert 0 < stats["rtt_ms"] < 5000
         assert stats["bytes_received"] >= 8 << 20
         assert stats["host"]["max_viewers"] == 1
         host_stats = host.stats()
         assert len(host_stats["viewers"]) == 1
+        assert host_stats["viewers"][0]["path"] == "direct" and host_stats["viewers"][0]["switches"] == 0
         secret = pixelpass.Ticket.decode(host.ticket()).secret.hex()
         assert secret not in repr(host_stats).lower() and len(host_stats["secret_hash"]) == 8
         assert not viewer.wait(0.05)  # still connected

@@ -11,6 +11,7 @@
 #include "nat/agent.hpp"
 #include "nat/portmap.hpp"
 #include "nat/stun.hpp"
+#include "nat/paths.hpp"
 #include "nat/turn.hpp"
 #include "net/loop.hpp"
 #include "net/udp.hpp"
@@ -201,4 +202,14 @@ TEST_CASE("a gateway without PCP or NAT-PMP is reported per protocol, quickly", 
     std::lock_guard lock(m);
     REQUIRE(lines.size() == 1);
     CHECK(lines[0].rfind("no port mapping (PCP: ", 0) == 0);
+}
+
+TEST_CASE("the path probe key comes from the ticket secret alone", "[nat]") {
+    std::vector<uint8_t> a(32, 1), b(32, 2);
+    auto ka = pp::nat::probe_key(a);
+    CHECK(ka.size() == 32);
+    CHECK(ka == pp::nat::probe_key(a));  // both sides derive the same key
+    CHECK(ka != pp::nat::probe_key(b));
+    CHECK(ka != a);                      // never the secret itself on the wire
+    CHECK(std::string(pp::nat::path_kind_name(pp::nat::PathKind::punched)) == "punched");
 }

@@ -223,3 +223,73 @@ TEST_CASE("the timer fires at its nanosecond deadline, moves, and cancels", "[ne
     CHECK(fires == 2);
     loop.call([&] { timer.reset(); });
 }
+
+TEST_CASE("aliases show QUIC one path while the real one changes; unrouted sends pass routes", "[net]") {
+    Loop loop("alias-test");
+    std::mutex m;
+    std::vector<std::pair<Address, Address>> seen;  // (remote, local) as QUIC saw them
+    std::unique_ptr<UdpSocket> rx, tx;
+    int routed_sends = 0;
+    loop.call([&] {
+        rx = std::make_unique<UdpSocket>(loop, UdpOptions{"127.0.0.1", 0});
+        tx = std::make_unique<UdpSocket>(loop, UdpOptions{"127.0.0.1", 0});
+        rx->set_quic_handler([&](const Datagram &d) {
+            std::lock_guard lock(m);
+            seen.emplace_back(d.remote, d.local);
+        });
+    });
+    auto virtual_peer = Address::parse("192.0.2.7", 4000);   // e.g. the peer's relayed address
+    auto virtual_local = Address::parse("127.0.0.1", 9);
+    auto real = Address::parse("127.0.0.1", tx->local_address().port());
+    auto target = Address::parse("127.0.0.1", rx->local_address().port());
+    std::vector<uint8_t> quic(50, 0x41);
+    auto wait_seen = [&](size_t n) {
+        for (int i = 0; i < 400; ++i) {
+            {
+                std::lock_guard lock(m);
+                if (seen.size() >= n) return true;
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+        return false;
+    };
+    loop.call([&] {
+        CHECK(rx->last_heard(real) == 0);
+        rx->set_alias(real, virtual_peer, virtual_local);
+        tx->send(target, nullptr, quic, quic.size());
+    });
+    REQUIRE(wait_seen(1));
+    {
+        std::lock_guard lock(m);
+        CHECK(seen[0].first == virtual_peer);
+        CHECK(seen[0].second == virtual_local);
+    }
+    CHECK(loop.call([&] { return rx->last_heard(real); }) > 0);
+    // Without the alias the real sender shows again.
+    loop.call([&] {
+        rx->clear_alias(real);
+        tx->send(target, nullptr, quic, quic.size());
+    });
+    REQUIRE(wait_seen(2));
+    {
+        std::lock_guard lock(m);
+        CHECK(seen[1].first == real);
+    }
+    // A route takes send(); send_unrouted() goes to the kernel anyway (a probe of the real path),
+    // also with a TTL of its own.
+    loop.call([&] {
+        tx->set_route(target, [&](std::span<const uint8_t>, size_t) {
+            ++routed_sends;
+            return UdpSocket::SendStatus::sent;
+        });
+        tx->send(target, nullptr, quic, quic.size());
+        CHECK(tx->send_unrouted(target, quic) == UdpSocket::SendStatus::sent);
+        CHECK(tx->send_unrouted(target, quic, 1) == UdpSocket::SendStatus::sent);  // loopback: TTL 1 arrives
+    });
+    REQUIRE(wait_seen(4));
+    CHECK(routed_sends == 1);
+    loop.call([&] {
+        rx.reset();
+        tx.reset();
+    });
+}

@@ -16,6 +16,8 @@ constexpr uint64_t kPunchMs = 5000;        // after candidates arrive: probe the
 // peer's probe before sending its own keeps that unreplied conntrack entry for 30 s and, while it
 // lives, maps our outgoing flow to another port the peer's filter refuses.
 constexpr uint64_t kQuietMs = 32000;
+constexpr uint64_t kKeeperMs = 5000;   // during the quiet: TTL-1 keepers of our own NAT's mappings
+constexpr uint64_t kFollowMs = 300;    // the viewer's delay behind the host in later rounds
 constexpr uint64_t kPunchProbeMs = 200;
 constexpr uint64_t kStandbyProbeMs = 500;  // on the relay: known-good direct paths, to come back
 constexpr uint64_t kSentMemoryMs = 5000;   // answers later than this are ignored
@@ -110,13 +112,14 @@ void PeerPaths::set_peer_relayed(const net::Address &relayed) {
     if (turn_) turn_->permit(peer_relayed_);
 }
 
-void PeerPaths::probe(Candidate &c) {
+void PeerPaths::probe(Candidate &c, int ttl) {
     uint64_t now = net::monotonic_ns();
     auto tid = stun::new_transaction_id();
     auto wire = stun::Builder(stun::Method::binding, stun::Class::request, tid)
                     .add(stun::attr::username, options_.session)
                     .finish(options_.key);
-    agent_.send(c.address, wire);
+    socket_.send_unrouted(c.address, wire, ttl);
+    if (ttl) return;  // a keeper: it never reaches the peer
     c.last_probe_ns = now;
     ++counters_.probes_sent;
     std::erase_if(sent_, [&](const Sent &s) { return s.at_ns + kSentMemoryMs * kMs < now; });
@@ -134,8 +137,11 @@ bool PeerPaths::on_stun(const stun::Message &m, const net::Datagram &d) {
                           .add(stun::attr::username, options_.session)
                           .add_xor_address(stun::attr::xor_mapped_address, from)
                           .finish(options_.key);
-        agent_.send(from, answer);
-        if (socket_.routed(from) || from == peer_relayed_) return true;  // came through the relay
+        if (from == peer_relayed_) {
+            agent_.send(from, answer);  // came through the relay: answered the same way
+            return true;
+        }
+        socket_.send_unrouted(from, answer);
         Candidate *c = find(from);
         if (!c) {
             // Peer-reflexive: the peer's NAT gave this probe a port we could not know (symmetric).
@@ -171,15 +177,23 @@ void PeerPaths::tick() {
         if (!quiet_until_ns_) {
             quiet_until_ns_ = now + kQuietMs * kMs;
         } else if (now >= quiet_until_ns_) {
-            // Next round: the leader (viewer) probes first, the other side only answers with
-            // triggered probes, so its NAT sees the peer's packet on a fresh flow.
+            // Next round, the other way round: the host probes first, on a fresh flow through
+            // its own NAT; the viewer, whose NAT mappings toward the host were kept alive by the
+            // keepers below, follows a little later.
             quiet_until_ns_ = 0;
+            round_start_ns_ = now;
             punch_until_ns_ = now + kPunchMs * kMs;
             ++rounds_;
             ++counters_.punch_rounds;
         }
     }
-    bool punching = now < punch_until_ns_ && (rounds_ == 0 || options_.leads);
+    bool punching = now < punch_until_ns_ && (rounds_ == 0 || !options_.leads || now >= round_start_ns_ + kFollowMs * kMs);
+    if (quiet_until_ns_ && options_.leads && options_.behind_nat && now - last_keeper_ns_ >= kKeeperMs * kMs) {
+        // Keepers: TTL 1 dies in our own router but refreshes its mapping toward each candidate
+        // there, while the host's router forgets the probes that came before its own.
+        last_keeper_ns_ = now;
+        for (auto &c : candidates_) probe(c, 1);
+    }
     if (active_ >= 0) {
         Candidate &c = candidates_[static_cast<size_t>(active_)];
         if (now - c.last_probe_ns >= kActiveProbeMs * kMs) probe(c);

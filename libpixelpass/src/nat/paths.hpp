@@ -13,7 +13,13 @@
 // symmetric NAT's fresh port is found). Traffic moves to the first validated direct path. The
 // relay stays allocated as standby: when the direct path goes silent for kDeadMs (probes every
 // kActiveProbeMs, and any datagram heard counts), traffic falls back to the relay; probing goes on
-// and the direct path is taken again when it answers. Loop thread only.
+// and the direct path is taken again when it answers.
+//
+// Punch rounds: a Linux NAT that receives the peer's probe before it forwarded one of its own
+// keeps that unreplied flow for 30 s and maps its own flow to the peer onto another port. So a
+// round that found nothing is followed by 32 s of quiet (the viewer meanwhile refreshes its own
+// NAT's mappings with TTL-1 keepers that never reach the host), then the host probes first and the
+// viewer 300 ms later. Loop thread only.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +53,8 @@ public:
         bool started_relayed = false; // QUIC's path is the relay
         std::vector<uint8_t> key;     // probe_key()
         std::string session;          // USERNAME of every probe: which connection it belongs to
-        bool leads = false;           // probes first in every punch round after the first (viewer)
+        bool leads = false;           // probes first in the first round (the viewer)
+        bool behind_nat = false;      // our reflexive address is none of our own
     };
     using Changed = std::function<void(PathKind kind, const net::Address &via)>;
 
@@ -85,7 +92,7 @@ private:
     };
     Candidate *find(const net::Address &a);
     Candidate &add(const net::Address &a);
-    void probe(Candidate &c);
+    void probe(Candidate &c, int ttl = 0);
     void tick();
     void use_relay();
     void use_direct(Candidate &c);
@@ -105,6 +112,8 @@ private:
     unsigned switches_ = 0;
     uint64_t punch_until_ns_ = 0;  // fast probing of every candidate until then
     uint64_t quiet_until_ns_ = 0;  // a failed round: no probes until then
+    uint64_t round_start_ns_ = 0;
+    uint64_t last_keeper_ns_ = 0;
     unsigned rounds_ = 0;          // punch rounds after the first
     struct Sent {
         stun::TransactionId tid;

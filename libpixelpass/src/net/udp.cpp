@@ -329,6 +329,20 @@ UdpSocket::SendStatus UdpSocket::send(const Address &remote, const Address *loca
     return result;
 }
 
+UdpSocket::SendStatus UdpSocket::send_unrouted(const Address &remote, std::span<const uint8_t> data, int ttl) {
+    Address target = sendable(remote);
+    if (target.empty() || data.empty()) return SendStatus::failed;
+    if (ttl <= 0) return send_one(target, nullptr, data.data(), data.size(), data.size());
+    // IPv4 (also v4-mapped on a dual-stack socket) takes IP_TTL, IPv6 the unicast hop limit;
+    // -1 puts the system default back.
+    bool v6 = remote.unmapped().family() == AF_INET6;
+    int level = v6 ? IPPROTO_IPV6 : IPPROTO_IP, name = v6 ? IPV6_UNICAST_HOPS : IP_TTL;
+    if (set_int(fd_, level, name, ttl) != 0) return SendStatus::failed;
+    SendStatus st = send_one(target, nullptr, data.data(), data.size(), data.size());
+    set_int(fd_, level, name, -1);
+    return st;
+}
+
 void UdpSocket::set_route(const Address &peer, Route via) {
     Address key = sendable(peer);
     if (key.empty()) key = peer;

@@ -79,6 +79,11 @@ public:
     // any form. The relay hands what it unwraps back through inject().
     using Route = std::function<SendStatus(std::span<const uint8_t> data, size_t segment)>;
     void set_route(const Address &peer, Route via);
+    // One datagram straight to `remote` through the kernel, past any route (a path probe must
+    // test the real path even when the peer's traffic currently goes through the relay).
+    // `ttl` > 0 sends with that IP TTL / hop limit (a NAT keep-alive that must not leave the
+    // local router), then restores the default.
+    SendStatus send_unrouted(const Address &remote, std::span<const uint8_t> data, int ttl = 0);
     bool routed(const Address &peer) const;
     // Delivers a datagram that came another way (unwrapped from a relay) as if `remote` sent it
     // to this socket.

@@ -201,6 +201,12 @@ struct Viewer::Core : viewer::Upstream {
                     return;
                 }
                 turn->permit(relay->server);  // the host's allocation answers from the relay's address
+                if (is_connected()) {
+                    // A direct path won before the allocation was done: the relay becomes its standby.
+                    for (const auto &r : relayed) turn->route(r);
+                    start_paths();
+                    return;
+                }
                 for (const auto &r : relayed) {
                     turn->route(r);
                     Attempt a;
@@ -278,6 +284,11 @@ struct Viewer::Core : viewer::Upstream {
         for (auto &a : attempts)
             if (a.started && a.conn_id == conn_id) return &a;
         return nullptr;
+    }
+
+    bool is_connected() const {
+        std::lock_guard lock(m);
+        return connected && !ended;
     }
 
     bool decided() const {
@@ -366,7 +377,7 @@ struct Viewer::Core : viewer::Upstream {
     // With a relay on both sides (the standby path), trade candidates with the host over the
     // connection and let nat::PeerPaths probe, upgrade and fall back.
     void start_paths() {
-        if (config.relay_only || !turn || !turn->allocated()) return;
+        if (paths || config.relay_only || !turn || !turn->allocated() || !winner) return;
         net::Address host_relayed;
         std::vector<net::Address> host_direct;
         for (const auto &cand : ticket.candidates) {
@@ -389,6 +400,9 @@ struct Viewer::Core : viewer::Upstream {
         o.key = nat::probe_key(ticket.secret);
         o.session = to_hex(raw);
         o.leads = true;
+        o.behind_nat = true;
+        for (const auto &a : net::local_addresses(endpoint->socket().local_address().family(), endpoint->socket().dual_stack()))
+            if (a.unmapped().ip() == turn->mapped().ip()) o.behind_nat = false;
         paths = std::make_unique<nat::PeerPaths>(*loop, endpoint->socket(), *agent, turn.get(), o,
                                                  [this](nat::PathKind kind, const net::Address &via) {
                                                      path_changed(kind, via);
