@@ -24,6 +24,7 @@ constexpr auto kWaitingAfter = std::chrono::milliseconds(500);
 
 constexpr std::string_view kNodeType = "PipeWire:Interface:Node";
 constexpr std::string_view kPortType = "PipeWire:Interface:Port";
+constexpr std::string_view kLinkType = "PipeWire:Interface:Link";
 
 // One capture at a time per process: the sink's name carries only the PID.
 std::atomic<bool> g_routing{false};
@@ -239,6 +240,12 @@ void AppRouter::scan(State &s) {
             outputs[node].push_back({g->id, prop(g->props, "audio.channel")});
     }
 
+    // What is really linked into the sink, from the registry: the truth, whatever ids were reused.
+    std::set<std::pair<uint32_t, uint32_t>> existing;
+    for (const auto *g : pw.globals_of_type(kLinkType))
+        if (prop_u32(g->props, "link.input.node") == s.sink)
+            existing.insert({prop_u32(g->props, "link.output.port"), prop_u32(g->props, "link.input.port")});
+
     std::vector<RoutedApp> routed;
     for (auto &[id, seen] : s.seen) {
         if (seen.matched.empty()) continue;
@@ -256,9 +263,13 @@ void AppRouter::scan(State &s) {
                 for (const auto &[ch, in_id] : sink_inputs) targets.push_back(in_id);
             for (uint32_t in : targets) {
                 auto key = std::make_pair(port.id, in);
-                if (s.links.count(key)) {
+                if (existing.count(key)) {
                     ++app.links;
                     continue;
+                }
+                if (auto stale = s.links.find(key); stale != s.links.end()) {  // ours, but gone
+                    pw.release(stale->second.id);
+                    s.links.erase(stale);
                 }
                 if (auto f = s.failed.find(key); f != s.failed.end() && Clock::now() < f->second) continue;
                 try {
