@@ -255,7 +255,9 @@ typedef struct pp_host_options {
     unsigned max_height;         /**< downscale above this height; 0 = keep the source size */
     const char *encoder;         /**< "auto" (NULL), "va", "vaapi", "nvenc", "x264", "openh264" */
     int audio;                   /**< non-zero: capture audio (default sink, or apps below) */
-    const char *const *apps;     /**< share only these applications' audio (NULL = all) */
+    const char *const *apps;     /**< share only these applications' audio (NULL = all): each
+                                      name matches application.name or application.process.binary,
+                                      any case; needs PipeWire (else pp_host_new fails, PP_ERR_IO) */
     size_t app_count;
     int monitor;                 /**< monitor index for X11/portal; -1 = whole screen / ask */
     const char *relay;           /**< TURN relay "turn:HOST[:PORT]"; NULL = none */
@@ -299,7 +301,8 @@ PP_EXPORT pp_result pp_host_ticket(pp_host *host, char *buf, size_t buf_size, si
 /** The host key fingerprint as 64 lowercase hex characters. */
 PP_EXPORT pp_result pp_host_fingerprint(pp_host *host, char *buf, size_t buf_size, size_t *needed);
 
-/** Statistics as a JSON object: viewers, cap, per-viewer path/RTT/bytes/drops, encoder, rates. */
+/** Statistics as a JSON object: viewers, cap, per-viewer path/RTT/bytes/drops, encoder, rates;
+ * with apps: stream.audio_apps {wanted, active, capture_sink, matching: [{name, binary, pid, ...}]}. */
 PP_EXPORT pp_result pp_host_stats_json(pp_host *host, char *buf, size_t buf_size, size_t *needed);
 
 /** Stops (if needed) and releases the host. NULL is a no-op. */

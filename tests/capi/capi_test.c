@@ -603,6 +603,29 @@ static void test_host_ticket_lifetime(void) {
     pp_host_free(h);
 }
 
+/* --app names applications whose sound alone is shared; that needs PipeWire. With the
+ * environment pointed at no audio server (test_repair_without_audio_server), the host refuses at
+ * once, naming --app, instead of sharing everything or nothing silently. The real routing is
+ * tests/integration/app_audio_test.py's job (it starts its own PipeWire). */
+static void test_app_audio_without_pipewire(void) {
+    const char *apps[] = {"appA"};
+    pp_host_options o;
+    ASSERT_RC(PP_OK, pp_host_options_init(&o, PP_HOST_OPTIONS_VERSION));
+    o.source = "test";
+    o.audio = 1;
+    o.apps = apps;
+    o.app_count = 1;
+    o.bind_address = "127.0.0.1";
+    o.no_stun = 1;
+    o.no_port_mapping = 1;
+    pp_host *h = NULL;
+    pp_result rc = pp_host_new(&h, &o, NULL, NULL);
+    if (rc == PP_OK) rc = pp_host_start(h);
+    ASSERT(rc == PP_ERR_IO || rc == PP_ERR_UNSUPPORTED);
+    ASSERT(strstr(pp_last_error(), "--app") != NULL);
+    pp_host_free(h);
+}
+
 /* pp_repair with no audio server to talk to. The environment is pointed at nothing so the result
  * does not depend on the machine running the test (a desktop session would otherwise be repaired
  * for real): built with PipeWire support, repair must refuse with PP_ERR_IO rather than report a
@@ -835,6 +858,7 @@ int main(void) {
     test_host_ticket_lifetime();
     test_mapped_candidate();
     test_repair_without_audio_server();
+    test_app_audio_without_pipewire();
     test_demo();
     test_config_preflight_clipboard_doctor();
     test_forget_screen();

@@ -116,6 +116,18 @@ def wait_for(predicate, what, timeout=45.0):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last}")
 
 
+def diagnosed(rig, describe):
+    """wait_for that, on timeout, adds what the host and the audio graph looked like."""
+    def wait(predicate, what, timeout=45.0):
+        try:
+            return wait_for(predicate, what, timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{describe()}\nlinks (out node, port, in node, port, state): "
+                                 f"{links_of(rig)}\nnodes: {rig.node_names()}\n"
+                                 f"default sink: {rig.default_sink()}") from None
+    return wait
+
+
 def holds(tap, present=(), absent=(), silent=False):
     """A predicate for wait_for: the window has each `present` tone (over a fifth of its energy)
     and none of the `absent` ones (under 1 %); `silent`: nothing at all."""
@@ -192,37 +204,35 @@ def test_python_app_audio_follows_matching_apps_only(rig, monkeypatch):
         with pixelpass.Host(callback=lambda e: events.append(e.message), **opts) as host:
             host.start()
             assert host.stats()["stream"]["audio_apps"]["wanted"] == ["appA", "APPC"]
+            check = diagnosed(rig, lambda: f"host events: {events}\nstream: {host.stats()['stream']}")
             with pixelpass.Viewer.connect(host.ticket(), no_stun=True, no_relay=True) as viewer:
                 tap = stream_tap(viewer.url)
-                wait_for(holds(tap, present=[440], absent=[1000]), "appA (440 Hz) alone in the stream")
+                check(holds(tap, present=[440], absent=[1000]), "appA (440 Hz) alone in the stream")
                 apps = host.stats()["stream"]["audio_apps"]
                 assert apps["capture_sink"] == f"pixelpass_capture_{os.getpid()}"
-                assert [(a["name"], a["matched"], a["pid"]) for a in apps["matching"]] == \
-                    [("appA", "appA", app_a.pid)], apps
+                assert [(a["name"], a["matched"], a["pid"], a["links"]) for a in apps["matching"]] == \
+                    [("appA", "appA", app_a.pid, 2)], apps
+                assert not any("cannot link" in m for m in events), events
                 # The speakers still get both apps: the stream was linked, not moved.
-                wait_for(holds(speakers, present=[440, 1000]), "both apps on the speakers")
+                check(holds(speakers, present=[440, 1000]), "both apps on the speakers")
                 assert rig.default_sink() == "speaker"
 
                 # appA restarts its stream: silence while it is gone, then it is followed.
                 stop(app_a)
-                wait_for(holds(tap, silent=True), "silence once appA stopped")
+                check(holds(tap, silent=True), "silence once appA stopped")
                 restarted = time.monotonic()
                 app_a = tone_app(rig, "appA", 440)
-                try:
-                    wait_for(holds(tap, present=[440], absent=[1000]), "the restarted appA in the stream")
-                except AssertionError as e:
-                    raise AssertionError(f"{e}\nhost events: {events}\nstats: {host.stats()['stream']}\n"
-                                         f"links: {links_of(rig)}") from None
+                check(holds(tap, present=[440], absent=[1000]), "the restarted appA in the stream")
                 print(f"restarted appA heard in the stream after {time.monotonic() - restarted:.2f} s")
 
                 # A third matching app (matched case-insensitively) is added.
                 started = time.monotonic()
                 app_c = tone_app(rig, "appC", 2000)
-                wait_for(holds(tap, present=[440, 2000], absent=[1000]), "appA and appC in the stream")
+                check(holds(tap, present=[440, 2000], absent=[1000]), "appA and appC in the stream")
                 print(f"appC heard in the stream after {time.monotonic() - started:.2f} s")
                 names = sorted((a["name"], a["matched"]) for a in host.stats()["stream"]["audio_apps"]["matching"])
                 assert names == [("appA", "appA"), ("appC", "APPC")]
-                wait_for(holds(speakers, present=[440, 1000, 2000]), "all three apps on the speakers")
+                check(holds(speakers, present=[440, 1000, 2000]), "all three apps on the speakers")
         # The host is gone: so is everything it made.
         rig.wait_for(lambda: not pixelpass_objects(rig), "pixelpass's objects to go", timeout=15)
         assert rig.default_sink() == "speaker"
@@ -249,6 +259,7 @@ def test_cli_app_audio_waits_then_captures_and_kill9_leaves_nothing(rig):
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = []
     view = tap = None
+    check = diagnosed(rig, lambda: "host log: " + "".join(log))
     try:
         ticket = host.stdout.readline().strip()
         assert ticket.startswith("pxp"), host.stderr.read() if host.poll() is not None else ticket
@@ -260,10 +271,10 @@ def test_cli_app_audio_waits_then_captures_and_kill9_leaves_nothing(rig):
         tap = stream_tap(url)
         # Nothing matches yet: it says so, and the stream carries silence, not appB.
         rig.wait_for(lambda: any("waiting for one" in line for line in log), "the 'waiting' message")
-        wait_for(holds(tap, silent=True), "silence while no app matches")
+        check(holds(tap, silent=True), "silence while no app matches")
         started = time.monotonic()
         app_a = tone_app(rig, "appA", 440)
-        wait_for(holds(tap, present=[440], absent=[1000]), "appA alone in the stream")
+        check(holds(tap, present=[440], absent=[1000]), "appA alone in the stream")
         print(f"appA heard in the stream {time.monotonic() - started:.2f} s after it started")
         sink = f"pixelpass_capture_{host.pid}"
         assert sink in rig.node_names()

@@ -20,9 +20,11 @@ constexpr auto kConnectTimeout = std::chrono::milliseconds(3000);
 constexpr auto kScanInterval = std::chrono::milliseconds(50);
 
 constexpr auto kRetryAfter = std::chrono::seconds(1);
+constexpr auto kWaitingAfter = std::chrono::milliseconds(500);
 
 constexpr std::string_view kNodeType = "PipeWire:Interface:Node";
 constexpr std::string_view kPortType = "PipeWire:Interface:Port";
+constexpr std::string_view kLinkType = "PipeWire:Interface:Link";
 
 // One capture at a time per process: the sink's name carries only the PID.
 std::atomic<bool> g_routing{false};
@@ -53,12 +55,18 @@ struct AppRouter::State {
         bool announced = false;
     };
     std::map<uint32_t, Seen> seen;                              // stream node id → what it is
-    std::map<std::pair<uint32_t, uint32_t>, uint32_t> links;    // (output port, sink input) → link id
+    struct Link {
+        uint32_t id;
+        std::string serial;  // ids are reused at once; the serial tells our link from a newcomer
+    };
+    std::map<std::pair<uint32_t, uint32_t>, Link> links;        // (output port, sink input) → ours
     // Pairs the server refused to link (or answered too slowly for), and when to try again: a
     // loaded machine can miss one round-trip deadline, which must not silence an app for good.
     std::map<std::pair<uint32_t, uint32_t>, Clock::time_point> failed;
-    bool had_match = false;
     bool waiting_said = false;
+    // Since when nothing is linked: "waiting" is said only after a moment, since a stream that is
+    // there already gets its ports a few milliseconds after its node.
+    Clock::time_point idle_since = Clock::now();
 };
 
 AppRouter::AppRouter(std::vector<std::string> wanted, Log log)
@@ -190,11 +198,13 @@ void AppRouter::scan(State &s) {
     }
     // Links whose stream port went are destroyed by the server; drop our handles.
     for (auto it = s.links.begin(); it != s.links.end();) {
-        if (globals.count(it->second)) {
+        auto g = globals.find(it->second.id);
+        if (g != globals.end() &&
+            (it->second.serial.empty() || prop(g->second.props, "object.serial") == it->second.serial)) {
             ++it;
             continue;
         }
-        pw.release(it->second);
+        pw.release(it->second.id);
         it = s.links.erase(it);
     }
     for (auto it = s.failed.begin(); it != s.failed.end();)
@@ -214,15 +224,27 @@ void AppRouter::scan(State &s) {
         s.seen[id] = std::move(seen);
     }
 
-    // The sink's inputs by channel.
+    // The sink's inputs by channel, and every stream's outputs. Copied: creating a link runs the
+    // event loop, which may remove registry entries under a pointer.
+    struct Port {
+        uint32_t id;
+        std::string channel;
+    };
     std::map<std::string, uint32_t> sink_inputs;
-    std::map<uint32_t, std::vector<const PwGlobal *>> outputs;  // stream node → its output ports
+    std::map<uint32_t, std::vector<Port>> outputs;  // stream node → its output ports
     for (const auto *g : pw.globals_of_type(kPortType)) {
         uint32_t node = prop_u32(g->props, "node.id");
         std::string dir = prop(g->props, "port.direction");
         if (node == s.sink && dir == "in") sink_inputs[prop(g->props, "audio.channel")] = g->id;
-        else if (dir == "out" && prop(g->props, "port.monitor") != "true") outputs[node].push_back(g);
+        else if (dir == "out" && prop(g->props, "port.monitor") != "true")
+            outputs[node].push_back({g->id, prop(g->props, "audio.channel")});
     }
+
+    // What is really linked into the sink, from the registry: the truth, whatever ids were reused.
+    std::set<std::pair<uint32_t, uint32_t>> existing;
+    for (const auto *g : pw.globals_of_type(kLinkType))
+        if (prop_u32(g->props, "link.input.node") == s.sink)
+            existing.insert({prop_u32(g->props, "link.output.port"), prop_u32(g->props, "link.input.port")});
 
     std::vector<RoutedApp> routed;
     for (auto &[id, seen] : s.seen) {
@@ -233,31 +255,37 @@ void AppRouter::scan(State &s) {
             app.pid = std::stol(prop(seen.props, "application.process.id"));
         } catch (const std::exception &) {
         }
-        for (const auto *port : outputs[id]) {
-            std::string channel = prop(port->props, "audio.channel");
+        for (const Port &port : outputs[id]) {
+            const std::string &channel = port.channel;
             std::vector<uint32_t> targets;
             if (auto in = sink_inputs.find(channel); in != sink_inputs.end()) targets.push_back(in->second);
             else if (channel == "MONO" || channel.empty())  // one channel: into both sides
                 for (const auto &[ch, in_id] : sink_inputs) targets.push_back(in_id);
             for (uint32_t in : targets) {
-                auto key = std::make_pair(port->id, in);
-                if (s.links.count(key)) {
+                auto key = std::make_pair(port.id, in);
+                if (existing.count(key)) {
                     ++app.links;
                     continue;
                 }
+                if (auto stale = s.links.find(key); stale != s.links.end()) {  // ours, but gone
+                    pw.release(stale->second.id);
+                    s.links.erase(stale);
+                }
                 if (auto f = s.failed.find(key); f != s.failed.end() && Clock::now() < f->second) continue;
                 try {
-                    s.links[key] = pw.create_object("link-factory", PW_TYPE_INTERFACE_Link, PW_VERSION_LINK,
-                                                    {{"link.output.node", std::to_string(id)},
-                                                     {"link.output.port", std::to_string(port->id)},
-                                                     {"link.input.node", std::to_string(s.sink)},
-                                                     {"link.input.port", std::to_string(in)},
-                                                     {"object.linger", "false"}});
+                    uint32_t link = pw.create_object("link-factory", PW_TYPE_INTERFACE_Link, PW_VERSION_LINK,
+                                                     {{"link.output.node", std::to_string(id)},
+                                                      {"link.output.port", std::to_string(port.id)},
+                                                      {"link.input.node", std::to_string(s.sink)},
+                                                      {"link.input.port", std::to_string(in)},
+                                                      {"object.linger", "false"}});
+                    auto g = pw.globals().find(link);
+                    s.links[key] = {link, g == pw.globals().end() ? "" : prop(g->second.props, "object.serial")};
                     s.failed.erase(key);
                     ++app.links;
                 } catch (const Error &e) {
                     if (pw.lost()) throw;
-                    if (!pw.globals().count(port->id)) continue;  // the stream just ended
+                    if (!pw.globals().count(port.id)) continue;  // the stream just ended
                     bool again = s.failed.count(key) > 0;
                     s.failed[key] = Clock::now() + kRetryAfter;
                     if (!again && log_)
@@ -267,8 +295,6 @@ void AppRouter::scan(State &s) {
         }
         if (app.links > 0 && !seen.announced) {
             seen.announced = true;
-            s.had_match = true;
-            s.waiting_said = false;
             auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - seen.first_seen);
             if (log_)
                 log_(0, "audio: capturing " + app.name + (app.binary.empty() ? "" : " (" + app.binary + ")") +
@@ -278,7 +304,10 @@ void AppRouter::scan(State &s) {
     }
     bool linked_any = false;
     for (const auto &a : routed) linked_any = linked_any || a.links > 0;
-    if (!linked_any && !s.waiting_said) {
+    if (linked_any) {
+        s.waiting_said = false;
+        s.idle_since = Clock::now();
+    } else if (!s.waiting_said && Clock::now() - s.idle_since > kWaitingAfter) {
         s.waiting_said = true;
         if (log_) {
             std::string names;
