@@ -654,6 +654,39 @@ static void test_repair_without_audio_server(void) {
     ASSERT(strcmp(report, "untouched") == 0);
 }
 
+/* The host's stats name the H.264 encoder in use (the CLI's live status line shows it), from
+ * start, before any viewer has started the pipeline. Skipped only without media support. */
+static void test_host_stats_name_the_encoder(void) {
+    pp_host_options o = PP_HOST_OPTIONS_INIT;
+    o.source = "test";
+    o.encoder = "x264";
+    o.audio = 0;
+    o.bind_address = "127.0.0.1";
+    o.no_stun = 1;
+    o.no_port_mapping = 1;
+    o.no_relay = 1;
+    pp_host *h = NULL;
+    pp_result rc = pp_host_new(&h, &o, NULL, NULL);
+    if (rc == PP_ERR_UNSUPPORTED) {
+        ASSERT(strstr(pp_last_error(), "media") != NULL);
+        return;
+    }
+    ASSERT_RC(PP_OK, rc);
+    if (!h) return;
+    rc = pp_host_start(h);
+    if (rc == PP_ERR_UNSUPPORTED) {
+        ASSERT(strstr(pp_last_error(), "media") != NULL);
+        pp_host_free(h);
+        return;
+    }
+    ASSERT_RC(PP_OK, rc);
+    char *stats = get_host_string(pp_host_stats_json, h);
+    ASSERT(stats != NULL && strstr(stats, "\"encoder\":\"x264enc\"") != NULL);
+    if (stats) printf("host stats before any viewer: %.200s...\n", stats);
+    free(stats);
+    pp_host_free(h);
+}
+
 /* pp_demo_run: versioned options, then a real headless run (test source, QUIC on loopback, the
  * in-process decoder) whose report does not fit at first and is kept for the next call. Skipped
  * only when the library is built without media support, which pp_demo_run must then say. */
@@ -860,6 +893,7 @@ int main(void) {
     test_repair_without_audio_server();
     test_app_audio_without_pipewire();
     test_demo();
+    test_host_stats_name_the_encoder();
     test_config_preflight_clipboard_doctor();
     test_forget_screen();
     test_relay_config();

@@ -361,6 +361,8 @@ def test_teardown_after_grace_and_restart_with_a_new_viewer():
     with pixelpass.Host(**host_options(grace_ms=int(grace * 1000))) as host:
         host.start()
         assert host.stats()["pipeline_state"] == "NULL"
+        # The encoder is known (and shown on the CLI's status line) before any viewer.
+        assert host.stats()["encoder"] == "x264enc"
         with connect(host) as viewer:
             reader = HttpReader(viewer.url)
             reader.start()

@@ -200,6 +200,23 @@ def test_reconfigure_against_local_endpoint(tmp_path, env):
 
 # ---- the interactive menu through tmux ----------------------------------------------------------
 
+# mpv script: after each newly presented picture, writes "<count> <width> <height> <codec>".
+MPV_FRAME_COUNTER = """
+local count, last = 0, nil
+mp.register_event("tick", function()
+  local pos = mp.get_property_number("time-pos")
+  if pos == nil or pos == last then return end
+  last = pos
+  count = count + 1
+  local f = io.open("@PATH@.tmp", "w")
+  f:write(string.format("%d %s %s %s\\n", count, mp.get_property("video-params/w") or "0",
+                        mp.get_property("video-params/h") or "0", mp.get_property("video-format") or "none"))
+  f:close()
+  os.rename("@PATH@.tmp", "@PATH@")
+end)
+"""
+
+
 class Tmux:
     def __init__(self, socket_path, env):
         self.base = ["tmux", "-S", socket_path]
@@ -218,17 +235,23 @@ class Tmux:
 
 
 @pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux")
+@pytest.mark.skipif(not shutil.which("mpv"), reason="needs mpv")
+@pytest.mark.skipif(os.environ.get("PP_HAVE_MEDIA") == "0", reason="built without media (GStreamer)")
 def test_menu_host_and_view_through_tmux(tmp_path, env):
     mpv_conf = tmp_path / "config" / "mpv"
     mpv_conf.mkdir(parents=True)
     mpv_log = tmp_path / "mpv.log"
-    # Real mpv, headless: no video or audio output, a log to prove it opened the stream.
-    (mpv_conf / "mpv.conf").write_text(f"vo=null\nao=null\nlog-file={mpv_log}\n")
+    # Real mpv, headless: no video or audio output, a log to prove it opened the stream, and a
+    # script that counts the pictures it decoded and presented (to the null output).
+    frames_file = tmp_path / "mpv-frames"
+    frames_lua = tmp_path / "frames.lua"
+    frames_lua.write_text(MPV_FRAME_COUNTER.replace("@PATH@", str(frames_file)))
+    (mpv_conf / "mpv.conf").write_text(f"vo=null\nao=null\nlog-file={mpv_log}\nscript={frames_lua}\n")
     env["TERM"] = "xterm-256color"
     tmux = Tmux(str(tmp_path / "tmux.sock"), env)
     shell_env = f"XDG_CONFIG_HOME={env['XDG_CONFIG_HOME']} "
     tmux.run("new-session", "-d", "-x", "220", "-y", "50", "-s", "pp",
-             f"{shell_env}{CLI} --source synthetic --bind 127.0.0.1; sleep 600")
+             f"{shell_env}{CLI} --source test --encoder x264 --bind 127.0.0.1; sleep 600")
     mpv_pid = None
     try:
         tmux.wait_screen("pp:0", "Choose [1/2]")
@@ -253,9 +276,21 @@ def test_menu_host_and_view_through_tmux(tmp_path, env):
         tmux.run("send-keys", "-t", "pp:1", "Enter")
         screen = tmux.wait_screen("pp:1", "mpv started (pid ")
         mpv_pid = int(screen.split("mpv started (pid ")[1].split(")")[0])
-        tmux.wait_screen("pp:0", "viewers 1/2")
         wait_for(lambda: mpv_log.exists() and "127.0.0.1" in mpv_log.read_text(errors="replace"), 60,
                  "mpv opening the local stream")
+        # The real pipeline's H.264 reached mpv and was decoded: frames, their size and codec.
+        def decoded():
+            text = frames_file.read_text().strip() if frames_file.exists() else ""
+            return text if text and int(text.split()[0]) >= 30 else None
+        count, width, height, codec = wait_for(decoded, 90, "mpv decoding 30 frames").split(maxsplit=3)
+        assert int(width) > 0 and int(height) > 0
+        assert "h264" in codec.lower(), codec
+        # The live status line: the viewer, its path and RTT, the rate, the encoder, drops.
+        status = tmux.wait_screen("pp:0", "viewers 1/2")
+        line = next(line for line in status.splitlines() if "viewers 1/2" in line)
+        assert " direct " in line and " ms" in line and "Mbit/s" in line, line
+        assert "x264enc" in line and "drops " in line, line
+        print(f"mpv decoded {count} frames {width}x{height} {codec}; host status: {line.strip()}")
         assert ticket not in tmux.screen("pp:1").split("Paste the ticket")[0]
 
         tmux.run("send-keys", "-t", "pp:1", "C-c")
