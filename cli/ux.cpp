@@ -152,6 +152,8 @@ std::string status_text(const nlohmann::json &s, double mbps) {
     for (const auto &v : s["viewers"]) {
         out += " | #" + v["id"].dump() + " " + v.value("path", "?");
         if (v.contains("rtt_ms")) out += " " + std::to_string(int(v["rtt_ms"].get<double>())) + " ms";
+        if (unsigned switches = v.value("switches", 0u); switches > 0)
+            out += ", " + std::to_string(switches) + (switches == 1 ? " switch" : " switches");
     }
     char rate[32];
     std::snprintf(rate, sizeof rate, " | %.1f Mbit/s", mbps);

@@ -393,8 +393,6 @@ struct Host::Core {
 
 namespace {
 
-// Releases a Core. From the loop thread (inside an event callback) the loop cannot be joined,
-// so the teardown moves to a thread of its own and runs after the callback returns.
 // How long start() waits for the gateway's mapping before the ticket goes out without it (UPnP
 // discovery alone listens 1.5 s for answers).
 constexpr int kPortMapWaitMs = 4000;
@@ -411,6 +409,8 @@ std::optional<nat::portmap::Options> port_mapping_options(const HostConfig &conf
     return nat::portmap::options_from_environment();
 }
 
+// Releases a Core. From the loop thread (inside an event callback) the loop cannot be joined,
+// so the teardown moves to a thread of its own and runs after the callback returns.
 void release(std::shared_ptr<Host::Core> core, bool announce) {
     if (!core) return;
     if (core->loop && core->loop->on_loop_thread()) {
