@@ -124,6 +124,13 @@ table ip ppnat {{
         type nat hook postrouting priority srcnat; policy accept;
         {post}
     }}
+    chain input {{
+        # Like any home router, unsolicited traffic to the router itself is dropped. Dropped
+        # here, a peer's early probe leaves no conntrack entry behind; accepted, that entry
+        # would make MASQUERADE give our own flow to the peer a fresh port (and break punching).
+        type filter hook input priority filter; policy accept;
+        iifname "{wan}" ct state new meta l4proto udp drop
+    }}
     chain forward {{
         type filter hook forward priority filter; policy drop;
         meta l4proto udp {remember}

@@ -6,8 +6,8 @@ A pair starts direct when the viewer's first packet reaches the host unsolicited
 public address or a full-cone NAT); every other pair starts on the relay. Then the two sides trade
 candidates over the connection and punch (simultaneous authenticated probes): the pair moves to a
 "punched" direct path, except symmetric↔symmetric and symmetric↔port-restricted, where no probe
-can get through (a symmetric NAT's fresh port meets a filter that wants the exact port), and
-port↔port in this rig (see UNPUNCHABLE below): those pairs stay relayed."""
+can get through (a symmetric NAT's fresh port meets a filter that wants the exact port): those
+pairs stay relayed."""
 import os
 import time
 
@@ -24,13 +24,7 @@ SUBSET = [("none", "none"), ("full", "symmetric"), ("port", "address"), ("addres
           ("symmetric", "full"), ("symmetric", "symmetric")]
 FULL = [(h, v) for h in netsim.NAT_KINDS for v in netsim.NAT_KINDS]
 PAIRS = FULL if os.environ.get("PIXELPASS_NETSIM_FULL") == "1" else SUBSET
-# Linux conntrack in the rig's routers: a NAT that gets the peer's probe before sending its own
-# keeps that unreplied entry and maps its own flow to a fresh port. port↔port therefore cannot punch
-# without real latency between the routers (this kernel has no netem; the first probes of both sides
-# cannot cross in flight). See docs/BENCHMARKS.md.
-UNPUNCHABLE = {("symmetric", "symmetric"), ("symmetric", "port"), ("port", "symmetric"), ("port", "port")}
-# These punch in the second round, after the host's poisoned conntrack entry expired (32 s quiet).
-SECOND_ROUND = {("address", "port"), ("address", "symmetric")}
+UNPUNCHABLE = {("symmetric", "symmetric"), ("symmetric", "port"), ("port", "symmetric")}
 
 
 def first_path(host_nat, viewer_nat):
@@ -68,7 +62,7 @@ def test_pair(host_nat, viewer_nat, peers):
         ready_path = first["path_events"][0]["ready"]
         assert ready_path == first_path(host_nat, viewer_nat), (host_nat, viewer_nat, first)
         want = expected_path(host_nat, viewer_nat)
-        st = wait_path(viewer, want, timeout=60 if (host_nat, viewer_nat) in SECOND_ROUND else 15)
+        st = wait_path(viewer, want, timeout=15)
         settled_s = time.monotonic() - started
         path = st["stats"]["path"]
         # Give the unpunchable pairs the same chance to (wrongly) upgrade before judging them.
