@@ -54,6 +54,7 @@
 #include "host/host.hpp"
 #include "media/decoder.hpp"
 #include "viewer/viewer.hpp"
+#include "url_reader.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -199,24 +200,8 @@ private:
 // so decoded pictures (whose timestamps tsdemux rebases) can be tied back to capture times.
 class ViewerReader {
 public:
-    ViewerReader(const std::string &url, pp::media::TsDecoder &decoder) : decoder_(decoder) {
-        auto rest = url.substr(std::strlen("http://127.0.0.1:"));
-        int port = std::stoi(rest.substr(0, rest.find('/')));
-        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(uint16_t(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) throw std::runtime_error("connect");
-        std::string req = "GET " + rest.substr(rest.find('/')) + " HTTP/1.1\r\nHost: x\r\n\r\n";
-        send(fd_, req.data(), req.size(), MSG_NOSIGNAL);
-        thread_ = std::thread([this] { loop(); });
-    }
-    ~ViewerReader() {
-        stop_ = true;
-        thread_.join();
-        close(fd_);
-    }
+    ViewerReader(const std::string &url, pp::media::TsDecoder &decoder)
+        : decoder_(decoder), http_(url, [this](std::span<const uint8_t> body) { feed(body); }) {}
     std::vector<uint64_t> video_pts() const {
         std::lock_guard lock(mutex_);
         return pts_;
@@ -227,28 +212,6 @@ public:
     }
 
 private:
-    void loop() {
-        std::vector<uint8_t> buf(65536);
-        std::string head;
-        bool body = false;
-        while (!stop_) {
-            pollfd p{fd_, POLLIN, 0};
-            if (poll(&p, 1, 100) <= 0) continue;
-            ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
-            if (n <= 0) break;
-            std::span<const uint8_t> data(buf.data(), size_t(n));
-            if (!body) {
-                head.append(reinterpret_cast<const char *>(data.data()), data.size());
-                auto end = head.find("\r\n\r\n");
-                if (end == std::string::npos) continue;
-                body = true;
-                std::string rest = head.substr(end + 4);
-                feed({reinterpret_cast<const uint8_t *>(rest.data()), rest.size()});
-                continue;
-            }
-            feed(data);
-        }
-    }
     void feed(std::span<const uint8_t> bytes) {
         if (bytes.empty()) return;
         carry_.insert(carry_.end(), bytes.begin(), bytes.end());
@@ -277,14 +240,12 @@ private:
     }
 
     pp::media::TsDecoder &decoder_;
-    int fd_ = -1;
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
     std::vector<uint8_t> carry_;
     pp::fanout::ts::ProgramTracker tracker_;
     mutable std::mutex mutex_;
     std::vector<uint64_t> pts_;
     std::optional<uint64_t> first_pcr_ns_;
+    bench::UrlReader http_;  // last: its thread stops before the members it feeds go
 };
 
 struct Stats {

@@ -50,6 +50,7 @@
 #include "media/pipeline.hpp"
 #include "player/player.hpp"
 #include "viewer/viewer.hpp"
+#include "url_reader.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -344,54 +345,12 @@ std::vector<double> run_pixelpass(bool audio, double seconds) {
 }
 
 // Reads a viewer URL and throws the bytes away (keeps a stream running), or feeds a decoder.
-class UrlReader {
+class UrlReader : public bench::UrlReader {
 public:
-    UrlReader(const std::string &url, pp::media::TsDecoder *decoder) : decoder_(decoder) {
-        auto rest = url.substr(std::strlen("http://127.0.0.1:"));
-        int port = std::stoi(rest.substr(0, rest.find('/')));
-        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(uint16_t(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) throw std::runtime_error("connect");
-        std::string req = "GET " + rest.substr(rest.find('/')) + " HTTP/1.1\r\nHost: x\r\n\r\n";
-        send(fd_, req.data(), req.size(), MSG_NOSIGNAL);
-        thread_ = std::thread([this] {
-            std::vector<uint8_t> buf(65536);
-            std::string head;
-            bool body = false;
-            while (!stop_) {
-                pollfd p{fd_, POLLIN, 0};
-                if (poll(&p, 1, 100) <= 0) continue;
-                ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
-                if (n <= 0) break;
-                std::span<const uint8_t> data(buf.data(), size_t(n));
-                if (!body) {
-                    head.append(reinterpret_cast<const char *>(data.data()), data.size());
-                    auto end = head.find("\r\n\r\n");
-                    if (end == std::string::npos) continue;
-                    body = true;
-                    std::string rest_bytes = head.substr(end + 4);
-                    if (decoder_ && !rest_bytes.empty())
-                        decoder_->feed({reinterpret_cast<const uint8_t *>(rest_bytes.data()), rest_bytes.size()});
-                    continue;
-                }
-                if (decoder_) decoder_->feed(data);
-            }
-        });
-    }
-    ~UrlReader() {
-        stop_ = true;
-        thread_.join();
-        close(fd_);
-    }
-
-private:
-    pp::media::TsDecoder *decoder_;
-    int fd_ = -1;
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
+    UrlReader(const std::string &url, pp::media::TsDecoder *decoder)
+        : bench::UrlReader(url, [decoder](std::span<const uint8_t> body) {
+              if (decoder) decoder->feed(body);
+          }) {}
 };
 
 struct LateJoin {
