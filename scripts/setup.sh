@@ -33,12 +33,35 @@ for pkg in "${wanted[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
     [ "$status" = installed ] || missing+=("$pkg")
 done
+# Packages (or their dependencies) that ship a system service started on install. The tests start
+# their own instances on private ports and configs, so a service this script brought in is stopped
+# and disabled at once: a developer's desktop must not be left running a TURN server, a UPnP
+# gateway, a web server or a DHT node. A service the machine already had is left alone.
+service_packages=(coturn:coturn miniupnpd:miniupnpd nginx-common:nginx dhtnode:dhtnode)
+had_package() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]; }
+quiet_new_services() {  # the package:service pairs that were not installed before
+    local pair pkg svc
+    for pair in "$@"; do
+        pkg=${pair%%:*} svc=${pair#*:}
+        had_package "$pkg" || continue
+        if [ -d /run/systemd/system ]; then
+            as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+        elif [ -x "/etc/init.d/$svc" ]; then
+            as_root "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+            as_root update-rc.d "$svc" disable >/dev/null 2>&1 || true
+        fi
+        say "stopped and disabled the $svc service that installing $pkg started (tests run their own)"
+    done
+}
 if [ ${#missing[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || die "apt-get not found: pixelpass's setup targets Debian 12"
+    new_services=()
+    for pair in "${service_packages[@]}"; do had_package "${pair%%:*}" || new_services+=("$pair"); done
     say "installing ${#missing[@]} Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -q
     as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+    quiet_new_services "${new_services[@]}"
 else
     say "all ${#wanted[@]} Debian packages present"
 fi
@@ -72,21 +95,25 @@ run)
 test)
     status=0
     say "test suite ($build/)"
+    rm -f "$build/meson-logs/skips.txt"
     meson test -C "$build" --print-errorlogs --num-processes 2 || status=1
-    # One closing line, from meson's machine-readable log.
-    /usr/bin/python3 scripts/test-summary.py "$build/meson-logs/testlog.json" || status=1
+    # The closing lines, from meson's machine-readable log and the skip log (PP_SKIP_LOG).
+    /usr/bin/python3 scripts/test-summary.py "$build/meson-logs/testlog.json" \
+        --skips "$build/meson-logs/skips.txt" || status=1
     exit $status
     ;;
 sanitize)
     status=0
     say "sanitizer build with clang, ASan + UBSan + libFuzzer ($sanitize_build/)"
+    rm -f "$sanitize_build/meson-logs/skips.txt"
     CC=clang CXX=clang++ configure "$sanitize_build" -Db_sanitize=address,undefined -Db_lundef=false \
         -Dfuzzing=enabled
     ninja -C "$sanitize_build"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         LSAN_OPTIONS=suppressions="$here/tests/sanitizers/lsan.supp":print_suppressions=0 \
         meson test -C "$sanitize_build" --print-errorlogs --num-processes 2 || status=1
-    /usr/bin/python3 scripts/test-summary.py "$sanitize_build/meson-logs/testlog.json" || status=1
+    /usr/bin/python3 scripts/test-summary.py "$sanitize_build/meson-logs/testlog.json" \
+        --skips "$sanitize_build/meson-logs/skips.txt" || status=1
     exit $status
     ;;
 esac

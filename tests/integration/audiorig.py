@@ -28,6 +28,28 @@ def dead_pid() -> int:
     return pid
 
 
+
+def parse_pw_dump(text: str) -> list:
+    """The objects in pw-dump's output. pw-dump 0.3.65 prints one JSON array, and a further array
+    of the objects that changed when the registry changes before it quits (an app or link coming
+    or going mid-dump: seen as json's "Extra data"). Later arrays update earlier ones by id; an
+    entry whose info is null is an object that went away."""
+    decoder = json.JSONDecoder()
+    objects: dict = {}
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        batch, pos = decoder.raw_decode(text, pos)
+        for o in batch:
+            if o.get("info") is None and o.get("type") is None:
+                objects.pop(o["id"], None)
+            else:
+                objects[o["id"]] = o
+    return list(objects.values())
+
 class AudioRig:
     def __init__(self):
         self.env = None
@@ -93,7 +115,7 @@ class AudioRig:
         return self.pactl("get-default-sink").strip()
 
     def pw_dump(self) -> list:
-        return json.loads(self.run("pw-dump").stdout)
+        return parse_pw_dump(self.run("pw-dump").stdout)
 
     def node_names(self) -> list:
         return [o["info"]["props"].get("node.name") for o in self.pw_dump()

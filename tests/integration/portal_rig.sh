@@ -43,6 +43,12 @@ ENV
 
 as_user() { setpriv --reuid="$RIG_USER" --regid="$(id -g "$RIG_USER")" --clear-groups -- "$@"; }
 
+# True when xdg-desktop-portal owns its bus name (asking this never activates anything).
+portal_owned() {
+  as_user gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
+    --method org.freedesktop.DBus.NameHasOwner org.freedesktop.portal.Desktop 2>/dev/null | grep -q true
+}
+
 stop_rig() {
   dir=$1
   [ -d "$dir" ] || return 0
@@ -108,13 +114,27 @@ CONF
       for s in "$XDG_RUNTIME_DIR"/wayland-[0-9]*; do case $s in *.lock) ;; *) basename "$s" > "$d/wayland-name" ;; esac; done
       export WAYLAND_DISPLAY=$(cat "$d/wayland-name")
       LD_PRELOAD="$PP_XDPW_PRELOAD" /usr/libexec/xdg-desktop-portal-wlr -l DEBUG >"$d/xdpw.log" 2>&1 &
+      # xdg-desktop-portal looks up the wlr backend at start. Started before that backend owns its
+      # bus name, it has dbus-daemon activate a second xdpw (without the shim or WAYLAND_DISPLAY):
+      # one of the two then fails with "failed to acquire service name: File exists", and when the
+      # shim-less one wins every share fails with "Screencast failed". So wait for the name first.
+      i=0
+      until gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
+              --method org.freedesktop.DBus.NameHasOwner org.freedesktop.impl.portal.desktop.wlr 2>/dev/null |
+            grep -q true || [ $i -ge 400 ]; do
+        sleep 0.05; i=$((i+1))
+      done
       /usr/libexec/xdg-desktop-portal -v >"$d/xdp.log" 2>&1 &
       wait' </dev/null >/dev/null 2>&1 &
   )
   eval "$(rig_env "$dir")"
   i=0
-  until [ -s "$dir/wayland-name" ] && as_user gdbus introspect --session --dest org.freedesktop.portal.Desktop \
-          --object-path /org/freedesktop/portal/desktop 2>/dev/null | grep -q org.freedesktop.portal.ScreenCast; do
+  # Ask whether the portal's name is owned before introspecting it: introspecting a name nobody owns
+  # makes dbus-daemon activate a second xdg-desktop-portal, which races the rig's own for the name
+  # and activates a second, shim-less xdg-desktop-portal-wlr ("File exists", "Screencast failed").
+  until [ -s "$dir/wayland-name" ] && portal_owned && as_user gdbus introspect --session \
+          --dest org.freedesktop.portal.Desktop --object-path /org/freedesktop/portal/desktop 2>/dev/null |
+        grep -q org.freedesktop.portal.ScreenCast; do
     i=$((i + 1))
     [ $i -lt 200 ] || { logs "$dir"; stop_rig "$dir"; die "the ScreenCast portal did not appear within 20 s"; }
     sleep 0.1

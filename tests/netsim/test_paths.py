@@ -105,7 +105,7 @@ def read_rate(rig, ticket, seconds=4, **options):
     return (b["bytes"] - a["bytes"]) * 8 / (b["now"] - a["now"]) / 1e6, b["stats"]["path"]
 
 
-@pytest.mark.skipif(not BENCH, reason="benchmark: PIXELPASS_NETSIM_FULL=1 (meson test --benchmark netsim-matrix)")
+@pytest.mark.benchmark  # meson test --benchmark netsim-matrix
 def test_relay_throughput_against_direct(peers):
     with netsim.Rig(host_nat="none", viewer_nat="none", coturn=True) as rig:
         # Unpaced synthetic stream: as fast as each path carries it.

@@ -30,6 +30,7 @@
 #include "media/decoder.hpp"
 #include "media/media.hpp"
 #include "reader_helpers.hpp"
+#include "skip.hpp"
 
 #if __has_include(<gst/gst.h>)
 #include <gst/app/gstappsink.h>
@@ -533,12 +534,31 @@ TEST_CASE("system audio: the viewer hears the 440 Hz the default sink plays, and
     // A second sink playing 660 Hz becomes the default halfway through one share.
     REQUIRE(!rig.pactl("load-module module-null-sink sink_name=other").empty());
     Tone a660(660, "other");
-    Decoded moved = capture_for(config, 8s, true, {}, [&] { rig.pactl("set-default-sink other"); });
+    std::mutex log_mutex;
+    std::string log;  // the capture's own account of where it listens
+    auto started = SteadyClock::now();
+    EventSink events = [&](const Event &e) {
+        std::lock_guard lock(log_mutex);
+        log += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count()) +
+               " ms: " + e.message + "\n";
+    };
+    Decoded moved = capture_for(config, 8s, true, events, [&] {
+        std::lock_guard lock(log_mutex);
+        log += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count()) +
+               " ms: the test sets the default sink to 'other'\n";
+        rig.pactl("set-default-sink other");
+    });
     REQUIRE(moved.windows.size() >= 20);
     double early = -200, late = -200;
+    std::string levels;
+    for (size_t i = 0; i < moved.windows.size(); ++i)
+        levels += std::to_string(static_cast<int>(moved.level_at(i, 660))) + "/" +
+                  std::to_string(static_cast<int>(moved.level_at(i, 440))) + " ";
     for (size_t i = 4; i < moved.windows.size() * 4 / 10; ++i) early = std::max(early, moved.level_at(i, 660));
     for (size_t i = moved.windows.size() * 8 / 10; i < moved.windows.size(); ++i)
         late = std::max(late, moved.level_at(i, 660));
+    INFO("660 Hz / 440 Hz per 250 ms window (dB): " << levels);
+    INFO("capture log:\n" << log);
     INFO("660 Hz before the switch: " << early << " dB, after: " << late << " dB");
     CHECK(early < -60);  // only the speaker's 440 Hz was captured
     CHECK(late > -40);   // the capture moved to the new default's monitor
@@ -678,6 +698,16 @@ TEST_CASE("portal share (inner)", "[.portal-inner]") {
             for (int i = 0; i < 10 && !done; ++i) std::this_thread::sleep_for(100ms);
         }
     });
+    // Joined on every way out: a failed REQUIRE in capture_for must not leave it joinable
+    // (std::terminate, "terminate called without an active exception").
+    struct StopDamage {
+        std::atomic<bool> &done;
+        std::thread &thread;
+        ~StopDamage() {
+            done = true;
+            if (thread.joinable()) thread.join();
+        }
+    } stop_damage{done, damage};
     Decoded d = capture_for(config, 3s, false, log);
     done = true;
     damage.join();
@@ -709,10 +739,9 @@ TEST_CASE("portal cancel (inner)", "[.portal-inner]") {
 
 TEST_CASE("Wayland portal: the viewer decodes the screen's colour; the restore token skips the dialog; cancel is "
           "a clear error", "[capture][portal]") {
-    if (!portal_rig_possible()) {
-        WARN("skipped: needs root (to run the desktop as an unprivileged user), sway and xdg-desktop-portal-wlr");
-        return;
-    }
+    if (!portal_rig_possible())
+        PP_SKIP_TEST("the portal rig needs root (to run the desktop as an unprivileged user), sway, "
+                     "xdg-desktop-portal and xdg-desktop-portal-wlr");
     PortalRig rig("#e01e2a");
     struct LogsOnFailure {
         PortalRig &rig;

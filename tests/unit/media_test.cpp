@@ -17,6 +17,7 @@
 
 #include "common/error.hpp"
 #include "fanout/ts.hpp"
+#include "skip.hpp"
 #include "media/decoder.hpp"
 #include "media/media.hpp"
 #include "reader_helpers.hpp"
@@ -406,10 +407,7 @@ TEST_CASE("a pipeline error becomes an error event and ends the readers", "[medi
 
 #ifdef PP_TEST_HAVE_GST
 TEST_CASE("mpv plays a late joiner's bytes headlessly", "[media][mpv]") {
-    if (!std::filesystem::exists("/usr/bin/mpv")) {
-        WARN("mpv is not installed: player check skipped (apt-get install mpv)");
-        return;
-    }
+    if (!std::filesystem::exists("/usr/bin/mpv")) PP_SKIP_TEST("mpv (apt-get install mpv)");
     auto source = media::make_source(small_config(), nullptr);
     WakeFlag f1, f2;
     auto first = source->subscribe(f1.callback());
