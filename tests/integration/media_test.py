@@ -238,13 +238,24 @@ def test_mpv_decodes_video_and_audio_from_the_viewer_url(tmp_path):
     assert [v["drops"] for v in stats["viewers"]] == [0]
 
 
+TEST_USER_COMMENT = "pixelpass tests (removed after the run)"
+
+
 @pytest.fixture(scope="module")
 def unprivileged_user():
+    """A system account for the VLC test only (VLC refuses to run as root): created here and
+    removed afterwards. An account of that name that is not ours (another comment) is used and
+    left alone; one of ours left by a killed run is reused and then removed."""
     try:
-        pwd.getpwnam(TEST_USER)
+        ours = pwd.getpwnam(TEST_USER).pw_gecos == TEST_USER_COMMENT
     except KeyError:
-        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", TEST_USER], check=True)
-    return TEST_USER
+        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", "-c", TEST_USER_COMMENT, TEST_USER],
+                       check=True)
+        ours = True
+    yield TEST_USER
+    if ours:
+        subprocess.run(["pkill", "-KILL", "-u", TEST_USER], check=False)
+        subprocess.run(["userdel", TEST_USER], check=True)
 
 
 @pytest.mark.skipif(not VLC, reason="VLC not installed")
