@@ -227,6 +227,10 @@ struct Decoded {
     double peak_db = -200;
     uint64_t spectra = 0;
     std::vector<std::vector<float>> windows;  // every spectrum message's magnitudes (dB), in order
+    // With a midway action: how many of `windows` the bytes read before it decode to. Those
+    // windows hold only sound captured before the action, however late the audio track started
+    // or however many samples a loaded machine dropped (a window count is not wall-clock time).
+    size_t windows_before_midway = 0;
 
     // Magnitude (dB) at `hz` in window i.
     double level_at(size_t i, double hz) const {
@@ -332,7 +336,11 @@ Decoded capture_for(const HostConfig &config, std::chrono::milliseconds duration
     auto chunks = drain(*reader, flag, 30s, [](size_t total, SteadyClock::time_point) { return total > 0; });
     auto first = read_for(*reader, flag, duration / 2);
     chunks.insert(chunks.end(), std::make_move_iterator(first.begin()), std::make_move_iterator(first.end()));
-    if (midway) midway();
+    std::vector<uint8_t> before_midway;
+    if (midway) {
+        before_midway = concat(chunks);
+        midway();
+    }
     auto rest = read_for(*reader, flag, duration - duration / 2);
     chunks.insert(chunks.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
     auto bytes = concat(chunks);
@@ -345,7 +353,9 @@ Decoded capture_for(const HostConfig &config, std::chrono::milliseconds duration
         UNSCOPED_INFO("decoder report: " << report.to_json().dump());
         UNSCOPED_INFO("source stats: " << source->stats().dump());
     }
-    return decode_ts(bytes, audio);
+    Decoded decoded = decode_ts(bytes, audio);
+    if (audio && midway) decoded.windows_before_midway = decode_ts(before_midway, true).windows.size();
+    return decoded;
 }
 
 void check_colour(const Rgb &c, int r, int g, int b) {
@@ -549,19 +559,26 @@ TEST_CASE("system audio: the viewer hears the 440 Hz the default sink plays, and
         rig.pactl("set-default-sink other");
     });
     REQUIRE(moved.windows.size() >= 20);
+    // Before: from the second second to the last whole window read before the switch (the last
+    // one the prefix decodes to may be cut short). After: from 1 s past the switch to the end.
+    size_t switched = moved.windows_before_midway;
+    INFO(switched << " of " << moved.windows.size() << " windows were read before the switch");
+    REQUIRE(switched >= 8);
+    REQUIRE(moved.windows.size() >= switched + 8);
     double early = -200, late = -200;
     std::string levels;
     for (size_t i = 0; i < moved.windows.size(); ++i)
         levels += std::to_string(static_cast<int>(moved.level_at(i, 660))) + "/" +
                   std::to_string(static_cast<int>(moved.level_at(i, 440))) + " ";
-    for (size_t i = 4; i < moved.windows.size() * 4 / 10; ++i) early = std::max(early, moved.level_at(i, 660));
-    for (size_t i = moved.windows.size() * 8 / 10; i < moved.windows.size(); ++i)
-        late = std::max(late, moved.level_at(i, 660));
+    for (size_t i = 4; i + 1 < switched; ++i) early = std::max(early, moved.level_at(i, 660));
+    for (size_t i = switched + 4; i < moved.windows.size(); ++i) late = std::max(late, moved.level_at(i, 660));
     INFO("660 Hz / 440 Hz per 250 ms window (dB): " << levels);
     INFO("capture log:\n" << log);
     INFO("660 Hz before the switch: " << early << " dB, after: " << late << " dB");
     CHECK(early < -60);  // only the speaker's 440 Hz was captured
     CHECK(late > -40);   // the capture moved to the new default's monitor
+    // The capture moved once, after the test's switch (a move before it would be a real leak).
+    CHECK(log.find("default sink is now") > log.find("the test sets the default sink"));
 }
 
 TEST_CASE("system audio without an audio server: one warning, and the video still streams", "[capture][audio]") {
