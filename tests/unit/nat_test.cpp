@@ -6,6 +6,10 @@
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <thread>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/error.hpp"
 #include "nat/agent.hpp"
@@ -288,4 +292,41 @@ TEST_CASE("STUN parsing is strict about what follows MESSAGE-INTEGRITY (RFC 8489
     auto m = stun::parse(both);
     REQUIRE(m);
     CHECK(m->integrity_ok(key));
+}
+
+TEST_CASE("unauthenticated Binding requests are answered at a bounded rate", "[nat]") {
+    net::Loop loop("nat-test");
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<Agent> agent;
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    loop.call([&] {
+        sock = std::make_unique<net::UdpSocket>(loop, opt);
+        agent = std::make_unique<Agent>(loop, *sock);
+    });
+    // 200 Binding requests at once from one sender, as a reflection attack would send them.
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    auto to = sock->local_address();
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) {
+        auto wire = stun::Builder(stun::Method::binding, stun::Class::request, stun::new_transaction_id()).finish();
+        REQUIRE(sendto(fd, wire.data(), wire.size(), 0, to.sa(), to.len()) == static_cast<ssize_t>(wire.size()));
+    }
+    Agent::Counters c;
+    for (int i = 0; i < 500; ++i) {
+        c = loop.call([&] { return agent->counters(); });
+        if (c.bindings_answered + c.bindings_refused >= 200) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    close(fd);
+    CHECK(c.bindings_answered + c.bindings_refused == 200);
+    CHECK(c.bindings_answered >= 40);                          // the burst
+    CHECK(c.bindings_answered <= 41 + 20 * (elapsed + 0.1));   // then 20 per second
+    CHECK(c.bindings_refused >= 100);
+    loop.call([&] {
+        agent.reset();
+        sock.reset();
+    });
 }

@@ -111,8 +111,10 @@ struct Host::Core {
     uint64_t next_viewer_id = 1;
     struct Totals {
         uint64_t requests = 0, joined = 0, refused_full = 0, refused_auth = 0, bytes_sent = 0, drops = 0;
-        uint64_t refused_expired = 0, ended_expired = 0, refused_streams = 0;
+        uint64_t refused_expired = 0, ended_expired = 0, refused_streams = 0, refusals_not_logged = 0;
     } totals;
+    double refusal_tokens = 10;  // token bucket of VIEWER_REFUSED events (see refusal_logged())
+    std::chrono::steady_clock::time_point refusal_refill = std::chrono::steady_clock::now();
 
     ~Core() {
         if (loop) loop->call([this] { shutdown(false); });
@@ -152,9 +154,10 @@ struct Host::Core {
             ++totals.refused_expired;
             r.status = 401;
             r.close_connection = true;
-            emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_EXPIRED,
-                  "refused " + who + ": the ticket expired",
-                  nlohmann::json{{"reason", "ticket expired"}, {"address", who}}.dump()});
+            if (refusal_logged())
+                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_EXPIRED,
+                      "refused " + who + ": the ticket expired",
+                      nlohmann::json{{"reason", "ticket expired"}, {"address", who}}.dump()});
             return r;
         }
         if (!authorized(req.authorization, access_token)) {
@@ -162,9 +165,10 @@ struct Host::Core {
             ++totals.refused_auth;
             r.status = 401;
             r.close_connection = true;  // no second guess on this connection
-            emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
-                  "refused " + who + ": wrong or missing ticket secret",
-                  nlohmann::json{{"reason", "ticket rejected"}, {"address", who}}.dump()});
+            if (refusal_logged())
+                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
+                      "refused " + who + ": wrong or missing ticket secret",
+                      nlohmann::json{{"reason", "ticket rejected"}, {"address", who}}.dump()});
             return r;
         }
         if (req.method != "GET" && req.method != "HEAD") {
@@ -230,6 +234,20 @@ struct Host::Core {
         }
         r.status = 404;
         return r;
+    }
+
+    // Anyone can make the host refuse them, so refusal events (log lines) come at most 10 at once
+    // and one per second after; totals.refused_* count every refusal.
+    bool refusal_logged() {
+        auto now = std::chrono::steady_clock::now();
+        refusal_tokens = std::min(10.0, refusal_tokens + std::chrono::duration<double>(now - refusal_refill).count());
+        refusal_refill = now;
+        if (refusal_tokens < 1) {
+            ++totals.refusals_not_logged;
+            return false;
+        }
+        refusal_tokens -= 1;
+        return true;
     }
 
     // Concurrent GET /stream.ts on one connection: each is a reader on the source (and may force a
@@ -366,7 +384,7 @@ struct Host::Core {
                 {"port_mapping", portmap ? portmap->stats() : nlohmann::json(nullptr)},
                 {"stun", {{"requests", c.requests_sent}, {"retransmits", c.retransmits},
                           {"answers", c.answers}, {"timeouts", c.timeouts},
-                          {"bindings_answered", c.bindings_answered}}}};
+                          {"bindings_answered", c.bindings_answered}, {"bindings_refused", c.bindings_refused}}}};
     }
 
     // Arms the end of the session's ticket: at its expiry every connection is closed with
@@ -432,7 +450,8 @@ struct Host::Core {
                            {"refused_auth", totals.refused_auth},
                            {"refused_expired", totals.refused_expired},
                            {"ended_expired", totals.ended_expired},
-                           {"refused_streams", totals.refused_streams}}}};
+                           {"refused_streams", totals.refused_streams},
+                           {"refusals_not_logged", totals.refusals_not_logged}}}};
         j["expiry"] = expiry ? nlohmann::json(expiry) : nlohmann::json(nullptr);
         j["expired"] = expired;
         j["stream"] = source->describe();
