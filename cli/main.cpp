@@ -6,8 +6,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <cerrno>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +50,47 @@ std::string get_string(const std::function<pp_result(char *, size_t, size_t *)> 
     return out;
 }
 
+// Secrets need not go on the command line, where every local user reads them (ps, /proc):
+// "-" stands for a ticket on stdin, and a file holds the relay secret.
+constexpr size_t kMaxSecretInput = 64 * 1024;
+
+// The whole of stdin (a ticket piped in), or nullopt with the one-line error printed.
+std::optional<std::string> read_stdin_ticket() {
+    std::string text;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0 && text.size() <= kMaxSecretInput) text.append(buf, n);
+    if (text.size() > kMaxSecretInput) {
+        std::fprintf(stderr, "pixelpass: standard input holds more than 64 KiB: pipe in the ticket only\n");
+        return std::nullopt;
+    }
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+        std::fprintf(stderr, "pixelpass: no ticket on standard input: pipe it in, e.g. pixelpass view - < ticket.txt\n");
+        return std::nullopt;
+    }
+    return text;
+}
+
+// The first line of PATH without its line end, or nullopt with the one-line error printed.
+std::optional<std::string> read_secret_file(const std::string &path) {
+    FILE *f = std::fopen(path.c_str(), "re");
+    if (!f) {
+        std::fprintf(stderr, "pixelpass: cannot read the relay secret file %s: %s\n", path.c_str(), std::strerror(errno));
+        return std::nullopt;
+    }
+    std::string text;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() <= kMaxSecretInput) text.append(buf, n);
+    std::fclose(f);
+    text = text.substr(0, text.find_first_of("\r\n"));
+    if (text.empty()) {
+        std::fprintf(stderr, "pixelpass: the relay secret file %s is empty: put the secret on its first line\n", path.c_str());
+        return std::nullopt;
+    }
+    return text;
+}
+
 struct HostArgs {
     std::string source = "auto";
     unsigned max_viewers = 0;
@@ -63,7 +106,7 @@ struct HostArgs {
     uint16_t port = 0;
     int64_t expires = 0;
     // connectivity (NAT traversal)
-    std::string relay, relay_secret, relay_username, relay_password;
+    std::string relay, relay_secret, relay_secret_file, relay_username, relay_password;
     std::vector<std::string> stun;
     bool no_stun = false, no_port_mapping = false, relay_only = false, no_relay = false;
 };
@@ -102,8 +145,12 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
     cmd->add_option("--expires", a.expires, "Ticket lifetime in seconds (default: no expiry)")
         ->check(CLI::Range(int64_t{1}, int64_t{365} * 24 * 3600));
     cmd->add_option("--relay", a.relay, "TURN relay turn:HOST[:PORT] for viewers behind hard NATs (docs/relay.md)");
-    cmd->add_option("--relay-secret", a.relay_secret,
-                    "The relay's coturn static-auth-secret: tickets carry short-lived credentials");
+    auto *secret = cmd->add_option("--relay-secret", a.relay_secret,
+                                   "The relay's coturn static-auth-secret: tickets carry short-lived credentials "
+                                   "(visible in ps: prefer --relay-secret-file)");
+    cmd->add_option("--relay-secret-file", a.relay_secret_file,
+                    "Read the relay secret from the first line of this file (not visible in ps)")
+        ->excludes(secret);
     cmd->add_option("--relay-username", a.relay_username, "Static relay username (tickets carry it)");
     cmd->add_option("--relay-password", a.relay_password, "Static relay password (tickets carry it)");
     cmd->add_flag("--relay-only", a.relay_only, "Offer viewers only the relayed address");
@@ -113,7 +160,13 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
     cmd->add_flag("--no-port-mapping", a.no_port_mapping, "Ask the router for no UPnP / NAT-PMP port mapping");
 }
 
-int run_host(const HostArgs &a) {
+int run_host(const HostArgs &args) {
+    HostArgs a = args;
+    if (!a.relay_secret_file.empty()) {
+        auto secret = read_secret_file(a.relay_secret_file);
+        if (!secret) return kExitFailure;
+        a.relay_secret = *secret;
+    }
     pp_host_options o;
     pp_host_options_init(&o, PP_HOST_OPTIONS_VERSION);
     o.source = a.source.c_str();
@@ -344,6 +397,13 @@ std::string join(const std::vector<std::string> &parts) {
     return out;
 }
 
+// The ticket given on the command line, or read from stdin for "-"; nullopt after printing why.
+std::optional<std::string> ticket_argument(const std::vector<std::string> &parts) {
+    std::string text = join(parts);
+    if (text == "-") return read_stdin_ticket();
+    return text;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -373,7 +433,8 @@ int main(int argc, char **argv) {
 
     auto *view_cmd = app.add_subcommand("view", "Watch a host; prints the local URL for a player");
     std::vector<std::string> view_ticket;
-    view_cmd->add_option("ticket", view_ticket, "The ticket from the host")->required();
+    view_cmd->add_option("ticket", view_ticket, "The ticket from the host, or - to read it from stdin (not visible in ps)")
+        ->required();
     std::string view_player = "none";
     view_cmd->add_option("--player", view_player, "Start this player on the stream, detached (none: only print)")
         ->check(CLI::IsMember({"mpv", "vlc", "none"}));
@@ -409,7 +470,7 @@ int main(int argc, char **argv) {
     auto *ticket_cmd = app.add_subcommand("ticket", "Create a ticket for a fresh host identity and decode it back");
     auto *inspect_cmd = ticket_cmd->add_subcommand("inspect", "Decode a ticket and print it as JSON (secret hashed)");
     std::vector<std::string> inspect_ticket;
-    inspect_cmd->add_option("ticket", inspect_ticket, "The ticket")->required();
+    inspect_cmd->add_option("ticket", inspect_ticket, "The ticket, or - to read it from stdin")->required();
 
     auto *repair_cmd = app.add_subcommand("repair", "Remove audio routing left behind by crashed pixelpass processes");
     bool dry_run = false, json = false;
@@ -438,15 +499,24 @@ int main(int argc, char **argv) {
     ux_mode.status_line = !json_flag && isatty(STDERR_FILENO);
     if (*doctor_cmd) return pixelpass_cli::ux::doctor(doctor_json, doctor_timeout);
     if (*host_cmd) return run_host(host_cmd_args);
-    if (*view_cmd) return run_view(join(view_ticket), view_player, view_args);
+    if (*view_cmd) {
+        auto text = ticket_argument(view_ticket);
+        return text ? run_view(*text, view_player, view_args) : kExitFailure;
+    }
     if (*demo_cmd) return run_demo(demo_seconds, demo_headless, demo_json, demo_verbose, demo_args);
-    if (*inspect_cmd) return run_inspect(join(inspect_ticket));
+    if (*inspect_cmd) {
+        auto text = ticket_argument(inspect_ticket);
+        return text ? run_inspect(*text) : kExitFailure;
+    }
     if (*ticket_cmd) return run_ticket_roundtrip();
     if (*repair_cmd) return run_repair(dry_run, json);
     if (*relay_config_cmd) return run_relay_config(relay_public_host, relay_port);
     if (repair_flag) return run_repair(false, false);
     if (reconfigure) return pixelpass_cli::ux::reconfigure(assume_yes);
-    if (!bare_ticket.empty()) return run_view(join(bare_ticket), "none");
+    if (!bare_ticket.empty()) {
+        auto text = ticket_argument(bare_ticket);
+        return text ? run_view(*text, "none") : kExitFailure;
+    }
     if (pixelpass_cli::ux::interactive() && isatty(STDOUT_FILENO) && !json_flag) {
         static HostArgs *menu_host_args = &host_args;
         return pixelpass_cli::ux::menu([] { return run_host(*menu_host_args); }, interrupted);

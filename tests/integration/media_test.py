@@ -267,19 +267,38 @@ def test_vlc_as_unprivileged_user_decodes_frames(unprivileged_user):
 
 
 def run_vlc_test(tmp_path, unprivileged_user):
+    # The viewer's local server serves only its own user (docs/SECURITY.md), so the viewer runs as
+    # the same unprivileged user as VLC: the CLI, reading the ticket from stdin. VLC gets the URL
+    # from a playlist only that user can read, as player::launch() hands it over.
+    assert CLI, "PIXELPASS_CLI must point at the built CLI"
     scenes = tmp_path / "scenes"
     scenes.mkdir()
     os.chmod(tmp_path, 0o777)
     os.chmod(scenes, 0o777)
+    user = pwd.getpwnam(unprivileged_user)
     with pixelpass.Host(**host_options()) as host:
         host.start()
-        with connect(host) as viewer:
+        view = subprocess.Popen(["runuser", "-u", unprivileged_user, "--", CLI, "view", "-", "--player", "none",
+                                 "--no-stun", "--no-relay"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            view.stdin.write(host.ticket() + "\n")
+            view.stdin.close()
+            url = view.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:"), view.stderr.read() if view.poll() is not None else url
+            playlist = tmp_path / "play.m3u"
+            playlist.write_text(f"#EXTM3U\n#EXTINF:-1,pixelpass\n{url}\n")
+            os.chown(playlist, user.pw_uid, user.pw_gid)
+            os.chmod(playlist, 0o600)
             cmd = ["runuser", "-u", unprivileged_user, "--", "env", f"HOME={tmp_path}",
                    VLC, "-I", "dummy", "--no-audio", "--vout=dummy", "--video-filter=scene",
                    f"--scene-path={scenes}", "--scene-format=png", "--scene-ratio=10",
                    "--scene-prefix=f", "--network-caching=100", "--run-time=6",
-                   viewer.url, "vlc://quit"]
+                   str(playlist), "vlc://quit"]
             proc = subprocess.run(cmd, timeout=90, capture_output=True, text=True)
+        finally:
+            view.terminate()
+            view.wait(15)
     shots = glob.glob(str(scenes / "f*.png"))
     assert len(shots) >= 5, f"VLC wrote {len(shots)} scene frames; exit {proc.returncode}: {proc.stderr[-2000:]}"
 

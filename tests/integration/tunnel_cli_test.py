@@ -133,3 +133,41 @@ def test_a_mangled_ticket_is_one_clear_line_and_exit_1(procs):
     err = v.p.stderr.read().strip().splitlines()
     assert code == 1
     assert len(err) == 1 and "truncated" in err[0], err
+
+
+def test_view_reads_the_ticket_from_stdin_and_relay_secret_from_a_file(procs, tmp_path):
+    # The relay secret from a file: nothing secret on the host's command line. (The relay on a
+    # closed loopback port never answers; the host then shares without it, after saying so.)
+    secret = "a-relay-secret-read-from-a-file"
+    secret_file = tmp_path / "relay.secret"
+    secret_file.write_text(secret + "\n")
+    secret_file.chmod(0o600)
+    h, ticket = host(procs, "--no-stun", "--relay", "turn:127.0.0.1:9", "--relay-secret-file", str(secret_file))
+    with open(f"/proc/{h.p.pid}/cmdline", "rb") as f:
+        assert secret.encode() not in f.read()
+
+    # The ticket on stdin: `pixelpass view -`.
+    v = subprocess.Popen([CLI, "view", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        v.stdin.write(ticket + "\n")
+        v.stdin.close()
+        url = v.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), v.stderr.read() if v.poll() is not None else url
+        with open(f"/proc/{v.pid}/cmdline", "rb") as f:
+            assert ticket.encode() not in f.read()
+        assert pull(url, 1 << 20) == 1 << 20
+    finally:
+        os.killpg(v.pid, signal.SIGKILL)
+        v.wait(30)
+
+
+def test_missing_secret_input_is_one_clear_line(tmp_path):
+    r = subprocess.run([CLI, "view", "-"], input="", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "no ticket on standard input" in r.stderr
+    missing = tmp_path / "nope.secret"
+    r = subprocess.run([CLI, "host", "--source", "synthetic", "--bind", "127.0.0.1", "--relay", "turn:127.0.0.1:9",
+                        "--relay-secret-file", str(missing)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert str(missing) in r.stderr and "relay secret file" in r.stderr

@@ -111,6 +111,7 @@ def test_relay_credentials_checked_with_an_allocation():
 
 def test_unreachable_relay_is_an_error():
     with netsim.Rig(host_nat="port") as rig:  # no coturn
-        checks, _ = doctor(rig, f'[network]\nrelay = "{rig.relay}"\nrelay_secret = "x"\n')
+        checks, report = doctor(rig, f'[network]\nrelay = "{rig.relay}"\nrelay_secret = "x"\n')
         c = checks[f"relay {rig.relay}"]
         assert c["status"] == "error", c
+        assert report["can_share"] is False  # the CLI then says FAIL and exits 1

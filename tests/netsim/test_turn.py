@@ -1,5 +1,7 @@
 """TURN relay (coturn, use-auth-secret) through real NATs: relay-to-relay, --relay-only, bad
 credentials, unreachable relay, and the clear message when a pair needs a relay and has none."""
+import time
+
 import pytest
 
 import netsim
@@ -55,6 +57,11 @@ def test_viewer_relay_only_with_direct_host(peers):
     with netsim.Rig(host_nat="none", viewer_nat="none", coturn=True) as rig:
         host, ready = start_host(rig, **relay_options(rig))
         peers.append(host)
+        # A ticket without expiry carries relay credentials for 12 h at most (they used to last a
+        # day, or as long as the ticket however far off); coturn REST usernames start with it.
+        relay = pixelpass.Ticket.decode(ready["ticket"]).relay
+        lifetime = int(relay["username"].split(":")[0]) - time.time()
+        assert 11.9 * 3600 < lifetime <= 12 * 3600 + 5, relay["username"]
         viewer, result = view(rig, ready["ticket"], relay_only=True, no_stun=True)
         peers.append(viewer)
         assert result["ok"], result

@@ -521,3 +521,45 @@ TEST_CASE("readers share one encode and the same bytes in memory (zero-copy)", "
     b->release(total_b);
     CHECK_THROWS_AS(a->release(1), Error);  // more than was read
 }
+
+namespace {
+
+// Produces PAT, PMT and one keyframe at start, then nothing: every later joiner finds only a
+// stale keyframe and asks for a fresh one. Counts the asks.
+class OneKeyframeProducer final : public Producer {
+public:
+    void start(Sink &sink) override {
+        uint8_t cc = 0;
+        sink.on_data(cat({pat(0), pmt(0), frame(true, 4, cc, 9000)}));
+    }
+    void stop() override {}
+    void request_keyframe() override { ++asked; }
+    nlohmann::json describe() const override { return {{"kind", "test"}}; }
+    std::atomic<int> asked{0};
+};
+
+} // namespace
+
+TEST_CASE("readers joining in a loop force at most one keyframe per second", "[fanout]") {
+    auto producer = std::make_unique<OneKeyframeProducer>();
+    auto *p = producer.get();
+    Options o;
+    o.limits = test_limits();
+    o.limits.fresh_keyframe = std::chrono::milliseconds(1);  // every joiner wants a fresh one
+    FanoutSource source(std::move(producer), o);
+    // Ten joins within ~half a second: each used to force a keyframe on everybody's stream.
+    std::vector<std::unique_ptr<stream::Reader>> readers;
+    for (int i = 0; i < 10; ++i) {
+        readers.push_back(source.subscribe([] {}));
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    // The control thread acts on the last join soon after; give it that time.
+    for (int i = 0; i < 100 && source.stats()["keyframes_requested"].get<uint64_t>() +
+                                       source.stats()["keyframes_suppressed"].get<uint64_t>() < 2; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(p->asked >= 1);
+    CHECK(p->asked <= 2);
+    auto s = source.stats();
+    CHECK(s["keyframes_requested"] == static_cast<uint64_t>(p->asked.load()));
+    CHECK(s["keyframes_suppressed"].get<uint64_t>() >= 1);
+}

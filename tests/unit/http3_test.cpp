@@ -3,8 +3,10 @@
 // stream mid-body, a paced source that runs dry and is resumed, and oversized headers.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <thread>
 
+#include "common/error.hpp"
 #include "tunnel_harness.hpp"
 
 using namespace pp;
@@ -147,4 +149,60 @@ TEST_CASE("an oversized header block gets 431", "[http3]") {
     REQUIRE(h->finished.wait(5s));
     CHECK(h->status == 431);
     CHECK(server.requests == 0);  // the handler never saw it
+}
+
+namespace {
+
+// A reader whose release() throws, as fanout's does when the transport releases bytes it never
+// read: the exception comes up inside nghttp3's acked_stream_data callback.
+class ThrowingReader : public stream::Reader {
+public:
+    std::span<const uint8_t> read(size_t max) override {
+        if (given_ >= kLength) return {};
+        size_t n = std::min({max, kLength - given_, bytes_.size()});
+        given_ += n;
+        return {bytes_.data(), n};
+    }
+    void release(size_t) override { throw Error(PP_ERR_INVALID_ARGUMENT, "release() of bytes never read"); }
+    bool at_end() const override { return given_ >= kLength; }
+    nlohmann::json stats() const override { return {{"bytes", given_}, {"drops", 0}}; }
+
+private:
+    static constexpr size_t kLength = 4u << 20;
+    std::vector<uint8_t> bytes_ = std::vector<uint8_t>(64 * 1024, 0x47);
+    size_t given_ = 0;
+};
+
+} // namespace
+
+TEST_CASE("an exception in an nghttp3 callback resets that stream only and is counted", "[http3]") {
+    auto source = std::make_shared<stream::SyntheticSource>();
+    auto good = synthetic_handler(source);
+    Server server([good](quic::Connection &c, const http3::Request &r) {
+        if (r.path != "/throws") return good(c, r);
+        http3::Response resp;
+        resp.reader = std::make_unique<ThrowingReader>();
+        return resp;
+    });
+    Client client(server.port, server.identity->fingerprint());
+    REQUIRE(client.up.wait(5s));
+    auto bad = get(client, "/throws");
+    REQUIRE(bad->finished.wait(20s));
+    CHECK(bad->failed);  // reset, not a clean end
+    CHECK_FALSE(bad->ended);
+    auto errors = [&] {
+        return server.loop.call([&] {
+            auto conns = server.endpoint->connections();
+            return conns.empty() ? uint64_t{0}
+                                 : dynamic_cast<http3::ServerSession *>(conns[0]->app())->stats().callback_errors;
+        });
+    };
+    CHECK(errors() >= 1);
+    // The connection and its other streams carry on.
+    auto after = get(client, "/stream.ts", 1u << 20);
+    REQUIRE(after->finished.wait(10s));
+    CHECK(after->received >= (1u << 20));
+    CHECK_FALSE(after->mismatch.has_value());
+    CHECK(server.established == 1);
+    CHECK(server.closed == 0);
 }

@@ -6,6 +6,10 @@
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <thread>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/error.hpp"
 #include "nat/agent.hpp"
@@ -212,4 +216,117 @@ TEST_CASE("the path probe key comes from the ticket secret alone", "[nat]") {
     CHECK(ka != pp::nat::probe_key(b));
     CHECK(ka != a);                      // never the secret itself on the wire
     CHECK(std::string(pp::nat::path_kind_name(pp::nat::PathKind::punched)) == "punched");
+}
+
+TEST_CASE("a peer's candidates are probed only when routable unicast of the connection's scope", "[nat]") {
+    auto a = [](const char *ip, uint16_t port = 4433) { return net::Address::parse(ip, port); };
+    const auto internet_peer = a("203.0.113.7"), loopback_peer = a("127.0.0.1");
+    // What a viewer legitimately offers: public and LAN addresses, IPv4 and IPv6.
+    for (const char *ok : {"198.51.100.1", "192.168.1.20", "10.0.0.5", "2001:db8::1", "::ffff:198.51.100.1"})
+        CHECK(nat::probe_target_allowed(a(ok), internet_peer));
+    // What would turn the host into a prober: loopback (from a remote peer), multicast, broadcast,
+    // unspecified, this-network, reserved, link-local, port 0.
+    for (const char *bad : {"127.0.0.1", "::1", "224.0.0.251", "239.255.255.250", "255.255.255.255", "0.0.0.0",
+                            "0.1.2.3", "240.0.0.1", "169.254.1.1", "fe80::1", "ff02::1", "::"})
+        CHECK_FALSE(nat::probe_target_allowed(a(bad), internet_peer));
+    CHECK_FALSE(nat::probe_target_allowed(a("198.51.100.1", 0), internet_peer));
+    // A peer on loopback may offer loopback.
+    CHECK(nat::probe_target_allowed(a("127.0.0.1"), loopback_peer));
+}
+
+TEST_CASE("an offer of a thousand candidates gets at most sixteen probes", "[nat]") {
+    net::Loop loop("nat-test");
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<Agent> agent;
+    std::unique_ptr<nat::PeerPaths> paths;
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    loop.call([&] {
+        sock = std::make_unique<net::UdpSocket>(loop, opt);
+        agent = std::make_unique<Agent>(loop, *sock);
+        nat::PeerPaths::Options o;
+        o.virtual_remote = net::Address::parse("127.0.0.1", 9);
+        o.virtual_local = sock->local_address();
+        o.key = nat::probe_key(std::vector<uint8_t>(16, 1));
+        o.session = "0123456789abcdef";
+        paths = std::make_unique<nat::PeerPaths>(loop, *sock, *agent, nullptr, o, [](nat::PathKind, const net::Address &) {});
+        // What GET /paths used to turn into ~1,100 probes from the host's port.
+        std::vector<net::Address> offer;
+        for (int i = 0; i < 1100; ++i)
+            offer.push_back(net::Address::parse("127.0." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250),
+                                                static_cast<uint16_t>(1000 + i)));
+        paths->add_candidates(offer);
+        CHECK(paths->candidates() <= nat::kMaxPeerCandidates + 1);
+        CHECK(paths->counters().probes_sent <= nat::kMaxPeerCandidates + 1);
+        paths.reset();
+        agent.reset();
+        sock.reset();
+    });
+}
+
+TEST_CASE("STUN parsing is strict about what follows MESSAGE-INTEGRITY (RFC 8489)", "[nat]") {
+    auto key = stun::long_term_key("u", "pixelpass.test", "secret");
+    auto tid = stun::new_transaction_id();
+    // Signed, without a fingerprint; then an attribute appended after the signature, which
+    // MESSAGE-INTEGRITY does not cover: anyone on the path could add it.
+    auto wire = stun::Builder(stun::Method::binding, stun::Class::success, tid).add(stun::attr::username, "u").finish(key, false);
+    auto appended = wire;
+    for (uint8_t b : std::initializer_list<uint8_t>{0x00, 0x06, 0x00, 0x04, 'e', 'v', 'i', 'l'}) appended.push_back(b);  // USERNAME "evil"
+    size_t len = appended.size() - 20;
+    appended[2] = static_cast<uint8_t>(len >> 8);
+    appended[3] = static_cast<uint8_t>(len);
+    REQUIRE(stun::parse(wire));
+    REQUIRE(stun::parse(wire)->integrity_ok(key));
+    CHECK_FALSE(stun::parse(appended));
+    // FINGERPRINT must be the last attribute.
+    auto fingerprinted = stun::Builder(stun::Method::binding, stun::Class::request, tid).finish({}, true);
+    REQUIRE(stun::parse(fingerprinted));
+    auto after_fp = fingerprinted;
+    for (uint8_t b : std::initializer_list<uint8_t>{0x00, 0x06, 0x00, 0x00}) after_fp.push_back(b);  // an empty USERNAME after it
+    len = after_fp.size() - 20;
+    after_fp[2] = static_cast<uint8_t>(len >> 8);
+    after_fp[3] = static_cast<uint8_t>(len);
+    CHECK_FALSE(stun::parse(after_fp));
+    // Signed and fingerprinted, in that order: fine.
+    auto both = stun::Builder(stun::Method::binding, stun::Class::request, tid).add(stun::attr::username, "u").finish(key, true);
+    auto m = stun::parse(both);
+    REQUIRE(m);
+    CHECK(m->integrity_ok(key));
+}
+
+TEST_CASE("unauthenticated Binding requests are answered at a bounded rate", "[nat]") {
+    net::Loop loop("nat-test");
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<Agent> agent;
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    loop.call([&] {
+        sock = std::make_unique<net::UdpSocket>(loop, opt);
+        agent = std::make_unique<Agent>(loop, *sock);
+    });
+    // 200 Binding requests at once from one sender, as a reflection attack would send them.
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    auto to = sock->local_address();
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) {
+        auto wire = stun::Builder(stun::Method::binding, stun::Class::request, stun::new_transaction_id()).finish();
+        REQUIRE(sendto(fd, wire.data(), wire.size(), 0, to.sa(), to.len()) == static_cast<ssize_t>(wire.size()));
+    }
+    Agent::Counters c;
+    for (int i = 0; i < 500; ++i) {
+        c = loop.call([&] { return agent->counters(); });
+        if (c.bindings_answered + c.bindings_refused >= 200) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    close(fd);
+    CHECK(c.bindings_answered + c.bindings_refused == 200);
+    CHECK(c.bindings_answered >= 40);                          // the burst
+    CHECK(c.bindings_answered <= 41 + 20 * (elapsed + 0.1));   // then 20 per second
+    CHECK(c.bindings_refused >= 100);
+    loop.call([&] {
+        agent.reset();
+        sock.reset();
+    });
 }

@@ -91,6 +91,7 @@ TEST_CASE("launch detaches the player into its own session with our arguments") 
                                << "\nsleep 1\n";
     chmod((dir / "mpv").c_str(), 0755);
     ScopedPath path(dir.string() + ":/usr/bin:/bin");
+    setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
     pid_t pid = pp::player::launch(Kind::mpv, "http://127.0.0.1:9/x.ts");
     REQUIRE(pid > 0);
     for (int i = 0; i < 100 && !std::filesystem::exists(record); ++i)
@@ -100,9 +101,48 @@ TEST_CASE("launch detaches the player into its own session with our arguments") 
     std::vector<std::string> lines;
     while (std::getline(in, line)) lines.push_back(line);
     REQUIRE(lines.size() >= 2);
-    REQUIRE(lines[lines.size() - 2] == "http://127.0.0.1:9/x.ts");
     REQUIRE(lines.front() == "--profile=low-latency");
+    // The URL (a bearer token) is not on the command line, which every local user can read: the
+    // player gets it from a playlist only we can read.
+    for (const auto &arg : lines) REQUIRE(arg.find("127.0.0.1:9") == std::string::npos);
+    const std::string &playlist_arg = lines[lines.size() - 2];
+    REQUIRE(playlist_arg.rfind("--playlist=", 0) == 0);
+    std::string playlist = playlist_arg.substr(std::string("--playlist=").size());
+    REQUIRE(playlist.rfind((dir / "pixelpass").string() + "/", 0) == 0);
+    struct stat st {};
+    REQUIRE(stat(playlist.c_str(), &st) == 0);
+    REQUIRE((st.st_mode & 0777) == 0600);
+    REQUIRE(stat((dir / "pixelpass").c_str(), &st) == 0);
+    REQUIRE((st.st_mode & 0777) == 0700);
+    std::ifstream pl(playlist);
+    std::string content((std::istreambuf_iterator<char>(pl)), std::istreambuf_iterator<char>());
+    REQUIRE(content.find("\nhttp://127.0.0.1:9/x.ts\n") != std::string::npos);
     // Its own session: not ours, so closing our terminal does not take it down.
     REQUIRE(std::stol(lines.back()) != getsid(0));
+    unsetenv("XDG_RUNTIME_DIR");
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a playlist directory that is not private refuses to hold the URL") {
+    auto dir = temp_dir();
+    std::filesystem::create_directory(dir / "pixelpass");
+    chmod((dir / "pixelpass").c_str(), 0755);  // e.g. made by someone else, or too open
+    setenv("XDG_RUNTIME_DIR", dir.c_str(), 1);
+    try {
+        pp::player::write_private_playlist("http://127.0.0.1:9/x.ts");
+        FAIL("a group/other-readable playlist directory must be refused");
+    } catch (const pp::Error &e) {
+        REQUIRE(e.code() == PP_ERR_IO);
+        REQUIRE(std::string(e.what()).find("private directory") != std::string::npos);
+    }
+    unsetenv("XDG_RUNTIME_DIR");
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("VLC plays the playlist as its item; mpv is told it is a playlist") {
+    auto vlc = pp::player::playlist_command(Kind::vlc, "/run/user/1/pixelpass/play-1.m3u");
+    REQUIRE(vlc.front() == "vlc");
+    REQUIRE(vlc.back() == "/run/user/1/pixelpass/play-1.m3u");
+    auto mpv = pp::player::playlist_command(Kind::mpv, "/p.m3u");
+    REQUIRE(mpv.back() == "--playlist=/p.m3u");
 }

@@ -748,3 +748,18 @@ TEST_CASE("typical ticket lengths", "[ticket][size]") {
     std::cout << "Typical ticket lengths in characters:\n" << table.str() << std::flush;
     WARN(table.str());
 }
+
+TEST_CASE("the access token binds the expiry to the secret") {
+    std::vector<uint8_t> secret(16, 0x42);
+    // No expiry: the secret itself, as every ticket before expiry binding sent it.
+    std::string hex;
+    for (int i = 0; i < 16; ++i) hex += "42";
+    REQUIRE(pp::ticket::access_token(secret, 0) == hex);
+    std::string at = pp::ticket::access_token(secret, 1767225600);
+    REQUIRE(at.size() == 64);
+    REQUIRE(at == pp::ticket::access_token(secret, 1767225600));  // the host derives the same
+    REQUIRE(at != pp::ticket::access_token(secret, 1767225601));  // a later expiry: another token
+    REQUIRE(at.find(pp::ticket::access_token(secret, 0)) == std::string::npos);
+    std::vector<uint8_t> other(16, 0x43);
+    REQUIRE(at != pp::ticket::access_token(other, 1767225600));
+}

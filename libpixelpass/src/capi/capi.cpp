@@ -568,7 +568,10 @@ PP_EXPORT pp_result pp_config_set(const char *key, const char *json_value) {
         require(json_value, "json_value");
         auto value = nlohmann::json::parse(json_value, nullptr, false);
         if (value.is_discarded())
-            throw pp::Error(PP_ERR_INVALID_ARGUMENT, std::string("value for ") + key + " is not JSON: " + json_value);
+            // Never the value itself: it may be the relay secret, and errors end up in logs.
+            throw pp::Error(PP_ERR_INVALID_ARGUMENT, std::string("the value for ") + key +
+                                                         " is not JSON (give a string in double quotes, a number, "
+                                                         "true/false or a list of strings)");
         pp::config::set({{key, value}});
         return PP_OK;
     });

@@ -15,6 +15,8 @@
 #include <toml++/toml.h>
 
 #include "common/error.hpp"
+#include "common/hex.hpp"
+#include "common/random.hpp"
 
 namespace pp::config {
 namespace {
@@ -363,11 +365,23 @@ void write_atomic(const std::string &path, std::string_view text) {
                 throw Error(PP_ERR_IO, "cannot create " + part + ": " + std::strerror(errno));
         }
     }
-    mode_t mode = 0644;
+    // The file may hold network.relay_secret: new files are private, and an existing file keeps
+    // its mode without the group and other bits.
+    mode_t mode = 0600;
     struct stat st{};
-    if (::stat(path.c_str(), &st) == 0) mode = st.st_mode & 07777;
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (::lstat(path.c_str(), &st) == 0) {
+        // rename() would replace the link with a file and leave its target stale: say so instead.
+        if (S_ISLNK(st.st_mode))
+            throw Error(PP_ERR_CONFIG, path + " is a symbolic link, and pixelpass does not write through links: "
+                                              "replace it with the file it points to, or set XDG_CONFIG_HOME to "
+                                              "that file's directory");
+        mode = st.st_mode & 0700;
+    }
+    // A fresh random name opened with O_EXCL: never an existing file, nor a link planted there.
+    std::vector<uint8_t> nonce(8);
+    random_bytes(nonce);
+    std::string tmp = path + ".tmp-" + to_hex(nonce);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) throw Error(PP_ERR_IO, "cannot write " + tmp + ": " + std::strerror(errno));
     auto fail = [&](const char *what) {
         int err = errno;

@@ -63,8 +63,10 @@ std::string edit(std::string_view text, std::string_view key, const nlohmann::js
 void set(const std::vector<std::pair<std::string, nlohmann::json>> &assignments,
          const std::string &path = default_path());
 
-// Writes `text` to `path` through a temp file in the same directory, fsync, rename, fsync of the
-// directory; keeps the old file's permissions.
+// Writes `text` to `path` through a temp file in the same directory (random name, O_EXCL), fsync,
+// rename, fsync of the directory. A new file is mode 0600; an existing one keeps its owner bits
+// and loses group/other access (it may hold the relay secret). Throws Error(PP_ERR_CONFIG) when
+// `path` is a symbolic link (a rename would silently replace the link with a file).
 void write_atomic(const std::string &path, std::string_view text);
 
 // The viewer cap when none is given: the configured max_viewers, else the measured upstream

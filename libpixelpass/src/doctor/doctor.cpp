@@ -272,8 +272,9 @@ bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
         r.add("relay " + cfg.relay, "ok",
               "answers STUN Binding" + std::string("; sees this host as ") + stun_mapped_address(cfg.relay, timeout_ms));
     } catch (const Error &e) {
+        // The user asked for this relay and it does not answer: sharing as configured cannot work.
         r.add("relay " + cfg.relay, "error", e.what(), "check [network] relay and that the TURN server runs");
-        return relay_ok;  // the credential check below could only time out as well
+        return false;  // the credential check below could only time out as well
     }
     if (cfg.relay_secret.empty()) {
         r.add("relay credentials", "warning", "no [network] relay_secret: a host started without --relay-secret "
@@ -290,9 +291,12 @@ bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
             relay_ok = false;
             r.add("relay credentials", "error", t.detail,
                   "set [network] relay_secret to the static-auth-secret in the relay's turnserver.conf");
-        } else
+        } else {
+            relay_ok = false;  // no answer to the allocation, or refused for another reason
             r.add("relay credentials", "error", t.detail, "check that the relay allows allocations (docs/relay.md)");
+        }
     } catch (const Error &e) {
+        relay_ok = false;
         r.add("relay credentials", "error", e.what(), "check [network] relay");
     }
     return relay_ok;

@@ -56,15 +56,15 @@ std::string machine_name() {
     return buf;
 }
 
-// "Bearer <hex>" against the secret, in time independent of where they differ.
-bool authorized(std::string_view header, const std::vector<uint8_t> &secret) {
+// "Bearer <token>" against the token the ticket grants (ticket::access_token), in time
+// independent of where they differ.
+bool authorized(std::string_view header, const std::string &expected) {
     constexpr std::string_view kScheme = "bearer ";
     if (header.size() < kScheme.size()) return false;
     for (size_t i = 0; i < kScheme.size(); ++i)
         if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return false;
     std::string_view hex = header.substr(kScheme.size());
     while (!hex.empty() && hex.front() == ' ') hex.remove_prefix(1);
-    std::string expected = to_hex(secret);
     // Compare against a same-length copy so the time depends on the length only.
     uint8_t diff = hex.size() == expected.size() ? 0 : 1;
     for (size_t i = 0; i < expected.size(); ++i) {
@@ -80,6 +80,10 @@ struct Host::Core {
     HostConfig config;
     std::shared_ptr<Identity> identity;
     std::vector<uint8_t> secret;
+    int64_t expiry = 0;        // the ticket's, Unix seconds; 0 = never
+    std::string access_token;  // ticket::access_token(secret, expiry): what viewers must send
+    bool expired = false;      // the expiry passed: every request is refused
+    std::unique_ptr<net::Timer> expiry_timer;
     std::shared_ptr<stream::Source> source;
     fanout::FanoutSource *media = nullptr;  // `source` when it is the media fan-out
     EventSink events;
@@ -107,7 +111,10 @@ struct Host::Core {
     uint64_t next_viewer_id = 1;
     struct Totals {
         uint64_t requests = 0, joined = 0, refused_full = 0, refused_auth = 0, bytes_sent = 0, drops = 0;
+        uint64_t refused_expired = 0, ended_expired = 0, refused_streams = 0, refusals_not_logged = 0;
     } totals;
+    double refusal_tokens = 10;  // token bucket of VIEWER_REFUSED events (see refusal_logged())
+    std::chrono::steady_clock::time_point refusal_refill = std::chrono::steady_clock::now();
 
     ~Core() {
         if (loop) loop->call([this] { shutdown(false); });
@@ -129,6 +136,7 @@ struct Host::Core {
         if (!announce) events_open = false;
         if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
         paths.clear();  // their routes point into the TURN client
+        expiry_timer.reset();
         turn.reset();
         agent.reset();
         endpoint.reset();
@@ -141,13 +149,26 @@ struct Host::Core {
         ++totals.requests;
         http3::Response r;
         std::string who = conn.remote().unmapped().to_string();
-        if (!authorized(req.authorization, secret)) {
+        if (expired || (expiry != 0 && static_cast<int64_t>(time(nullptr)) >= expiry)) {
+            // The wall clock may pass the expiry before the timer fires: checked on every request.
+            ++totals.refused_expired;
+            r.status = 401;
+            r.close_connection = true;
+            if (refusal_logged())
+                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_EXPIRED,
+                      "refused " + who + ": the ticket expired",
+                      nlohmann::json{{"reason", "ticket expired"}, {"address", who}}.dump()});
+            return r;
+        }
+        if (!authorized(req.authorization, access_token)) {
             // Nothing else: no body, no hint. The offered value is never logged.
             ++totals.refused_auth;
             r.status = 401;
-            emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
-                  "refused " + who + ": wrong or missing ticket secret",
-                  nlohmann::json{{"reason", "ticket rejected"}, {"address", who}}.dump()});
+            r.close_connection = true;  // no second guess on this connection
+            if (refusal_logged())
+                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
+                      "refused " + who + ": wrong or missing ticket secret",
+                      nlohmann::json{{"reason", "ticket rejected"}, {"address", who}}.dump()});
             return r;
         }
         if (req.method != "GET" && req.method != "HEAD") {
@@ -163,6 +184,7 @@ struct Host::Core {
                                       {"max_viewers", max_viewers},
                                       {"viewers", viewers.size()}};
                 r.status = 503;
+                r.close_connection = true;
                 r.headers.push_back({"content-type", "application/json"});
                 r.body = reason.dump();
                 emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_HOST_FULL,
@@ -177,10 +199,18 @@ struct Host::Core {
             }
             Viewer v{next_viewer_id++, who, static_cast<int64_t>(time(nullptr))};
             it = viewers.emplace(conn.id(), v).first;
+            endpoint->mark_authenticated(conn.id());  // out of the pre-auth limits
             ++totals.joined;
             emit({PP_EVENT_VIEWER_JOINED, PP_LOG_INFO, v.id, PP_OK, "viewer " + std::to_string(v.id) + " joined from " + who,
                   nlohmann::json{{"path", path_of(conn)},
                                  {"address", who}}.dump()});
+        }
+        if (req.path == "/stream.ts" && req.method == "GET" && streams_of(conn) >= max_streams_per_viewer()) {
+            ++totals.refused_streams;
+            r.status = 429;
+            r.headers.push_back({"content-type", "application/json"});
+            r.body = nlohmann::json{{"error", "too many streams"}, {"max_streams", max_streams_per_viewer()}}.dump();
+            return r;
         }
         if (req.path == "/stream.ts") {
             r.headers.push_back({"content-type", "video/mp2t"});
@@ -204,6 +234,28 @@ struct Host::Core {
         }
         r.status = 404;
         return r;
+    }
+
+    // Anyone can make the host refuse them, so refusal events (log lines) come at most 10 at once
+    // and one per second after; totals.refused_* count every refusal.
+    bool refusal_logged() {
+        auto now = std::chrono::steady_clock::now();
+        refusal_tokens = std::min(10.0, refusal_tokens + std::chrono::duration<double>(now - refusal_refill).count());
+        refusal_refill = now;
+        if (refusal_tokens < 1) {
+            ++totals.refusals_not_logged;
+            return false;
+        }
+        refusal_tokens -= 1;
+        return true;
+    }
+
+    // Concurrent GET /stream.ts on one connection: each is a reader on the source (and may force a
+    // keyframe for everybody), so one ticket holder gets a few, not 32.
+    unsigned max_streams_per_viewer() const { return config.max_streams_per_viewer ? config.max_streams_per_viewer : 2; }
+    size_t streams_of(quic::Connection &conn) const {
+        auto *s = dynamic_cast<http3::ServerSession *>(conn.app());
+        return s ? s->stats().streaming : 0;
     }
 
     std::string path_of(const quic::Connection &conn) const {
@@ -303,10 +355,13 @@ struct Host::Core {
         }
         totals.bytes_sent += bytes;
         totals.drops += drops;
-        std::string reason = info.kind == quic::CloseKind::peer ? "disconnected"
+        const bool ended_by_expiry = expired && info.kind == quic::CloseKind::local;
+        if (ended_by_expiry) ++totals.ended_expired;
+        std::string reason = ended_by_expiry ? "ticket expired"
+                             : info.kind == quic::CloseKind::peer ? "disconnected"
                              : info.kind == quic::CloseKind::local ? "host stopped"
                                                                   : quic::close_kind_name(info.kind);
-        emit({PP_EVENT_VIEWER_LEFT, PP_LOG_INFO, v.id, PP_OK,
+        emit({PP_EVENT_VIEWER_LEFT, PP_LOG_INFO, v.id, ended_by_expiry ? PP_ERR_TICKET_EXPIRED : PP_OK,
               "viewer " + std::to_string(v.id) + " left (" + reason + ")",
               nlohmann::json{{"reason", reason}, {"address", v.address}, {"bytes_sent", bytes}}.dump()});
     }
@@ -329,7 +384,27 @@ struct Host::Core {
                 {"port_mapping", portmap ? portmap->stats() : nlohmann::json(nullptr)},
                 {"stun", {{"requests", c.requests_sent}, {"retransmits", c.retransmits},
                           {"answers", c.answers}, {"timeouts", c.timeouts},
-                          {"bindings_answered", c.bindings_answered}}}};
+                          {"bindings_answered", c.bindings_answered}, {"bindings_refused", c.bindings_refused}}}};
+    }
+
+    // Arms the end of the session's ticket: at its expiry every connection is closed with
+    // ticket::kExpiredCloseCode (viewers report PP_ERR_TICKET_EXPIRED) and new requests get 401.
+    void arm_expiry() {
+        if (expiry == 0) return;
+        expiry_timer = std::make_unique<net::Timer>(*loop, [this] { expire(); });
+        auto now = std::chrono::system_clock::now().time_since_epoch();
+        int64_t left_ns = expiry * 1'000'000'000 - std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+        expiry_timer->arm_at(net::monotonic_ns() + static_cast<uint64_t>(std::max<int64_t>(left_ns, 0)));
+    }
+
+    void expire() {
+        expired = true;
+        size_t ended = viewers.size();
+        if (endpoint) endpoint->close_all(ticket::kExpiredCloseCode, "ticket expired");
+        emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_TICKET_EXPIRED,
+              "the ticket expired: " + std::to_string(ended) + " viewer(s) disconnected, new viewers are refused; "
+              "restart the host for a new ticket",
+              nlohmann::json{{"reason", "ticket expired"}, {"viewers_ended", ended}}.dump()});
     }
 
     void wake_all() {
@@ -372,7 +447,13 @@ struct Host::Core {
                            {"requests", totals.requests},
                            {"viewers_joined", totals.joined},
                            {"refused_full", totals.refused_full},
-                           {"refused_auth", totals.refused_auth}}}};
+                           {"refused_auth", totals.refused_auth},
+                           {"refused_expired", totals.refused_expired},
+                           {"ended_expired", totals.ended_expired},
+                           {"refused_streams", totals.refused_streams},
+                           {"refusals_not_logged", totals.refusals_not_logged}}}};
+        j["expiry"] = expiry ? nlohmann::json(expiry) : nlohmann::json(nullptr);
+        j["expired"] = expired;
         j["stream"] = source->describe();
         if (media) {
             // Pipeline state, encoder, ring occupancy, starts/stops of the capture.
@@ -385,6 +466,11 @@ struct Host::Core {
             j["udp"] = {{"rx_datagrams", u.rx_datagrams}, {"tx_datagrams", u.tx_datagrams},
                         {"rx_bytes", u.rx_bytes},         {"tx_bytes", u.tx_bytes},
                         {"gso", u.gso},                   {"gro", u.gro}};
+            const auto &q = endpoint->counters();
+            j["quic"] = {{"accepted", q.accepted},           {"refused_full", q.refused_full},
+                         {"retries_sent", q.retries_sent},   {"bad_tokens", q.bad_tokens},
+                         {"refused_source", q.refused_source}, {"refused_unauthenticated", q.refused_unauthenticated},
+                         {"unauthenticated", endpoint->unauthenticated()}};
         }
         if (agent) j["nat"] = nat_stats();
         return j;
@@ -392,6 +478,12 @@ struct Host::Core {
 };
 
 namespace {
+
+// How long a viewer's TURN credentials in a ticket last at most.
+constexpr int64_t kViewerRelayCredentialS = 12 * 3600;
+
+// Enough for a handshake over a slow relayed path (a few RTTs of up to ~500 ms).
+constexpr unsigned kServerHandshakeTimeoutMs = 4000;
 
 // How long start() waits for the gateway's mapping before the ticket goes out without it (UPnP
 // discovery alone listens 1.5 s for answers).
@@ -477,6 +569,8 @@ void Host::start() {
     std::optional<nat::TurnConfig> relay;
     std::optional<ticket::Relay> ticket_relay;
     int64_t expiry = config_.ticket_lifetime_s > 0 ? static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s : 0;
+    core->expiry = expiry;
+    core->access_token = ticket::access_token(secret_, expiry);
     if (config_.relay_only && config_.no_relay)
         throw Error(PP_ERR_INVALID_ARGUMENT, "--relay-only and --no-relay contradict each other: pick one");
     if (config_.relay_only && config_.relay.empty())
@@ -498,12 +592,14 @@ void Host::start() {
             ticket::Relay tr{relay_host, relay_port, "", ""};
             if (!config_.relay_secret.empty()) {
                 // The host's own allocation lives as long as the session; the viewer's credentials
-                // die with the ticket (or after a day when the ticket never expires).
+                // die with the ticket, or after 12 h, whichever comes first.
                 int64_t now = static_cast<int64_t>(time(nullptr));
                 auto own = nat::rest_credentials(config_.relay_secret, now + 7 * 86400);
                 tc.username = own.username;
                 tc.password = own.password;
-                auto theirs = nat::rest_credentials(config_.relay_secret, expiry ? expiry : now + 86400);
+                // At most 12 h even for a long-lived ticket: a leaked ticket's relay access ends.
+                int64_t limit = now + kViewerRelayCredentialS;
+                auto theirs = nat::rest_credentials(config_.relay_secret, expiry ? std::min(expiry, limit) : limit);
                 tr.username = theirs.username;
                 tr.credential = theirs.password;
             } else if (!config_.relay_username.empty()) {
@@ -571,9 +667,12 @@ void Host::start() {
         };
         if (config_.idle_timeout_ms) server.transport.idle_timeout_ms = config_.idle_timeout_ms;
         if (config_.keep_alive_ms) server.transport.keep_alive_ms = config_.keep_alive_ms;
+        // A half-open handshake (a spoofed Initial) holds its slot this long, not ngtcp2's 10 s.
+        server.transport.handshake_timeout_ms = kServerHandshakeTimeoutMs;
         // A connection that may move onto the relay keeps its packets small enough for TURN.
         if (relay) server.transport.max_udp_payload = 1400;
         c->endpoint->listen(std::move(server));
+        c->arm_expiry();
     });
     // A port mapping on the LAN gateway (UPnP-IGD / NAT-PMP / PCP), asked for on its own thread
     // while STUN and the relay proceed: those libraries block.

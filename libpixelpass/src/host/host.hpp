@@ -45,6 +45,8 @@ struct HostConfig {
     // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
     // Tests shorten them to see dead viewers go quickly.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;
+    // Internal: concurrent GET /stream.ts per viewer connection; 0 = 2. More get 429.
+    unsigned max_streams_per_viewer = 0;
 };
 
 // An event for the user's callback; the facade converts it to pp_event.

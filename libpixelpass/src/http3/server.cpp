@@ -3,6 +3,7 @@
 #include <nghttp3/nghttp3.h>
 
 #include <string_view>
+#include <type_traits>
 
 #include "http3/nv.hpp"
 
@@ -24,69 +25,98 @@ struct ServerSession::Stream {
     std::string body;
     bool body_sent = false;
     bool starved = false;
+    bool failed = false;  // a callback threw for it: reset, waiting for its close
+    bool close_connection = false;  // Response::close_connection
     uint64_t acked = 0;
 };
 
+// Every callback body runs inside guard(): an exception must never unwind through nghttp3's C
+// frames (undefined behaviour, and nghttp3's state would be left half-updated). A throw resets
+// only the stream it concerned, is counted, and the connection and its other streams go on.
 struct ServerSession::Callbacks {
     static ServerSession &self(void *user_data) { return *static_cast<ServerSession *>(user_data); }
 
-    static int begin_headers(nghttp3_conn *conn, int64_t stream_id, void *user_data, void *) {
-        auto &s = self(user_data);
-        auto &slot = s.streams_[stream_id];
-        if (!slot) {
-            slot = std::make_unique<Stream>();
-            slot->id = stream_id;
+    template <typename F>
+    static auto guard(void *user_data, int64_t stream_id, F &&body) noexcept -> decltype(body()) {
+        try {
+            return body();
+        } catch (...) {
+            self(user_data).fail_stream(stream_id);
         }
-        nghttp3_conn_set_stream_user_data(conn, stream_id, slot.get());
-        return 0;
+        using R = decltype(body());
+        if constexpr (std::is_same_v<R, nghttp3_ssize>) return NGHTTP3_ERR_WOULDBLOCK;  // until its close
+        else return 0;
     }
 
-    static int recv_header(nghttp3_conn *, int64_t, int32_t token, nghttp3_rcbuf *name,
-                           nghttp3_rcbuf *value, uint8_t, void *, void *stream_user_data) {
-        auto *st = static_cast<Stream *>(stream_user_data);
-        if (!st) return 0;
-        std::string_view n = view(name), v = view(value);
-        st->header_bytes += n.size() + v.size() + 32;
-        if (st->header_bytes > kMaxHeaderBytes) {
-            st->request.oversized = true;
+    static int begin_headers(nghttp3_conn *conn, int64_t stream_id, void *user_data, void *) {
+        return guard(user_data, stream_id, [&] {
+            auto &s = self(user_data);
+            auto &slot = s.streams_[stream_id];
+            if (!slot) {
+                slot = std::make_unique<Stream>();
+                slot->id = stream_id;
+            }
+            nghttp3_conn_set_stream_user_data(conn, stream_id, slot.get());
             return 0;
-        }
-        switch (token) {
-        case NGHTTP3_QPACK_TOKEN__METHOD: st->request.method = v; break;
-        case NGHTTP3_QPACK_TOKEN__PATH: st->request.path = v; break;
-        case NGHTTP3_QPACK_TOKEN__AUTHORITY: st->request.authority = v; break;
-        case NGHTTP3_QPACK_TOKEN_AUTHORIZATION: st->request.authorization = v; break;
-        default: st->request.headers.push_back({std::string(n), std::string(v)}); break;
-        }
-        return 0;
+        });
+    }
+
+    static int recv_header(nghttp3_conn *, int64_t stream_id, int32_t token, nghttp3_rcbuf *name,
+                           nghttp3_rcbuf *value, uint8_t, void *user_data, void *stream_user_data) {
+        return guard(user_data, stream_id, [&] {
+            auto *st = static_cast<Stream *>(stream_user_data);
+            if (!st) return 0;
+            std::string_view n = view(name), v = view(value);
+            st->header_bytes += n.size() + v.size() + 32;
+            if (st->header_bytes > kMaxHeaderBytes) {
+                st->request.oversized = true;
+                return 0;
+            }
+            switch (token) {
+            case NGHTTP3_QPACK_TOKEN__METHOD: st->request.method = v; break;
+            case NGHTTP3_QPACK_TOKEN__PATH: st->request.path = v; break;
+            case NGHTTP3_QPACK_TOKEN__AUTHORITY: st->request.authority = v; break;
+            case NGHTTP3_QPACK_TOKEN_AUTHORIZATION: st->request.authorization = v; break;
+            default: st->request.headers.push_back({std::string(n), std::string(v)}); break;
+            }
+            return 0;
+        });
     }
 
     static int recv_data(nghttp3_conn *, int64_t stream_id, const uint8_t *, size_t len, void *user_data,
                          void *) {
         // Request bodies carry nothing we use: drop them and give the credit back at once.
-        self(user_data).conn_.credit(stream_id, len);
-        return 0;
+        return guard(user_data, stream_id, [&] {
+            self(user_data).conn_.credit(stream_id, len);
+            return 0;
+        });
     }
 
     static int deferred_consume(nghttp3_conn *, int64_t stream_id, size_t consumed, void *user_data, void *) {
-        self(user_data).conn_.credit(stream_id, consumed);
-        return 0;
+        return guard(user_data, stream_id, [&] {
+            self(user_data).conn_.credit(stream_id, consumed);
+            return 0;
+        });
     }
 
-    static int end_stream(nghttp3_conn *, int64_t, void *user_data, void *stream_user_data) {
-        auto *st = static_cast<Stream *>(stream_user_data);
-        if (!st || st->responded) return 0;
-        try {
-            self(user_data).respond(*st);
-        } catch (const std::exception &) {
-            return NGHTTP3_ERR_CALLBACK_FAILURE;
-        }
-        return 0;
+    static int end_stream(nghttp3_conn *, int64_t stream_id, void *user_data, void *stream_user_data) {
+        return guard(user_data, stream_id, [&] {
+            auto *st = static_cast<Stream *>(stream_user_data);
+            if (st && !st->responded) self(user_data).respond(*st);
+            return 0;
+        });
     }
 
-    static nghttp3_ssize read_data(nghttp3_conn *, int64_t, nghttp3_vec *vec, size_t veccnt,
-                                   uint32_t *pflags, void *, void *stream_user_data) {
-        auto *st = static_cast<Stream *>(stream_user_data);
+    static nghttp3_ssize read_data(nghttp3_conn *, int64_t stream_id, nghttp3_vec *vec, size_t veccnt,
+                                   uint32_t *pflags, void *user_data, void *stream_user_data) {
+        return guard(user_data, stream_id, [&]() -> nghttp3_ssize {
+            auto *st = static_cast<Stream *>(stream_user_data);
+            if (st && st->failed) return NGHTTP3_ERR_WOULDBLOCK;  // reset; its close is coming
+            return fill(st, vec, veccnt, pflags);
+        });
+    }
+
+    static nghttp3_ssize fill(Stream *st, nghttp3_vec *vec, size_t veccnt, uint32_t *pflags) {
         if (!st) {
             *pflags |= NGHTTP3_DATA_FLAG_EOF;
             return 0;
@@ -119,38 +149,61 @@ struct ServerSession::Callbacks {
         return static_cast<nghttp3_ssize>(count);
     }
 
-    static int acked_stream_data(nghttp3_conn *, int64_t, uint64_t len, void *, void *stream_user_data) {
-        auto *st = static_cast<Stream *>(stream_user_data);
-        if (!st) return 0;
-        st->acked += len;
-        if (st->reader) st->reader->release(static_cast<size_t>(len));
-        return 0;
+    static int acked_stream_data(nghttp3_conn *, int64_t stream_id, uint64_t len, void *user_data,
+                                 void *stream_user_data) {
+        return guard(user_data, stream_id, [&] {
+            auto *st = static_cast<Stream *>(stream_user_data);
+            if (!st || st->failed) return 0;
+            st->acked += len;
+            if (st->reader) st->reader->release(static_cast<size_t>(len));
+            return 0;
+        });
     }
 
     static int stream_close(nghttp3_conn *, int64_t stream_id, uint64_t, void *user_data, void *) {
-        auto &s = self(user_data);
-        auto it = s.streams_.find(stream_id);
-        if (it != s.streams_.end()) {
-            Stream &st = *it->second;
-            s.closed_.body_bytes_acked += st.acked;
-            if (st.reader) s.closed_.drops += st.reader->stats().value("drops", uint64_t{0});
-            s.streams_.erase(it);
-        }
-        if (quic::Connection::is_bidi_stream(stream_id) && !s.conn_.is_local_stream(stream_id))
-            s.conn_.extend_max_streams_bidi(1);
-        return 0;
+        return guard(user_data, -1, [&] {
+            auto &s = self(user_data);
+            auto it = s.streams_.find(stream_id);
+            if (it != s.streams_.end()) {
+                Stream &st = *it->second;
+                if (st.close_connection) s.conn_.close(kNoError, "request refused");
+                s.closed_.body_bytes_acked += st.acked;
+                if (st.reader) s.closed_.drops += st.reader->stats().value("drops", uint64_t{0});
+                s.streams_.erase(it);
+            }
+            if (quic::Connection::is_bidi_stream(stream_id) && !s.conn_.is_local_stream(stream_id))
+                s.conn_.extend_max_streams_bidi(1);
+            return 0;
+        });
     }
 
     static int stop_sending(nghttp3_conn *, int64_t stream_id, uint64_t app_error, void *user_data, void *) {
-        self(user_data).conn_.shutdown_stream_read(stream_id, app_error);
-        return 0;
+        return guard(user_data, stream_id, [&] {
+            self(user_data).conn_.shutdown_stream_read(stream_id, app_error);
+            return 0;
+        });
     }
 
     static int reset_stream(nghttp3_conn *, int64_t stream_id, uint64_t app_error, void *user_data, void *) {
-        self(user_data).conn_.shutdown_stream_write(stream_id, app_error);
-        return 0;
+        return guard(user_data, stream_id, [&] {
+            self(user_data).conn_.shutdown_stream_write(stream_id, app_error);
+            return 0;
+        });
     }
 };
+
+void ServerSession::fail_stream(int64_t stream_id) noexcept {
+    ++closed_.callback_errors;
+    if (stream_id < 0) return;
+    auto it = streams_.find(stream_id);
+    if (it != streams_.end()) it->second->failed = true;
+    try {
+        conn_.shutdown_stream(stream_id, kInternalError);
+        conn_.schedule_write();
+    } catch (...) {
+        // Resetting failed too: the stream is left to the connection's end.
+    }
+}
 
 ServerSession::ServerSession(quic::Connection &conn, RequestHandler handler)
     : Session(conn, true), handler_(std::move(handler)) {}
@@ -178,6 +231,7 @@ void ServerSession::respond(Stream &st) {
     } else {
         r = handler_(conn_, st.request);
     }
+    st.close_connection = r.close_connection;
     std::string status = std::to_string(r.status);
     std::string length;
     std::vector<nghttp3_nv> nva;

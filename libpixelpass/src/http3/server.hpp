@@ -28,6 +28,9 @@ struct Response {
     std::vector<Header> headers;             // content-type etc. (content-length is added for `body`)
     std::string body;                        // used when there is no reader
     std::unique_ptr<stream::Reader> reader;  // a long body served until the reader's end
+    // Close the connection once this response is delivered (the peer failed to authenticate:
+    // it gets its answer, then no connection to keep probing with).
+    bool close_connection = false;
 };
 
 // Runs on the loop thread for each complete request.
@@ -45,6 +48,7 @@ public:
         uint64_t requests = 0;
         uint64_t body_bytes_acked = 0;  // body bytes the peer confirmed, all streams
         uint64_t drops = 0;             // Reader-reported skips (slow viewer), all streams
+        uint64_t callback_errors = 0;   // exceptions caught at an nghttp3 callback: stream reset
         size_t open_streams = 0, streaming = 0;
     };
     Stats stats() const;
@@ -58,6 +62,8 @@ private:
     friend struct Callbacks;
 
     void respond(Stream &stream);
+    // An exception reached an nghttp3 callback: count it and reset that stream alone.
+    void fail_stream(int64_t stream_id) noexcept;
 
     RequestHandler handler_;
     std::unordered_map<int64_t, std::unique_ptr<Stream>> streams_;

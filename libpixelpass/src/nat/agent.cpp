@@ -145,6 +145,10 @@ void Agent::on_stun(const net::Datagram &d) {
     for (auto &l : more_listeners_)
         if (l(*msg, d)) return;
     if (msg->cls == stun::Class::request && msg->method == stun::Method::binding) {
+        if (!binding_answer_allowed(net::monotonic_ns())) {
+            ++counters_.bindings_refused;
+            return;
+        }
         // A peer checks that this address answers (and learns its reflexive address from us).
         auto answer = stun::Builder(stun::Method::binding, stun::Class::success, msg->tid)
                           .add_xor_address(stun::attr::xor_mapped_address, from)
@@ -153,6 +157,19 @@ void Agent::on_stun(const net::Datagram &d) {
         send(from, answer);
         ++counters_.bindings_answered;
     }
+}
+
+// Anyone may send Binding requests to the open port; answering all of them would make it a
+// reflector and a CPU sink. Peers need a handful (NAT checks, keep-alives): a burst of
+// kBindingBurst, then kBindingPerSecond.
+bool Agent::binding_answer_allowed(uint64_t now_ns) {
+    constexpr double kBindingBurst = 40, kBindingPerSecond = 20;
+    if (binding_refill_ns_ == 0) binding_tokens_ = kBindingBurst;
+    else binding_tokens_ = std::min(kBindingBurst, binding_tokens_ + static_cast<double>(now_ns - binding_refill_ns_) * 1e-9 * kBindingPerSecond);
+    binding_refill_ns_ = now_ns;
+    if (binding_tokens_ < 1) return false;
+    binding_tokens_ -= 1;
+    return true;
 }
 
 void Agent::discover(std::vector<net::Address> servers, std::function<void()> done, unsigned timeout_ms,

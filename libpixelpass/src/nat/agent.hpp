@@ -62,6 +62,7 @@ public:
 
     struct Counters {
         uint64_t requests_sent = 0, retransmits = 0, answers = 0, timeouts = 0, bindings_answered = 0;
+        uint64_t bindings_refused = 0;  // over the rate limit: not answered
     };
     const Counters &counters() const { return counters_; }
 
@@ -77,6 +78,7 @@ private:
     void on_timer();
     void rearm();
     void binding_round(unsigned timeout_ms);
+    bool binding_answer_allowed(uint64_t now_ns);
 
     net::Loop &loop_;
     net::UdpSocket &socket_;
@@ -91,6 +93,8 @@ private:
     std::function<void()> discover_done_;
     size_t discover_waiting_ = 0;
     Counters counters_;
+    double binding_tokens_ = 0;  // token bucket of unauthenticated Binding answers
+    uint64_t binding_refill_ns_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -1,5 +1,8 @@
 #include "nat/paths.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <gnutls/crypto.h>
 
 #include <algorithm>
@@ -21,6 +24,7 @@ constexpr uint64_t kFollowMs = 300;    // the viewer's delay behind the host in 
 constexpr uint64_t kPunchProbeMs = 200;
 constexpr uint64_t kStandbyProbeMs = 500;  // on the relay: known-good direct paths, to come back
 constexpr uint64_t kSentMemoryMs = 5000;   // answers later than this are ignored
+constexpr size_t kMaxSent = 1024;           // probes remembered at once (16 candidates x 5 s x 5/s ~ 400)
 constexpr std::string_view kKeyLabel = "pixelpass path probe v1";
 } // namespace
 
@@ -29,6 +33,21 @@ std::vector<uint8_t> probe_key(std::span<const uint8_t> ticket_secret) {
     gnutls_hmac_fast(GNUTLS_MAC_SHA256, ticket_secret.data(), ticket_secret.size(), kKeyLabel.data(),
                      kKeyLabel.size(), key.data());
     return key;
+}
+
+bool probe_target_allowed(const net::Address &candidate, const net::Address &quic_peer) {
+    net::Address a = candidate.unmapped();
+    if (a.empty() || a.port() == 0 || a.is_any() || a.is_link_local()) return false;
+    if (a.is_loopback()) return quic_peer.unmapped().is_loopback();
+    if (a.family() == AF_INET) {
+        const auto *in = reinterpret_cast<const sockaddr_in *>(a.sa());
+        uint32_t ip = ntohl(in->sin_addr.s_addr);
+        if ((ip >> 24) == 0 || (ip >> 28) == 0xe || ip == 0xffffffffu) return false;  // 0/8, multicast, broadcast
+        if ((ip >> 28) == 0xf) return false;                                             // reserved 240/4
+        return true;
+    }
+    const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(a.sa());
+    return in6->sin6_addr.s6_addr[0] != 0xff;  // multicast
 }
 
 const char *path_kind_name(PathKind kind) {
@@ -51,7 +70,7 @@ PeerPaths::PeerPaths(net::Loop &loop, net::UdpSocket &socket, Agent &agent, Turn
     } else {
         // The first path is a direct one that already works: it is candidate 0, in use, and its
         // datagrams are watched (an alias onto itself) so silence is noticed.
-        Candidate &c = add(options_.virtual_remote);
+        Candidate &c = *add(options_.virtual_remote);  // the first: always room
         c.validated = true;
         c.last_ok_ns = net::monotonic_ns();
         active_ = 0;
@@ -86,19 +105,20 @@ PeerPaths::Candidate *PeerPaths::find(const net::Address &a) {
     return nullptr;
 }
 
-PeerPaths::Candidate &PeerPaths::add(const net::Address &a) {
-    if (Candidate *c = find(a)) return *c;
+PeerPaths::Candidate *PeerPaths::add(const net::Address &a) {
+    if (Candidate *c = find(a)) return c;
+    if (candidates_.size() >= kMaxPeerCandidates + 1) return nullptr;  // + the path QUIC started on
     candidates_.push_back(Candidate{a.unmapped()});
-    return candidates_.back();
+    return &candidates_.back();
 }
 
 void PeerPaths::add_candidates(const std::vector<net::Address> &candidates) {
     uint64_t now = net::monotonic_ns();
     for (const auto &a : candidates) {
         net::Address u = a.unmapped();
-        if (u.empty() || socket_.sendable(u).empty() || u.is_any()) continue;
+        if (!probe_target_allowed(u, options_.virtual_remote) || socket_.sendable(u).empty()) continue;
         if (u == peer_relayed_ || socket_.routed(u)) continue;  // relayed addresses are no direct paths
-        add(u);
+        if (!add(u)) break;  // full
     }
     punch_until_ns_ = now + kPunchMs * kMs;
     for (auto &c : candidates_) probe(c);
@@ -122,7 +142,9 @@ void PeerPaths::probe(Candidate &c, int ttl) {
     if (ttl) return;  // a keeper: it never reaches the peer
     c.last_probe_ns = now;
     ++counters_.probes_sent;
-    std::erase_if(sent_, [&](const Sent &s) { return s.at_ns + kSentMemoryMs * kMs < now; });
+    // Oldest first: expiry pops from the front instead of scanning every probe ever sent.
+    while (!sent_.empty() && (sent_.front().at_ns + kSentMemoryMs * kMs < now || sent_.size() >= kMaxSent))
+        sent_.pop_front();
     sent_.push_back({tid, c.address, now});
 }
 
@@ -145,8 +167,9 @@ bool PeerPaths::on_stun(const stun::Message &m, const net::Datagram &d) {
         Candidate *c = find(from);
         if (!c) {
             // Peer-reflexive: the peer's NAT gave this probe a port we could not know (symmetric).
+            c = add(from);
+            if (!c) return true;  // the table is full: answered, not remembered
             ++counters_.peer_reflexive;
-            c = &add(from);
         }
         socket_.set_alias(from, options_.virtual_remote, options_.virtual_local);
         // Triggered check: the peer just opened its side toward us; answer with a probe of ours.

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,6 +40,15 @@ namespace pp::nat {
 
 // The probe key both sides derive from the ticket secret: HMAC-SHA256(secret, label).
 std::vector<uint8_t> probe_key(std::span<const uint8_t> ticket_secret);
+
+// Whether a candidate the peer offers may be probed: routable unicast of the connection's scope.
+// Never multicast, broadcast, unspecified, 0.0.0.0/8 or link-local (no interface is known for
+// it); loopback only when the QUIC peer itself is on loopback. A ticket holder must not turn the
+// host into a prober of its LAN or of arbitrary services.
+bool probe_target_allowed(const net::Address &candidate, const net::Address &quic_peer);
+
+// At most this many of the peer's candidates (offered and peer-reflexive) are kept per peer.
+inline constexpr size_t kMaxPeerCandidates = 16;
 
 // "direct" (the path the connection started on), "punched" (another direct path, found by
 // probing), "relayed" (through the TURN relay).
@@ -91,7 +101,7 @@ private:
         uint64_t last_probe_ns = 0;
     };
     Candidate *find(const net::Address &a);
-    Candidate &add(const net::Address &a);
+    Candidate *add(const net::Address &a);  // null when the table is full
     void probe(Candidate &c, int ttl = 0);
     void tick();
     void use_relay();
@@ -120,7 +130,7 @@ private:
         net::Address to;
         uint64_t at_ns;
     };
-    std::vector<Sent> sent_;
+    std::deque<Sent> sent_;  // oldest first; bounded by kMaxPeerCandidates x the probe rate
     net::Timer timer_;
     Counters counters_;
 };

@@ -179,6 +179,10 @@ bool Message::integrity_ok(std::span<const uint8_t> key) const {
     return diff == 0;
 }
 
+namespace {
+constexpr uint16_t kMessageIntegritySha256 = 0x001c;
+} // namespace
+
 std::optional<Message> parse(std::span<const uint8_t> data) {
     if (data.size() < kHeaderSize || (data[0] & 0xc0) != 0) return std::nullopt;
     if (get32(data.data() + 4) != kMagicCookie) return std::nullopt;
@@ -192,9 +196,16 @@ std::optional<Message> parse(std::span<const uint8_t> data) {
     m.cls = static_cast<Class>(((type >> 4) & 1) | ((type >> 7) & 2));
     std::memcpy(m.tid.data(), data.data() + 8, 12);
     size_t off = kHeaderSize;
+    bool after_integrity = false, after_fingerprint = false;
     while (off + 4 <= data.size()) {
         uint16_t at = get16(data.data() + off), alen = get16(data.data() + off + 2);
         if (off + 4 + alen > data.size()) return std::nullopt;
+        // RFC 8489 14.5/14.7: what follows MESSAGE-INTEGRITY is not covered by it, so only
+        // MESSAGE-INTEGRITY-SHA256 and FINGERPRINT may; FINGERPRINT is the last attribute.
+        if (after_fingerprint) return std::nullopt;
+        if (after_integrity && at != attr::fingerprint && at != kMessageIntegritySha256) return std::nullopt;
+        after_integrity |= at == attr::message_integrity;
+        after_fingerprint |= at == attr::fingerprint;
         m.attributes.push_back({at, data.subspan(off + 4, alen), off});
         if (at == attr::fingerprint) {
             if (alen != 4) return std::nullopt;

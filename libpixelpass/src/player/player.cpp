@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +14,8 @@
 
 #include "common/error.hpp"
 #include "common/executable.hpp"
+#include "common/hex.hpp"
+#include "common/random.hpp"
 
 namespace pp::player {
 namespace {
@@ -50,6 +53,34 @@ std::string quote(const std::string &arg) {
     std::string out = "'";
     for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return out + "'";
+}
+
+// A directory for playlists that only we can enter: created 0700, or existing, ours, 0700 and
+// not a symlink (another user could have made /tmp/pixelpass-<uid> first).
+std::filesystem::path private_dir() {
+    const char *runtime = std::getenv("XDG_RUNTIME_DIR");
+    std::filesystem::path dir = runtime && runtime[0] == '/' ? std::filesystem::path(runtime) / "pixelpass"
+                                                             : std::filesystem::path("/tmp/pixelpass-" + std::to_string(geteuid()));
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        throw Error(PP_ERR_IO, "cannot create " + dir.string() + ": " + std::strerror(errno));
+    struct stat st {};
+    if (lstat(dir.c_str(), &st) != 0)
+        throw Error(PP_ERR_IO, "cannot inspect " + dir.string() + ": " + std::strerror(errno));
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0)
+        throw Error(PP_ERR_IO, dir.string() + " is not a private directory of this user (mode 0700, ours, "
+                                              "no symlink): remove it and try again");
+    return dir;
+}
+
+void remove_stale_playlists(const std::filesystem::path &dir) {
+    std::error_code ec;
+    auto cutoff = std::filesystem::file_time_type::clock::now() - std::chrono::minutes(1);
+    for (const auto &entry : std::filesystem::directory_iterator(dir, ec)) {
+        const auto name = entry.path().filename().string();
+        if (name.rfind("play-", 0) == 0 && entry.path().extension() == ".m3u" &&
+            std::filesystem::last_write_time(entry.path(), ec) < cutoff)
+            std::filesystem::remove(entry.path(), ec);
+    }
 }
 
 const Installed *find(const std::vector<Installed> &players, Kind kind) {
@@ -109,6 +140,34 @@ std::vector<std::string> command(Kind kind, const std::string &url) {
             "--no-video-title-show", "--meta-title=pixelpass", url};
 }
 
+std::vector<std::string> playlist_command(Kind kind, const std::string &path) {
+    auto argv = command(kind, path);
+    // mpv reads a playlist only when told to; VLC recognises the .m3u file by its content.
+    if (kind == Kind::mpv) argv.back() = "--playlist=" + path;
+    return argv;
+}
+
+std::string write_private_playlist(const std::string &url) {
+    if (url.find_first_of("\r\n") != std::string::npos)
+        throw Error(PP_ERR_INVALID_ARGUMENT, "a player URL must be one line");
+    auto dir = private_dir();
+    remove_stale_playlists(dir);
+    std::vector<uint8_t> name(8);
+    random_bytes(name);
+    auto path = dir / ("play-" + to_hex(name) + ".m3u");
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) throw Error(PP_ERR_IO, "cannot create " + path.string() + ": " + std::strerror(errno));
+    std::string body = "#EXTM3U\n#EXTINF:-1,pixelpass\n" + url + "\n";
+    bool ok = write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size());
+    int err = errno;
+    close(fd);
+    if (!ok) {
+        unlink(path.c_str());
+        throw Error(PP_ERR_IO, "cannot write " + path.string() + ": " + std::strerror(err));
+    }
+    return path.string();
+}
+
 std::string shell_command(Kind kind, const std::string &url) {
     std::string out;
     for (const auto &arg : command(kind, url)) out += (out.empty() ? "" : " ") + quote(arg);
@@ -121,7 +180,7 @@ pid_t launch(Kind kind, const std::string &url) {
     if (!p) throw Error(PP_ERR_PLAYER, std::string(kind == Kind::mpv ? "mpv" : "vlc") + " is not installed");
     if (!p->usable) throw Error(PP_ERR_PLAYER, p->problem);
 
-    auto args = command(kind, url);
+    auto args = playlist_command(kind, write_private_playlist(url));
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

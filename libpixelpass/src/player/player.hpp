@@ -33,9 +33,19 @@ Kind choose(const std::string &name);
 std::vector<std::string> command(Kind kind, const std::string &url);
 // The same, quoted for a POSIX shell, for people to copy.
 std::string shell_command(Kind kind, const std::string &url);
+// argv playing the playlist file at `path` (what launch() runs: no URL on the command line).
+std::vector<std::string> playlist_command(Kind kind, const std::string &path);
 
-// Starts the player in its own session with stdio on /dev/null; returns its pid. Throws
-// pp::Error(PP_ERR_PLAYER) when it is missing, unusable, or (VLC) we are root.
+// Writes `url` into a new playlist only our user can read: mode 0600, a random name created with
+// O_EXCL in $XDG_RUNTIME_DIR/pixelpass (else /tmp/pixelpass-<uid>), a directory of mode 0700 that
+// must be ours. Playlists of earlier launches older than a minute are deleted. Returns its path.
+// Throws pp::Error(PP_ERR_IO) naming the directory when it cannot.
+std::string write_private_playlist(const std::string &url);
+
+// Starts the player in its own session with stdio on /dev/null; returns its pid. The URL (a
+// bearer token) reaches the player through write_private_playlist(), never its argv, which
+// every local user can read in /proc. Throws pp::Error(PP_ERR_PLAYER) when it is missing,
+// unusable, or (VLC) we are root.
 pid_t launch(Kind kind, const std::string &url);
 
 } // namespace pp::player

@@ -298,6 +298,13 @@ Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
     int rv;
     if (server_) {
         params.original_dcid = make_cid(p.original_dcid);
+        if (!p.retry_scid.empty()) {
+            // The client proved its address with our Retry token: not limited to 3x amplification.
+            params.retry_scid = make_cid(p.retry_scid);
+            params.retry_scid_present = 1;
+            settings.token.base = reinterpret_cast<uint8_t *>(const_cast<char *>(p.token.data()));
+            settings.token.len = p.token.size();
+        }
         params.stateless_reset_token_present = 1;
         const auto &secret = endpoint_.static_secret();
         ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, secret.data(),
@@ -347,6 +354,7 @@ Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
 
     cids_.push_back(p.scid);
     if (server_) cids_.push_back(p.original_dcid);
+    if (server_ && !p.retry_scid.empty()) cids_.push_back(p.retry_scid);  // the client's DCID now
     for (const auto &cid : cids_) endpoint_.add_cid(cid, this);
 }
 

@@ -116,6 +116,8 @@ public:
     struct Params {
         bool server = false;
         std::string dcid, scid, original_dcid;  // raw connection IDs
+        // Server after a Retry: the Retry's source CID and the token that proved the address.
+        std::string retry_scid, token;
         uint32_t version = 0;
         net::Address local, remote;
         gnutls_certificate_credentials_t credentials = nullptr;

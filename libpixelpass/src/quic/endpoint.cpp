@@ -1,6 +1,7 @@
 #include "quic/endpoint.hpp"
 
 #include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -15,6 +16,7 @@ namespace pp::quic {
 namespace {
 
 constexpr size_t kCidLen = 16;  // the length of every source connection ID we issue
+constexpr uint64_t kRetryTokenLifetime = 10 * NGTCP2_SECONDS;
 
 std::string random_cid(size_t len) {
     std::string cid(len, '\0');
@@ -138,6 +140,7 @@ void Endpoint::retire(Connection *conn) {
     if (it == connections_.end()) return;
     graveyard_.push_back(std::move(it->second));
     connections_.erase(it);
+    authenticated_.erase(conn->id());
     arm_idle();
 }
 
@@ -167,16 +170,31 @@ void Endpoint::accept(const net::Datagram &d) {
         ++counters_.unroutable;  // not an Initial that could start a connection
         return;
     }
-    size_t open = 0;
-    for (const auto &[id, conn] : connections_) open += conn->closed() ? 0 : 1;
-    if (open >= server_->max_connections) {
-        ++counters_.refused_full;
-        return;
+    // A Retry token proves the sender receives at its address: it cannot be a spoofed flood.
+    std::string original_dcid(reinterpret_cast<const char *>(hd.dcid.data), hd.dcid.datalen), retry_scid, token;
+    if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+        ngtcp2_cid odcid;
+        if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len, static_secret_.data(),
+                                             static_secret_.size(), hd.version, d.remote.sa(), d.remote.len(),
+                                             &hd.dcid, kRetryTokenLifetime, net::monotonic_ns()) != 0) {
+            ++counters_.bad_tokens;
+            return;
+        }
+        retry_scid = original_dcid;
+        original_dcid.assign(reinterpret_cast<const char *>(odcid.data), odcid.datalen);
+        token.assign(reinterpret_cast<const char *>(hd.token.base), hd.token.len);
+    }
+    switch (admission(d.remote, !retry_scid.empty())) {
+    case Admit::refuse: return;
+    case Admit::retry: send_retry(d, hd); return;
+    case Admit::accept: break;
     }
     Connection::Params p;
     p.server = true;
     p.dcid.assign(reinterpret_cast<const char *>(hd.scid.data), hd.scid.datalen);
-    p.original_dcid.assign(reinterpret_cast<const char *>(hd.dcid.data), hd.dcid.datalen);
+    p.original_dcid = std::move(original_dcid);
+    p.retry_scid = std::move(retry_scid);
+    p.token = std::move(token);
     p.scid = random_cid(kCidLen);
     p.version = hd.version;
     p.local = d.local;
@@ -195,6 +213,60 @@ void Endpoint::accept(const net::Datagram &d) {
     connections_.emplace(ref.id(), std::move(conn));
     ++counters_.accepted;
     ref.receive(d);
+}
+
+Endpoint::Admit Endpoint::admission(const net::Address &remote, bool validated) {
+    size_t open = 0, handshaking = 0, unauthenticated = 0, from_source = 0;
+    const std::string source = remote.ip();
+    for (const auto &[id, conn] : connections_) {
+        if (conn->closed()) continue;
+        ++open;
+        handshaking += conn->established() ? 0 : 1;
+        if (authenticated_.count(id)) continue;
+        ++unauthenticated;
+        if (conn->remote().ip() == source) ++from_source;
+    }
+    if (open >= server_->max_connections) {
+        ++counters_.refused_full;
+        return Admit::refuse;
+    }
+    if (!validated && handshaking >= server_->retry_threshold) return Admit::retry;
+    if (from_source >= server_->max_unauthenticated_per_source) {
+        ++counters_.refused_source;
+        return Admit::refuse;
+    }
+    if (unauthenticated >= server_->max_unauthenticated) {
+        ++counters_.refused_unauthenticated;
+        return Admit::refuse;
+    }
+    return Admit::accept;
+}
+
+void Endpoint::send_retry(const net::Datagram &d, const ngtcp2_pkt_hd &hd) {
+    std::string scid = random_cid(kCidLen);
+    ngtcp2_cid retry_scid;
+    ngtcp2_cid_init(&retry_scid, reinterpret_cast<const uint8_t *>(scid.data()), scid.size());
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token(
+        token, static_secret_.data(), static_secret_.size(), hd.version, d.remote.sa(), d.remote.len(),
+        &retry_scid, &hd.dcid, net::monotonic_ns());
+    if (tokenlen < 0) return;
+    uint8_t packet[1200];  // a Retry is at most ~200 bytes: no amplification
+    ngtcp2_ssize n = ngtcp2_crypto_write_retry(packet, sizeof packet, hd.version, &hd.scid, &retry_scid, &hd.dcid,
+                                               token, static_cast<size_t>(tokenlen));
+    if (n < 0) return;
+    ++counters_.retries_sent;
+    (void)socket_->send(d.remote, &d.local, {packet, static_cast<size_t>(n)}, static_cast<size_t>(n));
+}
+
+size_t Endpoint::unauthenticated() const {
+    size_t n = 0;
+    for (const auto &[id, conn] : connections_) n += !conn->closed() && !authenticated_.count(id);
+    return n;
+}
+
+void Endpoint::mark_authenticated(uint64_t id) {
+    if (connections_.count(id)) authenticated_.insert(id);
 }
 
 void Endpoint::arm_idle() {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "identity/identity.hpp"
@@ -16,6 +17,8 @@
 #include "net/loop.hpp"
 #include "net/udp.hpp"
 #include "quic/connection.hpp"
+
+struct ngtcp2_pkt_hd;
 
 namespace pp::quic {
 
@@ -31,6 +34,13 @@ struct ServerOptions {
     AppFactory make_app;
     TransportOptions transport;
     size_t max_connections = 256;  // beyond this, new handshakes are ignored
+    // Limits before authentication (docs/SECURITY.md). Once `retry_threshold` handshakes are in
+    // progress, a new Initial without a valid Retry token gets a stateless Retry instead of a
+    // connection, so Initials from spoofed addresses hold no state. Connections the application
+    // has not authenticated (mark_authenticated) are capped in total and per source address.
+    size_t retry_threshold = 16;
+    size_t max_unauthenticated = 64;
+    size_t max_unauthenticated_per_source = 8;
 };
 
 struct ClientOptions {
@@ -62,8 +72,14 @@ public:
     // Closes every connection now with `app_error`.
     void close_all(uint64_t app_error, std::string_view reason);
 
+    // The application accepted this connection's credentials: it leaves the pre-auth limits.
+    void mark_authenticated(uint64_t id);
+    // Open connections the application has not authenticated (handshaking ones included).
+    size_t unauthenticated() const;
+
     struct Counters {
         uint64_t accepted = 0, refused_full = 0, unroutable = 0;
+        uint64_t retries_sent = 0, bad_tokens = 0, refused_source = 0, refused_unauthenticated = 0;
     };
     const Counters &counters() const { return counters_; }
 
@@ -79,6 +95,10 @@ public:
 private:
     void on_datagram(const net::Datagram &d);
     void accept(const net::Datagram &d);
+    // What the pre-auth limits say about a new Initial from `remote` (see ServerOptions).
+    enum class Admit { accept, retry, refuse };
+    Admit admission(const net::Address &remote, bool validated);
+    void send_retry(const net::Datagram &d, const ngtcp2_pkt_hd &hd);
     void flush();
     void on_writable();
     void arm_idle();
@@ -94,6 +114,7 @@ private:
     uint64_t next_id_ = 1;
     std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
     std::unordered_map<std::string, Connection *> by_cid_;
+    std::unordered_set<uint64_t> authenticated_;
     std::vector<uint64_t> write_queue_;
     std::vector<uint64_t> blocked_;
     std::vector<std::unique_ptr<Connection>> graveyard_;

@@ -660,6 +660,15 @@ Ticket decode(std::string_view text) {
     return decode(text, static_cast<int64_t>(now.count()));
 }
 
+std::string access_token(std::span<const uint8_t> secret, int64_t expiry) {
+    if (expiry == 0) return to_hex(secret);
+    const std::string label = "pixelpass access v1 expiry=" + std::to_string(expiry);
+    std::array<uint8_t, 32> mac{};
+    int rc = gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret.data(), secret.size(), label.data(), label.size(), mac.data());
+    if (rc < 0) throw Error(PP_ERR_CRYPTO, std::string("HMAC-SHA256 failed: ") + gnutls_strerror(rc));
+    return to_hex(mac);
+}
+
 std::string to_json(const Ticket &ticket) {
     using json = nlohmann::ordered_json;
     const size_t length = encode(ticket).size();  // also validates the ticket

@@ -69,6 +69,17 @@ Ticket decode(std::string_view text, int64_t now);
 // Same, checking expiry against the system clock.
 Ticket decode(std::string_view text);
 
+// What the viewer sends as "authorization: Bearer <token>" and the only value the host accepts.
+// Without an expiry it is the secret in hex (tickets from before expiry binding keep working).
+// With one it is hex(HMAC-SHA256(secret, "pixelpass access v1 expiry=<unix seconds>")): the host
+// derives it from its own secret and expiry, so a ticket rebuilt without the expiry or with a
+// later one (the CRC protects nothing) sends a token the host refuses.
+std::string access_token(std::span<const uint8_t> secret, int64_t expiry);
+
+// The QUIC application error code a host closes a viewer's connection with when the ticket
+// expires (outside HTTP/3's registered range; our viewer reports PP_ERR_TICKET_EXPIRED).
+inline constexpr uint64_t kExpiredCloseCode = 0x7078'7065;  // "pxpe"
+
 // JSON for `pixelpass ticket inspect`: fingerprint as hex, candidates, relay (credential as a
 // short hash), expiry, length; the secret only as a short hash. Never the secret itself.
 std::string to_json(const Ticket &ticket);

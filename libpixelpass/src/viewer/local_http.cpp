@@ -9,12 +9,14 @@
 #include <llhttp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "common/error.hpp"
 #include "common/hex.hpp"
 #include "common/random.hpp"
 #include "net/loop.hpp"
+#include "net/peer_uid.hpp"
 
 namespace pp::viewer {
 
@@ -110,10 +112,11 @@ public:
 
     // Counters.
     size_t clients_ = 0;
-    uint64_t requests_ = 0, refused_ = 0, upstream_errors_ = 0, bytes_ = 0;
+    uint64_t requests_ = 0, refused_ = 0, refused_other_user_ = 0, upstream_errors_ = 0, bytes_ = 0;
     size_t peak_backlog_ = 0;
 
 private:
+    bool peer_is_own_user(uv_tcp_t *tcp);
     static void on_connection(uv_stream_t *listener, int status);
     static void on_sweep(uv_timer_t *timer);
     static void on_reap(uv_timer_t *timer);
@@ -623,6 +626,11 @@ void LocalHttpServer::Impl::on_connection(uv_stream_t *listener, int status) {
         LocalHttpConnection::close_handle(std::move(conn));
         return;
     }
+    if (me->options_.only_own_user && !me->peer_is_own_user(conn->tcp())) {
+        ++me->refused_other_user_;
+        LocalHttpConnection::close_handle(std::move(conn));
+        return;
+    }
     uv_tcp_nodelay(conn->tcp(), 1);
     // A fixed send buffer instead of the kernel's autotuned one (megabytes): bytes parked there
     // are delay the backpressure above cannot see.
@@ -633,6 +641,23 @@ void LocalHttpServer::Impl::on_connection(uv_stream_t *listener, int status) {
     c.start_reading();
 }
 
+// The URL is a bearer token any local user might learn (from a player's command line, a shell
+// history, a screenshot); the owner of the connecting socket is what actually tells our user.
+bool LocalHttpServer::Impl::peer_is_own_user(uv_tcp_t *tcp) {
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(reinterpret_cast<uv_handle_t *>(tcp), &fd) != 0) return false;
+    net::PeerUid peer = net::loopback_peer_uid(fd);
+    if (peer.uid && *peer.uid == geteuid()) return true;
+    // Logged at the 1st, 2nd, 4th, 8th... refusal, so a local flood cannot flood the log.
+    uint64_t n = refused_other_user_ + 1;
+    if ((n & (n - 1)) != 0) return false;
+    std::string why = peer.uid ? "uid " + std::to_string(*peer.uid) + " is not uid " + std::to_string(geteuid()) +
+                                     ", who runs the viewer"
+                               : "its user is unknown: " + peer.error;
+    log(PP_LOG_WARNING, "local server: refused a connection (" + why + "); " + std::to_string(n) + " refused so far");
+    return false;
+}
+
 nlohmann::json LocalHttpServer::Impl::stats() const {
     auto players = nlohmann::json::array();
     for (const auto &[id, conn] : connections_)
@@ -641,6 +666,7 @@ nlohmann::json LocalHttpServer::Impl::stats() const {
             {"connections", connections_.size()},
             {"requests", requests_},
             {"refused", refused_},
+            {"refused_other_user", refused_other_user_},
             {"upstream_errors", upstream_errors_},
             {"bytes", bytes_},
             {"peak_backlog", peak_backlog_},

@@ -95,6 +95,10 @@ struct LocalHttpOptions {
     // After the response, how long to keep draining what the client sends before closing, so
     // the kernel does not reset the connection under the player's last bytes.
     std::chrono::milliseconds linger{2000};
+    // Serve only connections whose other end is a socket of this process's effective user
+    // (net::loopback_peer_uid): another local user who learns the URL gets nothing. A peer whose
+    // owner cannot be established is refused too.
+    bool only_own_user = true;
     // Optional log sink (called on the loop thread). Never given the token.
     std::function<void(pp_log_level, const std::string &)> log;
 };
@@ -118,7 +122,7 @@ public:
     std::string url() const;
 
     // {"clients": players being served, "connections": open TCP connections, "requests": N,
-    //  "refused": N (4xx), "upstream_errors": N, "bytes": body bytes written to players,
+    //  "refused": N (4xx), "refused_other_user": N (closed at accept), "upstream_errors": N, "bytes": body bytes written to players,
     //  "peak_backlog": largest backlog seen, "players": [{"id","bytes","backlog","paused"}]}
     nlohmann::json stats() const;
 

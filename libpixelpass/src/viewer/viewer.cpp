@@ -153,7 +153,7 @@ struct Viewer::Core : viewer::Upstream {
     // ---- connecting ----
 
     void start() {
-        auth = {{"authorization", "Bearer " + to_hex(ticket.secret)}};
+        auth = {{"authorization", "Bearer " + ticket::access_token(ticket.secret, ticket.expiry)}};
         auto socket = std::make_unique<net::UdpSocket>(*loop, net::UdpOptions{});
         std::vector<net::Address> relayed;
         for (const auto &cand : ticket.candidates) {
@@ -559,6 +559,9 @@ struct Viewer::Core : viewer::Upstream {
             if (info.code == http3::kNoError || (!info.application && info.code == 0)) {
                 code = PP_OK;
                 message = "the host stopped sharing";
+            } else if (info.application && info.code == ticket::kExpiredCloseCode) {
+                code = PP_ERR_TICKET_EXPIRED;
+                message = "the ticket expired: ask the host for a new one";
             } else {
                 message = "the host closed the connection (error " + hex_code(info.code) +
                           (info.detail.empty() ? "" : ": " + info.detail) + ")";
