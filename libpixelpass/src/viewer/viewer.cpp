@@ -32,6 +32,9 @@ namespace {
 constexpr size_t kMaxErrorBody = 64 * 1024;
 // Below 1500-byte MTUs even with TURN's Send/Data framing (about 40 bytes) around each packet.
 constexpr size_t kRelaySafeUdpPayload = 1400;
+// After leaving our candidates on the DHT, how long failed attempts wait for the host's punch:
+// the DHT's delivery (up to about 1.5 s measured) plus a QUIC handshake through the opened NAT.
+constexpr unsigned kRendezvousWaitMs = 6000;
 
 std::string hex_code(uint64_t code) {
     char buf[24];
@@ -88,6 +91,8 @@ struct Viewer::Core : viewer::Upstream {
     std::vector<net::Address> stun_servers;           // resolved before the loop starts
     std::unique_ptr<rendezvous::Rendezvous> rendezvous;  // where we leave our candidates for the host
     std::string offer_session;                         // USERNAME of the host's punch probes
+    std::unique_ptr<net::Timer> rendezvous_wait;       // ends the wait for the host's punch
+    bool awaiting_punch = false;                       // failed attempts do not end the connect yet
     std::string nat_kind = "unknown";                  // ours, from STUN
     std::vector<net::Address> probed_by_host;          // host addresses whose punch probes reached us
     bool found_by_rendezvous = false;                  // the winner was dialled at a punch probe's source
@@ -134,6 +139,7 @@ struct Viewer::Core : viewer::Upstream {
         deadline.reset();
         if (endpoint) endpoint->close_all(http3::kNoError, "viewer closed");
         relay_delay.reset();
+        rendezvous_wait.reset();
         rendezvous.reset();  // joins the DHT thread
         paths.reset();  // its routes point into the TURN client
         turn.reset();
@@ -293,6 +299,14 @@ struct Viewer::Core : viewer::Upstream {
                 offer.candidates.push_back(c);
         }
         if (offer.candidates.size() > rendezvous::kMaxCandidates) offer.candidates.resize(rendezvous::kMaxCandidates);
+        // The host punches within a few seconds of the offer, or not at all: after that, failed
+        // attempts may end the wait (the connect deadline still bounds it).
+        awaiting_punch = true;
+        rendezvous_wait = std::make_unique<net::Timer>(*loop, [this] {
+            awaiting_punch = false;
+            if (!has_pending() && !winner && !decided()) fail_all();
+        });
+        rendezvous_wait->arm_at(net::monotonic_ns() + uint64_t{kRendezvousWaitMs} * 1000000);
         rendezvous->put(rendezvous::rendezvous_key(ticket.secret), rendezvous::seal(offer, ticket.secret),
                         [this, n = offer.candidates.size()](bool ok, unsigned ms) {
                             emit({PP_EVENT_LOG, ok ? PP_LOG_DEBUG : PP_LOG_WARNING, 0, ok ? PP_OK : PP_ERR_UNREACHABLE,
@@ -332,7 +346,7 @@ struct Viewer::Core : viewer::Upstream {
 
     bool has_pending() const {
         if (relay_pending) return true;
-        if (rendezvous && !offer_session.empty()) return true;  // the host may still punch: the deadline decides
+        if (awaiting_punch) return true;
         for (const auto &a : attempts)
             if (!a.done) return true;
         return false;
@@ -655,7 +669,7 @@ struct Viewer::Core : viewer::Upstream {
         std::string text = ". This viewer's network: " + nat_text(mine) + "; the host's: " + nat_text(theirs) + ". ";
         if (mine == "symmetric" && theirs == "symmetric")
             return text + "Both are symmetric: only a relay can join them: " + relay;
-        if (mine == "symmetric" || theirs == "symmetric")
+        if ((mine == "symmetric" && theirs == "cone") || (mine == "cone" && theirs == "symmetric"))
             return text + "A symmetric NAT facing a filtering one needs port guessing, which pixelpass does not do "
                           "yet: use a relay (" + relay + ") or a port mapping on the host's router (UPnP / NAT-PMP)";
         if (!rendezvous && mine != "unknown" && theirs != "unknown")
