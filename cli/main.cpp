@@ -109,12 +109,16 @@ struct HostArgs {
     std::string relay, relay_secret, relay_secret_file, relay_username, relay_password;
     std::vector<std::string> stun;
     bool no_stun = false, no_port_mapping = false, relay_only = false, no_relay = false;
+    std::vector<std::string> dht_bootstrap;
+    bool no_dht = false;
 };
 
 // Connectivity flags a viewer takes.
 struct ViewArgs {
     std::vector<std::string> stun;
     bool no_stun = false, relay_only = false, no_relay = false;
+    std::vector<std::string> dht_bootstrap;
+    bool no_dht = false;
 };
 
 void add_view_options(CLI::App *cmd, ViewArgs &a) {
@@ -122,6 +126,9 @@ void add_view_options(CLI::App *cmd, ViewArgs &a) {
     cmd->add_flag("--no-relay", a.no_relay, "Never use the ticket's relay");
     cmd->add_option("--stun", a.stun, "STUN server HOST[:PORT] (repeatable)");
     cmd->add_flag("--no-stun", a.no_stun, "Use no STUN server");
+    cmd->add_option("--dht-bootstrap", a.dht_bootstrap,
+                    "Rendezvous DHT node HOST:PORT (repeatable; default: the public OpenDHT network)");
+    cmd->add_flag("--no-dht", a.no_dht, "Leave no candidates on the DHT (the host then needs a public address, a port mapping or a relay)");
 }
 
 void add_host_options(CLI::App *cmd, HostArgs &a) {
@@ -158,6 +165,9 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
     cmd->add_option("--stun", a.stun, "STUN server HOST[:PORT] (repeatable; default: public servers)");
     cmd->add_flag("--no-stun", a.no_stun, "Use no STUN server (the ticket then holds local addresses only)");
     cmd->add_flag("--no-port-mapping", a.no_port_mapping, "Ask the router for no UPnP / NAT-PMP port mapping");
+    cmd->add_option("--dht-bootstrap", a.dht_bootstrap,
+                    "Rendezvous DHT node HOST:PORT (repeatable; default: the public OpenDHT network)");
+    cmd->add_flag("--no-dht", a.no_dht, "Do not listen for viewers' candidates on the DHT");
 }
 
 int run_host(const HostArgs &args) {
@@ -202,6 +212,11 @@ int run_host(const HostArgs &args) {
     o.no_port_mapping = a.no_port_mapping;
     o.relay_only = a.relay_only;
     o.no_relay = a.no_relay;
+    std::vector<const char *> dht;
+    for (const auto &node : a.dht_bootstrap) dht.push_back(node.c_str());
+    o.dht_bootstrap = dht.empty() ? nullptr : dht.data();
+    o.dht_bootstrap_count = dht.size();
+    o.no_dht = a.no_dht;
 
     if (!pixelpass_cli::ux::before_host()) return kExitFailure;
     pp_host *host = nullptr;
@@ -238,6 +253,11 @@ int run_view(const std::string &ticket, const std::string &player, const ViewArg
     o.no_stun = v.no_stun;
     o.relay_only = v.relay_only;
     o.no_relay = v.no_relay;
+    std::vector<const char *> dht;
+    for (const auto &node : v.dht_bootstrap) dht.push_back(node.c_str());
+    o.dht_bootstrap = dht.empty() ? nullptr : dht.data();
+    o.dht_bootstrap_count = dht.size();
+    o.no_dht = v.no_dht;
     pp_viewer *viewer = nullptr;
     if (pp_result rc = pp_viewer_connect(&viewer, &o, pixelpass_cli::ux::print_event, nullptr); rc != PP_OK) return report(rc);
     std::string url, command;

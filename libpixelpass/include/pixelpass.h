@@ -273,11 +273,15 @@ typedef struct pp_host_options {
     int64_t ticket_lifetime_s;   /**< ticket expiry from now, in seconds; 0 = never */
     unsigned grace_ms;           /**< keep capture alive this long after the last viewer */
     const char *name;            /**< host name shown to viewers; NULL = the machine's name */
+    const char *const *dht_bootstrap; /**< rendezvous DHT nodes "HOST:PORT"; NULL = the public
+                                           OpenDHT bootstrap (none when PIXELPASS_DEFAULT_DHT=off) */
+    size_t dht_bootstrap_count;
+    int no_dht;                  /**< non-zero: no rendezvous over the DHT */
 } pp_host_options;
 
 /* Field order in the initialiser follows the struct; unnamed fields are zero. */
 #define PP_HOST_OPTIONS_INIT { PP_HOST_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, NULL, 1, NULL, \
-                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL }
+                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0 }
 
 /** Fills `options` with defaults for `version` (use PP_HOST_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version);
@@ -326,9 +330,13 @@ typedef struct pp_viewer_options {
     const char *const *stun_servers; /**< "HOST[:PORT]" list; NULL = built-in defaults */
     size_t stun_server_count;
     int no_stun;
+    const char *const *dht_bootstrap; /**< rendezvous DHT nodes "HOST:PORT"; NULL = the public
+                                           OpenDHT bootstrap (none when PIXELPASS_DEFAULT_DHT=off) */
+    size_t dht_bootstrap_count;
+    int no_dht;                  /**< non-zero: no rendezvous over the DHT */
 } pp_viewer_options;
 
-#define PP_VIEWER_OPTIONS_INIT { PP_VIEWER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, NULL, 0, 0 }
+#define PP_VIEWER_OPTIONS_INIT { PP_VIEWER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, 0, 0 }
 
 /** Fills `options` with defaults for `version` (use PP_VIEWER_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_viewer_options_init(pp_viewer_options *options, unsigned version);

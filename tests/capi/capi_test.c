@@ -626,6 +626,33 @@ static void test_app_audio_without_pipewire(void) {
     pp_host_free(h);
 }
 
+/* The DHT rendezvous options: a malformed bootstrap entry is refused when the host starts, with
+ * one line naming it; --no-dht starts without any. The rendezvous itself runs against real
+ * dhtnodes in tests/netsim/test_rendezvous.py. */
+static void test_dht_options(void) {
+    const char *bootstrap[] = {"dht.example:notaport"};
+    pp_host_options o;
+    ASSERT_RC(PP_OK, pp_host_options_init(&o, PP_HOST_OPTIONS_VERSION));
+    ASSERT(o.dht_bootstrap == NULL && o.dht_bootstrap_count == 0 && o.no_dht == 0);
+    o.source = "synthetic";
+    o.no_stun = 1;
+    o.no_port_mapping = 1;
+    o.dht_bootstrap = bootstrap;
+    o.dht_bootstrap_count = 1;
+    pp_host *h = NULL;
+    ASSERT_RC(PP_OK, pp_host_new(&h, &o, NULL, NULL));
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_host_start(h));
+    ASSERT(strstr(pp_last_error(), "DHT bootstrap") != NULL);
+    ASSERT(strstr(pp_last_error(), "dht.example:notaport") != NULL);
+    pp_host_free(h);
+
+    o.no_dht = 1; /* the same entry, unused */
+    h = NULL;
+    ASSERT_RC(PP_OK, pp_host_new(&h, &o, NULL, NULL));
+    ASSERT_RC(PP_OK, pp_host_start(h));
+    pp_host_free(h);
+}
+
 /* pp_repair with no audio server to talk to. The environment is pointed at nothing so the result
  * does not depend on the machine running the test (a desktop session would otherwise be repaired
  * for real): built with PipeWire support, repair must refuse with PP_ERR_IO rather than report a
@@ -897,6 +924,7 @@ int main(void) {
     test_config_preflight_clipboard_doctor();
     test_forget_screen();
     test_relay_config();
+    test_dht_options();
 
     printf("capi_test: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

@@ -83,7 +83,9 @@ int main(void) {
           from_lib.no_port_mapping == host.no_port_mapping &&
           from_lib.relay_only == host.relay_only && from_lib.no_relay == host.no_relay &&
           from_lib.ticket_lifetime_s == host.ticket_lifetime_s &&
-          from_lib.grace_ms == host.grace_ms && from_lib.name == host.name);
+          from_lib.grace_ms == host.grace_ms && from_lib.name == host.name &&
+          from_lib.dht_bootstrap == host.dht_bootstrap &&
+          from_lib.dht_bootstrap_count == host.dht_bootstrap_count && from_lib.no_dht == host.no_dht);
 
     pp_viewer_options viewer_lib;
     memset(&viewer_lib, 0x5a, sizeof viewer_lib);
@@ -94,13 +96,15 @@ int main(void) {
           viewer_lib.relay_only == viewer.relay_only && viewer_lib.no_relay == viewer.no_relay &&
           viewer_lib.stun_servers == viewer.stun_servers &&
           viewer_lib.stun_server_count == viewer.stun_server_count &&
-          viewer_lib.no_stun == viewer.no_stun);
+          viewer_lib.no_stun == viewer.no_stun && viewer_lib.dht_bootstrap == viewer.dht_bootstrap &&
+          viewer_lib.dht_bootstrap_count == viewer.dht_bootstrap_count && viewer_lib.no_dht == viewer.no_dht);
 
     /* Sizes: plain sanity (pointers and the 64-bit fields are where the header says). */
     CHECK(sizeof(pp_repair_options) >= sizeof(unsigned) + sizeof(int));
     CHECK(sizeof(pp_event) >= 2 * sizeof(const char *) + sizeof(uint64_t));
     CHECK(sizeof(pp_host_options) > offsetof(pp_host_options, name));
-    CHECK(sizeof(pp_viewer_options) > offsetof(pp_viewer_options, no_stun));
+    CHECK(sizeof(pp_viewer_options) > offsetof(pp_viewer_options, no_dht));
+    CHECK(sizeof(pp_host_options) > offsetof(pp_host_options, no_dht));
 
     /* The header and the library it runs against are the same version. */
     CHECK(pp_version_number() == PIXELPASS_VERSION_NUMBER);

@@ -22,6 +22,10 @@ NAT kinds (RFC 4787 terms; Linux conntrack does the translation in every case):
     symmetric   MASQUERADE fully-random: a fresh random port per destination
 A router's UDP mapping expires as Linux's does: 30 s unreplied, 120 s once replied.
 
+With Rig(..., dht=True), a private OpenDHT network runs in <tag>-inet: two Debian `dhtnode`s
+(20.0.0.2:4222 and a second one bootstrapped from it), the rendezvous both peers are pointed at
+(rig.dht_bootstrap). Nothing of it reaches the public DHT.
+
 A router may also run miniupnpd (Rig(..., upnp=True), host side): UPnP-IGD, NAT-PMP and PCP on
 its LAN, its port mappings as nftables rules in its own `inet filter` table.
 
@@ -50,6 +54,7 @@ STUN2_IP = INTERNET + ".4"
 WAN_IP = {"h": INTERNET + ".10", "v": INTERNET + ".20"}
 LAN = {"h": "10.1.0", "v": "10.2.0"}
 TURN_PORT = 3478
+DHT_PORTS = (4222, 4223)
 REALM = "pixelpass.test"
 
 _live = []  # rigs not yet torn down, for the signal / atexit handlers
@@ -143,7 +148,8 @@ table ip ppnat {{
 
 
 class Rig:
-    def __init__(self, host_nat="none", viewer_nat="none", coturn=False, secret=None, delay_ms=0, upnp=False):
+    def __init__(self, host_nat="none", viewer_nat="none", coturn=False, secret=None, delay_ms=0, upnp=False,
+                 dht=False):
         reason = available()
         if reason:
             raise RuntimeError("netsim: " + reason)
@@ -157,6 +163,8 @@ class Rig:
         if upnp and host_nat == "none":
             raise ValueError("upnp=True needs a host router (host_nat other than 'none')")
         self.want_upnp = upnp
+        self.want_dht = dht
+        self.dhtnodes = []
         self.miniupnpd = None
         self.namespaces = []
         self.procs = []
@@ -181,6 +189,11 @@ class Rig:
     @property
     def relay(self):
         return f"turn:{RELAY_IP}:{TURN_PORT}"
+
+    @property
+    def dht_bootstrap(self):
+        """The private DHT's bootstrap node, as --dht-bootstrap takes it."""
+        return [f"{RELAY_IP}:{DHT_PORTS[0]}"]
 
     @property
     def stun_server(self):
@@ -254,6 +267,30 @@ class Rig:
             self.start_coturn()
         if self.want_upnp:
             self.start_miniupnpd()
+        if self.want_dht:
+            self.start_dht()
+
+    def start_dht(self):
+        """Two dhtnodes in the internet namespace, the second bootstrapped from the first: a DHT
+        of its own, so a put has more than one node to land on."""
+        if not shutil.which("dhtnode"):
+            raise RuntimeError("netsim: dhtnode is not installed (package dhtnode, scripts/debian-packages.txt)")
+        for i, port in enumerate(DHT_PORTS):
+            args = ["dhtnode", "-s", "-p", str(port)]
+            if i:
+                args += ["-b", f"{RELAY_IP}:{DHT_PORTS[0]}"]
+            p = subprocess.Popen(["ip", "netns", "exec", self.ns("inet")] + args, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            self.dhtnodes.append(p)
+            deadline = time.monotonic() + 20
+            while True:
+                if p.poll() is not None:
+                    raise RuntimeError(f"dhtnode -p {port} exited at start ({p.returncode})")
+                if self.run("inet", ["ss", "-Hlun", "sport", f"= :{port}"], check=False).stdout.strip():
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"dhtnode did not start listening on {port} within 20 s")
+                time.sleep(0.1)
 
     def start_miniupnpd(self):
         """miniupnpd on the host's router: UPnP-IGD (SSDP + HTTP on lan0), NAT-PMP and PCP (UDP
@@ -355,6 +392,10 @@ deny 0-65535 0.0.0.0/0 0-65535
                     pass
                 p.wait()
         self.stop_coturn()
+        for p in self.dhtnodes:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
         if self.miniupnpd and self.miniupnpd.poll() is None:
             os.killpg(self.miniupnpd.pid, signal.SIGKILL)
             self.miniupnpd.wait()

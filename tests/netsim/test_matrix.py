@@ -92,3 +92,45 @@ def test_pair(host_nat, viewer_nat, peers):
             assert st["path_events"][-1].get("path") == path, st["path_events"]
             assert any(e["path"] == path for e in hs["path_events"]), hs["path_events"]
             assert st["stats"]["switches"] >= 1 and hs["stats"]["viewers"][0]["switches"] >= 1
+
+
+# ---- no relay at all: the DHT rendezvous (two dhtnodes in the rig) is the only help -----------
+
+# Without port guessing, a symmetric NAT's per-peer port meets a port-restricted filter on the
+# other side: those pairs cannot connect without a relay (yet).
+DHT_UNREACHABLE = {("port", "symmetric"), ("symmetric", "port"), ("symmetric", "symmetric")}
+
+
+def dht_found(host_nat, viewer_nat):
+    """How the DHT-only pair's path may be found: a host whose NAT lets a stranger's first packet in
+    is reached directly, unless the rendezvous' punch won the race; any other host only through the
+    punch."""
+    return ("direct", "dht-punched") if host_nat in ("none", "full") else ("dht-punched",)
+
+
+@pytest.mark.skipif(os.environ.get("PIXELPASS_NETSIM_FULL") != "1",
+                    reason="benchmark: PIXELPASS_NETSIM_FULL=1 (meson test --benchmark netsim-matrix)")
+@pytest.mark.parametrize("host_nat,viewer_nat", FULL)
+def test_pair_dht_only(host_nat, viewer_nat, peers):
+    # coturn serves only as the STUN server here: no side is given a relay.
+    with netsim.Rig(host_nat=host_nat, viewer_nat=viewer_nat, coturn=True, dht=True) as rig:
+        host, ready = start_host(rig, stun_servers=[rig.stun_server], dht_bootstrap=rig.dht_bootstrap,
+                                 bitrate_kbps=4000)
+        peers.append(host)
+        options = dict(stun_servers=rig.stun_servers, dht_bootstrap=rig.dht_bootstrap, connect_timeout_ms=10000)
+        viewer = Peer(rig, "v", ["view", ready["ticket"], json.dumps(options), "100000"])
+        peers.append(viewer)
+        r = viewer.read(timeout=90)
+        if r["ok"]:
+            st = r["stats"]
+            print(f"\nMATRIX-DHT host={host_nat:9} viewer={viewer_nat:9} ok found={st['found']:11} "
+                  f"path={st['path']} connect={r['connect_ms']:.0f}ms first_byte={r['first_byte_ms']:.0f}ms")
+        else:
+            print(f"\nMATRIX-DHT host={host_nat:9} viewer={viewer_nat:9} FAILED {r['error'][-200:]}")
+        if (host_nat, viewer_nat) in DHT_UNREACHABLE:
+            assert not r["ok"], r
+            assert "symmetric" in r["error"] and "--relay" in r["error"], r["error"]
+            return
+        assert r["ok"], r
+        assert r["stats"]["found"] in dht_found(host_nat, viewer_nat), r["stats"]
+        assert r["stats"]["path"] == "direct" and "relay" not in r["stats"]

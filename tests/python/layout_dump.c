@@ -31,6 +31,8 @@ int main(void) {
     FIELD(pp_host_options, no_port_mapping); FIELD(pp_host_options, relay_only);
     FIELD(pp_host_options, no_relay); FIELD(pp_host_options, ticket_lifetime_s);
     FIELD(pp_host_options, grace_ms); FIELD(pp_host_options, name);
+    FIELD(pp_host_options, dht_bootstrap); FIELD(pp_host_options, dht_bootstrap_count);
+    FIELD(pp_host_options, no_dht);
 
     printf("}},\n \"pp_viewer_options\": {\"size\": %zu, \"fields\": {", sizeof(pp_viewer_options));
     first = 1;
@@ -38,7 +40,8 @@ int main(void) {
     FIELD(pp_viewer_options, listen_port); FIELD(pp_viewer_options, connect_timeout_ms);
     FIELD(pp_viewer_options, relay_only); FIELD(pp_viewer_options, no_relay);
     FIELD(pp_viewer_options, stun_servers); FIELD(pp_viewer_options, stun_server_count);
-    FIELD(pp_viewer_options, no_stun);
+    FIELD(pp_viewer_options, no_stun); FIELD(pp_viewer_options, dht_bootstrap);
+    FIELD(pp_viewer_options, dht_bootstrap_count); FIELD(pp_viewer_options, no_dht);
 
     printf("}},\n \"pp_repair_options\": {\"size\": %zu, \"fields\": {", sizeof(pp_repair_options));
     first = 1;

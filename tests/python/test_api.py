@@ -330,3 +330,20 @@ def test_relay_secret_and_config():
     with pytest.raises(PixelpassError) as e:
         pixelpass.relay_config("relay.example.org", "short")
     assert e.value.code == Result.INVALID_ARGUMENT
+
+
+def test_dht_options_are_checked():
+    """dht_bootstrap / no_dht reach the library: a malformed entry is refused with one line naming it
+    (the host when it starts, the viewer when it connects); the rendezvous itself runs against real
+    dhtnodes in tests/netsim/test_rendezvous.py."""
+    with Host(source="synthetic", no_stun=True, no_port_mapping=True, dht_bootstrap=["dht.example:0"]) as h:
+        with pytest.raises(PixelpassError) as info:
+            h.start()
+        assert info.value.code == Result.INVALID_ARGUMENT and "dht.example:0" in str(info.value)
+    with Host(source="synthetic", bind_address="127.0.0.1", no_stun=True) as h:
+        h.start()
+        with pytest.raises(PixelpassError) as info:
+            pixelpass.Viewer.connect(h.ticket(), no_stun=True, dht_bootstrap=["dht.example:0"])
+        assert info.value.code == Result.INVALID_ARGUMENT and "DHT bootstrap" in str(info.value)
+        with pixelpass.Viewer.connect(h.ticket(), no_stun=True, no_dht=True, dht_bootstrap=["dht.example:0"]) as v:
+            assert v.stats()["found"] == "direct" and "rendezvous" not in v.stats()

@@ -175,3 +175,31 @@ TEST_CASE("the default viewer cap comes from the measured upstream") {
     CHECK(explicit_host.max_viewers == 9);
     CHECK(explicit_host.encoder == "openh264");
 }
+
+TEST_CASE("[network] dht and dht_bootstrap reach host and viewer") {
+    auto c = cfg::parse("[network]\ndht_bootstrap = [\"10.0.0.1:4222\", \"dht.example:4000\"]\n", "c.toml");
+    REQUIRE(c.dht_bootstrap);
+    CHECK(*c.dht_bootstrap == std::vector<std::string>{"10.0.0.1:4222", "dht.example:4000"});
+    CHECK(c.dht);
+    pp::HostConfig host;
+    cfg::apply_host_defaults(host, c);
+    CHECK(host.dht_bootstrap == *c.dht_bootstrap);
+    CHECK_FALSE(host.no_dht);
+    pp::ViewerConfig viewer;
+    viewer.dht_bootstrap = {"192.0.2.9:1"};  // the command line wins
+    cfg::apply_viewer_defaults(viewer, c);
+    CHECK(viewer.dht_bootstrap == std::vector<std::string>{"192.0.2.9:1"});
+
+    auto off = cfg::parse("[network]\ndht = \"off\"\nstun_servers = [\"stun.example:3478\"]\n", "c.toml");
+    CHECK_FALSE(off.dht);
+    pp::ViewerConfig v2;
+    cfg::apply_viewer_defaults(v2, off);
+    CHECK(v2.no_dht);
+    CHECK(v2.stun_servers == std::vector<std::string>{"stun.example:3478"});
+    CHECK(cfg::to_json(off)["network"]["dht"] == "off");
+    auto empty = cfg::parse("[network]\ndht_bootstrap = []\n", "c.toml");
+    pp::HostConfig h2;
+    cfg::apply_host_defaults(h2, empty);
+    CHECK(h2.no_dht);  // an empty list means no DHT, not the public default
+    CHECK_THROWS_AS(cfg::parse("[network]\ndht = \"maybe\"\n", "c.toml"), pp::Error);
+}

@@ -354,11 +354,11 @@ class Host(_Owned):
     bind_address="127.0.0.1", port=0, max_viewers, bitrate_kbps, fps, max_height, encoder,
     audio=True, apps=[...], monitor, relay, relay_username, relay_password, relay_secret,
     stun_servers=[...], no_stun, no_port_mapping, relay_only, no_relay, ticket_lifetime_s,
-    grace_ms, name). `callback(Event)` runs on the library's network thread.
+    grace_ms, name, dht_bootstrap=[...], no_dht). `callback(Event)` runs on the library's network thread.
     As a context manager it closes (stops and frees) the host on exit."""
 
     _KIND = "host"
-    _LISTS = {"apps": "app_count", "stun_servers": "stun_server_count"}
+    _LISTS = {"apps": "app_count", "stun_servers": "stun_server_count", "dht_bootstrap": "dht_bootstrap_count"}
 
     def __init__(self, callback: Optional[Callable[[Event], None]] = None, **options):
         c = _c()
@@ -401,7 +401,7 @@ class Viewer(_Owned):
     then served to players at .url. As a context manager it disconnects on exit."""
 
     _KIND = "viewer"
-    _LISTS = {"stun_servers": "stun_server_count"}
+    _LISTS = {"stun_servers": "stun_server_count", "dht_bootstrap": "dht_bootstrap_count"}
 
     def __init__(self, handle, thunk):
         """Internal: use Viewer.connect()."""
@@ -412,7 +412,8 @@ class Viewer(_Owned):
     def connect(cls, ticket, callback: Optional[Callable[[Event], None]] = None,
                 **options) -> "Viewer":
         """`ticket` is the pasted text or a Ticket. Options are pp_viewer_options' fields:
-        listen_port, connect_timeout_ms, relay_only, no_relay, stun_servers=[...], no_stun."""
+        listen_port, connect_timeout_ms, relay_only, no_relay, stun_servers=[...], no_stun,
+        dht_bootstrap=[...], no_dht."""
         if "ticket" in options:
             raise TypeError("pass the ticket as the first argument")
         c = _c()

@@ -198,6 +198,9 @@ class HostOptions(ctypes.Structure):
         ("ticket_lifetime_s", ctypes.c_int64),
         ("grace_ms", ctypes.c_uint),
         ("name", ctypes.c_char_p),
+        ("dht_bootstrap", ctypes.POINTER(ctypes.c_char_p)),
+        ("dht_bootstrap_count", ctypes.c_size_t),
+        ("no_dht", ctypes.c_int),
     ]
 
 
@@ -212,6 +215,9 @@ class ViewerOptions(ctypes.Structure):
         ("stun_servers", ctypes.POINTER(ctypes.c_char_p)),
         ("stun_server_count", ctypes.c_size_t),
         ("no_stun", ctypes.c_int),
+        ("dht_bootstrap", ctypes.POINTER(ctypes.c_char_p)),
+        ("dht_bootstrap_count", ctypes.c_size_t),
+        ("no_dht", ctypes.c_int),
     ]
 
 

@@ -150,6 +150,8 @@ pp::HostConfig host_config(const pp_host_options *o) {
     c.ticket_lifetime_s = o->ticket_lifetime_s;
     c.grace_ms = o->grace_ms;
     c.name = str(o->name);
+    c.dht_bootstrap = str_list(o->dht_bootstrap, o->dht_bootstrap_count);
+    c.no_dht = o->no_dht != 0;
     return c;
 }
 
@@ -165,6 +167,8 @@ pp::ViewerConfig viewer_config(const pp_viewer_options *o) {
     c.no_relay = o->no_relay != 0;
     c.no_stun = o->no_stun != 0;
     c.stun_servers = str_list(o->stun_servers, o->stun_server_count);
+    c.dht_bootstrap = str_list(o->dht_bootstrap, o->dht_bootstrap_count);
+    c.no_dht = o->no_dht != 0;
     return c;
 }
 
@@ -397,7 +401,9 @@ PP_EXPORT pp_result pp_viewer_connect(pp_viewer **out, const pp_viewer_options *
         require(out, "out");
         *out = nullptr;
         auto v = std::make_unique<pp_viewer>();
-        v->impl = std::make_unique<pp::Viewer>(viewer_config(options), event_sink(callback, user_data));
+        pp::ViewerConfig config = viewer_config(options);
+        pp::config::apply_viewer_defaults(config, pp::config::load());
+        v->impl = std::make_unique<pp::Viewer>(std::move(config), event_sink(callback, user_data));
         *out = v.release();
         return PP_OK;
     });

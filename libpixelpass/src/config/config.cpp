@@ -41,6 +41,8 @@ const std::vector<Key> &schema() {
         {"network", "stun_servers", Type::string_list},
         {"network", "relay_secret", Type::string},
         {"network", "port_mapping", Type::string, 0, 0, {"on", "off"}},
+        {"network", "dht", Type::string, 0, 0, {"on", "off"}},
+        {"network", "dht_bootstrap", Type::string_list},
         {"bandwidth", "status", Type::string, 0, 0, {"measured", "skipped", "failed", "unmeasured"}},
         {"bandwidth", "upstream_mbps", Type::number, 0, 1e6},
         {"bandwidth", "measured_at", Type::string},
@@ -91,7 +93,8 @@ std::string mismatch(const Key &key, const toml::node &node) {
     }
     case Type::string_list: {
         const auto *arr = node.as_array();
-        if (!arr || !arr->is_homogeneous(toml::node_type::string)) return "must be a list of strings";
+        // toml++ calls an empty array heterogeneous; [] is a valid (empty) list of strings.
+        if (!arr || (!arr->empty() && !arr->is_homogeneous(toml::node_type::string))) return "must be a list of strings";
         return "";
     }
     }
@@ -247,6 +250,12 @@ Config parse(std::string_view text, const std::string &path) {
             else if (n == "relay") c.relay = *node.value<std::string>();
             else if (n == "relay_secret") c.relay_secret = *node.value<std::string>();
             else if (n == "port_mapping") c.port_mapping = *node.value<std::string>() == "on";
+            else if (n == "dht") c.dht = *node.value<std::string>() == "on";
+            else if (n == "dht_bootstrap") {
+                std::vector<std::string> list;
+                for (const auto &item : *node.as_array()) list.push_back(*item.value<std::string>());
+                c.dht_bootstrap = std::move(list);
+            }
             else if (n == "stun_servers") {
                 std::vector<std::string> list;
                 for (const auto &item : *node.as_array()) list.push_back(*item.value<std::string>());
@@ -287,7 +296,9 @@ nlohmann::json to_json(const Config &c) {
                     {"stun_servers", c.stun_servers ? nlohmann::json(*c.stun_servers) : nullptr},
                     // Only whether a secret is set: the JSON ends up in logs and bug reports.
                     {"relay_secret_set", !c.relay_secret.empty()},
-                    {"port_mapping", c.port_mapping ? "on" : "off"}};
+                    {"port_mapping", c.port_mapping ? "on" : "off"},
+                    {"dht", c.dht ? "on" : "off"},
+                    {"dht_bootstrap", c.dht_bootstrap ? nlohmann::json(*c.dht_bootstrap) : nullptr}};
     j["bandwidth"] = {{"status", c.bandwidth.status},
                       {"upstream_mbps", c.bandwidth.upstream_mbps},
                       {"measured_at", c.bandwidth.measured_at},
@@ -305,7 +316,7 @@ std::string edit(std::string_view text, std::string_view key, const nlohmann::js
         throw Error(PP_ERR_INVALID_ARGUMENT, "unknown config key '" + std::string(key) +
                                                  "' (known: host.bitrate_kbps, host.max_viewers, viewer.player, "
                                                  "host.encoder, network.relay, network.stun_servers, "
-                                                 "network.relay_secret, network.port_mapping, "
+                                                 "network.relay_secret, network.port_mapping, network.dht, network.dht_bootstrap, "
                                                  "bandwidth.status, bandwidth.upstream_mbps, "
                                                  "bandwidth.measured_at, bandwidth.endpoint)");
     std::string literal = toml_literal(*k, value);
@@ -418,6 +429,17 @@ unsigned default_max_viewers(const Config &c, unsigned bitrate_kbps) {
     return unsigned(std::clamp(cap, 1.0, 1000.0));
 }
 
+namespace {
+// dht = "off" turns the rendezvous off; an empty dht_bootstrap list means the same.
+void apply_dht(std::vector<std::string> &bootstrap, bool &no_dht, const Config &c) {
+    if (!c.dht) no_dht = true;
+    if (bootstrap.empty() && !no_dht && c.dht_bootstrap) {
+        bootstrap = *c.dht_bootstrap;
+        if (c.dht_bootstrap->empty()) no_dht = true;
+    }
+}
+} // namespace
+
 void apply_host_defaults(HostConfig &host, const Config &c) {
     if (!host.bitrate_kbps && c.bitrate_kbps) host.bitrate_kbps = *c.bitrate_kbps;
     if (!host.max_viewers) host.max_viewers = default_max_viewers(c, host.bitrate_kbps);
@@ -432,6 +454,15 @@ void apply_host_defaults(HostConfig &host, const Config &c) {
         // An empty list in the file means "no STUN", not "the built-in defaults".
         if (c.stun_servers->empty()) host.no_stun = true;
     }
+    apply_dht(host.dht_bootstrap, host.no_dht, c);
+}
+
+void apply_viewer_defaults(ViewerConfig &viewer, const Config &c) {
+    if (viewer.stun_servers.empty() && !viewer.no_stun && c.stun_servers) {
+        viewer.stun_servers = *c.stun_servers;
+        if (c.stun_servers->empty()) viewer.no_stun = true;
+    }
+    apply_dht(viewer.dht_bootstrap, viewer.no_dht, c);
 }
 
 std::string utc_now() {

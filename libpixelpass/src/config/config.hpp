@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/host.hpp"
+#include "viewer/viewer.hpp"
 
 namespace pp::config {
 
@@ -32,6 +33,8 @@ struct Config {
     std::optional<std::vector<std::string>> stun_servers;  // unset = the library's defaults
     std::string relay_secret;   // coturn use-auth-secret for `relay`
     bool port_mapping = true;   // [network] port_mapping = "off": ask the gateway for nothing
+    bool dht = true;            // [network] dht = "off": no rendezvous over the DHT
+    std::optional<std::vector<std::string>> dht_bootstrap;  // unset = the public OpenDHT bootstrap
     Bandwidth bandwidth;
     std::vector<std::string> warnings;  // unknown keys, "file:line:col: ..." each
 };
@@ -75,6 +78,8 @@ unsigned default_max_viewers(const Config &config, unsigned bitrate_kbps);
 
 // Fills the host's unset options (zero / empty / "auto") from the config.
 void apply_host_defaults(HostConfig &host, const Config &config);
+// Fills the viewer's unset connectivity options (STUN, DHT) from the config's [network].
+void apply_viewer_defaults(ViewerConfig &viewer, const Config &config);
 
 // Current UTC time as RFC 3339 ("2026-05-21T20:41:16Z").
 std::string utc_now();

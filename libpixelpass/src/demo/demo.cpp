@@ -316,14 +316,14 @@ nlohmann::json run(const Options &o, EventSink events) {
     hc.fps = o.fps;
     hc.max_height = o.max_height;
     hc.audio = o.audio;
-    hc.no_stun = hc.no_port_mapping = hc.no_relay = true;
+    hc.no_stun = hc.no_port_mapping = hc.no_relay = hc.no_dht = true;
     hc.name = "pixelpass demo";
     Host host(hc, events);
     host.start();
 
     ViewerConfig vc;
     vc.ticket_text = host.ticket_text();
-    vc.no_stun = vc.no_relay = true;
+    vc.no_stun = vc.no_relay = vc.no_dht = true;  // loopback: no rendezvous either
     Viewer viewer(vc, events);
     std::string url = viewer.url();
     nlohmann::json report = mpv ? play_in_player(o, host, viewer, url, *mpv)

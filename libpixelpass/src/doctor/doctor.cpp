@@ -16,6 +16,7 @@
 #include "nat/turn.hpp"
 #include "media/media.hpp"
 #include "player/player.hpp"
+#include "rendezvous/rendezvous.hpp"
 
 namespace pp::doctor {
 namespace {
@@ -181,6 +182,36 @@ void check_clipboard(Report &r) {
               session == "wayland" ? "install wl-clipboard" : "install xclip");
 }
 
+// The DHT rendezvous: joins it, and times a put and a get of a random value at a random key.
+void check_rendezvous(Report &r, const config::Config &cfg, unsigned timeout_ms) {
+    const std::string name = "rendezvous (DHT)";
+    if (!cfg.dht) {
+        r.add(name, "skipped", "[network] dht = \"off\": hosts behind NATs need a relay or a port mapping");
+        return;
+    }
+    auto bootstrap = cfg.dht_bootstrap ? *cfg.dht_bootstrap : rendezvous::default_bootstrap();
+    if (bootstrap.empty()) {
+        r.add(name, "skipped", "no bootstrap: [network] dht_bootstrap is empty (or PIXELPASS_DEFAULT_DHT=off)");
+        return;
+    }
+    std::string where;
+    for (const auto &b : bootstrap) where += (where.empty() ? "" : ", ") + b;
+    try {
+        auto probe = rendezvous::probe_dht(bootstrap, std::max(timeout_ms * 2, 5000u));
+        auto ms = [](unsigned v) { return v ? std::to_string(v) + " ms" : std::string("<1 ms"); };
+        if (probe.ok)
+            r.add(name, "ok", "reachable through " + where + ": put in " + ms(probe.put_ms) +
+                                  ", read back by another node in " + ms(probe.get_ms) + " (" +
+                                  std::to_string(probe.nodes) + " nodes known)");
+        else
+            r.add(name, "warning", where + ": " + probe.detail,
+                  "check [network] dht_bootstrap and that outgoing UDP is allowed; without the rendezvous, a host "
+                  "behind a NAT needs a relay or a port mapping");
+    } catch (const Error &e) {
+        r.add(name, "error", e.what(), "fix [network] dht_bootstrap (HOST:PORT entries)");
+    }
+}
+
 // Returns false when the configured relay cannot work (refused credentials, none to use): the
 // user asked for a relay, so sharing as configured cannot work.
 bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
@@ -261,6 +292,8 @@ bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
             r.add("port mapping (UPnP / NAT-PMP / PCP)", "warning", e.what(), "");
         }
     }
+
+    check_rendezvous(r, cfg, timeout_ms);
 
     bool relay_ok = true;
     if (cfg.relay.empty()) {

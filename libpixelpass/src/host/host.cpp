@@ -30,6 +30,8 @@
 #include "net/udp.hpp"
 #include "pixelpass_version.h"
 #include "quic/endpoint.hpp"
+#include "rendezvous/punch.hpp"
+#include "rendezvous/rendezvous.hpp"
 #include "stream/synthetic.hpp"
 #include "ticket/ticket.hpp"
 
@@ -101,11 +103,15 @@ struct Host::Core {
     std::vector<std::pair<std::string, uint16_t>> direct_candidates;  // what /paths offers
     std::vector<uint8_t> probe_key;
     std::map<uint64_t, std::unique_ptr<nat::PeerPaths>> paths;  // by connection id
+    std::unique_ptr<rendezvous::Rendezvous> rendezvous;  // where viewers leave their candidates
+    std::unique_ptr<rendezvous::Puncher> puncher;        // probes toward them
+    uint64_t rendezvous_ignored = 0;                     // values that were no offer of ours
 
     struct Viewer {
         uint64_t id;
         std::string address;
         int64_t joined;
+        std::string found;  // how its path was found, as it joined
     };
     std::map<uint64_t, Viewer> viewers;  // by connection id: admitted viewers
     uint64_t next_viewer_id = 1;
@@ -137,6 +143,8 @@ struct Host::Core {
         if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
         paths.clear();  // their routes point into the TURN client
         expiry_timer.reset();
+        puncher.reset();
+        rendezvous.reset();  // joins the DHT thread; nothing of it runs afterwards
         turn.reset();
         agent.reset();
         endpoint.reset();
@@ -197,12 +205,12 @@ struct Host::Core {
                           .dump()});
                 return r;
             }
-            Viewer v{next_viewer_id++, who, static_cast<int64_t>(time(nullptr))};
+            Viewer v{next_viewer_id++, who, static_cast<int64_t>(time(nullptr)), found_of(conn)};
             it = viewers.emplace(conn.id(), v).first;
             endpoint->mark_authenticated(conn.id());  // out of the pre-auth limits
             ++totals.joined;
             emit({PP_EVENT_VIEWER_JOINED, PP_LOG_INFO, v.id, PP_OK, "viewer " + std::to_string(v.id) + " joined from " + who,
-                  nlohmann::json{{"path", path_of(conn)},
+                  nlohmann::json{{"path", path_of(conn)}, {"found", v.found},
                                  {"address", who}}.dump()});
         }
         if (req.path == "/stream.ts" && req.method == "GET" && streams_of(conn) >= max_streams_per_viewer()) {
@@ -228,7 +236,8 @@ struct Host::Core {
                                     {"version", PIXELPASS_VERSION},
                                     {"stream", source->describe()},
                                     {"viewers", viewers.size()},
-                                    {"max_viewers", max_viewers}}
+                                    {"max_viewers", max_viewers},
+                                    {"found", it->second.found}}
                          .dump();
             return r;
         }
@@ -262,6 +271,36 @@ struct Host::Core {
         auto p = paths.find(conn.id());
         if (p != paths.end()) return nat::path_kind_name(p->second->kind());
         return endpoint->socket().routed(conn.remote()) ? "relayed" : "direct";
+    }
+
+    // How the connection's path was found: "dht-punched" (a rendezvous offer made us punch toward
+    // it), "relay-punched" (candidates traded over the relay), "relayed", else "direct".
+    std::string found_of(const quic::Connection &conn) const {
+        auto p = paths.find(conn.id());
+        if (p != paths.end() && p->second->kind() == nat::PathKind::punched) return "relay-punched";
+        if (path_of(conn) == "relayed") return "relayed";
+        if (puncher && puncher->punched(conn.remote())) return "dht-punched";
+        return "direct";
+    }
+
+    // As it joined, unless punching over the relay has moved it since.
+    std::string found_now(const quic::Connection &conn, const Viewer &v) const {
+        std::string now = found_of(conn);
+        return now == "relay-punched" || now == "relayed" ? now : v.found;
+    }
+
+    // A value at our rendezvous key: a viewer's sealed candidates, or anything else (ignored).
+    void on_rendezvous(const rendezvous::Rendezvous::Value &value) {
+        auto offer = rendezvous::open(value, secret, static_cast<int64_t>(time(nullptr)));
+        if (!offer || !puncher) {
+            ++rendezvous_ignored;
+            return;
+        }
+        if (!puncher->punch(*offer)) return;
+        emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK,
+              "rendezvous: a viewer (NAT: " + offer->nat + ") offered " + std::to_string(offer->candidates.size()) +
+                  " candidates; punching toward them",
+              nlohmann::json{{"nat", offer->nat}, {"candidates", offer->candidates.size()}}.dump()});
     }
 
     // GET /paths with the viewer's candidates (header pixelpass-paths, JSON): answers with ours
@@ -428,6 +467,7 @@ struct Host::Core {
                 list.push_back({{"id", it->second.id},
                                 {"address", it->second.address},
                                 {"path", path_of(*c)},
+                                {"found", found_now(*c, it->second)},
                                 {"rtt_ms", qs.rtt_ms},
                                 {"switches", paths.count(c->id()) ? paths.at(c->id())->switches() : 0},
                                 {"probes", probe_stats(c->id())},
@@ -473,6 +513,11 @@ struct Host::Core {
                          {"unauthenticated", endpoint->unauthenticated()}};
         }
         if (agent) j["nat"] = nat_stats();
+        if (rendezvous) {
+            j["rendezvous"] = rendezvous->stats();
+            j["rendezvous"]["ignored"] = rendezvous_ignored;
+            if (puncher) j["rendezvous"]["punch"] = puncher->stats();
+        }
         return j;
     }
 };
@@ -501,6 +546,12 @@ std::optional<nat::portmap::Options> port_mapping_options(const HostConfig &conf
     return nat::portmap::options_from_environment();
 }
 
+// Joins the DHT (so it is warm before anyone connects) and listens at the ticket's rendezvous
+// key; a viewer's offer there makes the host punch toward it. Off for --no-dht, --relay-only, a
+// loopback-only host, and with no bootstrap (PIXELPASS_DEFAULT_DHT=off and none configured).
+// Call it off the loop (bootstrap names resolve here), once the agent exists.
+void start_rendezvous(const HostConfig &config, Host::Core &core);
+
 // Releases a Core. From the loop thread (inside an event callback) the loop cannot be joined,
 // so the teardown moves to a thread of its own and runs after the callback returns.
 void release(std::shared_ptr<Host::Core> core, bool announce) {
@@ -515,6 +566,39 @@ void release(std::shared_ptr<Host::Core> core, bool announce) {
     }
     if (core->loop) core->loop->call([&] { core->shutdown(announce); });
     core.reset();
+}
+
+} // namespace
+
+namespace {
+
+void start_rendezvous(const HostConfig &config, Host::Core &core) {
+    if (config.no_dht || config.relay_only) return;
+    if (!config.bind_address.empty()) try {
+            if (net::Address::parse(config.bind_address, 0).is_loopback()) return;
+        } catch (const Error &) {
+        }
+    auto bootstrap = config.dht_bootstrap.empty() ? rendezvous::default_bootstrap() : config.dht_bootstrap;
+    if (bootstrap.empty()) return;
+    std::unique_ptr<rendezvous::Rendezvous> node;
+    Host::Core *c = &core;
+    try {
+        node = rendezvous::join_dht(*core.loop, bootstrap);
+    } catch (const Error &) {
+        throw;  // a malformed --dht-bootstrap: the user fixes it
+    } catch (const std::exception &e) {
+        core.loop->call([&] {
+            c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_IO,
+                     std::string("the DHT node did not start (") + e.what() + "): sharing without a rendezvous", "{}"});
+        });
+        return;
+    }
+    core.loop->call([&] {
+        c->puncher = std::make_unique<rendezvous::Puncher>(*c->loop, c->endpoint->socket(), c->probe_key);
+        c->rendezvous = std::move(node);
+        c->rendezvous->listen(rendezvous::rendezvous_key(c->secret),
+                              [c](const rendezvous::Rendezvous::Value &v) { c->on_rendezvous(v); });
+    });
 }
 
 } // namespace
@@ -695,6 +779,7 @@ void Host::start() {
         c->probe_key = nat::probe_key(c->secret);
         c->agent->discover(stun_servers, [discovered] { discovered->set_value(); });
     });
+    start_rendezvous(config_, *core);
     discovered_future.wait_for(std::chrono::seconds(5));
     std::vector<net::Address> reflexive = core->loop->call([&] { return c->agent->reflexive(); });
     // The relay allocation, bounded like STUN. Relay-to-relay: the host lets its relay's own

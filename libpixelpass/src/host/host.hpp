@@ -42,6 +42,9 @@ struct HostConfig {
     int64_t ticket_lifetime_s = 0;
     unsigned grace_ms = 0;
     std::string name;
+    // Rendezvous over OpenDHT: bootstrap nodes ("HOST:PORT"; empty = the public default) or none.
+    std::vector<std::string> dht_bootstrap;
+    bool no_dht = false;
     // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
     // Tests shorten them to see dead viewers go quickly.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;

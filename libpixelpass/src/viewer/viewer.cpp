@@ -20,6 +20,8 @@
 #include "net/timer.hpp"
 #include "net/udp.hpp"
 #include "quic/endpoint.hpp"
+#include "rendezvous/punch.hpp"
+#include "rendezvous/rendezvous.hpp"
 #include "ticket/ticket.hpp"
 #include "viewer/local_http.hpp"
 
@@ -30,6 +32,9 @@ namespace {
 constexpr size_t kMaxErrorBody = 64 * 1024;
 // Below 1500-byte MTUs even with TURN's Send/Data framing (about 40 bytes) around each packet.
 constexpr size_t kRelaySafeUdpPayload = 1400;
+// After leaving our candidates on the DHT, how long failed attempts wait for the host's punch:
+// the DHT's delivery (up to about 1.5 s measured) plus a QUIC handshake through the opened NAT.
+constexpr unsigned kRendezvousWaitMs = 6000;
 
 std::string hex_code(uint64_t code) {
     char buf[24];
@@ -83,10 +88,19 @@ struct Viewer::Core : viewer::Upstream {
     std::unique_ptr<net::Timer> relay_delay;
     std::unique_ptr<net::Timer> stagger, deadline;
     std::unique_ptr<viewer::LocalHttpServer> local;
+    std::vector<net::Address> stun_servers;           // resolved before the loop starts
+    std::unique_ptr<rendezvous::Rendezvous> rendezvous;  // where we leave our candidates for the host
+    std::string offer_session;                         // USERNAME of the host's punch probes
+    std::unique_ptr<net::Timer> rendezvous_wait;       // ends the wait for the host's punch
+    bool awaiting_punch = false;                       // failed attempts do not end the connect yet
+    std::string nat_kind = "unknown";                  // ours, from STUN
+    std::vector<net::Address> probed_by_host;          // host addresses whose punch probes reached us
+    bool found_by_rendezvous = false;                  // the winner was dialled at a punch probe's source
 
     struct Attempt {
         net::Address address;
         bool relayed = false;
+        bool punched = false;  // dialled at the source of the host's punch probe
         uint64_t conn_id = 0;
         bool started = false, done = false;
         std::string why;
@@ -125,6 +139,8 @@ struct Viewer::Core : viewer::Upstream {
         deadline.reset();
         if (endpoint) endpoint->close_all(http3::kNoError, "viewer closed");
         relay_delay.reset();
+        rendezvous_wait.reset();
+        rendezvous.reset();  // joins the DHT thread
         paths.reset();  // its routes point into the TURN client
         turn.reset();
         agent.reset();
@@ -142,6 +158,19 @@ struct Viewer::Core : viewer::Upstream {
         std::string s;
         for (const auto &a : attempts) s += (s.empty() ? "" : ", ") + a.address.to_string() + (a.relayed ? " (relayed)" : "");
         return s;
+    }
+
+    // How the path was found: "dht-punched", "relay-punched", "relayed", "mapped" or "direct".
+    std::string found_name() const {
+        if (paths && paths->kind() == nat::PathKind::punched) return "relay-punched";
+        if (path_name() == "relayed") return "relayed";
+        // Dialled at the source of the host's punch, or let in by the host's punch (it says so).
+        if (found_by_rendezvous || (host_info.is_object() && host_info.value("found", "") == "dht-punched"))
+            return "dht-punched";
+        for (const auto &cand : ticket.candidates)
+            if (!peer.empty() && cand.kind == PP_CANDIDATE_MAPPED && net::Address::parse(cand.address, cand.port) == peer.unmapped())
+                return "mapped";
+        return "direct";
     }
 
     std::string path_name() const {
@@ -180,6 +209,7 @@ struct Viewer::Core : viewer::Upstream {
         agent->add_listener([this](const nat::stun::Message &m, const net::Datagram &d) {
             return paths && paths->on_stun(m, d);
         });
+        agent->add_listener([this](const nat::stun::Message &m, const net::Datagram &d) { return on_host_probe(m, d); });
         stagger = std::make_unique<net::Timer>(*loop, [this] { dial_next(); });
         deadline = std::make_unique<net::Timer>(*loop, [this] { on_deadline(); });
         deadline->arm_at(net::monotonic_ns() + uint64_t{config.connect_timeout_ms} * 1000000);
@@ -231,7 +261,81 @@ struct Viewer::Core : viewer::Upstream {
             return;
         }
         dial_next();
+        // Our own addresses as the world sees them (on this very socket), then the rendezvous.
+        agent->discover(stun_servers, [this] { offer_rendezvous(); });
         if (!has_pending()) fail_all();
+    }
+
+    // ---- rendezvous: our candidates for the host, which punches toward them ----
+
+    // What STUN says of our NAT: "none" (our address is our own), "symmetric" (each server saw
+    // another port), "cone" (one mapping for all), "unknown" (no answer).
+    std::string classify_nat() const {
+        const auto &seen = agent->reflexive();
+        if (seen.empty()) return "unknown";
+        const net::Address &bound = endpoint->socket().local_address();
+        for (const auto &a : net::local_addresses(bound.family(), endpoint->socket().dual_stack()))
+            if (a.unmapped().ip() == seen.front().ip()) return "none";
+        for (const auto &a : seen)
+            if (a.port() != seen.front().port()) return "symmetric";
+        return "cone";
+    }
+
+    void offer_rendezvous() {
+        nat_kind = classify_nat();
+        if (!rendezvous || decided()) return;
+        uint8_t raw[12];
+        random_bytes(raw);
+        offer_session = to_hex(raw);
+        rendezvous::Offer offer;
+        offer.session = offer_session;
+        offer.nat = nat_kind;
+        offer.issued = static_cast<int64_t>(time(nullptr));
+        const net::Address &bound = endpoint->socket().local_address();
+        for (const auto &a : agent->reflexive()) offer.candidates.push_back(a);
+        for (const auto &a : net::local_addresses(bound.family(), endpoint->socket().dual_stack())) {
+            net::Address c = net::Address::parse(a.ip(), bound.port());
+            if (!rendezvous::unfit_candidate(c) && std::find(offer.candidates.begin(), offer.candidates.end(), c) == offer.candidates.end())
+                offer.candidates.push_back(c);
+        }
+        if (offer.candidates.size() > rendezvous::kMaxCandidates) offer.candidates.resize(rendezvous::kMaxCandidates);
+        // The host punches within a few seconds of the offer, or not at all: after that, failed
+        // attempts may end the wait (the connect deadline still bounds it).
+        awaiting_punch = true;
+        rendezvous_wait = std::make_unique<net::Timer>(*loop, [this] {
+            awaiting_punch = false;
+            if (!has_pending() && !winner && !decided()) fail_all();
+        });
+        rendezvous_wait->arm_at(net::monotonic_ns() + uint64_t{kRendezvousWaitMs} * 1000000);
+        rendezvous->put(rendezvous::rendezvous_key(ticket.secret), rendezvous::seal(offer, ticket.secret),
+                        [this, n = offer.candidates.size()](bool ok, unsigned ms) {
+                            emit({PP_EVENT_LOG, ok ? PP_LOG_DEBUG : PP_LOG_WARNING, 0, ok ? PP_OK : PP_ERR_UNREACHABLE,
+                                  ok ? "rendezvous: " + std::to_string(n) + " candidates left for the host in " +
+                                           std::to_string(ms) + " ms"
+                                     : "rendezvous: the DHT did not store our candidates (" + std::to_string(ms) + " ms)",
+                                  nlohmann::json{{"ok", ok}, {"ms", ms}, {"nat", nat_kind}}.dump()});
+                        });
+    }
+
+    // The host's punch probe (authenticated with the ticket): its NAT is open toward us now, from
+    // that address. Dial it at once rather than wait for a retransmission of an earlier Initial.
+    bool on_host_probe(const nat::stun::Message &m, const net::Datagram &d) {
+        if (offer_session.empty() || m.method != nat::stun::Method::binding || m.cls != nat::stun::Class::request)
+            return false;
+        if (m.text(nat::stun::attr::username) != offer_session || !m.integrity_ok(nat::probe_key(ticket.secret)))
+            return false;
+        net::Address from = d.remote.unmapped();
+        if (std::find(probed_by_host.begin(), probed_by_host.end(), from) != probed_by_host.end()) return false;
+        if (probed_by_host.size() >= rendezvous::kMaxCandidates) return false;
+        probed_by_host.push_back(from);
+        if (winner || decided()) return false;
+        emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "rendezvous: the host punched toward us from " + from.to_string(), "{}"});
+        Attempt a;
+        a.address = from;
+        a.punched = true;
+        attempts.push_back(a);
+        dial(attempts.back());
+        return false;  // the agent answers it
     }
 
     bool has_pending_direct() const {
@@ -242,38 +346,44 @@ struct Viewer::Core : viewer::Upstream {
 
     bool has_pending() const {
         if (relay_pending) return true;
+        if (awaiting_punch) return true;
         for (const auto &a : attempts)
             if (!a.done) return true;
         return false;
+    }
+
+    // Starts the QUIC handshake toward `a`; false when it cannot even start.
+    bool dial(Attempt &a) {
+        quic::ClientOptions options;
+        options.pin = ticket.fingerprint;
+        options.make_app = [](quic::Connection &c) { return std::make_unique<http3::ClientSession>(c); };
+        options.transport.handshake_timeout_ms = config.connect_timeout_ms;
+        if (config.idle_timeout_ms) options.transport.idle_timeout_ms = config.idle_timeout_ms;
+        if (config.keep_alive_ms) options.transport.keep_alive_ms = config.keep_alive_ms;
+        // Whatever the window lets the host send ahead is video the player sees late when it
+        // stalls, and hides the stall from the host's slow-reader rule. 1 MiB covers a
+        // 20 Mbit/s stream at 400 ms RTT; ngtcp2 still grows it for a reader that keeps up.
+        options.transport.stream_window = 1u << 20;
+        // A connection that may move onto the relay keeps its packets small enough for TURN.
+        if (relay) options.transport.max_udp_payload = kRelaySafeUdpPayload;
+        try {
+            a.conn_id = endpoint->connect(a.address, std::move(options)).id();
+            a.started = true;
+            emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "trying " + a.address.to_string(), "{}"});
+            return true;
+        } catch (const std::exception &e) {
+            a.done = true;
+            a.why = e.what();
+            return false;
+        }
     }
 
     void dial_next() {
         if (winner || decided()) return;
         while (next_attempt < attempts.size()) {
             Attempt &a = attempts[next_attempt++];
-            if (a.done) continue;
-            quic::ClientOptions options;
-            options.pin = ticket.fingerprint;
-            options.make_app = [](quic::Connection &c) { return std::make_unique<http3::ClientSession>(c); };
-            options.transport.handshake_timeout_ms = config.connect_timeout_ms;
-            if (config.idle_timeout_ms) options.transport.idle_timeout_ms = config.idle_timeout_ms;
-            if (config.keep_alive_ms) options.transport.keep_alive_ms = config.keep_alive_ms;
-            // Whatever the window lets the host send ahead is video the player sees late when it
-            // stalls, and hides the stall from the host's slow-reader rule. 1 MiB covers a
-            // 20 Mbit/s stream at 400 ms RTT; ngtcp2 still grows it for a reader that keeps up.
-            options.transport.stream_window = 1u << 20;
-            // A connection that may move onto the relay keeps its packets small enough for TURN.
-            if (relay) options.transport.max_udp_payload = kRelaySafeUdpPayload;
-            try {
-                a.conn_id = endpoint->connect(a.address, std::move(options)).id();
-                a.started = true;
-                emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "trying " + a.address.to_string(), "{}"});
-            } catch (const std::exception &e) {
-                a.done = true;
-                a.why = e.what();
-                continue;
-            }
-            break;
+            if (a.done || a.started) continue;
+            if (dial(a)) break;
         }
         // The next candidate starts after a short stagger, or at once when this one fails.
         if (next_attempt < attempts.size())
@@ -304,6 +414,7 @@ struct Viewer::Core : viewer::Upstream {
         if (!attempt_of(conn.id())) return;
         winner = conn.id();
         peer = conn.remote();
+        found_by_rendezvous = attempt_of(winner)->punched;
         stagger->cancel();
         for (auto &a : attempts)
             if (a.started && !a.done && a.conn_id != winner)
@@ -365,6 +476,7 @@ struct Viewer::Core : viewer::Upstream {
         cv.notify_all();
         nlohmann::json ready{{"address", peer.to_string()},
                              {"path", path_name()},
+                             {"found", found_name()},
                              {"url", u},
                              {"host", host_info}};
         if (quic::Connection *c = endpoint->find(winner)) ready["rtt_ms"] = c->stats().rtt_ms;
@@ -414,6 +526,8 @@ struct Viewer::Core : viewer::Upstream {
         for (const auto &a : net::local_addresses(bound.family(), endpoint->socket().dual_stack()))
             if (!a.is_loopback() && a.ip().rfind("fe80", 0) != 0) mine.push_back({a.ip(), bound.port()});
         if (!turn->mapped().empty()) mine.push_back({turn->mapped().ip(), turn->mapped().port()});
+        for (const auto &r : agent->reflexive())
+            if (r != turn->mapped()) mine.push_back({r.ip(), r.port()});
         nlohmann::json offer{{"session", o.session},
                              {"candidates", mine},
                              {"relayed", {turn->relayed().ip(), turn->relayed().port()}}};
@@ -519,11 +633,50 @@ struct Viewer::Core : viewer::Upstream {
         if (config.no_relay && ticket.relay) return "; the ticket offers a relay but --no-relay is set";
         bool has_relayed = false;
         for (const auto &c : ticket.candidates) has_relayed |= c.kind == PP_CANDIDATE_RELAYED;
-        if (!has_relayed)
-            return ". A relay is needed when both sides are behind NATs that cannot be punched (symmetric): "
-                   "start the host with --relay turn:HOST[:PORT] --relay-secret SECRET (see docs/relay.md; "
-                   "`pixelpass relay config` prints a matching coturn setup)";
-        return "";
+        return has_relayed ? "" : nat_hint();
+    }
+
+    // The host's NAT as its ticket shows it: a port mapping, a reflexive address on the port it
+    // listens on (a cone NAT keeps the port) or on another one (symmetric), or nothing to tell.
+    std::string host_nat_kind() const {
+        std::vector<uint16_t> local_ports;
+        bool reflexive = false, moved = false;
+        for (const auto &c : ticket.candidates)
+            if (c.kind == PP_CANDIDATE_LOCAL) local_ports.push_back(c.port);
+        for (const auto &c : ticket.candidates) {
+            if (c.kind == PP_CANDIDATE_MAPPED) return "mapped";
+            if (c.kind != PP_CANDIDATE_REFLEXIVE) continue;
+            reflexive = true;
+            moved |= std::find(local_ports.begin(), local_ports.end(), c.port) == local_ports.end();
+        }
+        if (!reflexive) return "unknown";
+        return moved ? "symmetric" : "cone";
+    }
+
+    static std::string nat_text(const std::string &kind) {
+        if (kind == "symmetric") return "symmetric (a new port per peer)";
+        if (kind == "cone") return "a cone NAT (port-restricted or milder)";
+        if (kind == "none") return "no NAT";
+        if (kind == "mapped") return "port-mapped (UPnP / NAT-PMP)";
+        return "unknown (no STUN answer)";
+    }
+
+    // Both NAT types and the one remedy that fits them.
+    std::string nat_hint() const {
+        static const std::string relay = "start the host with --relay turn:HOST[:PORT] --relay-secret SECRET (see "
+                                         "docs/relay.md; `pixelpass relay config` prints a matching coturn setup)";
+        std::string mine = nat_kind, theirs = host_nat_kind();
+        std::string text = ". This viewer's network: " + nat_text(mine) + "; the host's: " + nat_text(theirs) + ". ";
+        if (mine == "symmetric" && theirs == "symmetric")
+            return text + "Both are symmetric: only a relay can join them: " + relay;
+        if ((mine == "symmetric" && theirs == "cone") || (mine == "cone" && theirs == "symmetric"))
+            return text + "A symmetric NAT facing a filtering one needs port guessing, which pixelpass does not do "
+                          "yet: use a relay (" + relay + ") or a port mapping on the host's router (UPnP / NAT-PMP)";
+        if (!rendezvous && mine != "unknown" && theirs != "unknown")
+            return text + "These can be punched, but only through the DHT rendezvous, which is off here: drop --no-dht "
+                          "(and dht = \"off\" in the config) on both sides, or " + relay;
+        return text + "A relay is needed when both sides are behind NATs that cannot be punched (symmetric), or when "
+                      "the DHT rendezvous is unreachable: " + relay;
     }
 
     void on_deadline() {
@@ -680,7 +833,9 @@ struct Viewer::Core : viewer::Upstream {
     }
 
     nlohmann::json stats() const {
-        nlohmann::json j{{"path", path_name()}, {"switches", paths ? paths->switches() : 0}};
+        nlohmann::json j{{"path", path_name()}, {"found", found_name()}, {"nat", nat_kind},
+                         {"switches", paths ? paths->switches() : 0}};
+        if (rendezvous) j["rendezvous"] = rendezvous->stats();
         if (paths) {
             const auto &pc = paths->counters();
             j["via"] = paths->via().to_string();
@@ -765,10 +920,22 @@ Viewer::Viewer(ViewerConfig config, EventSink events) {
         }
     }
     if (config.connect_timeout_ms == 0) config.connect_timeout_ms = 10000;
+    // STUN and the DHT's bootstrap are resolved here too (DNS blocks).
+    if (!config.no_stun && !config.relay_only) {
+        auto names = config.stun_servers.empty() ? nat::default_stun_servers() : config.stun_servers;
+        for (const auto &name : names) {
+            auto found = nat::resolve(name, 3478);
+            core->stun_servers.insert(core->stun_servers.end(), found.begin(), found.end());
+        }
+    }
     core->config = std::move(config);
     core->events = std::move(events);
     core->loop = std::make_unique<net::Loop>("pp-viewer");
     Core *c = core.get();
+    if (!c->config.no_dht && !c->config.relay_only) {
+        auto bootstrap = c->config.dht_bootstrap.empty() ? rendezvous::default_bootstrap() : c->config.dht_bootstrap;
+        if (!bootstrap.empty()) c->rendezvous = rendezvous::join_dht(*c->loop, bootstrap);
+    }
     c->loop->call([c] { c->start(); });
 
     std::unique_lock lock(c->m);

@@ -21,6 +21,9 @@ struct ViewerConfig {
     unsigned connect_timeout_ms = 10000;
     bool relay_only = false, no_relay = false, no_stun = false;
     std::vector<std::string> stun_servers;
+    // Rendezvous over OpenDHT: bootstrap nodes ("HOST:PORT"; empty = the public default) or none.
+    std::vector<std::string> dht_bootstrap;
+    bool no_dht = false;
     // Internal (not in the C options): QUIC idle timeout / keep-alive (0 = 30 s / 15 s) and the
     // happy-eyeballs stagger between candidates.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;
