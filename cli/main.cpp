@@ -66,6 +66,8 @@ struct HostArgs {
     std::string relay, relay_secret, relay_username, relay_password;
     std::vector<std::string> stun;
     bool no_stun = false, no_port_mapping = false, relay_only = false, no_relay = false;
+    std::string congestion_control;
+    bool fixed_bitrate = false;
 };
 
 // Connectivity flags a viewer takes.
@@ -111,6 +113,11 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
     cmd->add_option("--stun", a.stun, "STUN server HOST[:PORT] (repeatable; default: public servers)");
     cmd->add_flag("--no-stun", a.no_stun, "Use no STUN server (the ticket then holds local addresses only)");
     cmd->add_flag("--no-port-mapping", a.no_port_mapping, "Ask the router for no UPnP / NAT-PMP port mapping");
+    cmd->add_option("--congestion-control", a.congestion_control,
+                    "QUIC congestion control: cubic, bbr, bbr2, reno (default: [network] congestion_control, else bbr2)")
+        ->check(CLI::IsMember({"cubic", "bbr", "bbr2", "reno"}));
+    cmd->add_flag("--fixed-bitrate", a.fixed_bitrate,
+                  "Keep --bitrate even when a viewer's path cannot carry it (default: adapt, down to 500 kbit/s)");
 }
 
 int run_host(const HostArgs &a) {
@@ -149,6 +156,8 @@ int run_host(const HostArgs &a) {
     o.no_port_mapping = a.no_port_mapping;
     o.relay_only = a.relay_only;
     o.no_relay = a.no_relay;
+    o.congestion_control = a.congestion_control.empty() ? nullptr : a.congestion_control.c_str();
+    o.fixed_bitrate = a.fixed_bitrate;
 
     if (!pixelpass_cli::ux::before_host()) return kExitFailure;
     pp_host *host = nullptr;

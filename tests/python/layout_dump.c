@@ -31,6 +31,7 @@ int main(void) {
     FIELD(pp_host_options, no_port_mapping); FIELD(pp_host_options, relay_only);
     FIELD(pp_host_options, no_relay); FIELD(pp_host_options, ticket_lifetime_s);
     FIELD(pp_host_options, grace_ms); FIELD(pp_host_options, name);
+    FIELD(pp_host_options, congestion_control); FIELD(pp_host_options, fixed_bitrate);
 
     printf("}},\n \"pp_viewer_options\": {\"size\": %zu, \"fields\": {", sizeof(pp_viewer_options));
     first = 1;

@@ -39,6 +39,7 @@ const std::vector<Key> &schema() {
         {"network", "stun_servers", Type::string_list},
         {"network", "relay_secret", Type::string},
         {"network", "port_mapping", Type::string, 0, 0, {"on", "off"}},
+        {"network", "congestion_control", Type::string, 0, 0, {"auto", "cubic", "bbr", "bbr2", "reno"}},
         {"bandwidth", "status", Type::string, 0, 0, {"measured", "skipped", "failed", "unmeasured"}},
         {"bandwidth", "upstream_mbps", Type::number, 0, 1e6},
         {"bandwidth", "measured_at", Type::string},
@@ -245,6 +246,7 @@ Config parse(std::string_view text, const std::string &path) {
             else if (n == "relay") c.relay = *node.value<std::string>();
             else if (n == "relay_secret") c.relay_secret = *node.value<std::string>();
             else if (n == "port_mapping") c.port_mapping = *node.value<std::string>() == "on";
+            else if (n == "congestion_control") c.congestion_control = *node.value<std::string>();
             else if (n == "stun_servers") {
                 std::vector<std::string> list;
                 for (const auto &item : *node.as_array()) list.push_back(*item.value<std::string>());
@@ -285,7 +287,8 @@ nlohmann::json to_json(const Config &c) {
                     {"stun_servers", c.stun_servers ? nlohmann::json(*c.stun_servers) : nullptr},
                     // Only whether a secret is set: the JSON ends up in logs and bug reports.
                     {"relay_secret_set", !c.relay_secret.empty()},
-                    {"port_mapping", c.port_mapping ? "on" : "off"}};
+                    {"port_mapping", c.port_mapping ? "on" : "off"},
+                    {"congestion_control", c.congestion_control}};
     j["bandwidth"] = {{"status", c.bandwidth.status},
                       {"upstream_mbps", c.bandwidth.upstream_mbps},
                       {"measured_at", c.bandwidth.measured_at},
@@ -304,6 +307,7 @@ std::string edit(std::string_view text, std::string_view key, const nlohmann::js
                                                  "' (known: host.bitrate_kbps, host.max_viewers, viewer.player, "
                                                  "host.encoder, network.relay, network.stun_servers, "
                                                  "network.relay_secret, network.port_mapping, "
+                                                 "network.congestion_control, "
                                                  "bandwidth.status, bandwidth.upstream_mbps, "
                                                  "bandwidth.measured_at, bandwidth.endpoint)");
     std::string literal = toml_literal(*k, value);
@@ -413,6 +417,7 @@ void apply_host_defaults(HostConfig &host, const Config &c) {
         if (host.relay_secret.empty() && host.relay_username.empty()) host.relay_secret = c.relay_secret;
     }
     if (!c.port_mapping) host.no_port_mapping = true;
+    if (host.congestion_control.empty() && c.congestion_control != "auto") host.congestion_control = c.congestion_control;
     if (host.stun_servers.empty() && !host.no_stun && c.stun_servers) {
         host.stun_servers = *c.stun_servers;
         // An empty list in the file means "no STUN", not "the built-in defaults".

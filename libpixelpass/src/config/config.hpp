@@ -32,6 +32,7 @@ struct Config {
     std::optional<std::vector<std::string>> stun_servers;  // unset = the library's defaults
     std::string relay_secret;   // coturn use-auth-secret for `relay`
     bool port_mapping = true;   // [network] port_mapping = "off": ask the gateway for nothing
+    std::string congestion_control = "auto";  // [network]: cubic | bbr | bbr2 | reno | auto (the default)
     Bandwidth bandwidth;
     std::vector<std::string> warnings;  // unknown keys, "file:line:col: ..." each
 };

@@ -42,6 +42,8 @@ struct HostConfig {
     int64_t ticket_lifetime_s = 0;
     unsigned grace_ms = 0;
     std::string name;
+    std::string congestion_control;  // "cubic", "bbr", "bbr2", "reno"; empty = the default
+    bool fixed_bitrate = false;      // no adaptive bitrate
     // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
     // Tests shorten them to see dead viewers go quickly.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;
