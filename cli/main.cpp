@@ -111,6 +111,8 @@ struct HostArgs {
     bool no_stun = false, no_port_mapping = false, relay_only = false, no_relay = false;
     std::vector<std::string> dht_bootstrap;
     bool no_dht = false;
+    std::string congestion_control;
+    bool fixed_bitrate = false;
 };
 
 // Connectivity flags a viewer takes.
@@ -168,6 +170,11 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
     cmd->add_option("--dht-bootstrap", a.dht_bootstrap,
                     "Rendezvous DHT node HOST:PORT (repeatable; default: the public OpenDHT network)");
     cmd->add_flag("--no-dht", a.no_dht, "Do not listen for viewers' candidates on the DHT");
+    cmd->add_option("--congestion-control", a.congestion_control,
+                    "QUIC congestion control: cubic, bbr, bbr2, reno (default: [network] congestion_control, else bbr2)")
+        ->check(CLI::IsMember({"cubic", "bbr", "bbr2", "reno"}));
+    cmd->add_flag("--fixed-bitrate", a.fixed_bitrate,
+                  "Keep --bitrate even when a viewer's path cannot carry it (default: adapt, down to 500 kbit/s)");
 }
 
 int run_host(const HostArgs &args) {
@@ -217,6 +224,8 @@ int run_host(const HostArgs &args) {
     o.dht_bootstrap = dht.empty() ? nullptr : dht.data();
     o.dht_bootstrap_count = dht.size();
     o.no_dht = a.no_dht;
+    o.congestion_control = a.congestion_control.empty() ? nullptr : a.congestion_control.c_str();
+    o.fixed_bitrate = a.fixed_bitrate;
 
     if (!pixelpass_cli::ux::before_host()) return kExitFailure;
     pp_host *host = nullptr;

@@ -154,6 +154,9 @@ std::string status_text(const nlohmann::json &s, double mbps) {
         if (v.contains("rtt_ms")) out += " " + std::to_string(int(v["rtt_ms"].get<double>())) + " ms";
         if (unsigned switches = v.value("switches", 0u); switches > 0)
             out += ", " + std::to_string(switches) + (switches == 1 ? " switch" : " switches");
+        if (v.contains("receive_kbps")) out += ", gets " + v["receive_kbps"].dump() + " kbit/s";
+        if (unsigned skips = v.value("skips", 0u); skips > 0) out += ", " + std::to_string(skips) + " skips";
+        if (v.value("followed", true) == false) out += " (too slow)";
     }
     char rate[32];
     std::snprintf(rate, sizeof rate, " | %.1f Mbit/s", mbps);
@@ -161,6 +164,9 @@ std::string status_text(const nlohmann::json &s, double mbps) {
     if (s.contains("encoder") && s["encoder"].is_string()) out += " | " + s["encoder"].get<std::string>();
     else if (s.contains("media") && s["media"].is_object() && s["media"].contains("encoder"))
         out += " | " + s["media"]["encoder"].dump();
+    if (s.contains("rate_control") && s["rate_control"]["bitrate_kbps"].is_number())
+        out += " @ " + s["rate_control"]["bitrate_kbps"].dump() + " kbit/s" +
+               (s["rate_control"].value("adaptive", false) ? "" : " (fixed)");
     out += " | drops " + s["totals"]["drops"].dump();
     return out;
 }

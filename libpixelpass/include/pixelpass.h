@@ -242,7 +242,7 @@ typedef void (*pp_event_cb)(const pp_event *event, void *user_data);
 
 typedef struct pp_host pp_host;
 
-#define PP_HOST_OPTIONS_VERSION 1
+#define PP_HOST_OPTIONS_VERSION 2
 
 typedef struct pp_host_options {
     unsigned version;            /**< PP_HOST_OPTIONS_VERSION */
@@ -273,15 +273,20 @@ typedef struct pp_host_options {
     int64_t ticket_lifetime_s;   /**< ticket expiry from now, in seconds; 0 = never */
     unsigned grace_ms;           /**< keep capture alive this long after the last viewer */
     const char *name;            /**< host name shown to viewers; NULL = the machine's name */
+    /* version 2 */
     const char *const *dht_bootstrap; /**< rendezvous DHT nodes "HOST:PORT"; NULL = the public
                                            OpenDHT bootstrap (none when PIXELPASS_DEFAULT_DHT=off) */
     size_t dht_bootstrap_count;
     int no_dht;                  /**< non-zero: no rendezvous over the DHT */
+    const char *congestion_control; /**< "cubic", "bbr", "bbr2", "reno"; NULL = [network]
+                                         congestion_control, else the library's default */
+    int fixed_bitrate;           /**< non-zero: keep bitrate_kbps; default: the encoder follows what
+                                      the viewers' paths deliver (down to 500 kbit/s) */
 } pp_host_options;
 
 /* Field order in the initialiser follows the struct; unnamed fields are zero. */
 #define PP_HOST_OPTIONS_INIT { PP_HOST_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, NULL, 1, NULL, \
-                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0 }
+                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, NULL, 0 }
 
 /** Fills `options` with defaults for `version` (use PP_HOST_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version);

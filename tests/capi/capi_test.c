@@ -603,6 +603,43 @@ static void test_host_ticket_lifetime(void) {
     pp_host_free(h);
 }
 
+/* Version 2 of pp_host_options: congestion_control is used (and reported in the stats), an
+ * unknown name is one clear error; a version-1 caller's shorter struct is filled only as far as
+ * it reaches. */
+static void test_host_congestion_control(void) {
+    pp_host_options o;
+    ASSERT_RC(PP_OK, pp_host_options_init(&o, PP_HOST_OPTIONS_VERSION));
+    ASSERT(o.congestion_control == NULL && o.fixed_bitrate == 0);
+    o.source = "synthetic";
+    o.bind_address = "127.0.0.1";
+    o.no_stun = 1;
+    o.no_port_mapping = 1;
+    o.congestion_control = "bbr2";
+    pp_host *h = NULL;
+    ASSERT_RC(PP_OK, pp_host_new(&h, &o, NULL, NULL));
+    ASSERT_RC(PP_OK, pp_host_start(h));
+    char *stats = h ? get_host_string(pp_host_stats_json, h) : NULL;
+    ASSERT(stats && strstr(stats, "\"congestion_control\":\"bbr2\""));
+    free(stats);
+    pp_host_free(h);
+
+    o.congestion_control = "vegas";
+    h = NULL;
+    ASSERT_RC(PP_OK, pp_host_new(&h, &o, NULL, NULL));
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_host_start(h));
+    ASSERT(strstr(pp_last_error(), "vegas") != NULL && strstr(pp_last_error(), "bbr") != NULL);
+    pp_host_free(h);
+
+    pp_host_options v1;
+    memset(&v1, 0xAB, sizeof v1);
+    ASSERT_RC(PP_OK, pp_host_options_init(&v1, 1));
+    ASSERT(v1.version == 1 && v1.name == NULL);
+    /* The bytes past version 1's end belong to the caller: untouched. */
+    unsigned char tail[sizeof v1.congestion_control];
+    memset(tail, 0xAB, sizeof tail);
+    ASSERT(memcmp(&v1.congestion_control, tail, sizeof tail) == 0);
+}
+
 /* --app names applications whose sound alone is shared; that needs PipeWire. With the
  * environment pointed at no audio server (test_repair_without_audio_server), the host refuses at
  * once, naming --app, instead of sharing everything or nothing silently. The real routing is
@@ -916,6 +953,7 @@ int main(void) {
     test_options_versions();
     test_host_identity();
     test_host_ticket_lifetime();
+    test_host_congestion_control();
     test_mapped_candidate();
     test_repair_without_audio_server();
     test_app_audio_without_pipewire();

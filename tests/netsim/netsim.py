@@ -26,6 +26,14 @@ With Rig(..., dht=True), a private OpenDHT network runs in <tag>-inet: two Debia
 (20.0.0.2:4222 and a second one bootstrapped from it), the rendezvous both peers are pointed at
 (rig.dht_bootstrap). Nothing of it reaches the public DHT.
 
+Impaired links (the lossy-path tests): every side's link to the internet may carry
+    delay_ms    a fixed one-way delay in each direction (wire.py, a userspace TAP cable: this kernel
+                has no netem). Both sides delayed by d give a round trip of 4·d.
+    loss(side, pct)     nftables `numgen random mod 100 < pct drop` on the side's bridge port, in
+                each direction (a direct path crosses both ports, so loss on one side is the path's)
+    rate(side, kbit)    a tc tbf bottleneck on the way towards the side (the stream's direction
+                when the side is the viewer); rate(side, None) lifts it.
+
 A router may also run miniupnpd (Rig(..., upnp=True), host side): UPnP-IGD, NAT-PMP and PCP on
 its LAN, its port mappings as nftables rules in its own `inet filter` table.
 
@@ -42,6 +50,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 NAT_KINDS = ("none", "full", "address", "port", "symmetric")
@@ -55,6 +64,8 @@ WAN_IP = {"h": INTERNET + ".10", "v": INTERNET + ".20"}
 LAN = {"h": "10.1.0", "v": "10.2.0"}
 TURN_PORT = 3478
 DHT_PORTS = (4222, 4223)
+
+WIRE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wire.py")
 REALM = "pixelpass.test"
 
 _live = []  # rigs not yet torn down, for the signal / atexit handlers
@@ -159,7 +170,10 @@ class Rig:
         self.nat = {"h": host_nat, "v": viewer_nat}
         self.want_coturn = coturn
         self.turn_secret = secret or secrets.token_hex(16)
+        if delay_ms < 0:
+            raise ValueError("delay_ms must be >= 0")
         self.delay_ms = delay_ms
+        self.wires = []
         if upnp and host_nat == "none":
             raise ValueError("upnp=True needs a host router (host_nat other than 'none')")
         self.want_upnp = upnp
@@ -231,6 +245,22 @@ class Rig:
         self.run(a, ["ip", "link", "set", a_if, "up"])
         self.run(b, ["ip", "link", "set", b_if, "up"])
 
+    def _link(self, a, a_if, b, b_if):
+        """A veth pair, or with delay_ms a wire.py cable, between namespaces a and b."""
+        if not self.delay_ms:
+            self._veth(a, a_if, b, b_if)
+            return
+        p = subprocess.Popen([sys.executable, WIRE, self.ns(a), a_if, self.ns(b), b_if, str(self.delay_ms)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+        self.wires.append(p)
+        line = p.stdout.readline().strip()  # the wire says "ready" or dies saying why
+        if line != "ready":
+            p.wait()
+            raise RuntimeError(f"wire.py did not start ({p.returncode}): {p.stderr.read().strip()}")
+        self.run(a, ["ip", "link", "set", a_if, "up"])
+        self.run(b, ["ip", "link", "set", b_if, "up"])
+
     def _build(self):
         self._add_ns("inet")
         self.run("inet", ["ip", "link", "add", "br0", "type", "bridge"])
@@ -241,12 +271,12 @@ class Rig:
             self._add_ns(side)
             port = f"p-{side}"
             if self.nat[side] == "none":
-                self._veth("inet", port, side, "eth0")
+                self._link("inet", port, side, "eth0")
                 self.run(side, ["ip", "addr", "add", WAN_IP[side] + "/24", "dev", "eth0"])
             else:
                 router = side + "r"
                 self._add_ns(router)
-                self._veth("inet", port, router, "wan0")
+                self._link("inet", port, router, "wan0")
                 self.run(router, ["ip", "addr", "add", WAN_IP[side] + "/24", "dev", "wan0"])
                 self._veth(router, "lan0", side, "eth0")
                 self.run(router, ["ip", "addr", "add", LAN[side] + ".1/24", "dev", "lan0"])
@@ -260,9 +290,6 @@ class Rig:
                 _sh(["ip", "netns", "exec", self.ns(router), "nft", "-f", "-"],
                     input=_nat_rules(self.nat[side], "wan0", LAN[side] + ".2"))
             self.run("inet", ["ip", "link", "set", port, "master", "br0"])
-            if self.delay_ms:
-                self.run("inet", ["tc", "qdisc", "add", "dev", port, "root", "netem", "delay",
-                                  f"{self.delay_ms}ms"])
         if self.want_coturn:
             self.start_coturn()
         if self.want_upnp:
@@ -391,6 +418,10 @@ deny 0-65535 0.0.0.0/0 0-65535
                 except ProcessLookupError:
                     pass
                 p.wait()
+        for p in self.wires:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
         self.stop_coturn()
         for p in self.dhtnodes:
             if p.poll() is None:
@@ -451,6 +482,45 @@ table bridge ppcut_{side} {{
             _sh(["ip", "netns", "exec", self.ns(ns), "nft", "-f", "-"], input=rules)
         else:
             _sh(["ip", "netns", "exec", self.ns(ns), "nft", "delete", "table", "bridge", f"ppcut_{side}"])
+
+    def loss(self, side, pct):
+        """Drops `pct` % of the UDP packets at random on the side's link, each direction
+        (pct 0 lifts it). nftables numgen: this kernel has no netem."""
+        if not 0 <= pct <= 100:
+            raise ValueError("loss is a percentage, 0..100")
+        table = f"pploss_{side}"
+        self.run("inet", ["nft", "delete", "table", "bridge", table], check=False)
+        if pct == 0:
+            return
+        port = f"p-{side}"
+        _sh(["ip", "netns", "exec", self.ns("inet"), "nft", "-f", "-"], input=f"""
+table bridge {table} {{
+    chain pre {{
+        type filter hook prerouting priority -10; policy accept;
+        iifname "{port}" meta l4proto udp numgen random mod 100 < {int(pct)} drop
+    }}
+    chain post {{
+        type filter hook postrouting priority -10; policy accept;
+        oifname "{port}" meta l4proto udp numgen random mod 100 < {int(pct)} drop
+    }}
+}}
+""")
+
+    def rate(self, side, kbit, queue_ms=100):
+        """A token-bucket bottleneck of `kbit` kbit/s towards the side (None lifts it); packets
+        wait up to `queue_ms` in its queue, then drop, like a router's buffer."""
+        port = f"p-{side}"
+        if kbit is None:
+            self.run("inet", ["tc", "qdisc", "del", "dev", port, "root"], check=False)
+            return
+        if kbit <= 0:
+            raise ValueError("rate must be > 0 kbit/s")
+        # A burst of 10 ms at the rate (at least a few full frames) keeps tbf smooth, not bursty.
+        burst = max(kbit * 1000 // 8 // 100, 8 * 1514)
+        have = self.run("inet", ["tc", "qdisc", "show", "dev", port]).stdout
+        verb = "change" if " tbf " in have else "add"
+        self.run("inet", ["tc", "qdisc", verb, "dev", port, "root", "tbf", "rate", f"{kbit}kbit",
+                          "burst", str(burst), "latency", f"{queue_ms}ms"])
 
     def turn_credentials(self, lifetime_s=600, user="pixelpass"):
         """REST-API credentials for the rig's coturn (what a host mints from the secret)."""

@@ -16,6 +16,7 @@ import time
 import urllib.request
 
 import pixelpass
+from ts_frames import TsFrames
 
 
 def out(obj):
@@ -35,7 +36,8 @@ def collector(events, path_events):
 
 def host(options):
     events, path_events = [], []
-    h = pixelpass.Host(callback=collector(events, path_events), source="synthetic", **options)
+    options.setdefault("source", "synthetic")
+    h = pixelpass.Host(callback=collector(events, path_events), **options)
     try:
         h.start()
     except pixelpass.PixelpassError as e:
@@ -52,6 +54,8 @@ def host(options):
 
 
 def view(ticket, options, want):
+    # frames=True: count the video frames arriving (ts_frames), with their PTS and arrival time.
+    options_frames = options.pop("frames", False)
     start = time.monotonic()
     events, path_events = [], []
     try:
@@ -82,13 +86,16 @@ def view(ticket, options, want):
                     break
         else:
             state = {"bytes": 0, "stop": False, "error": None, "last": time.monotonic()}
+            ts = TsFrames() if options_frames else None
 
             def pump():
                 try:
                     while not state["stop"]:
-                        chunk = r.read(65536)
+                        chunk = r.read1(65536)
                         if not chunk:
                             break
+                        if ts:
+                            ts.feed(chunk)
                         state["bytes"] += len(chunk)
                         state["last"] = time.monotonic()
                 except Exception as e:  # reported on the next "stats"
@@ -102,7 +109,7 @@ def view(ticket, options, want):
                 if cmd == "stats":
                     out({"bytes": state["bytes"], "idle_s": time.monotonic() - state["last"], "now": time.monotonic(),
                          "error": state["error"], "stats": v.stats(), "events": list(events),
-                         "path_events": list(path_events)})
+                         "path_events": list(path_events), "frames": list(ts.frames) if ts else None})
                 elif cmd == "quit":
                     break
             state["stop"] = True

@@ -33,6 +33,7 @@ int main(void) {
     FIELD(pp_host_options, grace_ms); FIELD(pp_host_options, name);
     FIELD(pp_host_options, dht_bootstrap); FIELD(pp_host_options, dht_bootstrap_count);
     FIELD(pp_host_options, no_dht);
+    FIELD(pp_host_options, congestion_control); FIELD(pp_host_options, fixed_bitrate);
 
     printf("}},\n \"pp_viewer_options\": {\"size\": %zu, \"fields\": {", sizeof(pp_viewer_options));
     first = 1;

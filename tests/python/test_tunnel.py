@@ -81,3 +81,33 @@ def rebuild(ticket, secret):
     for candidate in ticket.candidates:
         copy.add_candidate(candidate.address, candidate.port, candidate.kind)
     return copy
+
+
+@pytest.mark.parametrize("cc", ["cubic", "bbr", "bbr2", "reno"])
+def test_congestion_control_is_chosen_and_reported(cc):
+    with pixelpass.Host(source="synthetic", bind_address="127.0.0.1", congestion_control=cc) as h:
+        h.start()
+        assert h.stats()["congestion_control"] == cc
+        with pixelpass.Viewer.connect(h.ticket()) as viewer:
+            assert pull(viewer.url, 4 << 20) == 4 << 20
+            v = h.stats()["viewers"][0]
+            # The per-viewer path figures (ngtcp2's view of the connection) and the skip count.
+            for key in ("rtt_ms", "min_rtt_ms", "cwnd", "bytes_in_flight", "delivery_rate_kbps",
+                        "congestion_events", "backlog_ms", "held_bytes", "skips"):
+                assert key in v, (key, v)
+            assert v["cwnd"] > 0 and v["delivery_rate_kbps"] > 0
+
+
+def test_an_unknown_congestion_control_is_one_clear_error():
+    with pixelpass.Host(source="synthetic", bind_address="127.0.0.1", congestion_control="vegas") as h:
+        with pytest.raises(pixelpass.PixelpassError) as e:
+            h.start()
+        assert e.value.code == Result.INVALID_ARGUMENT
+        assert "vegas" in str(e.value) and "bbr" in str(e.value)
+
+
+def test_the_default_congestion_control_is_reported():
+    with pixelpass.Host(source="synthetic", bind_address="127.0.0.1") as h:
+        h.start()
+        assert h.stats()["congestion_control"] in ("cubic", "bbr", "bbr2", "reno")
+        assert "rate_control" not in h.stats()  # the synthetic source has no encoder to adapt

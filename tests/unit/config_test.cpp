@@ -83,6 +83,25 @@ TEST_CASE("values are read and checked") {
     CHECK_THROWS_WITH(cfg::parse("[viewer]\nplayer = \"totem\"\n", "c.toml"), Catch::Contains("one of: auto, mpv, vlc"));
 }
 
+TEST_CASE("[network] congestion_control is read, checked and applied") {
+    auto c = cfg::parse("[network]\ncongestion_control = \"cubic\"\n", "c.toml");
+    CHECK(c.congestion_control == "cubic");
+    CHECK(cfg::to_json(c)["network"]["congestion_control"] == "cubic");
+    pp::HostConfig host;
+    cfg::apply_host_defaults(host, c);
+    CHECK(host.congestion_control == "cubic");
+    pp::HostConfig chosen;
+    chosen.congestion_control = "bbr";  // the command line wins over the file
+    cfg::apply_host_defaults(chosen, c);
+    CHECK(chosen.congestion_control == "bbr");
+    pp::HostConfig none;
+    cfg::apply_host_defaults(none, cfg::parse("", "c.toml"));
+    CHECK(none.congestion_control.empty());  // "auto": the library's default
+    CHECK_THROWS_WITH(cfg::parse("[network]\ncongestion_control = \"vegas\"\n", "c.toml"),
+                      Catch::Contains("bbr2"));
+    CHECK_THAT(cfg::edit("", "network.congestion_control", "bbr2"), Catch::Contains("congestion_control = \"bbr2\""));
+}
+
 TEST_CASE("broken TOML names line and column") {
     try {
         cfg::parse("# ok\n[bandwidth]\nstatus = \"measured\n", "/p/config.toml");

@@ -354,7 +354,8 @@ class Host(_Owned):
     bind_address="127.0.0.1", port=0, max_viewers, bitrate_kbps, fps, max_height, encoder,
     audio=True, apps=[...], monitor, relay, relay_username, relay_password, relay_secret,
     stun_servers=[...], no_stun, no_port_mapping, relay_only, no_relay, ticket_lifetime_s,
-    grace_ms, name, dht_bootstrap=[...], no_dht). `callback(Event)` runs on the library's network thread.
+    grace_ms, name, dht_bootstrap=[...], no_dht, congestion_control="cubic"|"bbr"|"bbr2"|"reno",
+    fixed_bitrate). `callback(Event)` runs on the library's network thread.
     As a context manager it closes (stops and frees) the host on exit."""
 
     _KIND = "host"

@@ -17,7 +17,7 @@ import threading
 ABI_MAJOR = 0
 
 # Option-struct versions this binding fills in (PP_*_OPTIONS_VERSION).
-HOST_OPTIONS_VERSION = 1
+HOST_OPTIONS_VERSION = 2
 VIEWER_OPTIONS_VERSION = 1
 REPAIR_OPTIONS_VERSION = 1
 DEMO_OPTIONS_VERSION = 1
@@ -198,9 +198,11 @@ class HostOptions(ctypes.Structure):
         ("ticket_lifetime_s", ctypes.c_int64),
         ("grace_ms", ctypes.c_uint),
         ("name", ctypes.c_char_p),
-        ("dht_bootstrap", ctypes.POINTER(ctypes.c_char_p)),
+        ("dht_bootstrap", ctypes.POINTER(ctypes.c_char_p)),  # version 2
         ("dht_bootstrap_count", ctypes.c_size_t),
         ("no_dht", ctypes.c_int),
+        ("congestion_control", ctypes.c_char_p),
+        ("fixed_bitrate", ctypes.c_int),
     ]
 
 

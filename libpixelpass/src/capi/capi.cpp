@@ -1,5 +1,6 @@
 // capi: the C facade. It only translates — C structs to C++ values, exceptions to pp_result plus
 // pp_last_error() — and never lets an exception cross extern "C".
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -150,8 +151,12 @@ pp::HostConfig host_config(const pp_host_options *o) {
     c.ticket_lifetime_s = o->ticket_lifetime_s;
     c.grace_ms = o->grace_ms;
     c.name = str(o->name);
-    c.dht_bootstrap = str_list(o->dht_bootstrap, o->dht_bootstrap_count);
-    c.no_dht = o->no_dht != 0;
+    if (o->version >= 2) {  // fields a version-1 caller's struct does not have
+        c.dht_bootstrap = str_list(o->dht_bootstrap, o->dht_bootstrap_count);
+        c.no_dht = o->no_dht != 0;
+        c.congestion_control = str(o->congestion_control);
+        c.fixed_bitrate = o->fixed_bitrate != 0;
+    }
     return c;
 }
 
@@ -317,7 +322,10 @@ PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned vers
     return wrap([&] {
         require(options, "options");
         check_version(version, PP_HOST_OPTIONS_VERSION, "pp_host_options");
-        *options = pp_host_options PP_HOST_OPTIONS_INIT;
+        // A caller built against version 1 has the shorter struct: fill only what it has.
+        const pp_host_options defaults PP_HOST_OPTIONS_INIT;
+        size_t size = version >= 2 ? sizeof defaults : offsetof(pp_host_options, congestion_control);
+        std::memcpy(options, &defaults, size);
         options->version = version;
         return PP_OK;
     });

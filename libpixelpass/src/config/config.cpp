@@ -43,6 +43,7 @@ const std::vector<Key> &schema() {
         {"network", "port_mapping", Type::string, 0, 0, {"on", "off"}},
         {"network", "dht", Type::string, 0, 0, {"on", "off"}},
         {"network", "dht_bootstrap", Type::string_list},
+        {"network", "congestion_control", Type::string, 0, 0, {"auto", "cubic", "bbr", "bbr2", "reno"}},
         {"bandwidth", "status", Type::string, 0, 0, {"measured", "skipped", "failed", "unmeasured"}},
         {"bandwidth", "upstream_mbps", Type::number, 0, 1e6},
         {"bandwidth", "measured_at", Type::string},
@@ -256,6 +257,7 @@ Config parse(std::string_view text, const std::string &path) {
                 for (const auto &item : *node.as_array()) list.push_back(*item.value<std::string>());
                 c.dht_bootstrap = std::move(list);
             }
+            else if (n == "congestion_control") c.congestion_control = *node.value<std::string>();
             else if (n == "stun_servers") {
                 std::vector<std::string> list;
                 for (const auto &item : *node.as_array()) list.push_back(*item.value<std::string>());
@@ -299,6 +301,7 @@ nlohmann::json to_json(const Config &c) {
                     {"port_mapping", c.port_mapping ? "on" : "off"},
                     {"dht", c.dht ? "on" : "off"},
                     {"dht_bootstrap", c.dht_bootstrap ? nlohmann::json(*c.dht_bootstrap) : nullptr}};
+                    {"congestion_control", c.congestion_control}};
     j["bandwidth"] = {{"status", c.bandwidth.status},
                       {"upstream_mbps", c.bandwidth.upstream_mbps},
                       {"measured_at", c.bandwidth.measured_at},
@@ -317,6 +320,8 @@ std::string edit(std::string_view text, std::string_view key, const nlohmann::js
                                                  "' (known: host.bitrate_kbps, host.max_viewers, viewer.player, "
                                                  "host.encoder, network.relay, network.stun_servers, "
                                                  "network.relay_secret, network.port_mapping, network.dht, network.dht_bootstrap, "
+                                                 "network.relay_secret, network.port_mapping, "
+                                                 "network.congestion_control, "
                                                  "bandwidth.status, bandwidth.upstream_mbps, "
                                                  "bandwidth.measured_at, bandwidth.endpoint)");
     std::string literal = toml_literal(*k, value);
@@ -449,6 +454,7 @@ void apply_host_defaults(HostConfig &host, const Config &c) {
         if (host.relay_secret.empty() && host.relay_username.empty()) host.relay_secret = c.relay_secret;
     }
     if (!c.port_mapping) host.no_port_mapping = true;
+    if (host.congestion_control.empty() && c.congestion_control != "auto") host.congestion_control = c.congestion_control;
     if (host.stun_servers.empty() && !host.no_stun && c.stun_servers) {
         host.stun_servers = *c.stun_servers;
         // An empty list in the file means "no STUN", not "the built-in defaults".

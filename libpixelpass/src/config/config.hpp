@@ -35,6 +35,7 @@ struct Config {
     bool port_mapping = true;   // [network] port_mapping = "off": ask the gateway for nothing
     bool dht = true;            // [network] dht = "off": no rendezvous over the DHT
     std::optional<std::vector<std::string>> dht_bootstrap;  // unset = the public OpenDHT bootstrap
+    std::string congestion_control = "auto";  // [network]: cubic | bbr | bbr2 | reno | auto (the default)
     Bandwidth bandwidth;
     std::vector<std::string> warnings;  // unknown keys, "file:line:col: ..." each
 };

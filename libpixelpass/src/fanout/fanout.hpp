@@ -45,6 +45,13 @@ public:
     virtual void stop() = 0;
     // A reader joined and wants a fresh keyframe soon. Best effort.
     virtual void request_keyframe() {}
+    // Changes the video bitrate on the fly (rate control). False, with why_not filled, when the
+    // producer cannot. Called on the host's loop thread; must not block on the stream.
+    virtual bool set_bitrate(unsigned kbps, std::string &why_not) {
+        (void)kbps;
+        why_not = "this source has no adjustable bitrate";
+        return false;
+    }
     // Stream parameters for GET /info.
     virtual nlohmann::json describe() const = 0;
     // Live state for stats and tests (e.g. the pipeline's GStreamer state).
@@ -70,6 +77,9 @@ public:
     // Thread-safe; never blocks on the producer (it is started on the control thread).
     std::unique_ptr<stream::Reader> subscribe(std::function<void()> wake) override;
     nlohmann::json describe() const override;
+
+    // Forwards to the producer (see Producer::set_bitrate).
+    bool set_bitrate(unsigned kbps, std::string &why_not) { return producer_->set_bitrate(kbps, why_not); }
 
     // {"running", "starts", "stops", "readers", "ring": {...}, "producer": {...}}
     nlohmann::json stats() const;

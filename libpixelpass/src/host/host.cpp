@@ -7,7 +7,9 @@
 #include <future>
 #include <cstdlib>
 #include <ctime>
+#include <cmath>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <gnutls/crypto.h>
@@ -27,6 +29,7 @@
 #include "net/interfaces.hpp"
 #include "net/loop.hpp"
 #include "net/timer.hpp"
+#include "ratecontrol/ratecontrol.hpp"
 #include "net/udp.hpp"
 #include "pixelpass_version.h"
 #include "quic/endpoint.hpp"
@@ -38,6 +41,9 @@
 namespace pp {
 
 namespace {
+
+// How often the adaptive bitrate looks at the viewers: fast enough to react within 3 s.
+constexpr uint64_t kRateTick = 500'000'000;  // ns
 
 // The Source that config.source names: the synthetic generator (endless, paced to bitrate_kbps
 // when given, else as fast as viewers read), or the media pipeline behind its fan-out, fed by the
@@ -99,6 +105,7 @@ struct Host::Core {
     std::unique_ptr<nat::TurnClient> turn;  // the relay allocation, when one is configured
     std::unique_ptr<nat::portmap::Keeper> portmap;  // the gateway's port mapping (own thread)
     std::unique_ptr<net::Waker> waker;
+    quic::CongestionControl congestion_control = quic::kDefaultCongestionControl;
     uint16_t port = 0;
     std::vector<std::pair<std::string, uint16_t>> direct_candidates;  // what /paths offers
     std::vector<uint8_t> probe_key;
@@ -106,6 +113,12 @@ struct Host::Core {
     std::unique_ptr<rendezvous::Rendezvous> rendezvous;  // where viewers leave their candidates
     std::unique_ptr<rendezvous::Puncher> puncher;        // probes toward them
     uint64_t rendezvous_ignored = 0;                     // values that were no offer of ours
+    // Adaptive bitrate (media sources only): the controller, its tick, the rate last applied.
+    std::unique_ptr<ratecontrol::Controller> rate;
+    std::unique_ptr<net::Timer> rate_timer;
+    unsigned applied_kbps = 0;
+    std::string rate_off;              // why the encoder's bitrate cannot follow; empty = it does
+    std::set<uint64_t> told_too_slow;  // viewers already warned that their path is too poor
 
     struct Viewer {
         uint64_t id;
@@ -149,6 +162,7 @@ struct Host::Core {
         agent.reset();
         endpoint.reset();
         waker.reset();
+        rate_timer.reset();
         if (announce) emit({PP_EVENT_STOPPED, PP_LOG_INFO, 0, PP_OK, "host stopped", "{}"});
         events_open = false;
     }
@@ -452,6 +466,60 @@ struct Host::Core {
             if (auto *s = dynamic_cast<http3::ServerSession *>(c->app())) s->resume_starved();
     }
 
+    void start_rate_control() {
+        if (!media || config.fixed_bitrate) return;
+        ratecontrol::Options o;
+        o.max_kbps = media->describe().value("bitrate_kbps", 6000u);
+        rate = std::make_unique<ratecontrol::Controller>(o);
+        applied_kbps = o.max_kbps;
+        rate_timer = std::make_unique<net::Timer>(*loop, [this] { rate_tick(); });
+        rate_timer->arm_at(net::monotonic_ns() + kRateTick);
+    }
+
+    // Every kRateTick: what each viewer received and how far behind it is, into the controller;
+    // its answer to the encoder.
+    void rate_tick() {
+        rate_timer->arm_at(net::monotonic_ns() + kRateTick);
+        if (!endpoint || !rate_off.empty()) return;
+        std::vector<ratecontrol::Sample> samples;
+        for (auto *c : endpoint->connections()) {
+            auto it = viewers.find(c->id());
+            auto *s = dynamic_cast<http3::ServerSession *>(c->app());
+            if (it == viewers.end() || !s) continue;
+            auto hs = s->stats();
+            if (hs.streaming)
+                samples.push_back({it->second.id, hs.body_bytes_acked, hs.backlog_ms, hs.drops,
+                                   c->stats().delivery_rate_bps / 1000});
+        }
+        unsigned kbps = rate->update(samples, ratecontrol::Clock::now());
+        if (kbps != applied_kbps) {
+            if (media->set_bitrate(kbps, rate_off)) {
+                applied_kbps = kbps;
+            } else {
+                emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_OK,
+                      "adaptive bitrate is off: " + rate_off + "; the stream stays at the configured bitrate", "{}"});
+                return;
+            }
+        }
+        for (const auto &v : rate->viewers()) {
+            if ((v.followed && !v.below_floor) || !told_too_slow.insert(v.id).second) continue;
+            emit({PP_EVENT_LOG, PP_LOG_WARNING, v.id, PP_OK,
+                  "viewer " + std::to_string(v.id) + "'s path carries about " +
+                      std::to_string(std::lround(v.receive_kbps)) + " kbit/s, too little for this stream (" +
+                      std::to_string(applied_kbps) + " kbit/s" + (v.below_floor ? ", at the floor" : "") +
+                      "): it skips ahead to keyframes",
+                  "{}"});
+        }
+    }
+
+    nlohmann::json rate_stats() const {
+        nlohmann::json j = rate ? rate->stats() : nlohmann::json::object();
+        j["bitrate_kbps"] = rate ? nlohmann::json(applied_kbps) : nlohmann::json(nullptr);
+        j["adaptive"] = rate && rate_off.empty();
+        if (!rate_off.empty()) j["off_because"] = rate_off;
+        return j;
+    }
+
     nlohmann::json stats() const {
         nlohmann::json list = nlohmann::json::array();
         uint64_t bytes = totals.bytes_sent, drops = totals.drops;
@@ -469,6 +537,14 @@ struct Host::Core {
                                 {"path", path_of(*c)},
                                 {"found", found_now(*c, it->second)},
                                 {"rtt_ms", qs.rtt_ms},
+                                {"min_rtt_ms", qs.min_rtt_ms},
+                                {"cwnd", qs.cwnd},
+                                {"bytes_in_flight", qs.bytes_in_flight},
+                                {"delivery_rate_kbps", std::lround(qs.delivery_rate_bps / 1000)},
+                                {"congestion_events", qs.congestion_events},
+                                {"backlog_ms", hs.backlog_ms},
+                                {"held_bytes", hs.held_bytes},
+                                {"skips", hs.drops},
                                 {"switches", paths.count(c->id()) ? paths.at(c->id())->switches() : 0},
                                 {"probes", probe_stats(c->id())},
                                 {"bytes_sent", hs.body_bytes_acked},
@@ -518,6 +594,16 @@ struct Host::Core {
             j["rendezvous"]["ignored"] = rendezvous_ignored;
             if (puncher) j["rendezvous"]["punch"] = puncher->stats();
         }
+        if (rate) {
+            j["rate_control"] = rate_stats();
+            for (auto &v : j["viewers"])
+                for (const auto &r : rate->viewers())
+                    if (r.id == v["id"]) {
+                        v["receive_kbps"] = std::lround(r.receive_kbps);
+                        v["followed"] = r.followed;
+                    }
+        }
+        j["congestion_control"] = quic::congestion_control_name(congestion_control);
         return j;
     }
 };
@@ -537,6 +623,15 @@ constexpr int kPortMapWaitMs = 4000;
 // The port-mapping settings for this host, or nullopt when it maps nothing: --no-port-mapping,
 // --relay-only, a loopback-only host, or PIXELPASS_PORTMAP=off (the test suite sets it, so no
 // test talks to the machine's real gateway). PIXELPASS_PORTMAP=upnp,natpmp,pcp picks protocols.
+quic::CongestionControl congestion_control_option(const std::string &name) {
+    if (name.empty()) return quic::kDefaultCongestionControl;
+    auto cc = quic::parse_congestion_control(name);
+    if (!cc)
+        throw Error(PP_ERR_INVALID_ARGUMENT, "congestion control \"" + name +
+                                                 "\" is unknown: use cubic, bbr, bbr2 or reno");
+    return *cc;
+}
+
 std::optional<nat::portmap::Options> port_mapping_options(const HostConfig &config) {
     if (config.no_port_mapping || config.relay_only) return std::nullopt;
     if (!config.bind_address.empty()) try {
@@ -655,6 +750,7 @@ void Host::start() {
     int64_t expiry = config_.ticket_lifetime_s > 0 ? static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s : 0;
     core->expiry = expiry;
     core->access_token = ticket::access_token(secret_, expiry);
+    auto congestion_control = congestion_control_option(config_.congestion_control);
     if (config_.relay_only && config_.no_relay)
         throw Error(PP_ERR_INVALID_ARGUMENT, "--relay-only and --no-relay contradict each other: pick one");
     if (config_.relay_only && config_.relay.empty())
@@ -743,6 +839,7 @@ void Host::start() {
         observer.closed = [c](quic::Connection &conn, const quic::CloseInfo &info) { c->closed(conn, info); };
         c->endpoint = std::make_unique<quic::Endpoint>(*c->loop, std::move(socket), observer);
         c->waker = std::make_unique<net::Waker>(*c->loop, [c] { c->wake_all(); });
+        c->start_rate_control();
         quic::ServerOptions server;
         server.identity = c->identity;
         server.make_app = [c](quic::Connection &conn) {
@@ -753,6 +850,8 @@ void Host::start() {
         if (config_.keep_alive_ms) server.transport.keep_alive_ms = config_.keep_alive_ms;
         // A half-open handshake (a spoofed Initial) holds its slot this long, not ngtcp2's 10 s.
         server.transport.handshake_timeout_ms = kServerHandshakeTimeoutMs;
+        server.transport.congestion_control = congestion_control;
+        c->congestion_control = congestion_control;
         // A connection that may move onto the relay keeps its packets small enough for TURN.
         if (relay) server.transport.max_udp_payload = 1400;
         c->endpoint->listen(std::move(server));

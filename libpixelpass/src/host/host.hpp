@@ -45,6 +45,8 @@ struct HostConfig {
     // Rendezvous over OpenDHT: bootstrap nodes ("HOST:PORT"; empty = the public default) or none.
     std::vector<std::string> dht_bootstrap;
     bool no_dht = false;
+    std::string congestion_control;  // "cubic", "bbr", "bbr2", "reno"; empty = the default
+    bool fixed_bitrate = false;      // no adaptive bitrate
     // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
     // Tests shorten them to see dead viewers go quickly.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;

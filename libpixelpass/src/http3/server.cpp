@@ -2,6 +2,7 @@
 
 #include <nghttp3/nghttp3.h>
 
+#include <algorithm>
 #include <string_view>
 #include <type_traits>
 
@@ -273,7 +274,11 @@ ServerSession::Stats ServerSession::stats() const {
         ++s.open_streams;
         if (st->reader) {
             ++s.streaming;
-            s.drops += st->reader->stats().value("drops", uint64_t{0});
+            auto rs = st->reader->stats();
+            s.drops += rs.value("drops", uint64_t{0});
+            s.backlog_ms = std::max(s.backlog_ms, rs.value("backlog_ms", int64_t{0}));
+            s.backlog_bytes += rs.value("backlog", uint64_t{0});
+            s.held_bytes += rs.value("held_bytes", uint64_t{0});
         }
     }
     return s;

@@ -49,6 +49,9 @@ public:
         uint64_t body_bytes_acked = 0;  // body bytes the peer confirmed, all streams
         uint64_t drops = 0;             // Reader-reported skips (slow viewer), all streams
         uint64_t callback_errors = 0;   // exceptions caught at an nghttp3 callback: stream reset
+        int64_t backlog_ms = 0;         // the furthest-behind reader's lag behind the live edge
+        uint64_t backlog_bytes = 0;     // what its readers have not taken yet, all streams
+        uint64_t held_bytes = 0;        // taken but not yet acknowledged (the QUIC send buffer)
         size_t open_streams = 0, streaming = 0;
     };
     Stats stats() const;

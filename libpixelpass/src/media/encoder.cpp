@@ -154,6 +154,35 @@ void configure_encoder(GstElement *e, const EncoderSpec &spec, unsigned kbps, un
     }
 }
 
+BitrateProperty bitrate_property(const EncoderSpec &spec) {
+    return {"bitrate", std::string_view(spec.name) == "openh264" ? 1000u : 1u};
+}
+
+std::string bitrate_change_unsupported(GstElement *encoder, const EncoderSpec &spec) {
+    auto prop = bitrate_property(spec);
+    GParamSpec *ps = g_object_class_find_property(G_OBJECT_GET_CLASS(encoder), prop.name);
+    if (!ps) return std::string(spec.element) + " has no '" + prop.name + "' property";
+    if (!(ps->flags & G_PARAM_WRITABLE)) return std::string(spec.element) + "'s '" + prop.name + "' is read-only";
+    if (!(ps->flags & GST_PARAM_MUTABLE_PLAYING))
+        return std::string(spec.element) + "'s '" + prop.name + "' cannot change while it runs";
+    return {};
+}
+
+bool set_encoder_bitrate(GstElement *encoder, const EncoderSpec &spec, unsigned kbps) {
+    if (!bitrate_change_unsupported(encoder, spec).empty()) return false;
+    auto prop = bitrate_property(spec);
+    // Through a GValue: GObject converts to the property's own integer type (uint or int).
+    GValue value = G_VALUE_INIT;
+    g_value_init(&value, G_TYPE_UINT);
+    g_value_set_uint(&value, kbps * prop.per_kbps);
+    g_object_set_property(G_OBJECT(encoder), prop.name, &value);
+    g_value_unset(&value);
+    // openh264enc's cap must follow, or it would clip a raise back to the old rate.
+    if (std::string_view(spec.name) == "openh264")
+        set_property(encoder, "max-bitrate", std::to_string(kbps * 1500));
+    return true;
+}
+
 std::optional<std::string> select_aac() {
     ensure_gst();
     for (const char *name : {"fdkaacenc", "avenc_aac", "voaacenc"}) {

@@ -36,6 +36,18 @@ Probe probe_encoder(const EncoderSpec &spec);
 // Applies the low-latency settings to an encoder element made from `spec`.
 void configure_encoder(GstElement *encoder, const EncoderSpec &spec, unsigned bitrate_kbps, unsigned fps);
 
+// The bitrate property each encoder really has: all call it "bitrate", openh264enc in bit/s, the
+// others in kbit/s. Changing it while PLAYING retunes the rate control without a restart.
+struct BitrateProperty {
+    const char *name;
+    unsigned per_kbps;  // property units per kbit/s
+};
+BitrateProperty bitrate_property(const EncoderSpec &spec);
+// Empty when `encoder` has the property, writable while PLAYING; else why not (one line).
+std::string bitrate_change_unsupported(GstElement *encoder, const EncoderSpec &spec);
+// Sets the bitrate on a running encoder; false (nothing changed) when unsupported.
+bool set_encoder_bitrate(GstElement *encoder, const EncoderSpec &spec, unsigned kbps);
+
 // The AAC encoder to use: fdkaacenc, avenc_aac or voaacenc, whichever exists first; nullopt if none.
 std::optional<std::string> select_aac();
 void configure_aac(GstElement *encoder, unsigned bitrate_bps);

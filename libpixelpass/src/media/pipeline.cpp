@@ -164,7 +164,8 @@ void Pipeline::build(Run &run) {
     }
 
     ElementPtr encoder = make_element(spec_.encoder.element, "encoder");
-    configure_encoder(encoder.get(), *enc_spec, spec_.bitrate_kbps, spec_.fps);
+    // A restarted encode starts at the bitrate the rate control chose last, not the configured one.
+    configure_encoder(encoder.get(), *enc_spec, bitrate_kbps_.load(), spec_.fps);
     run.parser = make_element("h264parse", "parse");
     set_property(run.parser.get(), "config-interval", "-1");  // SPS/PPS before every IDR
     ElementPtr h264caps = make_capsfilter("video/x-h264,stream-format=byte-stream,alignment=au", "h264-caps");
@@ -345,8 +346,27 @@ nlohmann::json Pipeline::describe() const {
     return j;
 }
 
+bool Pipeline::set_bitrate(unsigned kbps, std::string &why_not) {
+    const EncoderSpec *enc_spec = find_encoder(spec_.encoder.name);
+    std::lock_guard lock(mutex_);
+    if (!run_ || !run_->pipeline || !enc_spec) {
+        bitrate_kbps_ = kbps;  // for the next start
+        return true;
+    }
+    GstPtr<GstElement> encoder(gst_bin_get_by_name(GST_BIN(run_->pipeline.get()), "encoder"));
+    if (!encoder) {
+        why_not = "this pipeline has no encoder";
+        return false;
+    }
+    why_not = bitrate_change_unsupported(encoder.get(), *enc_spec);
+    if (!why_not.empty() || !set_encoder_bitrate(encoder.get(), *enc_spec, kbps)) return false;
+    bitrate_kbps_ = kbps;
+    return true;
+}
+
 nlohmann::json Pipeline::stats() const {
     nlohmann::json j = {{"encoder", spec_.encoder.element},
+                        {"bitrate_kbps", bitrate_kbps_.load()},
                         {"buffers", buffers_.load()},
                         {"bytes", bytes_.load()}};
     std::lock_guard lock(mutex_);

@@ -45,6 +45,7 @@ public:
     void start(fanout::Sink &sink) override;
     void stop() override;
     void request_keyframe() override;
+    bool set_bitrate(unsigned kbps, std::string &why_not) override;
     nlohmann::json describe() const override;
     // {"state": "PLAYING"|"NULL"|..., "encoder", "buffers", "bytes", "videorate": {...}}
     nlohmann::json stats() const override;
@@ -67,6 +68,7 @@ private:
     int width_ = 0, height_ = 0;
     uint64_t base_time_unix_ns_ = 0;
     std::atomic<uint64_t> buffers_{0}, bytes_{0};
+    std::atomic<unsigned> bitrate_kbps_{spec_.bitrate_kbps};  // what the encoder runs at now
 };
 
 } // namespace pp::media

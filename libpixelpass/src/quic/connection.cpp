@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cctype>
 #include <cstring>
 
 #include "common/error.hpp"
@@ -26,7 +27,36 @@ struct ConnRef {
     ngtcp2_crypto_conn_ref ref;
 };
 
+const char *congestion_control_name(CongestionControl cc) {
+    switch (cc) {
+    case CongestionControl::cubic: return "cubic";
+    case CongestionControl::reno: return "reno";
+    case CongestionControl::bbr: return "bbr";
+    case CongestionControl::bbr2: return "bbr2";
+    }
+    return "?";
+}
+
+std::optional<CongestionControl> parse_congestion_control(std::string_view name) {
+    std::string lower(name);
+    for (auto &ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (auto cc : {CongestionControl::cubic, CongestionControl::reno, CongestionControl::bbr, CongestionControl::bbr2})
+        if (lower == congestion_control_name(cc)) return cc;
+    return std::nullopt;
+}
+
 namespace {
+
+ngtcp2_cc_algo cc_algo(CongestionControl cc) {
+    switch (cc) {
+    case CongestionControl::cubic: return NGTCP2_CC_ALGO_CUBIC;
+    case CongestionControl::reno: return NGTCP2_CC_ALGO_RENO;
+    case CongestionControl::bbr: return NGTCP2_CC_ALGO_BBR;
+    case CongestionControl::bbr2: return NGTCP2_CC_ALGO_BBR2;
+    }
+    return NGTCP2_CC_ALGO_CUBIC;
+}
+
 
 constexpr size_t kCidLen = 16;         // our source connection IDs (Endpoint routes on this length)
 constexpr size_t kMaxBatch = 64;       // datagrams per GSO send
@@ -272,7 +302,7 @@ Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
     ngtcp2_settings settings;
     ngtcp2_settings_default(&settings);
     settings.initial_ts = now();
-    settings.cc_algo = NGTCP2_CC_ALGO_CUBIC;
+    settings.cc_algo = cc_algo(transport_.congestion_control);
     settings.max_window = transport_.max_conn_window;
     settings.max_stream_window = transport_.max_stream_window;
     settings.handshake_timeout = transport_.handshake_timeout_ms * NGTCP2_MILLISECONDS;
@@ -440,6 +470,7 @@ Connection::Stats Connection::stats() const {
     s.bytes_in_flight = cs.bytes_in_flight;
     s.max_udp_payload = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_.get());
     s.delivery_rate_bps = static_cast<double>(cs.delivery_rate_sec) * 8;
+    s.pacing_rate_bps = cs.pacing_rate * 8e9;  // ngtcp2: bytes per nanosecond
     return s;
 }
 
@@ -471,6 +502,7 @@ void Connection::receive(const net::Datagram &d) {
     in_callback_ = true;
     int rv = ngtcp2_conn_read_pkt(conn_.get(), &path, &pi, d.data.data(), d.data.size(), now());
     in_callback_ = false;
+    note_congestion();
     if (rv != 0) {
         if (first && rv != NGTCP2_ERR_CRYPTO) {
             die(std::nullopt);  // a datagram that never was a connection: no answer, no event
@@ -631,11 +663,24 @@ void Connection::on_timer() {
     in_callback_ = true;
     int rv = ngtcp2_conn_handle_expiry(conn_.get(), now());
     in_callback_ = false;
+    note_congestion();
     if (rv != 0) {
         handle_error(rv);
         return;
     }
     write();
+}
+
+// ngtcp2 0.12 counts no lost packets; a new recovery period (on an ACK or the loss timer) is the
+// loss signal it gives, so that is what is counted.
+void Connection::note_congestion() {
+    if (!conn_) return;
+    ngtcp2_conn_stat cs;
+    ngtcp2_conn_get_conn_stat(conn_.get(), &cs);
+    if (cs.congestion_recovery_start_ts != UINT64_MAX && cs.congestion_recovery_start_ts != recovery_start_) {
+        recovery_start_ = cs.congestion_recovery_start_ts;
+        ++counters_.congestion_events;
+    }
 }
 
 void Connection::update_timer() {

@@ -24,6 +24,16 @@ namespace pp::quic {
 
 inline constexpr std::string_view kAlpn = "pixelpass/1";
 
+// The sender's congestion controller (ngtcp2's). Loss-based CUBIC and Reno read every lost packet
+// as congestion, so random loss (Wi-Fi, LTE) caps them near the Mathis bound; BBR and BBRv2 model
+// the path's bandwidth and RTT instead. The default is BBRv2: at 2 % loss and 100 ms RTT a
+// 6 Mbit/s stream arrives whole over BBR/BBRv2 and at 1.2 Mbit/s over CUBIC (docs/BENCHMARKS.md).
+enum class CongestionControl { cubic, reno, bbr, bbr2 };
+inline constexpr CongestionControl kDefaultCongestionControl = CongestionControl::bbr2;
+const char *congestion_control_name(CongestionControl cc);
+// "cubic", "reno", "bbr", "bbr2" (any case); nullopt for anything else.
+std::optional<CongestionControl> parse_congestion_control(std::string_view name);
+
 // Sizes and timers of a connection. Windows are sized for video: the receive window must cover
 // the bandwidth-delay product (8 MiB is 67 ms at 1 Gbit/s); ngtcp2 grows them up to the max_*
 // values when the reader keeps up.
@@ -40,6 +50,7 @@ struct TransportOptions {
     // Largest UDP payload we send (0 = ngtcp2's default, 1452 after path MTU discovery). A
     // connection that may move onto a TURN relay stays below the relay's framing overhead.
     size_t max_udp_payload = 0;
+    CongestionControl congestion_control = kDefaultCongestionControl;
 };
 
 // Why a connection ended.
@@ -109,6 +120,8 @@ public:
         uint64_t tx_bytes = 0, rx_bytes = 0, tx_datagrams = 0, rx_datagrams = 0;
         uint64_t max_udp_payload = 0;
         double delivery_rate_bps = 0;
+        double pacing_rate_bps = 0;
+        uint64_t congestion_events = 0;  // loss-triggered recovery periods (ngtcp2 counts no losses)
     };
     Stats stats() const;
 
@@ -153,6 +166,7 @@ private:
     bool flush(const uint8_t *data, size_t len, size_t segment);
     int verify_peer();
     void after_callbacks();
+    void note_congestion();
 
     Endpoint &endpoint_;
     const uint64_t id_;
@@ -184,6 +198,7 @@ private:
     uint64_t probe_deadline_ = 0;  // confirming an ICMP report: gone unless a packet comes first
     uint64_t probe_rx_ = 0;
     Stats counters_;
+    uint64_t recovery_start_ = UINT64_MAX;  // ngtcp2's last congestion_recovery_start_ts
 };
 
 } // namespace pp::quic

@@ -1,0 +1,79 @@
+"""netsim-lossy benchmark (`meson test -C build --benchmark netsim-lossy`): the stream on impaired
+paths, one table row per cell, printed as `LOSSY | ...` markdown rows for docs/BENCHMARKS.md.
+
+Cells: congestion control {cubic, bbr, bbr2} × loss {0, 1, 2, 5} % (each way, viewer's link) ×
+RTT {20, 100, 200} ms × {direct, relayed}, every cell with the adaptive bitrate on, and the
+congestion controls alone (fixed bitrate) at 2 % / 100 ms; plus a 6 → 2 → 6 Mbit/s bottleneck
+change with the encoder's bitrate over time. Each cell: frames per second reaching the viewer,
+share of frames on time (≤ 400 ms after capture), arrival latency p50/p95 (PTS-epoch method, as
+media-latency does, measured where the viewer's player would read), delivered kbit/s, encoder
+bitrate. PIXELPASS_LOSSY_CELLS=quick runs a reduced grid (loss {0, 2, 5}, RTT 100 ms, direct)."""
+import itertools
+import os
+import time
+
+import pytest
+
+import netsim
+from conftest import peers  # noqa: F401  (fixture)
+from test_lossy import FPS, measure, stream
+
+pytestmark = pytest.mark.skipif(netsim.available() is not None, reason=str(netsim.available()))
+
+CCS = ["cubic", "bbr", "bbr2"]
+if os.environ.get("PIXELPASS_LOSSY_CELLS") == "quick":
+    GRID = list(itertools.product([0, 2, 5], [100], ["direct"]))
+else:
+    GRID = list(itertools.product([0, 1, 2, 5], [20, 100, 200], ["direct", "relayed"]))
+
+
+def row(label, m, bitrate):
+    print(f"\nLOSSY | {label} | {m['fps']:.1f} | {m['on_time'] * 100:.0f} % | {m['p50_ms']:.0f} | "
+          f"{m['p95_ms']:.0f} | {m['kbps']:.0f} | {bitrate} |", flush=True)
+
+
+def cell(peers, cc, loss, rtt, path, fixed=False):  # noqa: F811
+    with netsim.Rig(delay_ms=rtt / 4, coturn=path == "relayed") as rig:
+        rig.loss("v", loss)
+        host, viewer, epoch = stream(rig, peers, relayed=path == "relayed", congestion_control=cc,
+                                     fixed_bitrate=fixed)
+        m = measure(viewer, epoch, warmup_s=5, seconds=10)
+        hs = host.ask()["stats"]
+        bitrate = hs.get("rate_control", {}).get("bitrate_kbps", 6000) if not fixed else "6000 (fixed)"
+        row(f"{cc} | {loss} % | {rtt} ms | {path}", m, bitrate)
+        for p in list(peers):
+            p.quit()
+        peers.clear()
+
+
+@pytest.mark.parametrize("cc", CCS)
+def test_cc_alone(peers, cc):  # noqa: F811
+    cell(peers, cc, 2, 100, "direct", fixed=True)
+
+
+@pytest.mark.parametrize("loss,rtt,path", GRID)
+@pytest.mark.parametrize("cc", CCS)
+def test_cell(peers, cc, loss, rtt, path):  # noqa: F811
+    cell(peers, cc, loss, rtt, path)
+
+
+@pytest.mark.parametrize("cc", CCS)
+def test_bottleneck_change(peers, cc):  # noqa: F811
+    """6 Mbit/s setting through 6 → 2 → 6 Mbit/s: the encoder's bitrate every 0.5 s."""
+    with netsim.Rig(delay_ms=10) as rig:
+        rig.rate("v", 6500)
+        host, viewer, epoch = stream(rig, peers, congestion_control=cc)
+        start = time.monotonic()
+        trace = []
+        for until, kbit in ((10, 6500), (25, 2000), (40, 6500)):
+            rig.rate("v", kbit)
+            while time.monotonic() - start < until:
+                hs = host.ask()["stats"]
+                trace.append((round(time.monotonic() - start, 1), hs["rate_control"]["bitrate_kbps"]))
+                time.sleep(0.5)
+        st = viewer.ask()
+        frames = st["frames"]
+        gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:])]
+        print(f"\nBOTTLENECK {cc}: longest gap between frames {max(gaps):.0f} ms, skips "
+              f"{host.ask()['stats']['viewers'][0]['skips']}; bitrate trace (s, kbit/s): {trace}", flush=True)
+        assert len(frames) > FPS * 20

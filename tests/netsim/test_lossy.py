@@ -1,0 +1,128 @@
+"""The stream on impaired paths (the rig's wire delay, nftables random loss, a tc tbf bottleneck):
+the real host (test source → x264 → fan-out → QUIC) and viewer in network namespaces, the frames
+counted as they reach the viewer's local URL (ts_frames: PTS and arrival time).
+
+Default suite: one lossy path (2 % loss each way, 100 ms RTT, 6 Mbit/s setting: ≥ 95 % of the
+frames arrive, and the encoder keeps a high bitrate) and one bottleneck drop (6 Mbit/s setting into 2 Mbit/s: the encoder's
+bitrate follows within 3 s and climbs back once the bottleneck lifts). The whole table is the
+`netsim-lossy` benchmark (bench_lossy.py)."""
+import json
+import os
+import time
+
+import pytest
+
+import netsim
+from conftest import start_host, Peer
+
+pytestmark = pytest.mark.skipif(netsim.available() is not None, reason=str(netsim.available()))
+
+FPS = 30
+ON_TIME_MS = 400  # a frame later than this after capture counts as late
+
+
+def stream(rig, peers, bitrate=6000, relayed=False, **host_options):
+    """A test-source host and a frame-counting viewer (over the rig's coturn when `relayed`);
+    returns (host, viewer, pts epoch)."""
+    if relayed:
+        host_options.update(relay=rig.relay, relay_secret=rig.turn_secret, relay_only=True)
+    host, ready = start_host(rig, source="test", bitrate_kbps=bitrate, fps=FPS, audio=False, no_stun=True,
+                             no_port_mapping=True, **host_options)
+    peers.append(host)
+    viewer = Peer(rig, "v", ["view", ready["ticket"], json.dumps(dict(no_stun=True, frames=True, relay_only=relayed,
+                                                                     connect_timeout_ms=20000)), "-1"])
+    peers.append(viewer)
+    first = viewer.read(timeout=90)
+    assert first["ok"], first
+    deadline = time.monotonic() + 30
+    while True:  # the epoch is known once the pipeline runs
+        epoch = host.ask()["stats"]["stream"].get("pts_epoch_unix_ms")
+        if epoch is not None:
+            return host, viewer, epoch
+        assert time.monotonic() < deadline, "the host's pipeline did not start"
+        time.sleep(0.2)
+
+
+def window(frames, start_ms, end_ms):
+    return [f for f in frames if start_ms <= f[0] < end_ms]
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def measure(viewer, epoch, warmup_s, seconds):
+    """Frames per second and arrival latency (arrival − capture, the PTS-epoch method) over
+    `seconds` after `warmup_s`."""
+    time.sleep(warmup_s)  # settling time being measured around, not synchronisation
+    start_ms = time.time() * 1000
+    start_bytes = viewer.ask()["bytes"]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        st = viewer.ask()
+        assert st["error"] is None, st["error"]
+    end_ms = time.time() * 1000
+    got = window(st["frames"], start_ms, end_ms)
+    lat = [arrival - (epoch + pts / 90.0) for arrival, pts in got]
+    seconds = (end_ms - start_ms) / 1000
+    return {"fps": len(got) / seconds, "frames": len(got),
+            "p50_ms": percentile(lat, 0.5) if lat else None, "p95_ms": percentile(lat, 0.95) if lat else None,
+            "on_time": sum(1 for x in lat if x <= ON_TIME_MS) / (FPS * seconds),
+            "kbps": (st["bytes"] - start_bytes) * 8 / 1000 / seconds, "stats": st["stats"]}
+
+
+def test_lossy_path_delivers_the_stream(peers):
+    # 25 ms each way on each side's cable: 100 ms RTT; 2 % loss each way on the viewer's link.
+    with netsim.Rig(delay_ms=25) as rig:
+        rig.loss("v", 2)
+        host, viewer, epoch = stream(rig, peers)
+        m = measure(viewer, epoch, warmup_s=5, seconds=10)
+        hs = host.ask()["stats"]
+        v = hs["viewers"][0]
+        print(f"\nLOSSY 2% 100ms cc={hs['congestion_control']}: {m['fps']:.1f} fps, arrival p50 {m['p50_ms']:.0f} ms "
+              f"p95 {m['p95_ms']:.0f} ms, bitrate {hs['rate_control']['bitrate_kbps']} kbit/s, "
+              f"rtt {v['rtt_ms']:.0f} ms, congestion events {v['congestion_events']}, skips {v['skips']}")
+        assert m["fps"] >= 0.95 * FPS, m
+        # Arrival latency before the player. The benchmark's quiet-run p95 is 216–288 ms (BBR2);
+        # on this shared 2-core machine under other builds (the userspace wire is a Python
+        # process) single runs reached 954 ms, so the suite's bound is what holds 20/20.
+        assert m["p50_ms"] <= 400, m
+        assert m["p95_ms"] <= 1500, m
+        assert hs["rate_control"]["bitrate_kbps"] >= 3000, hs["rate_control"]  # no collapse to the floor
+
+
+def wait_bitrate(host, pred, seconds):
+    """Polls the host's encoder bitrate until pred(kbps); returns (seconds taken or None, kbps)."""
+    start = time.monotonic()
+    while True:
+        kbps = host.ask()["stats"]["rate_control"]["bitrate_kbps"]
+        if pred(kbps):
+            return time.monotonic() - start, kbps
+        if time.monotonic() - start > seconds:
+            return None, kbps
+        time.sleep(0.2)
+
+
+def test_bitrate_follows_a_bottleneck_down_and_back(peers):
+    with netsim.Rig(delay_ms=5) as rig:
+        host, viewer, epoch = stream(rig, peers)
+        taken, kbps = wait_bitrate(host, lambda k: k == 6000, 10)
+        assert taken is not None, f"the bitrate did not start at 6000 kbit/s ({kbps})"
+        rig.rate("v", 2000)
+        reacted, kbps = wait_bitrate(host, lambda k: k + 128 <= 2000, 10)
+        print(f"\nRATE 6→2 Mbit/s: encoder at {kbps} kbit/s after {reacted} s")
+        assert reacted is not None and reacted <= 3.0, (reacted, kbps)
+        # Settled on the narrow path: the frames keep coming.
+        m = measure(viewer, epoch, warmup_s=3, seconds=6)
+        print(f"RATE at 2 Mbit/s: {m['fps']:.1f} fps, arrival p50 {m['p50_ms']:.0f} ms p95 {m['p95_ms']:.0f} ms")
+        assert m["fps"] >= 0.8 * FPS, m
+        rig.rate("v", None)
+        recovered, kbps = wait_bitrate(host, lambda k: k >= 5700, 15)
+        print(f"RATE back to open: encoder at {kbps} kbit/s after {recovered} s")
+        assert recovered is not None and recovered <= 10.0, (recovered, kbps)
+        hs = host.ask()["stats"]
+        assert hs["rate_control"]["adaptive"] is True
+        # No keyframe storm: a few skips at the drop at most, none after.
+        assert hs["viewers"][0]["skips"] <= 3, hs["viewers"][0]

@@ -1,0 +1,153 @@
+// ratecontrol: the bitrate policy against simulated paths — a path model delivers at most its
+// capacity, queues the rest as fan-out backlog and skips to a keyframe past 1 s of backlog, as the
+// real fan-out does. The live end-to-end checks are tests/netsim/test_lossy.py.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+
+#include "ratecontrol/ratecontrol.hpp"
+
+using namespace pp::ratecontrol;
+using namespace std::chrono_literals;
+
+namespace {
+
+// One viewer's path: capacity in kbit/s, what it acknowledged, its backlog and skips.
+struct Path {
+    double capacity_kbps;
+    double acked_bytes = 0;
+    double backlog_kbit = 0;
+    uint64_t skips = 0;
+
+    // The stream (video + audio) offered at `offered_kbps` for `dt` seconds.
+    Sample step(uint64_t id, double offered_kbps, double dt) {
+        double queued = backlog_kbit + offered_kbps * dt;
+        double sent = std::min(queued, capacity_kbps * dt);
+        acked_bytes += sent * 1000 / 8;
+        backlog_kbit = queued - sent;
+        double backlog_ms = offered_kbps > 0 ? backlog_kbit / offered_kbps * 1000 : 0;
+        if (backlog_ms > 1000) {  // the fan-out's jump to the newest keyframe
+            backlog_kbit = 0;
+            backlog_ms = 0;
+            ++skips;
+        }
+        return {id, static_cast<uint64_t>(acked_bytes), static_cast<int64_t>(backlog_ms), skips};
+    }
+};
+
+struct Sim {
+    Controller controller;
+    std::map<uint64_t, Path> paths;
+    Clock::time_point now = Clock::time_point{} + 1h;
+    double t = 0;
+    static constexpr double kTick = 0.5;
+
+    explicit Sim(Options o = {}) : controller(o) {}
+
+    unsigned tick() {
+        std::vector<Sample> samples;
+        double offered = controller.target_kbps() + controller.options().audio_kbps;
+        for (auto &[id, path] : paths) samples.push_back(path.step(id, offered, kTick));
+        now += std::chrono::milliseconds(static_cast<int>(kTick * 1000));
+        t += kTick;
+        return controller.update(samples, now);
+    }
+    // Runs until `pred(target)` or `seconds` pass; returns the time it took (or -1).
+    template <class Pred> double until(double seconds, Pred pred) {
+        double start = t;
+        while (t - start < seconds)
+            if (pred(tick())) return t - start;
+        return -1;
+    }
+    void run(double seconds) {
+        double end = t + seconds;
+        while (t < end) tick();
+    }
+};
+
+} // namespace
+
+TEST_CASE("a clean path keeps the configured bitrate") {
+    Sim sim;
+    sim.paths[1] = Path{20000};
+    sim.run(30);
+    REQUIRE(sim.controller.target_kbps() == 6000);
+    REQUIRE(sim.controller.stats()["decreases"] == 0);
+}
+
+TEST_CASE("a capacity drop is followed within 3 s, its return within 10 s, with few skips") {
+    Sim sim;
+    sim.paths[1] = Path{8000};
+    sim.run(10);
+    REQUIRE(sim.controller.target_kbps() == 6000);
+    sim.paths[1].capacity_kbps = 2000;
+    uint64_t skips_before = sim.paths[1].skips;
+    double reacted = sim.until(10, [](unsigned kbps) { return kbps + 128 <= 2000; });
+    REQUIRE(reacted >= 0);
+    REQUIRE(reacted <= 3.0);
+    // Settled: the encoder stays near what the path carries and the viewer stops skipping.
+    sim.run(20);
+    uint64_t skips_settled = sim.paths[1].skips;
+    unsigned low = 6000, high = 0;
+    double sum = 0;
+    for (int i = 0; i < 60; ++i) {
+        unsigned k = sim.tick();
+        low = std::min(low, k);
+        high = std::max(high, k);
+        sum += k;
+    }
+    CHECK(low >= 1200);
+    CHECK(high <= 3000);           // a probe overshoots briefly, then backs off
+    CHECK(sum / 60 + 128 <= 2000);  // on average the stream fits the path
+    CHECK(sim.paths[1].skips - skips_settled <= 2);  // at most the odd probe overshoot in 30 s
+    CHECK(skips_settled - skips_before <= 2);
+    sim.paths[1].capacity_kbps = 8000;
+    double recovered = sim.until(12, [](unsigned kbps) { return kbps >= 5700; });
+    REQUIRE(recovered >= 0);
+    REQUIRE(recovered <= 10.0);
+}
+
+TEST_CASE("several viewers: the slowest is followed unless far below the rest") {
+    Sim sim;
+    sim.paths[1] = Path{20000};
+    sim.paths[2] = Path{3000};
+    sim.run(20);
+    double sum = 0;
+    for (int i = 0; i < 40; ++i) sum += sim.tick();
+    REQUIRE(sum / 40 + 128 <= 3000);  // the slow viewer bounds the encoder, on average
+    REQUIRE(sum / 40 >= 1800);
+
+    Sim outlier;
+    outlier.paths[1] = Path{20000};
+    outlier.paths[2] = Path{20000};
+    outlier.paths[3] = Path{700};
+    outlier.run(20);
+    REQUIRE(outlier.controller.target_kbps() >= 5700);  // the two good viewers keep their quality
+    auto viewers = outlier.controller.stats()["viewers"];
+    for (const auto &v : viewers) CHECK(v["followed"] == (v["id"] != 3));
+}
+
+TEST_CASE("a path below the floor leaves the encoder at the floor and is flagged") {
+    Sim sim;
+    sim.paths[1] = Path{300};
+    sim.run(15);
+    REQUIRE(sim.controller.target_kbps() == 500);
+    REQUIRE(sim.controller.viewers().at(0).below_floor);
+}
+
+TEST_CASE("a slow viewer leaving lets the bitrate climb back") {
+    Sim sim;
+    sim.paths[1] = Path{20000};
+    sim.paths[2] = Path{2000};
+    sim.run(15);
+    REQUIRE(sim.controller.target_kbps() < 2000);
+    sim.paths.erase(2);
+    REQUIRE(sim.until(10, [](unsigned kbps) { return kbps == 6000; }) >= 0);
+    REQUIRE(sim.controller.viewers().size() == 1);
+}
+
+TEST_CASE("no viewers: the configured bitrate") {
+    Controller c({});
+    REQUIRE(c.update({}, Clock::now()) == 6000);
+}
