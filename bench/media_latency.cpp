@@ -31,7 +31,7 @@
 // its connect to its first decoded picture (in-process decoder = "first clean frame"), and to
 // mpv's first displayed frame (mpv's own start-up included).
 //
-// Usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] | --stages
+// Usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -92,7 +92,8 @@ mp.register_event("tick", function()
   local pts = mp.get_property_number("time-pos")  -- the TS PTS as written (3600 s + ...)
   if pts and pts ~= last then last = pts; out("F", pts) end
 end)
-mp.add_periodic_timer(0.02, function() out("C", 0) end)
+-- clock lines carry the demuxer's queue (s): the player's share of the latency
+mp.add_periodic_timer(0.02, function() out("C", mp.get_property_number("demuxer-cache-duration") or -1) end)
 mp.observe_property("current-ao", "string", function(_, ao)
   if ao then io.stdout:write("PPAO " .. ao .. "\n"); io.stdout:flush() end
 end)
@@ -100,6 +101,7 @@ end)
 
 std::string g_lua_path, g_display;
 bool g_before = false;         // the mpv command from before issue 15
+bool g_sound_only = false;     // skip the video-only rows (for comparing player settings)
 double g_warmup_s = 4.0;       // left out of every figure: start-up and the player's catch-up
 
 // The mpv command as `pixelpass view` prints it (or as it was, with --before).
@@ -112,13 +114,12 @@ std::vector<std::string> mpv_command(const std::string &url) {
     return args;
 }
 
-pid_t spawn(std::vector<std::string> args, int stdout_fd) {
+pid_t spawn(std::vector<std::string> args, int stdout_fd, int stderr_fd = -1) {
     pid_t pid = fork();
     if (pid == 0) {
-        if (stdout_fd >= 0) dup2(stdout_fd, 1);
         int null = open("/dev/null", O_RDWR);
-        if (stdout_fd < 0) dup2(null, 1);
-        dup2(null, 2);
+        dup2(stdout_fd >= 0 ? stdout_fd : null, 1);
+        dup2(stderr_fd >= 0 ? stderr_fd : null, 2);
         dup2(null, 0);
         std::vector<char *> argv;
         for (auto &a : args) argv.push_back(a.data());
@@ -150,14 +151,30 @@ public:
             while (words >> w) args.insert(args.end() - 1, w);  // after ours, before the URL
         }
         if (!g_display.empty()) setenv("DISPLAY", g_display.c_str(), 1);
+        for (const auto &a : args) args_ += a + " ";
         int out[2];
         if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-        pid_ = spawn(args, out[1]);
+        char log[] = "/tmp/pp-latency-mpv-XXXXXX";
+        int log_fd = mkstemp(log);
+        log_ = log;
+        pid_ = spawn(args, out[1], log_fd);  // --really-quiet: only errors reach the log
+        close(log_fd);
         close(out[1]);
         fd_ = out[0];
         reader_ = std::thread([this] { read_loop(); });
     }
-    ~Mpv() { stop(); }
+    ~Mpv() {
+        stop();
+        unlink(log_.c_str());
+    }
+    const std::string &exit_reason() const { return exit_; }
+    std::string log_tail() const {
+        std::ifstream in(log_);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::lock_guard lock(mutex_);
+        text = args_ + "\n" + other_ + text;
+        return text.substr(text.size() > 600 ? text.size() - 600 : 0);
+    }
 
     void stop() {
         stop_child(pid_);
@@ -180,10 +197,34 @@ public:
             if (l.frame) out.push_back({l.mpv_s * 1000 + offset, l.pts});
         return out;
     }
+    // The demuxer's queue (ms) sampled every 20 ms after the warm-up: data that has arrived but
+    // waits for its turn.
+    std::vector<double> queue_ms() const {
+        std::lock_guard lock(mutex_);
+        std::vector<double> out;
+        double first = -1;
+        for (const auto &l : lines_) {
+            if (l.frame && first < 0) first = l.arrival_ms;
+            if (!l.frame && first >= 0 && l.arrival_ms - first >= g_warmup_s * 1000 && l.pts >= 0)
+                out.push_back(l.pts * 1000);
+        }
+        return out;
+    }
     std::optional<double> first_frame_unix_ms() const {
         auto f = frames();
         if (f.empty()) return std::nullopt;
         return f.front().display_unix_ms;
+    }
+    // False once mpv has exited (a bad option, no display): no use waiting for its frames.
+    bool running() {
+        if (pid_ <= 0) return false;
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            exit_ = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                      : "signal " + std::to_string(WTERMSIG(status));
+        }
+        return pid_ > 0;
     }
     bool has_frames() const {
         std::lock_guard lock(mutex_);
@@ -220,6 +261,8 @@ private:
                     lines_.push_back({kind == 'F', t, pts, now});
                 else if (line.rfind("PPAO ", 0) == 0)
                     ao_ = line.substr(5);
+                else if (other_.size() < 2000)
+                    other_ += line + "\n";  // mpv's own messages, for a failure report
             }
         }
     }
@@ -228,7 +271,8 @@ private:
     std::thread reader_;
     mutable std::mutex mutex_;
     std::vector<Line> lines_;
-    std::string ao_;
+    std::string ao_, log_;
+    std::string exit_, other_, args_;
 };
 
 // Latencies (ms) of frames displayed after the warm-up. mpv reports the TS PTS as written (with
@@ -435,6 +479,7 @@ double host_epoch_ms(const pp::Host &host) {
 // One player session's figures.
 struct Run {
     std::vector<double> picture, sound;  // glass-to-glass, ms
+    std::vector<double> queue;           // mpv's demuxer queue, ms
     double tick_error_ms = 0;            // worst tick interval's distance from 1 s
     size_t ticks = 0;
     std::string audio_output;
@@ -443,6 +488,7 @@ struct Run {
 void add(Run &into, const Run &r) {
     into.picture.insert(into.picture.end(), r.picture.begin(), r.picture.end());
     into.sound.insert(into.sound.end(), r.sound.begin(), r.sound.end());
+    into.queue.insert(into.queue.end(), r.queue.begin(), r.queue.end());
     into.tick_error_ms = std::max(into.tick_error_ms, r.tick_error_ms);
     into.ticks += r.ticks;
     if (!r.audio_output.empty()) into.audio_output = r.audio_output;
@@ -453,12 +499,16 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
     std::optional<bench::TickRecorder> ticks;
     if (sound) ticks.emplace();
     Mpv mpv(url);
-    wait_for([&] { return mpv.has_frames(); }, 60s, "mpv's first frame");
+    wait_for([&] {
+        if (!mpv.running() && !mpv.has_frames()) throw std::runtime_error("mpv exited before its first frame (" + mpv.exit_reason() + "): " + mpv.log_tail());
+        return mpv.has_frames();
+    }, 60s, "mpv's first frame");
     std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
     mpv.stop();
     Run r;
     double e = epoch();
     r.picture = glass_to_glass(mpv.frames(), e);
+    r.queue = mpv.queue_ms();
     r.audio_output = mpv.audio_output();
     if (ticks) {
         ticks->stop();
@@ -490,7 +540,7 @@ Run run_pixelpass(bool sound, double seconds) {
 
 // VLC as `pixelpass view --player vlc` launches it, run as `user` (VLC refuses root), reaching the
 // rig's pulse socket; its sound latency from the speaker's monitor.
-Run run_vlc(const std::string &user, const std::string &pulse_server, double seconds) {
+Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds) {
     pp::Host host(host_config(true), {});
     host.start();
     pp::Viewer viewer(viewer_config(host), {});
@@ -498,16 +548,30 @@ Run run_vlc(const std::string &user, const std::string &pulse_server, double sec
     if (!mkdtemp(home)) throw std::runtime_error("mkdtemp");
     chmod(home, 0777);
     auto args = pp::player::command(pp::player::Kind::vlc, viewer.url());
-    args.insert(args.begin() + 1, {"-I", "dummy"});
+    // No interface; no picture either (only the sound is measured for VLC, and VLC's X11 output
+    // fails for another user on the benchmark's Xvfb).
+    args.insert(args.begin() + 1, {"-I", "dummy", "--vout=dummy"});
     std::vector<std::string> cmd = {"runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
                                     "DBUS_SESSION_BUS_ADDRESS", std::string("HOME=") + home,
-                                    "PULSE_SERVER=" + pulse_server};
+                                    "PULSE_SERVER=" + rig.pulse_server_for_others()};
     if (!g_display.empty()) cmd.push_back("DISPLAY=" + g_display);
     cmd.insert(cmd.end(), args.begin(), args.end());
     bench::TickRecorder ticks;
-    pid_t vlc = spawn(cmd, -1);
+    std::string log = std::string(home) + "/vlc.log";
+    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    pid_t vlc = spawn(cmd, -1, log_fd);
+    close(log_fd);
     // Started once the speaker hears the first tick (VLC has no per-frame report).
-    wait_for([&] { return !ticks.onsets().empty(); }, 60s, "VLC's first tick on the speaker");
+    try {
+        wait_for([&] { return !ticks.onsets().empty(); }, 60s, "VLC's first tick on the speaker");
+    } catch (const std::exception &) {
+        stop_child(vlc);
+        std::ifstream in(log);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::filesystem::remove_all(home);
+        throw std::runtime_error(std::string("VLC played nothing; its log ends: ") +
+                                 text.substr(text.size() > 600 ? text.size() - 600 : 0));
+    }
     std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
     stop_child(vlc);
     ticks.stop();
@@ -583,33 +647,42 @@ LateJoin run_late_joiner() {
     return r;
 }
 
-// An Xvfb display for mpv --vo=x11 (and VLC, another user: -ac), when Xvfb exists and no
-// display is set.
+// A private Xvfb display for mpv --vo=x11 (and VLC, another user: -ac): the same display
+// whatever session the benchmark runs in. A random high display number, not -displayfd's first
+// free one: X servers of other sessions on this machine (other mount namespaces) hold low numbers
+// in the shared abstract socket namespace without a lock file we could see.
 pid_t start_xvfb() {
-    if (const char *d = getenv("DISPLAY"); d && *d) {
-        g_display = d;
+    if (access("/usr/bin/Xvfb", X_OK) != 0) {
+        // No Xvfb: the session's display if there is one (else mpv --vo=null).
+        if (const char *d = getenv("DISPLAY"); d && *d) g_display = d;
         return -1;
     }
-    if (access("/usr/bin/Xvfb", X_OK) != 0) return -1;
-    int fds[2];
-    if (pipe(fds) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        std::string fd = std::to_string(fds[1]);
-        execl("/usr/bin/Xvfb", "Xvfb", "-displayfd", fd.c_str(), "-screen", "0", "1920x1080x24", "-nolisten",
-              "tcp", "-ac", nullptr);
-        _exit(127);
+    srand(unsigned(getpid()) ^ unsigned(time(nullptr)));
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        std::string display = ":" + std::to_string(200 + rand() % 700);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            execl("/usr/bin/Xvfb", "Xvfb", display.c_str(), "-screen", "0", "1920x1080x24", "-nolisten", "tcp",
+                  "-ac", nullptr);
+            _exit(127);
+        }
+        std::string socket_path = "/tmp/.X11-unix/X" + display.substr(1);
+        auto deadline = Clock::now() + 10s;
+        while (Clock::now() < deadline) {
+            if (waitpid(pid, nullptr, WNOHANG) == pid) break;  // taken: try another number
+            if (access(socket_path.c_str(), F_OK) == 0) {
+                g_display = display;
+                return pid;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        kill(pid, SIGTERM);
+        waitpid(pid, nullptr, 0);
     }
-    close(fds[1]);
-    char buf[32] = {};
-    pollfd p{fds[0], POLLIN, 0};
-    if (poll(&p, 1, 10000) > 0 && read(fds[0], buf, sizeof buf - 1) > 0) g_display = ":" + std::string(buf, strcspn(buf, "\n"));
-    close(fds[0]);
-    return pid;
+    return -1;
 }
 
 // ---- --stages: GStreamer's latency tracer inside the host pipeline ----
@@ -621,6 +694,8 @@ struct ElementTimes {
 std::map<std::string, ElementTimes> read_tracer_log(const std::string &path) {
     static const std::regex line(
         R"(element-latency, .*element=\(string\)([^,]+), src=\(string\)([^,]+), time=\(guint64\)(\d+), ts=\(guint64\)(\d+))");
+    static const std::regex whole(
+        R"(: latency, src-element-id=.*src-element=\(string\)([^,]+), src=.*sink-element=\(string\)([^,]+), sink=.*time=\(guint64\)(\d+), ts=\(guint64\)(\d+))");
     std::map<std::string, ElementTimes> out;
     std::ifstream in(path);
     std::string l;
@@ -628,6 +703,9 @@ std::map<std::string, ElementTimes> read_tracer_log(const std::string &path) {
     while (std::getline(in, l))
         if (l.find("element-latency,") != std::string::npos && std::regex_search(l, m, line))
             out[m[1].str()].samples.push_back({std::stod(m[4].str()) / 1e6, std::stod(m[3].str()) / 1e6});
+        else if (l.find(": latency,") != std::string::npos && std::regex_search(l, m, whole))
+            out[m[1].str() + " → " + m[2].str() + " (source push → appsink)"].samples.push_back(
+                {std::stod(m[4].str()) / 1e6, std::stod(m[3].str()) / 1e6});
     return out;
 }
 
@@ -688,8 +766,12 @@ void print_row(const Row &r, bool print, nlohmann::json &report) {
         std::snprintf(cont, sizeof cont, "%zu ticks, worst %.0f ms off 1 s", r.run.ticks, r.run.tick_error_ms);
     }
     if (r.picture && r.sound && p.n && s.n) std::snprintf(av, sizeof av, "%+6.0f", s.median - p.median);
-    if (print) std::printf("%-28s %-20s  %-20s  %-7s  %s\n", r.label.c_str(), pic, snd, av, cont);
+    Stats q = summarize(r.run.queue);
+    char queue[32] = "    -";
+    if (q.n) std::snprintf(queue, sizeof queue, "%5.0f", q.median);
+    if (print) std::printf("%-28s %-20s  %-20s  %-7s  %-6s  %s\n", r.label.c_str(), pic, snd, av, queue, cont);
     nlohmann::json j = {{"audio_output", r.run.audio_output}};
+    if (q.n) j["mpv_queue_ms"] = to_json(q);
     if (r.picture) j["picture"] = to_json(p);
     if (r.sound) {
         j["sound"] = to_json(s);
@@ -703,6 +785,7 @@ std::vector<Row> measure_players(double seconds, int rounds, std::pair<size_t, d
     std::vector<Row> rows = {{"video only, plain socket", {}}, {"video only, pixelpass", {}},
                              {"with sound, plain socket", {}, true, true}, {"with sound, pixelpass", {}, true, true}};
     for (bool sound : {false, true}) {
+        if (!sound && g_sound_only) continue;
         // Interleaved rounds, so load on the machine hits both alike.
         for (int r = 0; r < rounds; ++r) {
             std::fprintf(stderr, "media-latency: %s round %d\n", sound ? "with sound" : "video only", r + 1);
@@ -731,11 +814,10 @@ void measure_vlc(std::vector<Row> &rows, const bench::SoundRig &rig, double seco
         return;
     }
     Row row{"with sound, pixelpass, VLC", {}, false, true};
-    std::string pulse = rig.pulse_server_for_others();
     for (int r = 0; r < rounds; ++r) {
         std::fprintf(stderr, "media-latency: VLC round %d\n", r + 1);
         try {
-            add(row.run, run_vlc(*user, pulse, seconds));
+            add(row.run, run_vlc(*user, rig, seconds));
         } catch (const std::exception &e) {
             std::fprintf(stderr, "media-latency: VLC round skipped: %s\n", e.what());
         }
@@ -773,8 +855,8 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
                     "left out\nmpv command%s: %s (audio output: %s)\n",
                     report["display"].get<std::string>().c_str(), g_warmup_s, g_before ? " (before issue 15)" : "",
                     cmd.c_str(), rows[3].run.audio_output.c_str());
-        std::printf("%-28s %-20s  %-20s  %-7s  %s\n", "", "picture ms: med  p95     n", "sound ms: med  p95     n",
-                    "A/V ms", "sound continuity");
+        std::printf("%-28s %-20s  %-20s  %-7s  %-6s  %s\n", "", "picture ms: med  p95     n", "sound ms: med  p95     n",
+                    "A/V ms", "queue", "sound continuity");
     }
     for (const auto &r : rows) print_row(r, !json_only, report);
     report["stream_audio_holes"] = {{"count", holes.first}, {"largest_ms", holes.second}};
@@ -799,9 +881,10 @@ int main(int argc, char **argv) {
         else if (a == "--json") json_only = true;
         else if (a == "--before") g_before = true;
         else if (a == "--no-vlc") vlc = false;
+        else if (a == "--sound-only") g_sound_only = true;
         else if (a == "--stages") stages = true;
         else {
-            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] | --stages\n";
+            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages\n";
             return 2;
         }
     }
@@ -811,7 +894,7 @@ int main(int argc, char **argv) {
         if (fd < 0) return 1;
         close(fd);
         // Before anything initialises GStreamer: the tracer is read from the environment.
-        setenv("GST_TRACERS", "latency(flags=element)", 1);
+        setenv("GST_TRACERS", "latency(flags=pipeline+element)", 1);
         setenv("GST_DEBUG", "GST_TRACER:7", 1);
         setenv("GST_DEBUG_FILE", log, 1);
         setenv("GST_DEBUG_NO_COLOR", "1", 1);

@@ -20,7 +20,7 @@ namespace {
 // for a backlog over a second). The low point drops at once when the queue is drained, so the
 // speed is back to 1 before mpv's audio buffer could run dry.
 const char *const kScript = R"lua(-- pixelpass-live.lua: keep a live stream at its live edge (written by pixelpass).
-local slack = 0.05          -- seconds of standing queue tolerated
+local slack = tonumber(mp.get_opt("pixelpass-slack") or "") or 0.05  -- seconds of standing queue tolerated
 local window = 20           -- samples (of 50 ms) that make one second
 local samples = {}
 mp.add_periodic_timer(0.05, function()
