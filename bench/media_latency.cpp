@@ -1,41 +1,62 @@
-// media_latency: glass-to-glass latency of the test source into mpv, with pixelpass in between and
-// without it (the baseline), plus the time to the first clean frame for a late joiner.
+// media_latency: glass-to-glass latency of the test source into the player the viewer launches,
+// with pixelpass in between and without it (the baseline), with sound and without, plus the time
+// to the first clean frame for a late joiner.
 //
-// Glass-to-glass: each frame carries its capture time (the burnt-in clock; as a number: the
-// pipeline's PTS epoch + PTS). A Lua script in mpv reports, after each displayed frame ("tick"),
-// mpv's clock and the frame's time-pos (the TS PTS, 3600 s based) on stdout; mpv's clock is mapped to Unix time by the smallest
-// (arrival − mpv clock) over all lines (pipe delay only ever adds). Latency = display − capture.
+// Sound goes where users hear it: the benchmark starts a private PipeWire + WirePlumber +
+// pipewire-pulse (tests/integration/audio_rig.sh) whose default sink is a null sink ("speaker",
+// clocked in real time by PipeWire like a sound card), and the players pick their audio output
+// themselves. mpv runs with exactly the command `pixelpass view` prints (player::command), plus
+// only what the measurement needs: --no-config, --really-quiet, --vo=x11 on an Xvfb display the
+// benchmark starts (--vo=null without Xvfb) and a reporting script.
+//
+// Picture: each frame carries its capture time (pipeline PTS epoch + PTS). The reporting script
+// prints, after each displayed frame ("tick"), mpv's clock and the frame's time-pos; mpv's clock is
+// mapped to Unix time by the smallest (arrival − mpv clock) over all lines. Latency = display −
+// capture. Sound: the test source ticks at every whole second of stream time; a recorder on the
+// speaker's monitor notes when each tick is heard. Latency = heard − capture; A/V offset = sound −
+// picture (positive: the sound comes late). Audio continuity: after the warm-up the ticks must be
+// 1 s apart (a gap or an underrun moves them), and the stream's AAC timestamps must have no holes.
 //   baseline   the same media::Pipeline (720p30, x264 ultrafast/zerolatency) written straight from
-//              its appsink to mpv over a plain HTTP socket on loopback — no QUIC, no fan-out
-//   pixelpass  the host (pipeline → fan-out → QUIC/HTTP3) → viewer → its local HTTP socket → mpv
-// Each with and without audio. mpv gets the low-latency flags the player module uses, --ao=null,
-// and --vo=x11 on an Xvfb display the benchmark starts (or --vo=null when Xvfb is missing).
+//              its appsink to the player over a plain HTTP socket on loopback: no QUIC, no fan-out
+//   pixelpass  the host (pipeline → fan-out → QUIC/HTTP3) → viewer → its local HTTP socket → player
+//   VLC        the command `pixelpass view --player vlc` launches, run as an unprivileged user (VLC
+//              refuses root) with -I dummy; sound latency only (VLC has no per-frame hook)
+// --before uses the mpv command as it was before issue 15 (no live-edge script, mpv's 100 ms
+// PulseAudio buffer), for the before/after table in docs/BENCHMARKS.md.
+//
+// --stages: where the time goes inside the host pipeline (GStreamer's latency tracer, per element)
+// and when each stream's packets leave it (TS arrival − capture time), with sound, no player.
 //
 // Late joiner: with a stream running for 5 s, a new viewer connects; the time from the start of
 // its connect to its first decoded picture (in-process decoder = "first clean frame"), and to
 // mpv's first displayed frame (mpv's own start-up included).
 //
-// Usage: media-latency [--seconds N] [--rounds N] [--json]
+// Usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <span>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <regex>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -44,25 +65,22 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/executable.hpp"
+#include "fanout/ts.hpp"
 #include "host/host.hpp"
 #include "media/decoder.hpp"
 #include "media/media.hpp"
 #include "media/pipeline.hpp"
 #include "player/player.hpp"
 #include "viewer/viewer.hpp"
+#include "sound_rig.hpp"
 #include "url_reader.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using bench::now_unix_ms;
 
 namespace {
-
-double unix_ms() {
-    return double(std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count()) /
-           1000.0;
-}
 
 const char *kLua = R"(
 local last = nil
@@ -74,18 +92,57 @@ mp.register_event("tick", function()
   local pts = mp.get_property_number("time-pos")  -- the TS PTS as written (3600 s + ...)
   if pts and pts ~= last then last = pts; out("F", pts) end
 end)
-mp.add_periodic_timer(0.02, function() out("C", 0) end)
+-- clock lines carry the demuxer's queue (s): the player's share of the latency
+mp.add_periodic_timer(0.02, function() out("C", mp.get_property_number("demuxer-cache-duration") or -1) end)
+mp.observe_property("current-ao", "string", function(_, ao)
+  if ao then io.stdout:write("PPAO " .. ao .. "\n"); io.stdout:flush() end
+end)
 )";
 
 std::string g_lua_path, g_display;
+bool g_before = false;         // the mpv command from before issue 15
+bool g_sound_only = false;     // skip the video-only rows (for comparing player settings)
+double g_warmup_s = 4.0;       // left out of every figure: start-up and the player's catch-up
+
+// The mpv command as `pixelpass view` prints it (or as it was, with --before).
+std::vector<std::string> mpv_command(const std::string &url) {
+    auto args = pp::player::command(pp::player::Kind::mpv, url);
+    if (g_before)
+        std::erase_if(args, [](const std::string &a) {
+            return a.rfind("--script=", 0) == 0 || a.rfind("--pulse-buffer=", 0) == 0;
+        });
+    return args;
+}
+
+pid_t spawn(std::vector<std::string> args, int stdout_fd, int stderr_fd = -1) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(stdout_fd >= 0 ? stdout_fd : null, 1);
+        dup2(stderr_fd >= 0 ? stderr_fd : null, 2);
+        dup2(null, 0);
+        std::vector<char *> argv;
+        for (auto &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execvp(argv[0], argv.data());
+        _exit(127);
+    }
+    return pid;
+}
+
+void stop_child(pid_t &pid) {
+    if (pid <= 0) return;
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    pid = -1;
+}
 
 // mpv on `url`, its script lines collected; display times mapped to Unix ms.
 class Mpv {
 public:
     explicit Mpv(const std::string &url) {
-        auto args = pp::player::command(pp::player::Kind::mpv, url);
-        args.insert(args.begin() + 1, {"--no-config", "--really-quiet", "--ao=null",
-                                       g_display.empty() ? "--vo=null" : "--vo=x11",
+        auto args = mpv_command(url);
+        args.insert(args.begin() + 1, {"--no-config", "--really-quiet", g_display.empty() ? "--vo=null" : "--vo=x11",
                                        "--script=" + g_lua_path});
         // PP_MPV_EXTRA: more mpv options, space-separated (to compare player settings).
         if (const char *extra = getenv("PP_MPV_EXTRA")) {
@@ -93,32 +150,34 @@ public:
             std::string w;
             while (words >> w) args.insert(args.end() - 1, w);  // after ours, before the URL
         }
+        if (!g_display.empty()) setenv("DISPLAY", g_display.c_str(), 1);
+        for (const auto &a : args) args_ += a + " ";
         int out[2];
         if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-        pid_ = fork();
-        if (pid_ == 0) {
-            dup2(out[1], 1);
-            int null = open("/dev/null", O_WRONLY);
-            dup2(null, 2);
-            if (!g_display.empty()) setenv("DISPLAY", g_display.c_str(), 1);
-            std::vector<char *> argv;
-            for (auto &a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            execvp("mpv", argv.data());
-            _exit(127);
-        }
+        char log[] = "/tmp/pp-latency-mpv-XXXXXX";
+        int log_fd = mkstemp(log);
+        log_ = log;
+        pid_ = spawn(args, out[1], log_fd);  // --really-quiet: only errors reach the log
+        close(log_fd);
         close(out[1]);
         fd_ = out[0];
         reader_ = std::thread([this] { read_loop(); });
     }
-    ~Mpv() { stop(); }
+    ~Mpv() {
+        stop();
+        unlink(log_.c_str());
+    }
+    const std::string &exit_reason() const { return exit_; }
+    std::string log_tail() const {
+        std::ifstream in(log_);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::lock_guard lock(mutex_);
+        text = args_ + "\n" + other_ + text;
+        return text.substr(text.size() > 600 ? text.size() - 600 : 0);
+    }
 
     void stop() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            waitpid(pid_, nullptr, 0);
-            pid_ = -1;
-        }
+        stop_child(pid_);
         if (reader_.joinable()) reader_.join();
         if (fd_ >= 0) close(fd_);
         fd_ = -1;
@@ -138,16 +197,44 @@ public:
             if (l.frame) out.push_back({l.mpv_s * 1000 + offset, l.pts});
         return out;
     }
+    // The demuxer's queue (ms) sampled every 20 ms after the warm-up: data that has arrived but
+    // waits for its turn.
+    std::vector<double> queue_ms() const {
+        std::lock_guard lock(mutex_);
+        std::vector<double> out;
+        double first = -1;
+        for (const auto &l : lines_) {
+            if (l.frame && first < 0) first = l.arrival_ms;
+            if (!l.frame && first >= 0 && l.arrival_ms - first >= g_warmup_s * 1000 && l.pts >= 0)
+                out.push_back(l.pts * 1000);
+        }
+        return out;
+    }
     std::optional<double> first_frame_unix_ms() const {
         auto f = frames();
         if (f.empty()) return std::nullopt;
         return f.front().display_unix_ms;
+    }
+    // False once mpv has exited (a bad option, no display): no use waiting for its frames.
+    bool running() {
+        if (pid_ <= 0) return false;
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            exit_ = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                      : "signal " + std::to_string(WTERMSIG(status));
+        }
+        return pid_ > 0;
     }
     bool has_frames() const {
         std::lock_guard lock(mutex_);
         for (const auto &l : lines_)
             if (l.frame) return true;
         return false;
+    }
+    std::string audio_output() const {
+        std::lock_guard lock(mutex_);
+        return ao_;
     }
 
 private:
@@ -161,7 +248,7 @@ private:
         while (true) {
             ssize_t n = read(fd_, chunk, sizeof chunk);
             if (n <= 0) break;
-            double now = unix_ms();
+            double now = now_unix_ms();
             buf.append(chunk, size_t(n));
             size_t nl;
             while ((nl = buf.find('\n')) != std::string::npos) {
@@ -169,10 +256,13 @@ private:
                 buf.erase(0, nl + 1);
                 char kind;
                 double t, pts;
-                if (std::sscanf(line.c_str(), "PPLAT %c %lf %lf", &kind, &t, &pts) == 3) {
-                    std::lock_guard lock(mutex_);
+                std::lock_guard lock(mutex_);
+                if (std::sscanf(line.c_str(), "PPLAT %c %lf %lf", &kind, &t, &pts) == 3)
                     lines_.push_back({kind == 'F', t, pts, now});
-                }
+                else if (line.rfind("PPAO ", 0) == 0)
+                    ao_ = line.substr(5);
+                else if (other_.size() < 2000)
+                    other_ += line + "\n";  // mpv's own messages, for a failure report
             }
         }
     }
@@ -181,16 +271,19 @@ private:
     std::thread reader_;
     mutable std::mutex mutex_;
     std::vector<Line> lines_;
+    std::string ao_, log_;
+    std::string exit_, other_, args_;
 };
 
-// Latencies (ms) of frames displayed after `skip_s` of playback. mpv reports the TS PTS as
-// written (with mpegtsmux's 3600 s), which `epoch_ms` already accounts for.
-std::vector<double> glass_to_glass(const std::vector<Mpv::Frame> &frames, double epoch_ms, double skip_s) {
+// Latencies (ms) of frames displayed after the warm-up. mpv reports the TS PTS as written (with
+// mpegtsmux's 3600 s), which `epoch_ms` already accounts for.
+std::vector<double> glass_to_glass(const std::vector<Mpv::Frame> &frames, double epoch_ms) {
     std::vector<double> out;
     if (frames.empty()) return out;
     double start = frames.front().display_unix_ms;
     for (const auto &f : frames)
-        if (f.display_unix_ms - start >= skip_s * 1000) out.push_back(f.display_unix_ms - (epoch_ms + f.pts_s * 1000));
+        if (f.display_unix_ms - start >= g_warmup_s * 1000)
+            out.push_back(f.display_unix_ms - (epoch_ms + f.pts_s * 1000));
     return out;
 }
 
@@ -208,7 +301,7 @@ Stats summarize(std::vector<double> v) {
     s.min = v.front();
     return s;
 }
-nlohmann::json to_json(const Stats &s) { return {{"median", s.median}, {"p95", s.p95}, {"min", s.min}, {"frames", s.n}}; }
+nlohmann::json to_json(const Stats &s) { return {{"median", s.median}, {"p95", s.p95}, {"min", s.min}, {"n", s.n}}; }
 
 void wait_for(const std::function<bool()> &cond, std::chrono::milliseconds timeout, const char *what) {
     auto deadline = Clock::now() + timeout;
@@ -218,10 +311,74 @@ void wait_for(const std::function<bool()> &cond, std::chrono::milliseconds timeo
     }
 }
 
+// When each stream's PES left the pipeline (arrival at the socket − capture time), and holes in
+// the audio timestamps (AAC frames are 1024 samples = 1920 ticks of 90 kHz apart).
+class TsTimer {
+public:
+    void feed(std::span<const uint8_t> bytes, double arrival_ms) {
+        namespace ts = pp::fanout::ts;
+        std::lock_guard lock(mutex_);
+        for (size_t at = 0; at + ts::kPacketSize <= bytes.size(); at += ts::kPacketSize) {
+            auto packet = bytes.subspan(at, ts::kPacketSize);
+            tracker_.feed(packet);
+            auto p = ts::parse_packet(packet);
+            if (!p || !p->payload_start) continue;
+            bool video = p->pid == tracker_.video_pid(), audio = p->pid == tracker_.audio_pid();
+            if (!video && !audio) continue;
+            auto pts = ts::pes_pts(p->payload);
+            if (!pts) continue;
+            (video ? video_ : audio_).push_back({arrival_ms, double(*pts) / 90.0});
+        }
+    }
+    // Lateness (ms) of each stream's PES after the warm-up.
+    std::vector<double> lateness(bool video, double epoch_ms) const {
+        std::lock_guard lock(mutex_);
+        const auto &v = video ? video_ : audio_;
+        std::vector<double> out;
+        for (const auto &e : v)
+            if (!v.empty() && e.arrival_ms - v.front().arrival_ms >= g_warmup_s * 1000)
+                out.push_back(e.arrival_ms - (epoch_ms + e.pts_ms));
+        return out;
+    }
+    // Audio timestamp holes (> 1.5 AAC frames) anywhere, and the largest, in ms.
+    std::pair<size_t, double> audio_holes() const {
+        std::lock_guard lock(mutex_);
+        size_t holes = 0;
+        double worst = 0;
+        for (size_t i = 1; i < audio_.size(); ++i) {
+            double d = audio_[i].pts_ms - audio_[i - 1].pts_ms;
+            if (d > 1.5 * 1024 / 48.0) {
+                ++holes;
+                worst = std::max(worst, d);
+            }
+        }
+        return {holes, worst};
+    }
+
+private:
+    struct Entry {
+        double arrival_ms, pts_ms;
+    };
+    mutable std::mutex mutex_;
+    pp::fanout::ts::ProgramTracker tracker_;
+    std::vector<Entry> video_, audio_;
+};
+
+pp::media::PipelineSpec plain_spec(bool sound) {
+    pp::media::PipelineSpec spec;
+    spec.encoder = pp::media::select_encoder("x264");
+    spec.fps = 30;
+    spec.bitrate_kbps = 6000;
+    spec.capture.fps = 30;
+    spec.capture.audio = sound;
+    if (sound) spec.aac = pp::media::select_aac().value_or("avenc_aac");
+    return spec;
+}
+
 // The baseline server: one HTTP client gets the pipeline's TS straight from the appsink.
 class PlainServer final : public pp::fanout::Sink {
 public:
-    explicit PlainServer(bool audio) {
+    explicit PlainServer(bool sound) {
         listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in a{};
         a.sin_family = AF_INET;
@@ -231,37 +388,8 @@ public:
         getsockname(listen_fd_, reinterpret_cast<sockaddr *>(&a), &len);
         port_ = ntohs(a.sin_port);
         listen(listen_fd_, 1);
-        pp::media::PipelineSpec spec;
-        spec.encoder = pp::media::select_encoder("x264");
-        spec.fps = 30;
-        spec.bitrate_kbps = 6000;
-        spec.capture.fps = 30;
-        spec.capture.audio = audio;
-        if (audio) spec.aac = "avenc_aac";
-        pipeline_ = std::make_unique<pp::media::Pipeline>(spec, pp::media::make_test_source(720), nullptr);
-        // Every connection gets the stream from then on (a player may reconnect after probing);
-        // the pipeline starts with the first, like the host's.
-        accept_ = std::thread([this] {
-            while (true) {
-                int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-                if (fd < 0) return;
-                char buf[4096];
-                std::string head;
-                while (head.find("\r\n\r\n") == std::string::npos) {
-                    ssize_t n = recv(fd, buf, sizeof buf, 0);
-                    if (n <= 0) break;
-                    head.append(buf, size_t(n));
-                }
-                std::string resp = "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n";
-                send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
-                {
-                    std::lock_guard lock(client_mutex_);
-                    if (client_ >= 0) close(client_);
-                    client_ = fd;
-                }
-                if (!started_.exchange(true)) pipeline_->start(*this);
-            }
-        });
+        pipeline_ = std::make_unique<pp::media::Pipeline>(plain_spec(sound), pp::media::make_test_source(720), nullptr);
+        accept_ = std::thread([this] { accept_loop(); });
     }
     ~PlainServer() override {
         shutdown(listen_fd_, SHUT_RDWR);
@@ -275,7 +403,9 @@ public:
         auto d = pipeline_->describe();
         return d.contains("pts_epoch_unix_ms") ? double(d["pts_epoch_unix_ms"].get<int64_t>()) : 0;
     }
+    const TsTimer &timer() const { return timer_; }
     void on_data(std::vector<uint8_t> &&bytes) override {
+        timer_.feed(bytes, now_unix_ms());
         std::lock_guard lock(client_mutex_);
         size_t off = 0;
         while (off < bytes.size()) {
@@ -287,15 +417,39 @@ public:
     void on_end(pp_result, const std::string &) override {}
 
 private:
+    // Every connection gets the stream from then on (a player may reconnect after probing); the
+    // pipeline starts with the first, like the host's.
+    void accept_loop() {
+        while (true) {
+            int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) return;
+            char buf[4096];
+            std::string head;
+            while (head.find("\r\n\r\n") == std::string::npos) {
+                ssize_t n = recv(fd, buf, sizeof buf, 0);
+                if (n <= 0) break;
+                head.append(buf, size_t(n));
+            }
+            std::string resp = "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n";
+            send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+            {
+                std::lock_guard lock(client_mutex_);
+                if (client_ >= 0) close(client_);
+                client_ = fd;
+            }
+            if (!started_.exchange(true)) pipeline_->start(*this);
+        }
+    }
     int listen_fd_ = -1, client_ = -1;
     uint16_t port_ = 0;
     std::unique_ptr<pp::media::Pipeline> pipeline_;
+    TsTimer timer_;
     std::thread accept_;
     std::atomic<bool> started_{false};
     std::mutex client_mutex_;
 };
 
-pp::HostConfig host_config(bool audio) {
+pp::HostConfig host_config(bool sound) {
     pp::HostConfig c;
     c.source = "test";
     c.bind_address = "127.0.0.1";
@@ -303,7 +457,7 @@ pp::HostConfig host_config(bool audio) {
     c.fps = 30;
     c.bitrate_kbps = 6000;
     c.max_height = 720;
-    c.audio = audio;
+    c.audio = sound;
     c.no_stun = c.no_port_mapping = c.no_relay = true;
     c.max_viewers = 8;
     return c;
@@ -322,26 +476,132 @@ double host_epoch_ms(const pp::Host &host) {
     return e.is_number() ? e.get<double>() : 0;
 }
 
-std::vector<double> run_baseline(bool audio, double seconds) {
-    PlainServer server(audio);
-    Mpv mpv(server.url());
-    wait_for([&] { return mpv.has_frames(); }, 60s, "mpv's first frame (baseline)");
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    double epoch = server.epoch_ms();
-    mpv.stop();
-    return glass_to_glass(mpv.frames(), epoch, 2.0);
+// One player session's figures.
+struct Run {
+    std::vector<double> picture, sound;  // glass-to-glass, ms
+    std::vector<double> queue;           // mpv's demuxer queue, ms
+    double tick_error_ms = 0;            // worst tick interval's distance from 1 s
+    size_t ticks = 0;
+    std::string audio_output;
+};
+
+void add(Run &into, const Run &r) {
+    into.picture.insert(into.picture.end(), r.picture.begin(), r.picture.end());
+    into.sound.insert(into.sound.end(), r.sound.begin(), r.sound.end());
+    into.queue.insert(into.queue.end(), r.queue.begin(), r.queue.end());
+    into.tick_error_ms = std::max(into.tick_error_ms, r.tick_error_ms);
+    into.ticks += r.ticks;
+    if (!r.audio_output.empty()) into.audio_output = r.audio_output;
 }
 
-std::vector<double> run_pixelpass(bool audio, double seconds) {
-    pp::Host host(host_config(audio), {});
+// mpv on `url` for warm-up + `seconds`, the speaker recorded when there is sound.
+Run measure_mpv(const std::string &url, bool sound, double seconds, const std::function<double()> &epoch) {
+    std::optional<bench::TickRecorder> ticks;
+    if (sound) ticks.emplace();
+    Mpv mpv(url);
+    wait_for([&] {
+        if (!mpv.running() && !mpv.has_frames()) throw std::runtime_error("mpv exited before its first frame (" + mpv.exit_reason() + "): " + mpv.log_tail());
+        return mpv.has_frames();
+    }, 60s, "mpv's first frame");
+    std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
+    mpv.stop();
+    Run r;
+    double e = epoch();
+    r.picture = glass_to_glass(mpv.frames(), e);
+    r.queue = mpv.queue_ms();
+    r.audio_output = mpv.audio_output();
+    if (ticks) {
+        ticks->stop();
+        auto onsets = ticks->onsets();
+        r.sound = bench::tick_latencies(onsets, e, g_warmup_s * 1000);
+        r.tick_error_ms = bench::worst_tick_interval_error(onsets, g_warmup_s * 1000);
+        r.ticks = r.sound.size();
+    }
+    return r;
+}
+
+Run run_baseline(bool sound, double seconds, std::pair<size_t, double> *holes) {
+    PlainServer server(sound);
+    Run r = measure_mpv(server.url(), sound, seconds, [&] { return server.epoch_ms(); });
+    if (holes) {
+        auto h = server.timer().audio_holes();
+        holes->first += h.first;
+        holes->second = std::max(holes->second, h.second);
+    }
+    return r;
+}
+
+Run run_pixelpass(bool sound, double seconds) {
+    pp::Host host(host_config(sound), {});
     host.start();
     pp::Viewer viewer(viewer_config(host), {});
-    Mpv mpv(viewer.url());
-    wait_for([&] { return mpv.has_frames(); }, 60s, "mpv's first frame (pixelpass)");
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    double epoch = host_epoch_ms(host);
-    mpv.stop();
-    return glass_to_glass(mpv.frames(), epoch, 2.0);
+    return measure_mpv(viewer.url(), sound, seconds, [&] { return host_epoch_ms(host); });
+}
+
+// VLC as `pixelpass view --player vlc` launches it, run as `user` (VLC refuses root), reaching the
+// rig's pulse socket; its sound latency from the speaker's monitor.
+Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds) {
+    pp::Host host(host_config(true), {});
+    host.start();
+    pp::Viewer viewer(viewer_config(host), {});
+    char home[] = "/tmp/pp-latency-vlc-XXXXXX";
+    if (!mkdtemp(home)) throw std::runtime_error("mkdtemp");
+    chmod(home, 0777);
+    auto args = pp::player::command(pp::player::Kind::vlc, viewer.url());
+    // No interface; no picture either (only the sound is measured for VLC, and VLC's X11 output
+    // fails for another user on the benchmark's Xvfb).
+    args.insert(args.begin() + 1, {"-I", "dummy", "--vout=dummy"});
+    std::vector<std::string> cmd = {"runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
+                                    "DBUS_SESSION_BUS_ADDRESS", std::string("HOME=") + home,
+                                    "PULSE_SERVER=" + rig.pulse_server_for_others()};
+    if (!g_display.empty()) cmd.push_back("DISPLAY=" + g_display);
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    bench::TickRecorder ticks;
+    std::string log = std::string(home) + "/vlc.log";
+    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    pid_t vlc = spawn(cmd, -1, log_fd);
+    close(log_fd);
+    // Started once the speaker hears the first tick (VLC has no per-frame report).
+    try {
+        wait_for([&] { return !ticks.onsets().empty(); }, 60s, "VLC's first tick on the speaker");
+    } catch (const std::exception &) {
+        stop_child(vlc);
+        std::ifstream in(log);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::filesystem::remove_all(home);
+        throw std::runtime_error(std::string("VLC played nothing; its log ends: ") +
+                                 text.substr(text.size() > 600 ? text.size() - 600 : 0));
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
+    stop_child(vlc);
+    ticks.stop();
+    std::filesystem::remove_all(home);
+    Run r;
+    auto onsets = ticks.onsets();
+    double e = host_epoch_ms(host);
+    r.sound = bench::tick_latencies(onsets, e, g_warmup_s * 1000);
+    r.tick_error_ms = bench::worst_tick_interval_error(onsets, g_warmup_s * 1000);
+    r.ticks = r.sound.size();
+    r.audio_output = "vlc default (pulse)";
+    return r;
+}
+
+// The unprivileged user VLC runs as (created like tests/integration/media_test.py does), or why not.
+std::optional<std::string> vlc_user(std::string &why) {
+    if (!pp::find_executable("vlc")) {
+        why = "vlc is not installed (apt-get install vlc)";
+        return std::nullopt;
+    }
+    if (geteuid() != 0) {
+        why = "switching to an unprivileged user for VLC needs root";
+        return std::nullopt;
+    }
+    const char *user = "pixelpass-test";
+    if (!getpwnam(user) && std::system("useradd -r -M -s /usr/sbin/nologin pixelpass-test") != 0) {
+        why = "could not create the user pixelpass-test";
+        return std::nullopt;
+    }
+    return std::string(user);
 }
 
 // Reads a viewer URL and throws the bytes away (keeps a stream running), or feeds a decoder.
@@ -376,7 +636,7 @@ LateJoin run_late_joiner() {
     }
     std::this_thread::sleep_for(700ms);  // mid-GOP again
     {
-        double t0 = unix_ms();
+        double t0 = now_unix_ms();
         pp::Viewer late(viewer_config(host), {});
         Mpv mpv(late.url());
         wait_for([&] { return mpv.has_frames(); }, 30s, "mpv's first frame (late joiner)");
@@ -387,32 +647,225 @@ LateJoin run_late_joiner() {
     return r;
 }
 
-// An Xvfb display for mpv --vo=x11, when Xvfb exists and no display is set.
+// A private Xvfb display for mpv --vo=x11 (and VLC, another user: -ac): the same display
+// whatever session the benchmark runs in. A random high display number, not -displayfd's first
+// free one: X servers of other sessions on this machine (other mount namespaces) hold low numbers
+// in the shared abstract socket namespace without a lock file we could see.
 pid_t start_xvfb() {
-    if (const char *d = getenv("DISPLAY"); d && *d) {
-        g_display = d;
+    if (access("/usr/bin/Xvfb", X_OK) != 0) {
+        // No Xvfb: the session's display if there is one (else mpv --vo=null).
+        if (const char *d = getenv("DISPLAY"); d && *d) g_display = d;
         return -1;
     }
-    if (access("/usr/bin/Xvfb", X_OK) != 0) return -1;
-    int fds[2];
-    if (pipe(fds) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        std::string fd = std::to_string(fds[1]);
-        execl("/usr/bin/Xvfb", "Xvfb", "-displayfd", fd.c_str(), "-screen", "0", "1920x1080x24", "-nolisten",
-              "tcp", nullptr);
-        _exit(127);
+    srand(unsigned(getpid()) ^ unsigned(time(nullptr)));
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        std::string display = ":" + std::to_string(200 + rand() % 700);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            execl("/usr/bin/Xvfb", "Xvfb", display.c_str(), "-screen", "0", "1920x1080x24", "-nolisten", "tcp",
+                  "-ac", nullptr);
+            _exit(127);
+        }
+        std::string socket_path = "/tmp/.X11-unix/X" + display.substr(1);
+        auto deadline = Clock::now() + 10s;
+        while (Clock::now() < deadline) {
+            if (waitpid(pid, nullptr, WNOHANG) == pid) break;  // taken: try another number
+            if (access(socket_path.c_str(), F_OK) == 0) {
+                g_display = display;
+                return pid;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        kill(pid, SIGTERM);
+        waitpid(pid, nullptr, 0);
     }
-    close(fds[1]);
-    char buf[32] = {};
-    pollfd p{fds[0], POLLIN, 0};
-    if (poll(&p, 1, 10000) > 0 && read(fds[0], buf, sizeof buf - 1) > 0) g_display = ":" + std::string(buf, strcspn(buf, "\n"));
-    close(fds[0]);
-    return pid;
+    return -1;
+}
+
+// ---- --stages: GStreamer's latency tracer inside the host pipeline ----
+
+struct ElementTimes {
+    std::vector<std::pair<double, double>> samples;  // (tracer ts ms, latency ms)
+};
+
+std::map<std::string, ElementTimes> read_tracer_log(const std::string &path) {
+    static const std::regex line(
+        R"(element-latency, .*element=\(string\)([^,]+), src=\(string\)([^,]+), time=\(guint64\)(\d+), ts=\(guint64\)(\d+))");
+    static const std::regex whole(
+        R"(: latency, src-element-id=.*src-element=\(string\)([^,]+), src=.*sink-element=\(string\)([^,]+), sink=.*time=\(guint64\)(\d+), ts=\(guint64\)(\d+))");
+    std::map<std::string, ElementTimes> out;
+    std::ifstream in(path);
+    std::string l;
+    std::smatch m;
+    while (std::getline(in, l))
+        if (l.find("element-latency,") != std::string::npos && std::regex_search(l, m, line))
+            out[m[1].str()].samples.push_back({std::stod(m[4].str()) / 1e6, std::stod(m[3].str()) / 1e6});
+        else if (l.find(": latency,") != std::string::npos && std::regex_search(l, m, whole))
+            out[m[1].str() + " → " + m[2].str() + " (source push → appsink)"].samples.push_back(
+                {std::stod(m[4].str()) / 1e6, std::stod(m[3].str()) / 1e6});
+    return out;
+}
+
+void print_stage(const char *what, std::vector<double> v, nlohmann::json &report, const std::string &key) {
+    Stats s = summarize(std::move(v));
+    std::printf("  %-46s median %7.1f ms   p95 %7.1f ms   (n=%zu)\n", what, s.median, s.p95, s.n);
+    report[key] = to_json(s);
+}
+
+int run_stages(double seconds, const std::string &log_path) {
+    nlohmann::json report;
+    double epoch = 0;
+    std::pair<size_t, double> holes;
+    std::vector<double> video, audio;
+    {
+        PlainServer server(true);
+        bench::UrlReader reader(server.url(), [](std::span<const uint8_t>) {});
+        std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
+        epoch = server.epoch_ms();
+        video = server.timer().lateness(true, epoch);
+        audio = server.timer().lateness(false, epoch);
+        holes = server.timer().audio_holes();
+    }
+    std::printf("media-latency --stages: the host pipeline with sound (test source, %s), %.0f s after a %.0f s warm-up\n",
+                plain_spec(true).aac.c_str(), seconds, g_warmup_s);
+    std::printf("per element (buffer in → out, GStreamer latency tracer):\n");
+    auto elements = read_tracer_log(log_path);
+    for (auto &[name, t] : elements) {
+        if (t.samples.empty()) continue;
+        std::vector<double> v;
+        for (auto [ts, ms] : t.samples)
+            if (ts - t.samples.front().first >= g_warmup_s * 1000) v.push_back(ms);
+        print_stage(name.c_str(), v, report["elements"], name);
+    }
+    std::printf("leaving the pipeline (TS at the socket − capture time):\n");
+    print_stage("video PES", video, report, "video_out");
+    print_stage("audio PES", audio, report, "audio_out");
+    std::printf("audio timestamp holes in the stream: %zu (largest %.1f ms)\n", holes.first, holes.second);
+    report["audio_holes"] = holes.first;
+    std::printf("%s\n", report.dump().c_str());
+    return 0;
+}
+
+// ---- the main comparison ----
+
+struct Row {
+    std::string label;
+    Run run;
+    bool picture = true, sound = false;
+};
+
+void print_row(const Row &r, bool print, nlohmann::json &report) {
+    Stats p = summarize(r.run.picture), s = summarize(r.run.sound);
+    char pic[64] = "          -", snd[64] = "          -", av[32] = "      -", cont[48] = "-";
+    if (r.picture) std::snprintf(pic, sizeof pic, "%6.0f %6.0f %5zu", p.median, p.p95, p.n);
+    if (r.sound) {
+        std::snprintf(snd, sizeof snd, "%6.0f %6.0f %5zu", s.median, s.p95, s.n);
+        std::snprintf(cont, sizeof cont, "%zu ticks, worst %.0f ms off 1 s", r.run.ticks, r.run.tick_error_ms);
+    }
+    if (r.picture && r.sound && p.n && s.n) std::snprintf(av, sizeof av, "%+6.0f", s.median - p.median);
+    Stats q = summarize(r.run.queue);
+    char queue[32] = "    -";
+    if (q.n) std::snprintf(queue, sizeof queue, "%5.0f", q.median);
+    if (print) std::printf("%-28s %-20s  %-20s  %-7s  %-6s  %s\n", r.label.c_str(), pic, snd, av, queue, cont);
+    nlohmann::json j = {{"audio_output", r.run.audio_output}};
+    if (q.n) j["mpv_queue_ms"] = to_json(q);
+    if (r.picture) j["picture"] = to_json(p);
+    if (r.sound) {
+        j["sound"] = to_json(s);
+        j["tick_interval_worst_error_ms"] = r.run.tick_error_ms;
+        if (r.picture) j["av_offset_ms"] = s.median - p.median;
+    }
+    report["rows"][r.label] = j;
+}
+
+std::vector<Row> measure_players(double seconds, int rounds, std::pair<size_t, double> &holes, nlohmann::json &report) {
+    std::vector<Row> rows = {{"video only, plain socket", {}}, {"video only, pixelpass", {}},
+                             {"with sound, plain socket", {}, true, true}, {"with sound, pixelpass", {}, true, true}};
+    for (bool sound : {false, true}) {
+        if (!sound && g_sound_only) continue;
+        // Interleaved rounds, so load on the machine hits both alike.
+        for (int r = 0; r < rounds; ++r) {
+            std::fprintf(stderr, "media-latency: %s round %d\n", sound ? "with sound" : "video only", r + 1);
+            // On a loaded machine mpv occasionally never shows a frame; such a round is reported
+            // and left out (for both sides, to keep the comparison paired).
+            try {
+                Run b = run_baseline(sound, seconds, sound ? &holes : nullptr);
+                Run o = run_pixelpass(sound, seconds);
+                add(rows[sound ? 2 : 0].run, b);
+                add(rows[sound ? 3 : 1].run, o);
+            } catch (const std::exception &e) {
+                std::fprintf(stderr, "media-latency: round skipped: %s\n", e.what());
+                report["skipped_rounds"] = report.value("skipped_rounds", 0) + 1;
+            }
+        }
+    }
+    return rows;
+}
+
+void measure_vlc(std::vector<Row> &rows, const bench::SoundRig &rig, double seconds, int rounds, nlohmann::json &report) {
+    std::string why;
+    auto user = vlc_user(why);
+    if (!user) {
+        std::fprintf(stderr, "media-latency: VLC not measured: %s\n", why.c_str());
+        report["vlc"] = why;
+        return;
+    }
+    Row row{"with sound, pixelpass, VLC", {}, false, true};
+    for (int r = 0; r < rounds; ++r) {
+        std::fprintf(stderr, "media-latency: VLC round %d\n", r + 1);
+        try {
+            add(row.run, run_vlc(*user, rig, seconds));
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "media-latency: VLC round skipped: %s\n", e.what());
+        }
+    }
+    rows.push_back(row);
+}
+
+void late_joiner(int rounds, bool json_only, nlohmann::json &report) {
+    std::vector<double> dec, mpv;
+    for (int r = 0; r < std::max(rounds, 2); ++r) {
+        auto l = run_late_joiner();
+        dec.push_back(l.decoder_ms);
+        if (l.mpv_ms >= 0) mpv.push_back(l.mpv_ms);
+    }
+    Stats sd = summarize(dec), sm = summarize(mpv);
+    report["late_joiner"] = {{"first_clean_frame_ms", dec}, {"mpv_first_frame_ms", mpv}};
+    if (!json_only)
+        std::printf("late joiner (5 s in): first clean frame median %.0f ms after connect (decoder); "
+                    "mpv first frame median %.0f ms (mpv start-up included)\n",
+                    sd.median, sm.median);
+}
+
+int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
+    nlohmann::json report;
+    bench::SoundRig rig(std::string(PP_SOURCE_ROOT) + "/tests/integration/audio_rig.sh");
+    report["display"] = g_display.empty() ? "mpv --vo=null" : "mpv --vo=x11 on " + g_display;
+    report["mpv_command"] = mpv_command("URL");
+    std::pair<size_t, double> holes;
+    auto rows = measure_players(seconds, rounds, holes, report);
+    if (vlc) measure_vlc(rows, rig, seconds, rounds, report);
+    if (!json_only) {
+        std::string cmd;
+        for (const auto &a : mpv_command("URL")) cmd += (cmd.empty() ? "" : " ") + a;
+        std::printf("glass-to-glass, 720p30 x264 test source, %s; sound to a PipeWire null sink; %.0f s warm-up "
+                    "left out\nmpv command%s: %s (audio output: %s)\n",
+                    report["display"].get<std::string>().c_str(), g_warmup_s, g_before ? " (before issue 15)" : "",
+                    cmd.c_str(), rows[3].run.audio_output.c_str());
+        std::printf("%-28s %-20s  %-20s  %-7s  %-6s  %s\n", "", "picture ms: med  p95     n", "sound ms: med  p95     n",
+                    "A/V ms", "queue", "sound continuity");
+    }
+    for (const auto &r : rows) print_row(r, !json_only, report);
+    report["stream_audio_holes"] = {{"count", holes.first}, {"largest_ms", holes.second}};
+    if (!json_only)
+        std::printf("audio timestamp holes in the plain-socket stream: %zu (largest %.1f ms)\n", holes.first,
+                    holes.second);
+    late_joiner(rounds, json_only, report);
+    std::printf("%s\n", report.dump().c_str());
+    return 0;
 }
 
 } // namespace
@@ -420,16 +873,39 @@ pid_t start_xvfb() {
 int main(int argc, char **argv) {
     double seconds = 10;
     int rounds = 2;
-    bool json_only = false;
+    bool json_only = false, stages = false, vlc = true;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
         else if (a == "--rounds" && i + 1 < argc) rounds = std::stoi(argv[++i]);
         else if (a == "--json") json_only = true;
+        else if (a == "--before") g_before = true;
+        else if (a == "--no-vlc") vlc = false;
+        else if (a == "--sound-only") g_sound_only = true;
+        else if (a == "--stages") stages = true;
         else {
-            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json]\n";
+            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages\n";
             return 2;
         }
+    }
+    if (stages) {
+        char log[] = "/tmp/pp-latency-tracer-XXXXXX";
+        int fd = mkstemp(log);
+        if (fd < 0) return 1;
+        close(fd);
+        // Before anything initialises GStreamer: the tracer is read from the environment.
+        setenv("GST_TRACERS", "latency(flags=pipeline+element)", 1);
+        setenv("GST_DEBUG", "GST_TRACER:7", 1);
+        setenv("GST_DEBUG_FILE", log, 1);
+        setenv("GST_DEBUG_NO_COLOR", "1", 1);
+        int rc = 1;
+        try {
+            rc = run_stages(seconds, log);
+        } catch (const std::exception &e) {
+            std::cerr << "media-latency: " << e.what() << "\n";
+        }
+        unlink(log);
+        return rc;
     }
     char lua_template[] = "/tmp/pp-latency-XXXXXX.lua";
     int lua_fd = mkstemps(lua_template, 4);
@@ -437,59 +913,16 @@ int main(int argc, char **argv) {
     close(lua_fd);
     g_lua_path = lua_template;
     pid_t xvfb = start_xvfb();
-    nlohmann::json report;
+    int rc = 1;
     try {
-        report["display"] = g_display.empty() ? "mpv --vo=null" : "mpv --vo=x11 on " + g_display;
-        for (bool audio : {false, true}) {
-            std::vector<double> base, ours;
-            // Interleaved rounds, so load on the machine hits both alike.
-            for (int r = 0; r < rounds; ++r) {
-                std::fprintf(stderr, "media-latency: %s round %d\n", audio ? "audio" : "video only", r + 1);
-                // On a loaded machine mpv occasionally never shows a frame; such a round is
-                // reported and left out (for both sides, to keep the comparison paired).
-                try {
-                    auto b = run_baseline(audio, seconds);
-                    auto o = run_pixelpass(audio, seconds);
-                    base.insert(base.end(), b.begin(), b.end());
-                    ours.insert(ours.end(), o.begin(), o.end());
-                } catch (const std::exception &e) {
-                    std::fprintf(stderr, "media-latency: round skipped: %s\n", e.what());
-                    report["skipped_rounds"] = report.value("skipped_rounds", 0) + 1;
-                }
-            }
-            Stats sb = summarize(base), so = summarize(ours);
-            std::string key = audio ? "with_audio" : "video_only";
-            report[key] = {{"baseline", to_json(sb)}, {"pixelpass", to_json(so)},
-                           {"added_median_ms", so.median - sb.median}};
-            if (!json_only)
-                std::printf("glass-to-glass 720p30 x264 %-10s baseline median %6.1f ms (p95 %6.1f, n=%zu)   "
-                            "pixelpass median %6.1f ms (p95 %6.1f, n=%zu)   added %+.1f ms\n",
-                            audio ? "+audio" : "video only", sb.median, sb.p95, sb.n, so.median, so.p95, so.n,
-                            so.median - sb.median);
-        }
-        std::vector<double> dec, mpv;
-        for (int r = 0; r < std::max(rounds, 2); ++r) {
-            auto l = run_late_joiner();
-            dec.push_back(l.decoder_ms);
-            if (l.mpv_ms >= 0) mpv.push_back(l.mpv_ms);
-        }
-        Stats sd = summarize(dec), sm = summarize(mpv);
-        report["late_joiner"] = {{"first_clean_frame_ms", dec}, {"mpv_first_frame_ms", mpv}};
-        if (!json_only)
-            std::printf("late joiner (5 s in): first clean frame median %.0f ms after connect (decoder); "
-                        "mpv first frame median %.0f ms (mpv start-up included)\n",
-                        sd.median, sm.median);
+        rc = run_comparison(seconds, rounds, json_only, vlc);
     } catch (const std::exception &e) {
         std::cerr << "media-latency: " << e.what() << "\n";
-        if (xvfb > 0) kill(xvfb, SIGTERM);
-        unlink(g_lua_path.c_str());
-        return 1;
     }
     if (xvfb > 0) {
         kill(xvfb, SIGTERM);
         waitpid(xvfb, nullptr, 0);
     }
     unlink(g_lua_path.c_str());
-    std::printf("%s\n", report.dump().c_str());
-    return 0;
+    return rc;
 }

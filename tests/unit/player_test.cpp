@@ -10,9 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <iterator>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "common/error.hpp"
+#include "common/executable.hpp"
+#include "player/mpv_live.hpp"
 #include "player/player.hpp"
 
 using pp::player::Kind;
@@ -145,4 +150,101 @@ TEST_CASE("VLC plays the playlist as its item; mpv is told it is a playlist") {
     REQUIRE(vlc.back() == "/run/user/1/pixelpass/play-1.m3u");
     auto mpv = pp::player::playlist_command(Kind::mpv, "/p.m3u");
     REQUIRE(mpv.back() == "--playlist=/p.m3u");
+}
+
+namespace {
+
+struct ScopedEnv {
+    std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+    void set(const char *key, const char *value) {
+        const char *old = std::getenv(key);
+        saved.emplace_back(key, old ? std::optional<std::string>(old) : std::nullopt);
+        if (value) setenv(key, value, 1);
+        else unsetenv(key);
+    }
+    ~ScopedEnv() {
+        for (auto it = saved.rbegin(); it != saved.rend(); ++it)
+            if (it->second) setenv(it->first.c_str(), it->second->c_str(), 1);
+            else unsetenv(it->first.c_str());
+    }
+};
+
+std::string script_arg(const std::vector<std::string> &argv) {
+    for (const auto &a : argv)
+        if (a.rfind("--script=", 0) == 0) return a.substr(9);
+    return "";
+}
+
+} // namespace
+
+TEST_CASE("mpv command carries the live-edge script, written once into the runtime dir") {
+    auto dir = temp_dir();
+    ScopedEnv env;
+    env.set("XDG_RUNTIME_DIR", dir.c_str());
+    auto argv = pp::player::command(Kind::mpv, "http://127.0.0.1:1/x.ts");
+    std::string path = script_arg(argv);
+    REQUIRE(path == (dir / "pixelpass/pixelpass-live.lua").string());
+    REQUIRE(argv.back() == "http://127.0.0.1:1/x.ts");
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(text == pp::player::mpv_live_script());
+    REQUIRE(text.find("demuxer-cache-duration") != std::string::npos);
+    struct stat first {}, second {};
+    REQUIRE(stat(path.c_str(), &first) == 0);
+    REQUIRE((first.st_mode & 022) == 0);
+    // Same content: left alone (same inode), so a running mpv never sees it change.
+    pp::player::command(Kind::mpv, "http://127.0.0.1:1/x.ts");
+    REQUIRE(stat(path.c_str(), &second) == 0);
+    REQUIRE(first.st_ino == second.st_ino);
+    // Different content (an older pixelpass): replaced.
+    std::ofstream(path) << "-- old\n";
+    REQUIRE(script_arg(pp::player::command(Kind::mpv, "http://127.0.0.1:1/x.ts")) == path);
+    std::ifstream again(path);
+    std::string now((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>());
+    REQUIRE(now == pp::player::mpv_live_script());
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the live-edge script goes nowhere others can write; without a place, mpv runs without it") {
+    auto dir = temp_dir();
+    ScopedEnv env;
+    // A pixelpass directory that others can write is refused (someone could swap the script).
+    std::filesystem::create_directory(dir / "pixelpass");
+    chmod((dir / "pixelpass").c_str(), 0777);
+    env.set("XDG_RUNTIME_DIR", dir.c_str());
+    env.set("XDG_CACHE_HOME", (dir / "cache").c_str());
+    std::filesystem::create_directory(dir / "cache");
+    REQUIRE(script_arg(pp::player::command(Kind::mpv, "u")) == (dir / "cache/pixelpass/pixelpass-live.lua").string());
+    env.set("XDG_RUNTIME_DIR", nullptr);
+    env.set("XDG_CACHE_HOME", nullptr);
+    env.set("HOME", "/nonexistent/pp");
+    auto argv = pp::player::command(Kind::mpv, "u");
+    REQUIRE(script_arg(argv).empty());
+    REQUIRE(std::find(argv.begin(), argv.end(), "--profile=low-latency") != argv.end());
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("mpv loads the live-edge script without a Lua error") {
+    auto mpv = pp::find_executable("mpv");
+    if (!mpv) {
+        if (std::getenv("CI") && std::string(std::getenv("CI")) == "true") FAIL("mpv is not installed (apt-get install mpv)");
+        WARN("skipped: mpv is not installed");
+        return;
+    }
+    auto dir = temp_dir();
+    ScopedEnv env;
+    env.set("XDG_RUNTIME_DIR", dir.c_str());
+    std::string path = script_arg(pp::player::command(Kind::mpv, "u"));
+    REQUIRE(!path.empty());
+    auto log = dir / "mpv.log";
+    // Two seconds of a generated tone: the script's timer runs ~40 times and sets the speed.
+    std::string cmd = *mpv + " --no-config --really-quiet --ao=null --vo=null --script=" + path +
+                      " --log-file=" + log.string() + " 'av://lavfi:sine=frequency=440:duration=2' >/dev/null 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(text.find("pixelpass_live") != std::string::npos);  // mpv names the script after its file
+    REQUIRE(text.find("Lua error") == std::string::npos);
+    REQUIRE(text.find("[e][pixelpass_live]") == std::string::npos);
+    std::filesystem::remove_all(dir);
 }

@@ -16,6 +16,7 @@
 #include "common/executable.hpp"
 #include "common/hex.hpp"
 #include "common/random.hpp"
+#include "player/mpv_live.hpp"
 
 namespace pp::player {
 namespace {
@@ -132,10 +133,16 @@ Kind choose(const std::string &name) {
 }
 
 std::vector<std::string> command(Kind kind, const std::string &url) {
-    if (kind == Kind::mpv)
-        // Measured on a local HTTP TS stream: ~890 ms with mpv's defaults, ~220 ms with these.
-        return {"mpv", "--profile=low-latency", "--untimed", "--cache=no", "--force-seekable=no",
-                "--title=pixelpass", url};
+    if (kind == Kind::mpv) {
+        // Video only: ~890 ms with mpv's defaults, ~90 ms with the first four (measured on a local HTTP TS stream).
+        // With sound, see mpv_live.hpp and docs/BENCHMARKS.md: the live-edge script, and a 50 ms
+        // PulseAudio buffer instead of mpv's 100 ms (PipeWire's own output already uses 20 ms).
+        std::vector<std::string> argv = {"mpv", "--profile=low-latency", "--untimed", "--cache=no",
+                                          "--force-seekable=no", "--pulse-buffer=50"};
+        if (auto script = mpv_live_script_path()) argv.push_back("--script=" + *script);
+        argv.insert(argv.end(), {"--title=pixelpass", url});
+        return argv;
+    }
     return {"vlc", "--network-caching=100", "--clock-jitter=0", "--clock-synchro=0",
             "--no-video-title-show", "--meta-title=pixelpass", url};
 }

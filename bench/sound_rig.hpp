@@ -1,0 +1,173 @@
+// Benchmark helpers for sound: a private PipeWire + WirePlumber + pipewire-pulse
+// (tests/integration/audio_rig.sh) whose default sink is a null sink named "speaker" (PipeWire
+// clocks it in real time, like a sound card), and a recorder of that sink's monitor that finds the
+// test source's ticks (audiotestsrc wave=ticks: an 11 ms 880 Hz burst at every whole second of
+// stream time) and when they were heard.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <chrono>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bench {
+
+inline double now_unix_ms() {
+    return double(std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count()) /
+           1000.0;
+}
+
+// Starts the rig and puts its environment into this process (players started later inherit it).
+class SoundRig {
+public:
+    explicit SoundRig(const std::string &script) : script_(script) {
+        FILE *out = popen((script_ + " start").c_str(), "r");
+        if (!out) throw std::runtime_error("cannot run " + script_);
+        char line[4096];
+        while (std::fgets(line, sizeof line, out)) apply(line);
+        if (pclose(out) != 0 || dir_.empty())
+            throw std::runtime_error("the audio rig did not start (" + script_ +
+                                     " start failed; needs pipewire, wireplumber, pipewire-pulse, pactl)");
+    }
+    ~SoundRig() {
+        if (!dir_.empty()) std::system((script_ + " stop '" + dir_ + "' >/dev/null 2>&1").c_str());
+    }
+    SoundRig(const SoundRig &) = delete;
+    SoundRig &operator=(const SoundRig &) = delete;
+
+    // The pulse socket, for a player run as another user (PULSE_SERVER=unix:...). Opens the
+    // rig's directories for traversal (not listing) so that user can reach it.
+    std::string pulse_server_for_others() const {
+        std::string runtime = std::getenv("XDG_RUNTIME_DIR");
+        for (const std::string &d : {dir_, runtime, runtime + "/pulse"}) chmod(d.c_str(), 0711);
+        return "unix:" + runtime + "/pulse/native";
+    }
+
+private:
+    // `export K='V'` and `unset A B` lines, as audio_rig.sh prints them.
+    void apply(const std::string &line) {
+        std::istringstream words(line);
+        std::string verb;
+        words >> verb;
+        if (verb == "unset") {
+            std::string key;
+            while (words >> key) unsetenv(key.c_str());
+        } else if (verb == "export") {
+            std::string rest;
+            std::getline(words >> std::ws, rest);
+            auto eq = rest.find('=');
+            if (eq == std::string::npos) return;
+            std::string key = rest.substr(0, eq), value = rest.substr(eq + 1);
+            if (value.size() >= 2 && value.front() == '\'') value = value.substr(1, value.rfind('\'') - 1);
+            setenv(key.c_str(), value.c_str(), 1);
+            if (key == "PP_AUDIO_RIG_DIR") dir_ = value;
+        }
+    }
+    std::string script_, dir_;
+};
+
+// Records the speaker's monitor (parec, 48 kHz mono) and notes each tick's onset in Unix ms. The
+// time of a sample is the time its read returned, minus the samples after it in that read: an
+// upper bound (the monitor's own delivery, a few ms, is included).
+class TickRecorder {
+public:
+    TickRecorder() {
+        int out[2];
+        if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+        pid_ = fork();
+        if (pid_ == 0) {
+            dup2(out[1], 1);
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 2);
+            execlp("parec", "parec", "--device=speaker.monitor", "--raw", "--format=s16le", "--rate=48000",
+                   "--channels=1", "--latency-msec=5", nullptr);
+            _exit(127);
+        }
+        close(out[1]);
+        fd_ = out[0];
+        reader_ = std::thread([this] { read_loop(); });
+    }
+    ~TickRecorder() { stop(); }
+    void stop() {
+        if (pid_ > 0) {
+            kill(pid_, SIGTERM);
+            waitpid(pid_, nullptr, 0);
+            pid_ = -1;
+        }
+        if (reader_.joinable()) reader_.join();
+        if (fd_ >= 0) close(fd_);
+        fd_ = -1;
+    }
+    std::vector<double> onsets() const {
+        std::lock_guard lock(mutex_);
+        return onsets_;
+    }
+
+private:
+    void read_loop() {
+        std::vector<int16_t> chunk(4800);
+        size_t quiet = 0;
+        while (true) {
+            ssize_t n = read(fd_, chunk.data(), chunk.size() * 2);
+            if (n <= 0) break;
+            double t_end = now_unix_ms();
+            size_t samples = size_t(n) / 2;
+            for (size_t i = 0; i < samples; ++i) {
+                // Ticks play at 0.3 of full scale; silence is digital zero (AAC adds a little).
+                if (std::abs(int(chunk[i])) > 3000) {
+                    if (quiet > 48000 * 3 / 10) {
+                        std::lock_guard lock(mutex_);
+                        onsets_.push_back(t_end - double(samples - i) / 48.0);
+                    }
+                    quiet = 0;
+                } else {
+                    ++quiet;
+                }
+            }
+        }
+    }
+    pid_t pid_ = -1;
+    int fd_ = -1;
+    std::thread reader_;
+    mutable std::mutex mutex_;
+    std::vector<double> onsets_;
+};
+
+// Sound latencies (ms): each tick heard after `skip_ms` since the first one, against its capture
+// time. Tick k is stream time k s (pts_epoch + 3600 s + k s in Unix ms); a latency under 1 s is
+// assumed (the onset's distance past the last whole stream second).
+inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms) {
+    std::vector<double> out;
+    if (onsets.empty()) return out;
+    double stream_zero = epoch_ms + 3600.0 * 1000.0;
+    for (double t : onsets)
+        if (t - onsets.front() >= skip_ms) out.push_back(std::fmod(t - stream_zero, 1000.0));
+    return out;
+}
+
+// The largest distance (ms) of a tick interval from 1 s after `skip_ms`: audio lost or
+// inserted shows up here (a catch-up at a higher speed too, which is why the warm-up is skipped).
+inline double worst_tick_interval_error(const std::vector<double> &onsets, double skip_ms) {
+    double worst = 0;
+    for (size_t i = 1; i < onsets.size(); ++i)
+        if (onsets[i - 1] - onsets.front() >= skip_ms)
+            worst = std::max(worst, std::abs(onsets[i] - onsets[i - 1] - 1000.0));
+    return worst;
+}
+
+} // namespace bench
