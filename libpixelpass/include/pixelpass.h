@@ -242,7 +242,7 @@ typedef void (*pp_event_cb)(const pp_event *event, void *user_data);
 
 typedef struct pp_host pp_host;
 
-#define PP_HOST_OPTIONS_VERSION 1
+#define PP_HOST_OPTIONS_VERSION 2
 
 typedef struct pp_host_options {
     unsigned version;            /**< PP_HOST_OPTIONS_VERSION */
@@ -273,11 +273,19 @@ typedef struct pp_host_options {
     int64_t ticket_lifetime_s;   /**< ticket expiry from now, in seconds; 0 = never */
     unsigned grace_ms;           /**< keep capture alive this long after the last viewer */
     const char *name;            /**< host name shown to viewers; NULL = the machine's name */
+    /* Version 2: */
+    const char *const *publish;  /**< media servers that get the same encode: "rtmp://HOST[:PORT]/APP/STREAM",
+                                      "rtmps://...", "srt://HOST:PORT[?mode=caller|listener]"; each
+                                      target's state is in the stats' "publish" array (v2) */
+    size_t publish_count;
+    const char *publish_key;     /**< stream key appended to rtmp(s) URLs that name only the
+                                      application (read it from a file, never argv); NULL = none (v2) */
 } pp_host_options;
 
 /* Field order in the initialiser follows the struct; unnamed fields are zero. */
 #define PP_HOST_OPTIONS_INIT { PP_HOST_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, NULL, 1, NULL, \
-                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL }
+                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, \
+                               NULL, 0, NULL }
 
 /** Fills `options` with defaults for `version` (use PP_HOST_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version);
@@ -417,7 +425,7 @@ PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, si
  * Demo: the main job on its embedded default — host the test source and view it in one process.
  * ------------------------------------------------------------------------------------------- */
 
-#define PP_DEMO_OPTIONS_VERSION 1
+#define PP_DEMO_OPTIONS_VERSION 2
 
 typedef struct pp_demo_options {
     unsigned version;      /**< PP_DEMO_OPTIONS_VERSION */
@@ -429,9 +437,13 @@ typedef struct pp_demo_options {
     unsigned fps;          /**< 0 = default (30) */
     unsigned max_height;   /**< 0 = the test source's 720p */
     int audio;             /**< non-zero: include the test tone */
+    /* Version 2: */
+    const char *const *publish; /**< as pp_host_options.publish: also send the demo stream there */
+    size_t publish_count;
+    const char *publish_key;    /**< as pp_host_options.publish_key */
 } pp_demo_options;
 
-#define PP_DEMO_OPTIONS_INIT { PP_DEMO_OPTIONS_VERSION, 0.0, 0, NULL, 0, 0, 0, 1 }
+#define PP_DEMO_OPTIONS_INIT { PP_DEMO_OPTIONS_VERSION, 0.0, 0, NULL, 0, 0, 0, 1, NULL, 0, NULL }
 
 /** Fills `options` with defaults for `version` (use PP_DEMO_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned version);

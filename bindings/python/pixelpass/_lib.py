@@ -17,10 +17,10 @@ import threading
 ABI_MAJOR = 0
 
 # Option-struct versions this binding fills in (PP_*_OPTIONS_VERSION).
-HOST_OPTIONS_VERSION = 1
+HOST_OPTIONS_VERSION = 2
 VIEWER_OPTIONS_VERSION = 1
 REPAIR_OPTIONS_VERSION = 1
-DEMO_OPTIONS_VERSION = 1
+DEMO_OPTIONS_VERSION = 2
 
 FINGERPRINT_SIZE = 32
 SECRET_MIN_SIZE = 16
@@ -198,6 +198,10 @@ class HostOptions(ctypes.Structure):
         ("ticket_lifetime_s", ctypes.c_int64),
         ("grace_ms", ctypes.c_uint),
         ("name", ctypes.c_char_p),
+        # version 2
+        ("publish", ctypes.POINTER(ctypes.c_char_p)),
+        ("publish_count", ctypes.c_size_t),
+        ("publish_key", ctypes.c_char_p),
     ]
 
 
@@ -232,6 +236,10 @@ class DemoOptions(ctypes.Structure):
         ("fps", ctypes.c_uint),
         ("max_height", ctypes.c_uint),
         ("audio", ctypes.c_int),
+        # version 2
+        ("publish", ctypes.POINTER(ctypes.c_char_p)),
+        ("publish_count", ctypes.c_size_t),
+        ("publish_key", ctypes.c_char_p),
     ]
 
 

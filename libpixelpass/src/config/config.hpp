@@ -31,6 +31,7 @@ struct Config {
     std::string encoder = "auto", relay;
     std::optional<std::vector<std::string>> stun_servers;  // unset = the library's defaults
     std::string relay_secret;   // coturn use-auth-secret for `relay`
+    std::vector<std::string> publish;  // [host] publish: media servers fed on every host start
     bool port_mapping = true;   // [network] port_mapping = "off": ask the gateway for nothing
     Bandwidth bandwidth;
     std::vector<std::string> warnings;  // unknown keys, "file:line:col: ..." each

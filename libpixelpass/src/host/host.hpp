@@ -42,6 +42,10 @@ struct HostConfig {
     int64_t ticket_lifetime_s = 0;
     unsigned grace_ms = 0;
     std::string name;
+    // Media servers that get the same encode (publish/): rtmp(s):// and srt:// URLs, and the
+    // stream key for the rtmp ones that name only their application.
+    std::vector<std::string> publish;
+    std::string publish_key;
     // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
     // Tests shorten them to see dead viewers go quickly.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;
