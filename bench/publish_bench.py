@@ -148,7 +148,8 @@ def main():
         try:
             results = {}
             for n in (0, 1, 2):
-                urls = [f"rtmp://127.0.0.1:{port}/live/bench{i}" for i in range(n)]
+                # Fresh stream names per run: nginx refuses a name still held by the previous run.
+                urls = [f"rtmp://127.0.0.1:{port}/live/bench{n}-{i}" for i in range(n)]
                 results[n], stats = measure_cpu(urls, args.seconds)
                 print(f"targets={n}: host CPU {results[n]:.1f}% of a core; "
                       f"publish={[(p['state'], p['bitrate_kbps'], p['drops']) for p in stats.get('publish', [])]}",

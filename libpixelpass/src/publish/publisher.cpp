@@ -28,6 +28,9 @@ constexpr guint64 kQueueBytes = 1 << 20;
 constexpr size_t kSrtChunk = 7 * 188;
 constexpr size_t kReadMax = 64 * 1024;
 constexpr unsigned kMaxBackoffS = 30;
+// A sink that takes nothing this long while data waits has a server that stopped reading (or
+// refused the stream without closing, as nginx-rtmp does for a name already being published).
+constexpr auto kStallTimeout = std::chrono::seconds(10);
 
 const char *state_text(int s) {
     static const char *const names[] = {"connecting", "live", "retrying"};
@@ -303,6 +306,8 @@ private:
     std::string pump(stream::Reader &reader, Attempt &a, bool &went_live) {
         auto window_start = Clock::now();
         uint64_t window_bytes = sink_bytes_.load();
+        auto progressed = window_start;
+        uint64_t progress_bytes = window_bytes;
         size_t chunk = target_.protocol == Protocol::srt ? kSrtChunk : kReadMax;
         for (;;) {
             // Past its bound the queue is the server's problem, not the encoder's: stop reading.
@@ -324,6 +329,12 @@ private:
                 set_state(live);
             }
             auto now = Clock::now();
+            if (uint64_t b = sink_bytes_.load(); b != progress_bytes) {
+                progress_bytes = b;
+                progressed = now;
+            } else if (went_live && !room && now - progressed > kStallTimeout) {
+                return "the server stopped taking data";
+            }
             if (now - window_start >= std::chrono::seconds(1)) {
                 uint64_t b = sink_bytes_.load();
                 double secs = std::chrono::duration<double>(now - window_start).count();
