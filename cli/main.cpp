@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -113,6 +115,9 @@ struct HostArgs {
     bool no_dht = false;
     std::string congestion_control;
     bool fixed_bitrate = false;
+    // media servers fed the same encode
+    std::vector<std::string> publish;
+    std::string publish_key_file;
 };
 
 // Connectivity flags a viewer takes.
@@ -131,6 +136,39 @@ void add_view_options(CLI::App *cmd, ViewArgs &a) {
     cmd->add_option("--dht-bootstrap", a.dht_bootstrap,
                     "Rendezvous DHT node HOST:PORT (repeatable; default: the public OpenDHT network)");
     cmd->add_flag("--no-dht", a.no_dht, "Leave no candidates on the DHT (the host then needs a public address, a port mapping or a relay)");
+}
+
+void add_publish_options(CLI::App *cmd, HostArgs &a) {
+    cmd->add_option("--publish", a.publish,
+                    "Also send the stream to a media server: rtmp://HOST/APP/STREAM, rtmps://..., "
+                    "srt://HOST:PORT[?mode=caller|listener] (repeatable)");
+    cmd->add_option("--publish-key-file", a.publish_key_file,
+                    "Read the RTMP stream key from this file (- = stdin); it completes --publish rtmp://HOST/APP");
+}
+
+// The stream key from --publish-key-file: a file or stdin, never the command line (where `ps`
+// shows it). Its first line, surrounding whitespace removed. Empty when no file was given.
+bool read_publish_key(const HostArgs &a, std::string &key) {
+    if (a.publish_key_file.empty()) return true;
+    FILE *f = a.publish_key_file == "-" ? stdin : std::fopen(a.publish_key_file.c_str(), "r");
+    if (!f) {
+        std::fprintf(stderr, "pixelpass: --publish-key-file %s: %s\n", a.publish_key_file.c_str(), std::strerror(errno));
+        return false;
+    }
+    char line[1024] = {};
+    bool got = std::fgets(line, sizeof line, f) != nullptr;
+    if (f != stdin) std::fclose(f);
+    key = got ? line : "";
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+    size_t first = 0;
+    while (first < key.size() && std::isspace(static_cast<unsigned char>(key[first]))) ++first;
+    key.erase(0, first);
+    if (key.empty()) {
+        std::fprintf(stderr, "pixelpass: --publish-key-file %s: no stream key in it (put the key on the first line)\n",
+                     a.publish_key_file.c_str());
+        return false;
+    }
+    return true;
 }
 
 void add_host_options(CLI::App *cmd, HostArgs &a) {
@@ -175,6 +213,7 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
         ->check(CLI::IsMember({"cubic", "bbr", "bbr2", "reno"}));
     cmd->add_flag("--fixed-bitrate", a.fixed_bitrate,
                   "Keep --bitrate even when a viewer's path cannot carry it (default: adapt, down to 500 kbit/s)");
+    add_publish_options(cmd, a);
 }
 
 int run_host(const HostArgs &args) {
@@ -226,6 +265,13 @@ int run_host(const HostArgs &args) {
     o.no_dht = a.no_dht;
     o.congestion_control = a.congestion_control.empty() ? nullptr : a.congestion_control.c_str();
     o.fixed_bitrate = a.fixed_bitrate;
+    std::string publish_key;
+    if (!read_publish_key(a, publish_key)) return kExitUsage;
+    std::vector<const char *> publish;
+    for (const auto &url : a.publish) publish.push_back(url.c_str());
+    o.publish = publish.empty() ? nullptr : publish.data();
+    o.publish_count = publish.size();
+    o.publish_key = publish_key.empty() ? nullptr : publish_key.c_str();
 
     if (!pixelpass_cli::ux::before_host()) return kExitFailure;
     pp_host *host = nullptr;
@@ -316,6 +362,13 @@ int run_demo(double seconds, bool headless, bool json, bool verbose, const HostA
     o.fps = a.fps;
     o.max_height = a.max_height;
     o.audio = a.no_audio ? 0 : 1;
+    std::string publish_key;
+    if (!read_publish_key(a, publish_key)) return kExitUsage;
+    std::vector<const char *> publish;
+    for (const auto &url : a.publish) publish.push_back(url.c_str());
+    o.publish = publish.empty() ? nullptr : publish.data();
+    o.publish_count = publish.size();
+    o.publish_key = publish_key.empty() ? nullptr : publish_key.c_str();
     std::fprintf(stderr, "pixelpass: demo: hosting the test source and viewing it over QUIC on loopback\n");
     std::string text;
     try {
@@ -483,6 +536,7 @@ int main(int argc, char **argv) {
     demo_cmd->add_option("--fps", demo_args.fps, "Output frame rate")->check(CLI::Range(1u, 240u));
     demo_cmd->add_option("--max-height", demo_args.max_height, "Downscale to at most this height")->check(CLI::Range(64u, 8640u));
     demo_cmd->add_flag("--no-audio", demo_args.no_audio, "Video only");
+    add_publish_options(demo_cmd, demo_args);
 
     view_cmd->fallthrough();
 

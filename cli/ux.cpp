@@ -168,6 +168,14 @@ std::string status_text(const nlohmann::json &s, double mbps) {
         out += " @ " + s["rate_control"]["bitrate_kbps"].dump() + " kbit/s" +
                (s["rate_control"].value("adaptive", false) ? "" : " (fixed)");
     out += " | drops " + s["totals"]["drops"].dump();
+    // Each media server: "rtmp://host/live/*** live 4012 kbit/s" or "... retrying: connection refused".
+    if (s.contains("publish") && s["publish"].is_array())
+        for (const auto &p : s["publish"]) {
+            out += " | " + p.value("target", std::string("?")) + " " + p.value("state", std::string("?"));
+            if (p.contains("reason")) out += ": " + p["reason"].get<std::string>();
+            else out += " " + std::to_string(p.value("bitrate_kbps", 0u)) + " kbit/s";
+            if (uint64_t d = p.value("drops", uint64_t(0)); d) out += ", " + std::to_string(d) + " drops";
+        }
     return out;
 }
 

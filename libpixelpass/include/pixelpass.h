@@ -282,11 +282,18 @@ typedef struct pp_host_options {
                                          congestion_control, else the library's default */
     int fixed_bitrate;           /**< non-zero: keep bitrate_kbps; default: the encoder follows what
                                       the viewers' paths deliver (down to 500 kbit/s) */
+    const char *const *publish;  /**< media servers that get the same encode: "rtmp://HOST[:PORT]/APP/STREAM",
+                                      "rtmps://...", "srt://HOST:PORT[?mode=caller|listener]"; each
+                                      target's state is in the stats' "publish" array (v2) */
+    size_t publish_count;
+    const char *publish_key;     /**< stream key appended to rtmp(s) URLs that name only the
+                                      application (read it from a file, never argv); NULL = none (v2) */
 } pp_host_options;
 
 /* Field order in the initialiser follows the struct; unnamed fields are zero. */
 #define PP_HOST_OPTIONS_INIT { PP_HOST_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, NULL, 1, NULL, \
-                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, NULL, 0 }
+                               0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, \
+                               NULL, 0, 0, NULL, 0, NULL, 0, NULL }
 
 /** Fills `options` with defaults for `version` (use PP_HOST_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version);
@@ -430,7 +437,7 @@ PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, si
  * Demo: the main job on its embedded default — host the test source and view it in one process.
  * ------------------------------------------------------------------------------------------- */
 
-#define PP_DEMO_OPTIONS_VERSION 1
+#define PP_DEMO_OPTIONS_VERSION 2
 
 typedef struct pp_demo_options {
     unsigned version;      /**< PP_DEMO_OPTIONS_VERSION */
@@ -442,9 +449,13 @@ typedef struct pp_demo_options {
     unsigned fps;          /**< 0 = default (30) */
     unsigned max_height;   /**< 0 = the test source's 720p */
     int audio;             /**< non-zero: include the test tone */
+    /* Version 2: */
+    const char *const *publish; /**< as pp_host_options.publish: also send the demo stream there */
+    size_t publish_count;
+    const char *publish_key;    /**< as pp_host_options.publish_key */
 } pp_demo_options;
 
-#define PP_DEMO_OPTIONS_INIT { PP_DEMO_OPTIONS_VERSION, 0.0, 0, NULL, 0, 0, 0, 1 }
+#define PP_DEMO_OPTIONS_INIT { PP_DEMO_OPTIONS_VERSION, 0.0, 0, NULL, 0, 0, 0, 1, NULL, 0, NULL }
 
 /** Fills `options` with defaults for `version` (use PP_DEMO_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned version);

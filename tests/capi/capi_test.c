@@ -9,6 +9,7 @@
 #include "pixelpass.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,6 +516,39 @@ static void test_options_versions(void) {
     ASSERT_RC(PP_ERR_VERSION, pp_repair(&ro, NULL, 0, &needed));
 }
 
+/* Version 1 callers have a struct that ends before `publish`: init writes nothing past it and
+ * pp_host_new reads nothing past it. Version 2's publish targets are checked at pp_host_new. */
+static void test_publish_options(void) {
+    unsigned char raw[sizeof(pp_host_options) + 16];
+    size_t v1 = offsetof(pp_host_options, publish);
+    memset(raw, 0xA5, sizeof raw);
+    ASSERT_RC(PP_OK, pp_host_options_init((pp_host_options *)(void *)raw, 1));
+    for (size_t i = v1; i < sizeof raw; i++) ASSERT(raw[i] == 0xA5);
+    pp_host_options v1_opts;
+    memcpy(&v1_opts, raw, sizeof v1_opts); /* the garbage after the v1 prefix must be ignored */
+    ASSERT(v1_opts.version == 1);
+    v1_opts.source = "synthetic";
+    pp_host *h = NULL;
+    ASSERT_RC(PP_OK, pp_host_new(&h, &v1_opts, NULL, NULL));
+    pp_host_free(h);
+
+    pp_host_options o = PP_HOST_OPTIONS_INIT;
+    ASSERT(o.publish == NULL && o.publish_count == 0 && o.publish_key == NULL);
+    const char *bad[] = {"ftp://example.org/live/x"};
+    o.publish = bad;
+    o.publish_count = 1;
+    h = (pp_host *)&h;
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_host_new(&h, &o, NULL, NULL));
+    ASSERT(h == NULL && strstr(pp_last_error(), "unsupported scheme 'ftp'") != NULL);
+    const char *keyless[] = {"rtmp://127.0.0.1:1/live"};
+    o.publish = keyless;
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, pp_host_new(&h, &o, NULL, NULL));
+    ASSERT(strstr(pp_last_error(), "--publish-key-file") != NULL);
+    o.publish_key = "s3cret-key";
+    ASSERT_RC(PP_OK, pp_host_new(&h, &o, NULL, NULL));
+    pp_host_free(h);
+}
+
 static int is_lower_hex(const char *s, size_t n) {
     if (strlen(s) != n) return 0;
     for (size_t i = 0; i < n; i++)
@@ -951,6 +985,7 @@ int main(void) {
     test_ticket_argument_checks();
     test_null_handles();
     test_options_versions();
+    test_publish_options();
     test_host_identity();
     test_host_ticket_lifetime();
     test_host_congestion_control();

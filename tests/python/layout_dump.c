@@ -34,6 +34,8 @@ int main(void) {
     FIELD(pp_host_options, dht_bootstrap); FIELD(pp_host_options, dht_bootstrap_count);
     FIELD(pp_host_options, no_dht);
     FIELD(pp_host_options, congestion_control); FIELD(pp_host_options, fixed_bitrate);
+    FIELD(pp_host_options, publish); FIELD(pp_host_options, publish_count);
+    FIELD(pp_host_options, publish_key);
 
     printf("}},\n \"pp_viewer_options\": {\"size\": %zu, \"fields\": {", sizeof(pp_viewer_options));
     first = 1;
@@ -54,6 +56,8 @@ int main(void) {
     FIELD(pp_demo_options, headless); FIELD(pp_demo_options, encoder);
     FIELD(pp_demo_options, bitrate_kbps); FIELD(pp_demo_options, fps);
     FIELD(pp_demo_options, max_height); FIELD(pp_demo_options, audio);
+    FIELD(pp_demo_options, publish); FIELD(pp_demo_options, publish_count);
+    FIELD(pp_demo_options, publish_key);
 
     printf("}},\n \"versions\": {\"PIXELPASS_VERSION_MAJOR\": %d, \"PP_HOST_OPTIONS_VERSION\": %d, "
            "\"PP_VIEWER_OPTIONS_VERSION\": %d, \"PP_REPAIR_OPTIONS_VERSION\": %d, "

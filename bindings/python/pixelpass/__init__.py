@@ -355,11 +355,13 @@ class Host(_Owned):
     audio=True, apps=[...], monitor, relay, relay_username, relay_password, relay_secret,
     stun_servers=[...], no_stun, no_port_mapping, relay_only, no_relay, ticket_lifetime_s,
     grace_ms, name, dht_bootstrap=[...], no_dht, congestion_control="cubic"|"bbr"|"bbr2"|"reno",
-    fixed_bitrate). `callback(Event)` runs on the library's network thread.
+    fixed_bitrate, publish=["rtmp://...", "srt://..."], publish_key). `callback(Event)` runs on
+    the library's network thread. stats()["publish"] lists each media server's state.
     As a context manager it closes (stops and frees) the host on exit."""
 
     _KIND = "host"
-    _LISTS = {"apps": "app_count", "stun_servers": "stun_server_count", "dht_bootstrap": "dht_bootstrap_count"}
+    _LISTS = {"apps": "app_count", "stun_servers": "stun_server_count", "dht_bootstrap": "dht_bootstrap_count",
+              "publish": "publish_count"}
 
     def __init__(self, callback: Optional[Callable[[Event], None]] = None, **options):
         c = _c()
@@ -481,10 +483,11 @@ def demo(callback: Optional[Callable[[Event], None]] = None, **options) -> dict:
     """Hosts the test source and views it over QUIC on loopback in this process (mpv with a
     display unless headless=True; otherwise a headless decode for `seconds`). Returns the report:
     frames_decoded, width, height, fps, bitrate_kbps, time_to_first_frame_ms, latency_ms, path, ...
-    Options: seconds, headless, encoder, bitrate_kbps, fps, max_height, audio."""
+    Options: seconds, headless, encoder, bitrate_kbps, fps, max_height, audio,
+    publish=[URL, ...], publish_key."""
     opts = _lib.DemoOptions()
     _c().pp_demo_options_init(ctypes.byref(opts), _lib.DEMO_OPTIONS_VERSION)
-    keep = _fill_options(opts, options, {})
+    keep = _fill_options(opts, options, {"publish": "publish_count"})
     thunk = _trampoline(callback) if callback else _NO_CALLBACK
     report = _get_string(_c().pp_demo_run, ctypes.byref(opts), thunk, None)
     del keep

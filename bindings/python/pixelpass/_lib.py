@@ -20,7 +20,7 @@ ABI_MAJOR = 0
 HOST_OPTIONS_VERSION = 2
 VIEWER_OPTIONS_VERSION = 1
 REPAIR_OPTIONS_VERSION = 1
-DEMO_OPTIONS_VERSION = 1
+DEMO_OPTIONS_VERSION = 2
 
 FINGERPRINT_SIZE = 32
 SECRET_MIN_SIZE = 16
@@ -203,6 +203,9 @@ class HostOptions(ctypes.Structure):
         ("no_dht", ctypes.c_int),
         ("congestion_control", ctypes.c_char_p),
         ("fixed_bitrate", ctypes.c_int),
+        ("publish", ctypes.POINTER(ctypes.c_char_p)),
+        ("publish_count", ctypes.c_size_t),
+        ("publish_key", ctypes.c_char_p),
     ]
 
 
@@ -240,6 +243,10 @@ class DemoOptions(ctypes.Structure):
         ("fps", ctypes.c_uint),
         ("max_height", ctypes.c_uint),
         ("audio", ctypes.c_int),
+        # version 2
+        ("publish", ctypes.POINTER(ctypes.c_char_p)),
+        ("publish_count", ctypes.c_size_t),
+        ("publish_key", ctypes.c_char_p),
     ]
 
 

@@ -124,10 +124,24 @@ void check_version(unsigned got, unsigned known, const char *what) {
                                             std::to_string(known) + ")");
 }
 
-pp::HostConfig host_config(const pp_host_options *o) {
+// The size of each pp_host_options layout ever shipped: an older program's struct is only that
+// long, so the library reads (and init writes) that prefix and nothing past it.
+size_t host_options_size(unsigned version) {
+    return version == 1 ? offsetof(pp_host_options, dht_bootstrap) : sizeof(pp_host_options);
+}
+
+size_t demo_options_size(unsigned version) {
+    return version == 1 ? offsetof(pp_demo_options, publish) : sizeof(pp_demo_options);
+}
+
+pp::HostConfig host_config(const pp_host_options *given) {
     pp::HostConfig c;
-    if (!o) return c;
-    check_version(o->version, PP_HOST_OPTIONS_VERSION, "pp_host_options");
+    if (!given) return c;
+    check_version(given->version, PP_HOST_OPTIONS_VERSION, "pp_host_options");
+    // Fields added after the caller's version keep their defaults.
+    pp_host_options upgraded = PP_HOST_OPTIONS_INIT;
+    std::memcpy(&upgraded, given, host_options_size(given->version));
+    const pp_host_options *o = &upgraded;
     if (o->source) c.source = o->source;
     c.bind_address = str(o->bind_address);
     c.port = o->port;
@@ -151,12 +165,12 @@ pp::HostConfig host_config(const pp_host_options *o) {
     c.ticket_lifetime_s = o->ticket_lifetime_s;
     c.grace_ms = o->grace_ms;
     c.name = str(o->name);
-    if (o->version >= 2) {  // fields a version-1 caller's struct does not have
-        c.dht_bootstrap = str_list(o->dht_bootstrap, o->dht_bootstrap_count);
-        c.no_dht = o->no_dht != 0;
-        c.congestion_control = str(o->congestion_control);
-        c.fixed_bitrate = o->fixed_bitrate != 0;
-    }
+    c.dht_bootstrap = str_list(o->dht_bootstrap, o->dht_bootstrap_count);
+    c.no_dht = o->no_dht != 0;
+    c.congestion_control = str(o->congestion_control);
+    c.fixed_bitrate = o->fixed_bitrate != 0;
+    c.publish = str_list(o->publish, o->publish_count);
+    c.publish_key = str(o->publish_key);
     return c;
 }
 
@@ -322,11 +336,9 @@ PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned vers
     return wrap([&] {
         require(options, "options");
         check_version(version, PP_HOST_OPTIONS_VERSION, "pp_host_options");
-        // A caller built against version 1 has the shorter struct: fill only what it has.
-        const pp_host_options defaults PP_HOST_OPTIONS_INIT;
-        size_t size = version >= 2 ? sizeof defaults : offsetof(pp_host_options, congestion_control);
-        std::memcpy(options, &defaults, size);
-        options->version = version;
+        pp_host_options defaults = PP_HOST_OPTIONS_INIT;
+        defaults.version = version;
+        std::memcpy(options, &defaults, host_options_size(version));
         return PP_OK;
     });
 }
@@ -507,8 +519,9 @@ PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned vers
     return wrap([&] {
         require(options, "options");
         check_version(version, PP_DEMO_OPTIONS_VERSION, "pp_demo_options");
-        *options = pp_demo_options PP_DEMO_OPTIONS_INIT;
-        options->version = version;
+        pp_demo_options defaults = PP_DEMO_OPTIONS_INIT;
+        defaults.version = version;
+        std::memcpy(options, &defaults, demo_options_size(version));
         return PP_OK;
     });
 }
@@ -540,8 +553,11 @@ PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb call
                                 char *report, size_t report_size, size_t *needed) {
     return wrap([&] {
         pp::demo::Options o;
+        pp_demo_options upgraded = PP_DEMO_OPTIONS_INIT;  // fields newer than the caller's keep defaults
         if (options) {
             check_version(options->version, PP_DEMO_OPTIONS_VERSION, "pp_demo_options");
+            std::memcpy(&upgraded, options, demo_options_size(options->version));
+            options = &upgraded;
             o.seconds = options->seconds;
             o.headless = options->headless != 0;
             if (options->encoder) o.encoder = options->encoder;
@@ -549,6 +565,8 @@ PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb call
             o.fps = options->fps;
             o.max_height = options->max_height;
             o.audio = options->audio != 0;
+            o.publish = str_list(options->publish, options->publish_count);
+            o.publish_key = str(options->publish_key);
         }
         return copy_out(pp::demo::run_for_buffer(o, event_sink(callback, user_data), report ? report_size : 0),
                         report, report_size, needed);

@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "publish/target.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -37,6 +39,7 @@ const std::vector<Key> &schema() {
         {"host", "max_viewers", Type::integer, 1, 1000},
         {"viewer", "player", Type::string, 0, 0, {"auto", "mpv", "vlc"}},
         {"host", "encoder", Type::string, 0, 0, {"auto", "va", "vaapi", "nvenc", "x264", "openh264"}},
+        {"host", "publish", Type::string_list},
         {"network", "relay", Type::string},
         {"network", "stun_servers", Type::string_list},
         {"network", "relay_secret", Type::string},
@@ -258,7 +261,9 @@ Config parse(std::string_view text, const std::string &path) {
                 c.dht_bootstrap = std::move(list);
             }
             else if (n == "congestion_control") c.congestion_control = *node.value<std::string>();
-            else if (n == "stun_servers") {
+            else if (n == "publish") {
+                for (const auto &item : *node.as_array()) c.publish.push_back(*item.value<std::string>());
+            } else if (n == "stun_servers") {
                 std::vector<std::string> list;
                 for (const auto &item : *node.as_array()) list.push_back(*item.value<std::string>());
                 c.stun_servers = std::move(list);
@@ -286,13 +291,28 @@ Config load(const std::string &path) {
     return parse(text, path);
 }
 
+// The publish URLs as logs may show them: stream keys and passphrases masked.
+nlohmann::json publish_labels(const std::vector<std::string> &urls) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto &url : urls) {
+        try {
+            out.push_back(publish::parse_target(url).label);
+        } catch (const Error &) {
+            // Without its key (it comes from --publish-key-file) or malformed: the host start says why.
+            out.push_back(url.substr(0, url.find('/', url.find("://") + 3)) + "/...");
+        }
+    }
+    return out;
+}
+
 nlohmann::json to_json(const Config &c) {
     nlohmann::json j;
     j["path"] = c.path;
     j["exists"] = c.exists;
     j["host"] = {{"bitrate_kbps", c.bitrate_kbps ? nlohmann::json(*c.bitrate_kbps) : nullptr},
                  {"max_viewers", c.max_viewers ? nlohmann::json(*c.max_viewers) : nullptr},
-                 {"encoder", c.encoder}};
+                 {"encoder", c.encoder},
+                 {"publish", publish_labels(c.publish)}};
     j["viewer"] = {{"player", c.player}};
     j["network"] = {{"relay", c.relay},
                     {"stun_servers", c.stun_servers ? nlohmann::json(*c.stun_servers) : nullptr},
@@ -318,7 +338,7 @@ std::string edit(std::string_view text, std::string_view key, const nlohmann::js
     if (!k)
         throw Error(PP_ERR_INVALID_ARGUMENT, "unknown config key '" + std::string(key) +
                                                  "' (known: host.bitrate_kbps, host.max_viewers, viewer.player, "
-                                                 "host.encoder, network.relay, network.stun_servers, "
+                                                 "host.encoder, host.publish, network.relay, network.stun_servers, "
                                                  "network.relay_secret, network.port_mapping, network.dht, network.dht_bootstrap, "
                                                  "network.relay_secret, network.port_mapping, "
                                                  "network.congestion_control, "
@@ -455,6 +475,7 @@ void apply_host_defaults(HostConfig &host, const Config &c) {
     }
     if (!c.port_mapping) host.no_port_mapping = true;
     if (host.congestion_control.empty() && c.congestion_control != "auto") host.congestion_control = c.congestion_control;
+    if (host.publish.empty()) host.publish = c.publish;  // --publish replaces the file's list
     if (host.stun_servers.empty() && !host.no_stun && c.stun_servers) {
         host.stun_servers = *c.stun_servers;
         // An empty list in the file means "no STUN", not "the built-in defaults".

@@ -32,6 +32,7 @@ struct Config {
     std::string encoder = "auto", relay;
     std::optional<std::vector<std::string>> stun_servers;  // unset = the library's defaults
     std::string relay_secret;   // coturn use-auth-secret for `relay`
+    std::vector<std::string> publish;  // [host] publish: media servers fed on every host start
     bool port_mapping = true;   // [network] port_mapping = "off": ask the gateway for nothing
     bool dht = true;            // [network] dht = "off": no rendezvous over the DHT
     std::optional<std::vector<std::string>> dht_bootstrap;  // unset = the public OpenDHT bootstrap

@@ -318,6 +318,8 @@ nlohmann::json run(const Options &o, EventSink events) {
     hc.audio = o.audio;
     hc.no_stun = hc.no_port_mapping = hc.no_relay = hc.no_dht = true;
     hc.name = "pixelpass demo";
+    hc.publish = o.publish;  // the one thing that does leave the machine, when asked for
+    hc.publish_key = o.publish_key;
     Host host(hc, events);
     host.start();
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,8 @@ struct Options {
     std::string encoder = "auto";
     unsigned bitrate_kbps = 0, fps = 0, max_height = 0;
     bool audio = true;
+    std::vector<std::string> publish;  // also send the demo stream to these media servers
+    std::string publish_key;
     const std::atomic<bool> *cancel = nullptr;  // set to end early (Ctrl-C); may be null
 };
 

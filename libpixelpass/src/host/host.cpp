@@ -31,6 +31,7 @@
 #include "net/timer.hpp"
 #include "ratecontrol/ratecontrol.hpp"
 #include "net/udp.hpp"
+#include "publish/publisher.hpp"
 #include "pixelpass_version.h"
 #include "quic/endpoint.hpp"
 #include "rendezvous/punch.hpp"
@@ -104,6 +105,7 @@ struct Host::Core {
     std::unique_ptr<nat::Agent> agent;  // STUN on the endpoint's socket
     std::unique_ptr<nat::TurnClient> turn;  // the relay allocation, when one is configured
     std::unique_ptr<nat::portmap::Keeper> portmap;  // the gateway's port mapping (own thread)
+    std::unique_ptr<publish::Publisher> publisher;  // media servers fed beside the viewers
     std::unique_ptr<net::Waker> waker;
     quic::CongestionControl congestion_control = quic::kDefaultCongestionControl;
     uint16_t port = 0;
@@ -140,6 +142,7 @@ struct Host::Core {
         // Deletes the gateway's mapping (blocking, so off the loop thread); its log lines still
         // reach the loop, which runs until below.
         portmap.reset();
+        publisher.reset();  // its readers keep the media pipeline running
         // The media source posts its events to the loop: stop it (joining its threads) while the
         // loop still runs.
         media = nullptr;
@@ -153,6 +156,7 @@ struct Host::Core {
 
     void shutdown(bool announce) {
         if (!announce) events_open = false;
+        publisher.reset();  // publishing stops with sharing
         if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
         paths.clear();  // their routes point into the TURN client
         expiry_timer.reset();
@@ -604,6 +608,7 @@ struct Host::Core {
                     }
         }
         j["congestion_control"] = quic::congestion_control_name(congestion_control);
+        if (publisher) j["publish"] = publisher->stats();
         return j;
     }
 };
@@ -701,6 +706,7 @@ void start_rendezvous(const HostConfig &config, Host::Core &core) {
 Host::Host(HostConfig config, EventSink events)
     : config_(std::move(config)), events_(std::make_shared<EventSink>(std::move(events))),
       identity_(Identity::generate()), secret_(PP_SECRET_MIN_SIZE) {
+    publish::parse_targets(config_.publish, config_.publish_key);  // bad URLs fail at once
     random_bytes(secret_);
 }
 
@@ -742,6 +748,11 @@ void Host::start() {
         });
     }
     core->media = dynamic_cast<fanout::FanoutSource *>(core->source.get());
+    auto publish_targets = publish::parse_targets(config_.publish, config_.publish_key);
+    if (!publish_targets.empty()) {
+        if (!core->media) throw Error(PP_ERR_INVALID_ARGUMENT, "--publish needs a media source, not --source synthetic");
+        publish::require_plugins(publish_targets);
+    }
 
     std::vector<std::pair<std::string, uint16_t>> candidates;
     // The relay: parsed and resolved here (DNS blocks), allocated once the socket exists.
@@ -976,6 +987,11 @@ void Host::start() {
                          {"max_viewers", core->max_viewers},
                          {"stream", core->source->describe()}};
     std::string message = "listening on UDP port " + std::to_string(core->port);
+    // Publishing starts now and holds the media pipeline running, viewers or not.
+    if (!publish_targets.empty())
+        core->publisher = std::make_unique<publish::Publisher>(std::move(publish_targets), core->source, [c](const Event &e) {
+            c->loop->post([c, e] { c->emit(e); });
+        });
     core->loop->call([&] { c->emit({PP_EVENT_READY, PP_LOG_INFO, 0, PP_OK, message, ready.dump()}); });
 }
 

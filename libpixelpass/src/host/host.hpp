@@ -47,6 +47,10 @@ struct HostConfig {
     bool no_dht = false;
     std::string congestion_control;  // "cubic", "bbr", "bbr2", "reno"; empty = the default
     bool fixed_bitrate = false;      // no adaptive bitrate
+    // Media servers that get the same encode (publish/): rtmp(s):// and srt:// URLs, and the
+    // stream key for the rtmp ones that name only their application.
+    std::vector<std::string> publish;
+    std::string publish_key;
     // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
     // Tests shorten them to see dead viewers go quickly.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;

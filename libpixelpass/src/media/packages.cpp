@@ -11,7 +11,7 @@ namespace pp::media {
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, std::string_view>, 43> kPackages{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 48> kPackages{{
     // core
     {"capsfilter", "libgstreamer1.0-0"},
     {"queue", "libgstreamer1.0-0"},
@@ -49,6 +49,10 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 43> kPackage
     {"voaacenc", "gstreamer1.0-plugins-bad"},
     {"vah264enc", "gstreamer1.0-plugins-bad"},
     {"nvh264enc", "gstreamer1.0-plugins-bad"},
+    {"rtmp2sink", "gstreamer1.0-plugins-bad"},
+    {"rtmp2src", "gstreamer1.0-plugins-bad"},
+    {"srtsink", "gstreamer1.0-plugins-bad"},
+    {"srtsrc", "gstreamer1.0-plugins-bad"},
     // ugly
     {"x264enc", "gstreamer1.0-plugins-ugly"},
     // libav
@@ -61,6 +65,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 43> kPackage
     {"fdkaacenc", "gstreamer1.0-plugins-bad (built with fdk-aac; not in Debian)"},
     {"x265enc", "gstreamer1.0-plugins-bad"},
     {"matroskamux", "gstreamer1.0-plugins-good"},
+    {"flvmux", "gstreamer1.0-plugins-good"},
     {"pngenc", "gstreamer1.0-plugins-good"},
     {"jpegenc", "gstreamer1.0-plugins-good"},
 }};
