@@ -37,6 +37,7 @@ std::string nth_address(const std::string &first, uint32_t n) {
 }
 
 struct Flood {
+    Flood(net::Loop &l, net::Address t) : loop(l), target(std::move(t)) {}
     net::Loop &loop;
     net::Address target;
     std::vector<std::unique_ptr<quic::Endpoint>> endpoints;
@@ -75,7 +76,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     net::Loop loop("quic-flood");
-    Flood f{loop, net::Address::parse(argv[1], static_cast<uint16_t>(std::atoi(argv[2])))};
+    Flood f(loop, net::Address::parse(argv[1], static_cast<uint16_t>(std::atoi(argv[2]))));
     const uint32_t count = static_cast<uint32_t>(std::atoi(argv[4]));
     const double rate = std::atof(argv[5]), seconds = std::atof(argv[6]);
     if (count == 0 || rate <= 0 || seconds <= 0) {

@@ -7,10 +7,6 @@
 
 namespace pp::fanout {
 
-namespace {
-constexpr auto kKeyframeInterval = std::chrono::seconds(1);  // at most one forced keyframe per second
-} // namespace
-
 struct FanoutSource::Control {
     explicit Control(Options o) : options(std::move(o)) {}
 
@@ -27,10 +23,6 @@ struct FanoutSource::Control {
     std::optional<uint64_t> failed_generation;  // a run that stopped by itself
     std::shared_ptr<Ring> ring;                 // the current run's ring; null when idle
     uint64_t starts = 0, stops = 0;
-    // Keyframes forced for joining readers: at most one per kKeyframeInterval, so readers that
-    // join and leave in a loop cannot make the encoder send nothing but keyframes.
-    Clock::time_point last_keyframe{};
-    uint64_t keyframes_requested = 0, keyframes_suppressed = 0;
 
     void reader_gone() {
         std::lock_guard lock(mutex);
@@ -238,11 +230,7 @@ void FanoutSource::control_loop() {
         }
         if (c.keyframe_wanted) {
             c.keyframe_wanted = false;
-            if (c.running && Clock::now() - c.last_keyframe < kKeyframeInterval) {
-                ++c.keyframes_suppressed;  // the joiner starts at the GOP cache's keyframe
-            } else if (c.running) {
-                c.last_keyframe = Clock::now();
-                ++c.keyframes_requested;
+            if (c.running) {
                 lock.unlock();
                 producer_->request_keyframe();
                 lock.lock();
@@ -283,8 +271,6 @@ nlohmann::json FanoutSource::stats() const {
         j["starts"] = control_->starts;
         j["stops"] = control_->stops;
         j["readers"] = control_->readers;
-        j["keyframes_requested"] = control_->keyframes_requested;
-        j["keyframes_suppressed"] = control_->keyframes_suppressed;
         ring = control_->ring;
     }
     j["ring"] = ring ? ring->stats() : nlohmann::json(nullptr);
