@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "rendezvous/advice.hpp"
 #include "rendezvous/punch.hpp"
 #include "rendezvous/seal.hpp"
 
@@ -98,4 +99,34 @@ TEST_CASE("a remote peer cannot make the host probe loopback, multicast or unspe
     CHECK(unfit_candidate(net::Address::parse("192.0.2.1", 0)));
     for (const char *ip : {"192.0.2.1", "10.2.0.2", "2001:db8::1", "20.0.0.20"})
         CHECK_FALSE(unfit_candidate(net::Address::parse(ip, 4433)));
+}
+
+TEST_CASE("NAT kinds: ours from STUN, the host's from its ticket, and the remedy that fits") {
+    using A = net::Address;
+    CHECK(classify_nat({}, {A::parse("10.0.0.2", 0)}) == "unknown");
+    CHECK(classify_nat({A::parse("198.51.100.2", 5000)}, {A::parse("198.51.100.2", 0)}) == "none");
+    CHECK(classify_nat({A::parse("203.0.113.1", 5000), A::parse("203.0.113.1", 5000)}, {A::parse("10.0.0.2", 0)}) == "cone");
+    CHECK(classify_nat({A::parse("203.0.113.1", 5000), A::parse("203.0.113.1", 6001)}, {A::parse("10.0.0.2", 0)}) ==
+          "symmetric");
+
+    ticket::Ticket t;
+    CHECK(ticket_nat_kind(t) == "unknown");
+    ticket::add_candidate(t, PP_CANDIDATE_LOCAL, "10.1.0.2", 4433);
+    ticket::add_candidate(t, PP_CANDIDATE_REFLEXIVE, "203.0.113.9", 4433);
+    CHECK(ticket_nat_kind(t) == "cone");
+    ticket::Ticket moved;
+    ticket::add_candidate(moved, PP_CANDIDATE_LOCAL, "10.1.0.2", 4433);
+    ticket::add_candidate(moved, PP_CANDIDATE_REFLEXIVE, "203.0.113.9", 61000);
+    CHECK(ticket_nat_kind(moved) == "symmetric");
+    ticket::add_candidate(moved, PP_CANDIDATE_MAPPED, "203.0.113.9", 4433);
+    CHECK(ticket_nat_kind(moved) == "mapped");
+
+    auto both = unreachable_hint("symmetric", "symmetric", true);
+    CHECK(both.find("only a relay") != std::string::npos);
+    CHECK(both.find("--relay turn:") != std::string::npos);
+    auto guess = unreachable_hint("cone", "symmetric", true);
+    CHECK(guess.find("port guessing") != std::string::npos);
+    CHECK(guess.find("symmetric (a new port per peer)") != std::string::npos);
+    CHECK(unreachable_hint("cone", "cone", false).find("--no-dht") != std::string::npos);
+    CHECK(unreachable_hint("unknown", "symmetric", true).find("A relay is needed") != std::string::npos);
 }

@@ -20,6 +20,7 @@
 #include "net/timer.hpp"
 #include "net/udp.hpp"
 #include "quic/endpoint.hpp"
+#include "rendezvous/advice.hpp"
 #include "rendezvous/punch.hpp"
 #include "rendezvous/rendezvous.hpp"
 #include "ticket/ticket.hpp"
@@ -268,21 +269,9 @@ struct Viewer::Core : viewer::Upstream {
 
     // ---- rendezvous: our candidates for the host, which punches toward them ----
 
-    // What STUN says of our NAT: "none" (our address is our own), "symmetric" (each server saw
-    // another port), "cone" (one mapping for all), "unknown" (no answer).
-    std::string classify_nat() const {
-        const auto &seen = agent->reflexive();
-        if (seen.empty()) return "unknown";
-        const net::Address &bound = endpoint->socket().local_address();
-        for (const auto &a : net::local_addresses(bound.family(), endpoint->socket().dual_stack()))
-            if (a.unmapped().ip() == seen.front().ip()) return "none";
-        for (const auto &a : seen)
-            if (a.port() != seen.front().port()) return "symmetric";
-        return "cone";
-    }
-
     void offer_rendezvous() {
-        nat_kind = classify_nat();
+        const net::Address &bound = endpoint->socket().local_address();
+        nat_kind = rendezvous::classify_nat(agent->reflexive(), net::local_addresses(bound.family(), endpoint->socket().dual_stack()));
         if (!rendezvous || decided()) return;
         uint8_t raw[12];
         random_bytes(raw);
@@ -291,7 +280,6 @@ struct Viewer::Core : viewer::Upstream {
         offer.session = offer_session;
         offer.nat = nat_kind;
         offer.issued = static_cast<int64_t>(time(nullptr));
-        const net::Address &bound = endpoint->socket().local_address();
         for (const auto &a : agent->reflexive()) offer.candidates.push_back(a);
         for (const auto &a : net::local_addresses(bound.family(), endpoint->socket().dual_stack())) {
             net::Address c = net::Address::parse(a.ip(), bound.port());
@@ -636,47 +624,9 @@ struct Viewer::Core : viewer::Upstream {
         return has_relayed ? "" : nat_hint();
     }
 
-    // The host's NAT as its ticket shows it: a port mapping, a reflexive address on the port it
-    // listens on (a cone NAT keeps the port) or on another one (symmetric), or nothing to tell.
-    std::string host_nat_kind() const {
-        std::vector<uint16_t> local_ports;
-        bool reflexive = false, moved = false;
-        for (const auto &c : ticket.candidates)
-            if (c.kind == PP_CANDIDATE_LOCAL) local_ports.push_back(c.port);
-        for (const auto &c : ticket.candidates) {
-            if (c.kind == PP_CANDIDATE_MAPPED) return "mapped";
-            if (c.kind != PP_CANDIDATE_REFLEXIVE) continue;
-            reflexive = true;
-            moved |= std::find(local_ports.begin(), local_ports.end(), c.port) == local_ports.end();
-        }
-        if (!reflexive) return "unknown";
-        return moved ? "symmetric" : "cone";
-    }
-
-    static std::string nat_text(const std::string &kind) {
-        if (kind == "symmetric") return "symmetric (a new port per peer)";
-        if (kind == "cone") return "a cone NAT (port-restricted or milder)";
-        if (kind == "none") return "no NAT";
-        if (kind == "mapped") return "port-mapped (UPnP / NAT-PMP)";
-        return "unknown (no STUN answer)";
-    }
-
-    // Both NAT types and the one remedy that fits them.
+    // Both NAT kinds (ours from STUN, the host's from its ticket) and the remedy that fits.
     std::string nat_hint() const {
-        static const std::string relay = "start the host with --relay turn:HOST[:PORT] --relay-secret SECRET (see "
-                                         "docs/relay.md; `pixelpass relay config` prints a matching coturn setup)";
-        std::string mine = nat_kind, theirs = host_nat_kind();
-        std::string text = ". This viewer's network: " + nat_text(mine) + "; the host's: " + nat_text(theirs) + ". ";
-        if (mine == "symmetric" && theirs == "symmetric")
-            return text + "Both are symmetric: only a relay can join them: " + relay;
-        if ((mine == "symmetric" && theirs == "cone") || (mine == "cone" && theirs == "symmetric"))
-            return text + "A symmetric NAT facing a filtering one needs port guessing, which pixelpass does not do "
-                          "yet: use a relay (" + relay + ") or a port mapping on the host's router (UPnP / NAT-PMP)";
-        if (!rendezvous && mine != "unknown" && theirs != "unknown")
-            return text + "These can be punched, but only through the DHT rendezvous, which is off here: drop --no-dht "
-                          "(and dht = \"off\" in the config) on both sides, or " + relay;
-        return text + "A relay is needed when both sides are behind NATs that cannot be punched (symmetric), or when "
-                      "the DHT rendezvous is unreachable: " + relay;
+        return rendezvous::unreachable_hint(nat_kind, rendezvous::ticket_nat_kind(ticket), rendezvous != nullptr);
     }
 
     void on_deadline() {
