@@ -43,14 +43,17 @@ def test_wire_adds_its_delay_each_way():
     with netsim.Rig(delay_ms=25) as rig:
         rtts = ping_rtts(rig)
     assert len(rtts) >= 9, rtts
-    assert min(rtts) >= 99, rtts
-    assert sorted(rtts)[len(rtts) // 2] < 160, rtts
+    assert min(rtts) >= 99, rtts  # the delay itself: no probe can be faster than the cables
+    # Upper bound loose: on a loaded machine the Python echo and wire are scheduled late at times.
+    assert sorted(rtts)[len(rtts) // 2] < 300, rtts
 
 
 def test_no_delay_without_the_wire():
     with netsim.Rig() as rig:
         rtts = ping_rtts(rig, count=5)
-    assert rtts and max(rtts) < 50, rtts
+    # Veth pairs add no delay: most probes come back far below the wire's 100 ms (a loaded
+    # machine may delay one).
+    assert len(rtts) >= 4 and sorted(rtts)[len(rtts) // 2] < 60, rtts
 
 
 def test_random_loss_drops_that_share():
