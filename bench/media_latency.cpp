@@ -554,7 +554,7 @@ Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds)
     std::vector<std::string> cmd = {"runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
                                     "DBUS_SESSION_BUS_ADDRESS", std::string("HOME=") + home,
                                     "PULSE_SERVER=" + rig.pulse_server_for_others()};
-    if (!g_display.empty()) cmd.push_back("DISPLAY=" + g_display);
+    cmd.insert(cmd.begin() + 5, {"-u", "DISPLAY"});  // no picture; and libpulse would ask X11 for a server
     cmd.insert(cmd.end(), args.begin(), args.end());
     bench::TickRecorder ticks;
     std::string log = std::string(home) + "/vlc.log";
@@ -569,8 +569,10 @@ Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds)
         std::ifstream in(log);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         std::filesystem::remove_all(home);
-        throw std::runtime_error(std::string("VLC played nothing; its log ends: ") +
-                                 text.substr(text.size() > 600 ? text.size() - 600 : 0));
+        auto pulse = text.find("vlcpulse");  // why the sound did not reach the rig, if it did not
+        std::string why = pulse != std::string::npos ? text.substr(pulse, text.find('\n', pulse) - pulse) : "";
+        throw std::runtime_error("VLC played nothing (" + why + "); its log ends: " +
+                                 text.substr(text.size() > 300 ? text.size() - 300 : 0));
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
     stop_child(vlc);
