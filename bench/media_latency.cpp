@@ -520,9 +520,17 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
     return r;
 }
 
+// When the plain-socket stream's PES left the pipeline (TS at the socket − capture), with sound.
+std::vector<double> g_video_out, g_audio_out;
+
 Run run_baseline(bool sound, double seconds, std::pair<size_t, double> *holes) {
     PlainServer server(sound);
     Run r = measure_mpv(server.url(), sound, seconds, [&] { return server.epoch_ms(); });
+    if (sound) {
+        auto v = server.timer().lateness(true, server.epoch_ms()), a = server.timer().lateness(false, server.epoch_ms());
+        g_video_out.insert(g_video_out.end(), v.begin(), v.end());
+        g_audio_out.insert(g_audio_out.end(), a.begin(), a.end());
+    }
     if (holes) {
         auto h = server.timer().audio_holes();
         holes->first += h.first;
@@ -554,7 +562,7 @@ Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds)
     std::vector<std::string> cmd = {"runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
                                     "DBUS_SESSION_BUS_ADDRESS", std::string("HOME=") + home,
                                     "PULSE_SERVER=" + rig.pulse_server_for_others()};
-    if (!g_display.empty()) cmd.push_back("DISPLAY=" + g_display);
+    cmd.insert(cmd.begin() + 5, {"-u", "DISPLAY"});  // no picture; and libpulse would ask X11 for a server
     cmd.insert(cmd.end(), args.begin(), args.end());
     bench::TickRecorder ticks;
     std::string log = std::string(home) + "/vlc.log";
@@ -569,8 +577,10 @@ Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds)
         std::ifstream in(log);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         std::filesystem::remove_all(home);
-        throw std::runtime_error(std::string("VLC played nothing; its log ends: ") +
-                                 text.substr(text.size() > 600 ? text.size() - 600 : 0));
+        auto pulse = text.find("vlcpulse");  // why the sound did not reach the rig, if it did not
+        std::string why = pulse != std::string::npos ? text.substr(pulse, text.find('\n', pulse) - pulse) : "";
+        throw std::runtime_error("VLC played nothing (" + why + "); its log ends: " +
+                                 text.substr(text.size() > 300 ? text.size() - 300 : 0));
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
     stop_child(vlc);
@@ -860,6 +870,12 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     }
     for (const auto &r : rows) print_row(r, !json_only, report);
     report["stream_audio_holes"] = {{"count", holes.first}, {"largest_ms", holes.second}};
+    Stats vo = summarize(g_video_out), ao = summarize(g_audio_out);
+    report["leaving_pipeline_ms"] = {{"video", to_json(vo)}, {"audio", to_json(ao)}};
+    if (!json_only)
+        std::printf("with sound, plain socket: PES leave the pipeline (TS at the socket − capture) video median %.0f "
+                    "ms (p95 %.0f), audio median %.0f ms (p95 %.0f)\n",
+                    vo.median, vo.p95, ao.median, ao.p95);
     if (!json_only)
         std::printf("audio timestamp holes in the plain-socket stream: %zu (largest %.1f ms)\n", holes.first,
                     holes.second);

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -54,7 +55,8 @@ public:
     // rig's directories for traversal (not listing) so that user can reach it.
     std::string pulse_server_for_others() const {
         std::string runtime = std::getenv("XDG_RUNTIME_DIR");
-        for (const std::string &d : {dir_, runtime, runtime + "/pulse"}) chmod(d.c_str(), 0711);
+        for (const std::string &d : {dir_, runtime, runtime + "/pulse"})
+            if (chmod(d.c_str(), 0711) != 0) throw std::runtime_error("chmod " + d + ": " + std::strerror(errno));
         return "unix:" + runtime + "/pulse/native";
     }
 

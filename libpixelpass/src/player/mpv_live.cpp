@@ -13,12 +13,12 @@
 namespace pp::player {
 namespace {
 
-// Tuned with bench/media-latency (docs/BENCHMARKS.md): the demuxer's queue, sampled every 50 ms,
-// has a low point of 0–30 ms over any second once at the live edge; jitter (a 33 ms video frame,
-// a 21 ms AAC frame) only ever raises single samples. So the low point over a second is the
-// standing backlog, and a backlog above `slack` is played away at 1 + backlog speed (≤ 1.5; 2
-// for a backlog over a second). The low point drops at once when the queue is drained, so the
-// speed is back to 1 before mpv's audio buffer could run dry.
+// Tuned with bench/media-latency (docs/BENCHMARKS.md). The demuxer's queue, sampled every 50 ms,
+// swings by a frame or two (a 33 ms video frame, a 21 ms AAC frame) as packets arrive and are
+// decoded; its low point over a second is the standing backlog. A backlog above `slack` is
+// played away at 1 + backlog speed (1.1–1.5; 2 above a second); after the catch-up the queue's
+// median is ~60 ms. The low point drops as soon as the queue is drained, so the speed is back to 1
+// before mpv's audio buffer could run dry.
 const char *const kScript = R"lua(-- pixelpass-live.lua: keep a live stream at its live edge (written by pixelpass).
 local slack = tonumber(mp.get_opt("pixelpass-slack") or "") or 0.05  -- seconds of standing queue tolerated
 local window = 20           -- samples (of 50 ms) that make one second
