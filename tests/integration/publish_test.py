@@ -9,6 +9,7 @@ resumes publishing.
 Run by meson with PIXELPASS_LIBRARY and PYTHONPATH. With CI=true a missing component fails the
 test naming it; elsewhere it skips. Every wait is a polled condition with a generous deadline.
 """
+import json
 import os
 import shutil
 import signal
@@ -285,3 +286,69 @@ def test_unsupported_scheme_and_missing_key_are_one_line_errors():
     with pytest.raises(pixelpass.PixelpassError) as e:
         pixelpass.Host(**host_options(publish=["rtmp://127.0.0.1/live"]))
     assert "--publish-key-file" in str(e.value)
+
+
+CLI = os.environ.get("PIXELPASS_CLI")
+
+
+@pytest.mark.skipif(not CLI, reason="PIXELPASS_CLI not set")
+def test_cli_key_from_stdin_json_events_and_demo(tmp_path):
+    need(shutil.which("nginx"), "nginx (Debian package nginx)")
+    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    nginx = Nginx(tmp_path)
+    nginx.start()
+    try:
+        host = subprocess.Popen([CLI, "host", "--json", "--source", "test", "--bind", "127.0.0.1", "--no-stun",
+                                 "--no-port-mapping", "--encoder", "x264",
+                                 "--publish", f"rtmp://127.0.0.1:{nginx.port}/live",
+                                 "--publish-key-file", "-"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            host.stdin.write("test\n")
+            host.stdin.close()
+            states, seen = [], []
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and "live" not in states:
+                line = host.stdout.readline()
+                if not line:
+                    break
+                seen.append(line)
+                if '"publish"' in line:
+                    j = json.loads(line)
+                    states.append(j.get("details", {}).get("publish", {}).get("state"))
+            assert "live" in states, "".join(seen)[-2000:]
+            assert "/live/test" not in "".join(seen), "the key from stdin appears in the output"
+            mpv_decodes(f"rtmp://127.0.0.1:{nginx.port}/live/test", tmp_path / "cli.log")
+        finally:
+            host.terminate()
+            host.wait(30)
+        assert "/live/test" not in host.stderr.read()
+
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        r = subprocess.run([CLI, "demo", "--headless", "--json", "--seconds", "4", "--encoder", "x264",
+                            "--publish", f"rtmp://127.0.0.1:{nginx.port}/live/demo"],
+                           capture_output=True, text=True, timeout=180, env=env)
+        assert r.returncode == 0, r.stderr
+        report = json.loads(r.stdout)
+        assert report["host"]["publish"][0]["bytes"] > 0, report["host"].get("publish")
+    finally:
+        nginx.stop()
+
+
+@pytest.mark.skipif(not CLI, reason="PIXELPASS_CLI not set")
+def test_missing_rtmp2sink_names_its_package(tmp_path):
+    import glob
+    system = glob.glob("/usr/lib/*/gstreamer-1.0/libgstcoreelements.so")
+    need(system, "GStreamer plugins")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for lib in glob.glob(os.path.join(os.path.dirname(system[0]), "*.so")):
+        if not os.path.basename(lib).startswith("libgstrtmp2"):
+            os.symlink(lib, plugins / os.path.basename(lib))
+    env = dict(os.environ, GST_PLUGIN_SYSTEM_PATH_1_0=str(plugins), GST_PLUGIN_PATH_1_0="",
+               GST_REGISTRY_1_0=str(tmp_path / "registry.bin"))
+    r = subprocess.run([CLI, "host", "--source", "test", "--bind", "127.0.0.1", "--no-stun", "--encoder", "x264",
+                        "--publish", "rtmp://127.0.0.1:1/live/x"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "rtmp2sink" in r.stderr and "gstreamer1.0-plugins-bad" in r.stderr, r.stderr
