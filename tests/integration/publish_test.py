@@ -11,6 +11,7 @@ test naming it; elsewhere it skips. Every wait is a polled condition with a gene
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -150,6 +151,13 @@ rtmp {{
     def command(self):
         return ["nginx", "-p", str(self.tmp_path), "-c", str(self.conf)]
 
+    def start(self):
+        # Connection numbers restart with each nginx: each run gets its own log.
+        log = self.tmp_path / "nginx-error.log"
+        if log.exists():
+            log.rename(self.tmp_path / f"nginx-error.{len(list(self.tmp_path.glob('nginx-error.*')))}.log")
+        super().start()
+
     def ready(self):
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -157,10 +165,17 @@ rtmp {{
         except OSError:
             return False
 
+    def publisher_connected(self):
+        """True while the newest publishing connection has not disconnected."""
+        path = self.tmp_path / "nginx-error.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        conns = re.findall(r"(\*\d+) publish: name='test'", text)
+        return bool(conns) and f"{conns[-1]} disconnect" not in text
+
     def publishes(self):
         """How many times a client started publishing (nginx logs each at info level)."""
-        path = self.tmp_path / "nginx-error.log"
-        return path.read_text(errors="replace").count("publish: name='test'") if path.exists() else 0
+        return sum(p.read_text(errors="replace").count("publish: name='test'")
+                   for p in self.tmp_path.glob("nginx-error*.log"))
 
 
 class SrtListener(Server):
@@ -219,9 +234,13 @@ def run_publish_scenario(tmp_path, server, url, server_url):
                 mpv_decodes(server_url, tmp_path / "server-3.log")
                 assert flow.is_alive() and flow.bytes_since(killed) > 0
                 flow.stop.set()
-            stats = host.stats()
             t = target(host)
             assert t["bytes"] > 0 and t["attempts"] >= 2, t
+            if hasattr(server, "publisher_connected"):
+                # Sharing stops → publishing stops (and with it the pipeline's last reader).
+                assert server.publisher_connected()
+                host.stop()
+                wait_until(lambda: not server.publisher_connected(), 30, what="the publisher to disconnect")
     finally:
         server.stop()
 
