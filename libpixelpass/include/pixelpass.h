@@ -318,7 +318,9 @@ PP_EXPORT pp_result pp_host_ticket(pp_host *host, char *buf, size_t buf_size, si
 PP_EXPORT pp_result pp_host_fingerprint(pp_host *host, char *buf, size_t buf_size, size_t *needed);
 
 /** Statistics as a JSON object: viewers, cap, per-viewer path/RTT/bytes/drops, encoder, rates;
- * with apps: stream.audio_apps {wanted, active, capture_sink, matching: [{name, binary, pid, ...}]}. */
+ * with apps: stream.audio_apps {wanted, active, capture_sink, matching: [{name, binary, pid, ...}]};
+ * with publish targets: publish [{target (key masked), protocol, state: connecting|live|retrying,
+ * reason, retry_in_s, bitrate_kbps, bytes, drops, attempts, connects}]. */
 PP_EXPORT pp_result pp_host_stats_json(pp_host *host, char *buf, size_t buf_size, size_t *needed);
 
 /** Stops (if needed) and releases the host. NULL is a no-op. */

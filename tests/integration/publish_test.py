@@ -9,7 +9,9 @@ resumes publishing.
 Run by meson with PIXELPASS_LIBRARY and PYTHONPATH. With CI=true a missing component fails the
 test naming it; elsewhere it skips. Every wait is a polled condition with a generous deadline.
 """
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -149,6 +151,13 @@ rtmp {{
     def command(self):
         return ["nginx", "-p", str(self.tmp_path), "-c", str(self.conf)]
 
+    def start(self):
+        # Connection numbers restart with each nginx: each run gets its own log.
+        log = self.tmp_path / "nginx-error.log"
+        if log.exists():
+            log.rename(self.tmp_path / f"nginx-error.{len(list(self.tmp_path.glob('nginx-error.*')))}.log")
+        super().start()
+
     def ready(self):
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -156,10 +165,17 @@ rtmp {{
         except OSError:
             return False
 
+    def publisher_connected(self):
+        """True while the newest publishing connection has not disconnected."""
+        path = self.tmp_path / "nginx-error.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        conns = re.findall(r"(\*\d+) publish: name='test'", text)
+        return bool(conns) and f"{conns[-1]} disconnect" not in text
+
     def publishes(self):
         """How many times a client started publishing (nginx logs each at info level)."""
-        path = self.tmp_path / "nginx-error.log"
-        return path.read_text(errors="replace").count("publish: name='test'") if path.exists() else 0
+        return sum(p.read_text(errors="replace").count("publish: name='test'")
+                   for p in self.tmp_path.glob("nginx-error*.log"))
 
 
 class SrtListener(Server):
@@ -218,9 +234,13 @@ def run_publish_scenario(tmp_path, server, url, server_url):
                 mpv_decodes(server_url, tmp_path / "server-3.log")
                 assert flow.is_alive() and flow.bytes_since(killed) > 0
                 flow.stop.set()
-            stats = host.stats()
             t = target(host)
             assert t["bytes"] > 0 and t["attempts"] >= 2, t
+            if hasattr(server, "publisher_connected"):
+                # Sharing stops → publishing stops (and with it the pipeline's last reader).
+                assert server.publisher_connected()
+                host.stop()
+                wait_until(lambda: not server.publisher_connected(), 30, what="the publisher to disconnect")
     finally:
         server.stop()
 
@@ -285,3 +305,69 @@ def test_unsupported_scheme_and_missing_key_are_one_line_errors():
     with pytest.raises(pixelpass.PixelpassError) as e:
         pixelpass.Host(**host_options(publish=["rtmp://127.0.0.1/live"]))
     assert "--publish-key-file" in str(e.value)
+
+
+CLI = os.environ.get("PIXELPASS_CLI")
+
+
+@pytest.mark.skipif(not CLI, reason="PIXELPASS_CLI not set")
+def test_cli_key_from_stdin_json_events_and_demo(tmp_path):
+    need(shutil.which("nginx"), "nginx (Debian package nginx)")
+    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    nginx = Nginx(tmp_path)
+    nginx.start()
+    try:
+        host = subprocess.Popen([CLI, "host", "--json", "--source", "test", "--bind", "127.0.0.1", "--no-stun",
+                                 "--no-port-mapping", "--encoder", "x264",
+                                 "--publish", f"rtmp://127.0.0.1:{nginx.port}/live",
+                                 "--publish-key-file", "-"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            host.stdin.write("test\n")
+            host.stdin.close()
+            states, seen = [], []
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and "live" not in states:
+                line = host.stdout.readline()
+                if not line:
+                    break
+                seen.append(line)
+                if '"publish"' in line:
+                    j = json.loads(line)
+                    states.append(j.get("details", {}).get("publish", {}).get("state"))
+            assert "live" in states, "".join(seen)[-2000:]
+            assert "/live/test" not in "".join(seen), "the key from stdin appears in the output"
+            mpv_decodes(f"rtmp://127.0.0.1:{nginx.port}/live/test", tmp_path / "cli.log")
+        finally:
+            host.terminate()
+            host.wait(30)
+        assert "/live/test" not in host.stderr.read()
+
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        r = subprocess.run([CLI, "demo", "--headless", "--json", "--seconds", "4", "--encoder", "x264",
+                            "--publish", f"rtmp://127.0.0.1:{nginx.port}/live/demo"],
+                           capture_output=True, text=True, timeout=180, env=env)
+        assert r.returncode == 0, r.stderr
+        report = json.loads(r.stdout)
+        assert report["host"]["publish"][0]["bytes"] > 0, report["host"].get("publish")
+    finally:
+        nginx.stop()
+
+
+@pytest.mark.skipif(not CLI, reason="PIXELPASS_CLI not set")
+def test_missing_rtmp2sink_names_its_package(tmp_path):
+    import glob
+    system = glob.glob("/usr/lib/*/gstreamer-1.0/libgstcoreelements.so")
+    need(system, "GStreamer plugins")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for lib in glob.glob(os.path.join(os.path.dirname(system[0]), "*.so")):
+        if not os.path.basename(lib).startswith("libgstrtmp2"):
+            os.symlink(lib, plugins / os.path.basename(lib))
+    env = dict(os.environ, GST_PLUGIN_SYSTEM_PATH_1_0=str(plugins), GST_PLUGIN_PATH_1_0="",
+               GST_REGISTRY_1_0=str(tmp_path / "registry.bin"))
+    r = subprocess.run([CLI, "host", "--source", "test", "--bind", "127.0.0.1", "--no-stun", "--encoder", "x264",
+                        "--publish", "rtmp://127.0.0.1:1/live/x"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "rtmp2sink" in r.stderr and "gstreamer1.0-plugins-bad" in r.stderr, r.stderr
