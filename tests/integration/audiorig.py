@@ -178,7 +178,7 @@ class AudioRig:
             for _ in range(6):
                 self.pactl("move-sink-input", str(proc.sink_input), sink)
                 try:
-                    self.wait_for(remembered, "", timeout=5.0)
+                    self.wait_for(remembered, "", timeout=10.0)
                     break
                 except AssertionError:
                     continue

@@ -320,7 +320,7 @@ nlohmann::json to_json(const Config &c) {
                     {"relay_secret_set", !c.relay_secret.empty()},
                     {"port_mapping", c.port_mapping ? "on" : "off"},
                     {"dht", c.dht ? "on" : "off"},
-                    {"dht_bootstrap", c.dht_bootstrap ? nlohmann::json(*c.dht_bootstrap) : nullptr}};
+                    {"dht_bootstrap", c.dht_bootstrap ? nlohmann::json(*c.dht_bootstrap) : nullptr},
                     {"congestion_control", c.congestion_control}};
     j["bandwidth"] = {{"status", c.bandwidth.status},
                       {"upstream_mbps", c.bandwidth.upstream_mbps},
