@@ -108,8 +108,7 @@ def dht_found(host_nat, viewer_nat):
     return ("direct", "dht-punched") if host_nat in ("none", "full") else ("dht-punched",)
 
 
-@pytest.mark.skipif(os.environ.get("PIXELPASS_NETSIM_FULL") != "1",
-                    reason="benchmark: PIXELPASS_NETSIM_FULL=1 (meson test --benchmark netsim-matrix)")
+@pytest.mark.benchmark  # meson test --benchmark netsim-matrix
 @pytest.mark.parametrize("host_nat,viewer_nat", FULL)
 def test_pair_dht_only(host_nat, viewer_nat, peers):
     # coturn serves only as the STUN server here: no side is given a relay.
