@@ -21,7 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } catch (const pp::Error &) {
         return 0;
     }
-    if (t.uses_key && key.size() >= 4 && t.label.find(key) != std::string::npos) std::abort();
+    // The key is the URL's last segment, and the label shows it masked (the key text itself may
+    // also occur, by chance, inside the application name the URL gives).
+    if (t.uses_key && !t.label.ends_with("/***")) std::abort();
     pp::publish::Target again = pp::publish::parse_target(t.url);
     if (again.url != t.url || again.label != t.label || again.protocol != t.protocol) std::abort();
     return 0;

@@ -47,6 +47,11 @@ void split_authority(std::string_view shown, std::string_view auth, Target &t) {
         if (colon != std::string_view::npos) port = auth.substr(colon + 1);
         if (t.host.find(':') != std::string::npos) bad(shown, "write an IPv6 address in brackets: [::1]:PORT");
     }
+    // Only what a host name or an IP address can hold, so the URL printed back parses the same
+    // (a stray '[' in the host did not: found by the publish_url fuzzer).
+    auto host_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '_'; };
+    if (t.host.empty() || !std::all_of(t.host.begin(), t.host.end(), host_char))
+        bad(shown, "the host must be a name or an IP address");
     if (port.empty()) return;
     if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
         bad(shown, "port '" + std::string(port) + "' is not a number from 1 to 65535");
@@ -143,6 +148,10 @@ Target parse_target(std::string_view url, std::string_view key) {
     if (!printable(url)) bad(shown, "contains spaces or control characters");
     if (key.size() > kMaxKey || !printable(key))
         throw Error(PP_ERR_INVALID_ARGUMENT, "the stream key must be one line of printable characters without spaces");
+    // The key becomes the URL's last path segment: a '/', '?' or '#' in it would change which
+    // application and stream the server sees (found by the publish_url fuzzer).
+    if (key.find_first_of("/?#") != std::string_view::npos)
+        throw Error(PP_ERR_INVALID_ARGUMENT, "the stream key must not contain '/', '?' or '#'");
     size_t sep = url.find("://");
     if (sep == std::string_view::npos || sep == 0)
         bad(shown, "no scheme (use rtmp://HOST/APP/STREAM, rtmps://... or srt://HOST:PORT)");

@@ -60,15 +60,28 @@ bool valid_nat(std::string_view n) { return n == "none" || n == "cone" || n == "
 
 std::optional<Offer> parse_offer(std::string_view text) {
     auto j = nlohmann::json::parse(text, nullptr, false);
-    if (!j.is_object() || j.value("v", 0) != 1) return std::nullopt;
+    if (!j.is_object()) return std::nullopt;
     Offer o;
-    try {
-        o.issued = j.at("t").get<int64_t>();
+    try {  // every field's type is checked: a wrong one throws, and is refused here
+        // Numbers are taken only when they fit: a cast of 1e300 or 2^64-1 would be undefined
+        // (found by the rendezvous fuzzer). Times are Unix seconds before the year 36812.
+        auto whole = [](const nlohmann::json &n, uint64_t max) -> std::optional<uint64_t> {
+            if (!n.is_number_unsigned() || n.get<uint64_t>() > max) return std::nullopt;
+            return n.get<uint64_t>();
+        };
+        if (whole(j.at("v"), 1) != 1) return std::nullopt;
+        auto issued = whole(j.at("t"), uint64_t(1) << 40);
+        if (!issued) return std::nullopt;
+        o.issued = static_cast<int64_t>(*issued);
         o.session = j.at("s").get<std::string>();
         o.nat = j.at("n").get<std::string>();
         const auto &cands = j.at("c");
         if (!cands.is_array() || cands.size() > kMaxCandidates) return std::nullopt;
-        for (const auto &c : cands) o.candidates.push_back(net::Address::parse(c.at(0).get<std::string>(), c.at(1).get<uint16_t>()));
+        for (const auto &c : cands) {
+            auto port = whole(c.at(1), 65535);
+            if (!port) return std::nullopt;
+            o.candidates.push_back(net::Address::parse(c.at(0).get<std::string>(), static_cast<uint16_t>(*port)));
+        }
     } catch (const std::exception &) {
         return std::nullopt;
     }
