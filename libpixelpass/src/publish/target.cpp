@@ -50,8 +50,8 @@ void split_authority(std::string_view shown, std::string_view auth, Target &t) {
     // Only what a host name or an IP address can hold, so the URL printed back parses the same
     // (a stray '[' in the host did not: found by the publish_url fuzzer).
     auto host_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '_'; };
-    if (t.host.empty() || !std::all_of(t.host.begin(), t.host.end(), host_char))
-        bad(shown, "the host must be a name or an IP address");
+    // (An empty host is checked per scheme: an SRT listener may leave it out.)
+    if (!std::all_of(t.host.begin(), t.host.end(), host_char)) bad(shown, "the host must be a name or an IP address");
     if (port.empty()) return;
     if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
         bad(shown, "port '" + std::string(port) + "' is not a number from 1 to 65535");
