@@ -210,17 +210,27 @@ void AppRouter::scan(State &s) {
     for (auto it = s.failed.begin(); it != s.failed.end();)
         it = globals.count(it->first.first) ? std::next(it) : s.failed.erase(it);
 
-    // Look at new playback streams once each.
+    // Look at new playback streams, and again at young ones that matched nothing: a stream's
+    // application properties can reach its node after the node itself, and a stream judged on
+    // the first, bare properties was never captured (an app-audio test failure under load).
+    constexpr auto kRecheckFor = std::chrono::seconds(3);
+    auto now = Clock::now();
     std::vector<uint32_t> fresh;
-    for (const auto *g : pw.globals_of_type(kNodeType))
-        if (prop(g->props, "media.class") == "Stream/Output/Audio" && !s.seen.count(g->id)) fresh.push_back(g->id);
+    for (const auto *g : pw.globals_of_type(kNodeType)) {
+        if (prop(g->props, "media.class") != "Stream/Output/Audio") continue;
+        auto known = s.seen.find(g->id);
+        if (known == s.seen.end() || (known->second.matched.empty() && now - known->second.first_seen < kRecheckFor))
+            fresh.push_back(g->id);
+    }
     for (uint32_t id : fresh) {
         auto g = globals.find(id);
         if (g == globals.end()) continue;
         std::string serial = prop(g->second.props, "object.serial");
         auto props = pw.node_props(id);  // the registry leaves out application.process.binary
         if (!props) continue;            // gone meanwhile
-        State::Seen seen{serial, app_match(*props, wanted_), std::move(*props), Clock::now(), false};
+        auto known = s.seen.find(id);
+        auto first_seen = known != s.seen.end() && known->second.serial == serial ? known->second.first_seen : now;
+        State::Seen seen{serial, app_match(*props, wanted_), std::move(*props), first_seen, false};
         s.seen[id] = std::move(seen);
     }
 
