@@ -146,6 +146,14 @@ void add_publish_options(CLI::App *cmd, HostArgs &a) {
                     "Read the RTMP stream key from this file (- = stdin); it completes --publish rtmp://HOST/APP");
 }
 
+// The --publish targets and key for pp_host_options or pp_demo_options; the options point into
+// this, so it lives as long as they are used.
+struct PublishOptions {
+    std::string key;
+    std::vector<const char *> urls;
+    template <class Options> bool fill(const HostArgs &a, Options &o);
+};
+
 // The stream key from --publish-key-file: a file or stdin, never the command line (where `ps`
 // shows it). Its first line, surrounding whitespace removed. Empty when no file was given.
 bool read_publish_key(const HostArgs &a, std::string &key) {
@@ -168,6 +176,15 @@ bool read_publish_key(const HostArgs &a, std::string &key) {
                      a.publish_key_file.c_str());
         return false;
     }
+    return true;
+}
+
+template <class Options> bool PublishOptions::fill(const HostArgs &a, Options &o) {
+    if (!read_publish_key(a, key)) return false;
+    for (const auto &url : a.publish) urls.push_back(url.c_str());
+    o.publish = urls.empty() ? nullptr : urls.data();
+    o.publish_count = urls.size();
+    o.publish_key = key.empty() ? nullptr : key.c_str();
     return true;
 }
 
@@ -265,13 +282,8 @@ int run_host(const HostArgs &args) {
     o.no_dht = a.no_dht;
     o.congestion_control = a.congestion_control.empty() ? nullptr : a.congestion_control.c_str();
     o.fixed_bitrate = a.fixed_bitrate;
-    std::string publish_key;
-    if (!read_publish_key(a, publish_key)) return kExitUsage;
-    std::vector<const char *> publish;
-    for (const auto &url : a.publish) publish.push_back(url.c_str());
-    o.publish = publish.empty() ? nullptr : publish.data();
-    o.publish_count = publish.size();
-    o.publish_key = publish_key.empty() ? nullptr : publish_key.c_str();
+    PublishOptions publish;
+    if (!publish.fill(a, o)) return kExitUsage;
 
     if (!pixelpass_cli::ux::before_host()) return kExitFailure;
     pp_host *host = nullptr;
@@ -362,13 +374,8 @@ int run_demo(double seconds, bool headless, bool json, bool verbose, const HostA
     o.fps = a.fps;
     o.max_height = a.max_height;
     o.audio = a.no_audio ? 0 : 1;
-    std::string publish_key;
-    if (!read_publish_key(a, publish_key)) return kExitUsage;
-    std::vector<const char *> publish;
-    for (const auto &url : a.publish) publish.push_back(url.c_str());
-    o.publish = publish.empty() ? nullptr : publish.data();
-    o.publish_count = publish.size();
-    o.publish_key = publish_key.empty() ? nullptr : publish_key.c_str();
+    PublishOptions publish;
+    if (!publish.fill(a, o)) return kExitUsage;
     std::fprintf(stderr, "pixelpass: demo: hosting the test source and viewing it over QUIC on loopback\n");
     std::string text;
     try {
