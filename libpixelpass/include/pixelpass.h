@@ -332,7 +332,7 @@ PP_EXPORT void pp_host_free(pp_host *host);
 
 typedef struct pp_viewer pp_viewer;
 
-#define PP_VIEWER_OPTIONS_VERSION 1
+#define PP_VIEWER_OPTIONS_VERSION 2
 
 typedef struct pp_viewer_options {
     unsigned version;            /**< PP_VIEWER_OPTIONS_VERSION */
@@ -344,6 +344,7 @@ typedef struct pp_viewer_options {
     const char *const *stun_servers; /**< "HOST[:PORT]" list; NULL = built-in defaults */
     size_t stun_server_count;
     int no_stun;
+    /* version 2 */
     const char *const *dht_bootstrap; /**< rendezvous DHT nodes "HOST:PORT"; NULL = the public
                                            OpenDHT bootstrap (none when PIXELPASS_DEFAULT_DHT=off) */
     size_t dht_bootstrap_count;

@@ -674,6 +674,26 @@ static void test_host_congestion_control(void) {
     ASSERT(memcmp(&v1.congestion_control, tail, sizeof tail) == 0);
 }
 
+/* Version 1 viewer options end before `dht_bootstrap` (added in version 2): init writes nothing
+ * past that prefix, and pp_viewer_connect reads nothing past it (the garbage below would be
+ * dereferenced as a bootstrap list if it did). */
+static void test_viewer_options_v1_prefix(void) {
+    unsigned char raw[sizeof(pp_viewer_options) + 16];
+    size_t v1 = offsetof(pp_viewer_options, dht_bootstrap);
+    memset(raw, 0xA5, sizeof raw);
+    ASSERT_RC(PP_OK, pp_viewer_options_init((pp_viewer_options *)(void *)raw, 1));
+    for (size_t i = v1; i < sizeof raw; i++) ASSERT(raw[i] == 0xA5);
+    pp_viewer_options v1_opts;
+    memcpy(&v1_opts, raw, sizeof v1_opts);
+    ASSERT(v1_opts.version == 1 && v1_opts.ticket == NULL);
+    /* A mangled ticket fails in the decoder, after the options were read: proof that the
+     * 0xA5 tail (a wild dht_bootstrap pointer and count) was never touched. */
+    v1_opts.ticket = "not-a-ticket";
+    pp_viewer *v = NULL;
+    ASSERT_RC(PP_ERR_TICKET_PREFIX, pp_viewer_connect(&v, &v1_opts, NULL, NULL));
+    ASSERT(v == NULL);
+}
+
 /* --app names applications whose sound alone is shared; that needs PipeWire. With the
  * environment pointed at no audio server (test_repair_without_audio_server), the host refuses at
  * once, naming --app, instead of sharing everything or nothing silently. The real routing is
@@ -986,6 +1006,7 @@ int main(void) {
     test_null_handles();
     test_options_versions();
     test_publish_options();
+    test_viewer_options_v1_prefix();
     test_host_identity();
     test_host_ticket_lifetime();
     test_host_congestion_control();

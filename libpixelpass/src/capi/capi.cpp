@@ -134,6 +134,10 @@ size_t demo_options_size(unsigned version) {
     return version == 1 ? offsetof(pp_demo_options, publish) : sizeof(pp_demo_options);
 }
 
+size_t viewer_options_size(unsigned version) {
+    return version == 1 ? offsetof(pp_viewer_options, dht_bootstrap) : sizeof(pp_viewer_options);
+}
+
 pp::HostConfig host_config(const pp_host_options *given) {
     pp::HostConfig c;
     if (!given) return c;
@@ -174,9 +178,13 @@ pp::HostConfig host_config(const pp_host_options *given) {
     return c;
 }
 
-pp::ViewerConfig viewer_config(const pp_viewer_options *o) {
-    require(o, "options");
-    check_version(o->version, PP_VIEWER_OPTIONS_VERSION, "pp_viewer_options");
+pp::ViewerConfig viewer_config(const pp_viewer_options *given) {
+    require(given, "options");
+    check_version(given->version, PP_VIEWER_OPTIONS_VERSION, "pp_viewer_options");
+    // Fields added after the caller's version keep their defaults.
+    pp_viewer_options upgraded = PP_VIEWER_OPTIONS_INIT;
+    std::memcpy(&upgraded, given, viewer_options_size(given->version));
+    const pp_viewer_options *o = &upgraded;
     if (!o->ticket) throw pp::Error(PP_ERR_INVALID_ARGUMENT, "options.ticket must be set");
     pp::ViewerConfig c;
     c.ticket_text = o->ticket;
@@ -409,8 +417,9 @@ PP_EXPORT pp_result pp_viewer_options_init(pp_viewer_options *options, unsigned 
     return wrap([&] {
         require(options, "options");
         check_version(version, PP_VIEWER_OPTIONS_VERSION, "pp_viewer_options");
-        *options = pp_viewer_options PP_VIEWER_OPTIONS_INIT;
-        options->version = version;
+        pp_viewer_options defaults = PP_VIEWER_OPTIONS_INIT;
+        defaults.version = version;
+        std::memcpy(options, &defaults, viewer_options_size(version));
         return PP_OK;
     });
 }
