@@ -10,9 +10,11 @@ state/config dirs; stop() kills the group and deletes the directory.
 """
 import json
 import os
+import queue
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -215,10 +217,15 @@ class AudioRig:
 
 
 class ModuleEvents:
-    """`pactl subscribe` in the background: the order in which modules really went away."""
+    """`pactl subscribe` in the background: the order in which modules really went away. Lines are
+    read on a thread into a queue, so every wait has a deadline (a bare readline() waited forever
+    when an expected event never came, and the suite died at meson's timeout with no message)."""
 
-    def __init__(self, rig: AudioRig):
+    def __init__(self, rig: AudioRig, timeout: float = 30.0):
+        self.timeout = timeout
         self.proc = rig.popen("pactl", "subscribe", stdout=subprocess.PIPE, text=True)
+        self.queue = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
         # pactl prints nothing until something happens; a sink that comes and goes proves it is
         # listening before the test acts.
         idx = rig.load_module("module-null-sink", "sink_name=pp_subscribe_probe")
@@ -226,23 +233,33 @@ class ModuleEvents:
         self.lines = []
         self._read_until(f"'remove' on module #{idx}")
 
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.queue.put(line)
+        self.queue.put(None)  # pactl ended
+
+    def _next_line(self, deadline: float, waiting_for: str) -> str:
+        try:
+            line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"pactl subscribe: no {waiting_for} within {self.timeout:.0f} s; "
+                                 f"saw {self.lines[-10:]}") from None
+        if line is None:
+            raise AssertionError(f"pactl subscribe ended before {waiting_for}")
+        self.lines.append(line.strip())
+        return line
+
     def _read_until(self, text: str):
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"pactl subscribe ended before {text!r}")
-            self.lines.append(line.strip())
-            if text in line:
-                return
+        deadline = time.monotonic() + self.timeout
+        while text not in self._next_line(deadline, repr(text)):
+            pass
 
     def removed_modules(self, expect: int) -> list:
         """The indices of the next `expect` removed modules, in order."""
+        deadline = time.monotonic() + self.timeout
         out = []
         while len(out) < expect:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line.strip())
+            line = self._next_line(deadline, f"removal of {expect} modules (got {out})")
             if "'remove' on module #" in line:
                 out.append(int(line.rsplit("#", 1)[1]))
         return out

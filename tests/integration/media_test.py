@@ -220,18 +220,22 @@ def test_mpv_decodes_video_and_audio_from_the_viewer_url(tmp_path):
                 "--vo=image", "--vo-image-format=png", "--vo-image-png-compression=1",
                 "--vo-image-png-filter=0", f"--vo-image-outdir={frames}",
                 "--ao=pcm", f"--ao-pcm-file={wav}", "--ao-pcm-waveheader=no", "--audio-format=s16",
-                "--audio-channels=stereo", "--audio-samplerate=48000", "--frames=100"]
+                "--audio-channels=stereo", "--audio-samplerate=48000",
+                # Every 10th of 100 frames is written out: a PNG per frame made mpv slower than real
+                # time on a loaded 2-core machine, and the host rightly skipped it ahead (drops 1),
+                # which this test must not take for a broken stream.
+                "--vf=framestep=10", "--frames=10"]
             subprocess.run(cmd, timeout=120, check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
             stats = host.stats()
     pictures = sorted(glob.glob(str(frames / "*.png")))
-    assert len(pictures) >= 90, f"mpv decoded {len(pictures)} frames"
+    assert len(pictures) >= 9, f"mpv wrote {len(pictures)} of 10 pictures (every 10th frame)"
     text = log.read_text(errors="replace")
     assert re.search(r"Audio\s+--aid=1.*aac", text), "mpv found no AAC track"
     samples = wav.read_bytes()  # raw s16 stereo 48 kHz
     assert len(samples) > 48000 * 4 // 2, "under half a second of audio decoded"
     assert any(b != 0 for b in samples), "the decoded audio is silence"
-    looks = [check_picture(p) for p in (pictures[5], pictures[45], pictures[-1])]
+    looks = [check_picture(p) for p in (pictures[0], pictures[4], pictures[-1])]
     assert looks[0] != looks[1] != looks[2], "the picture does not move"
     assert stats["encoder"] == "x264enc"
     assert stats["pipeline_state"] == "PLAYING"

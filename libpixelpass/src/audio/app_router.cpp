@@ -181,11 +181,36 @@ void AppRouter::run(std::shared_ptr<std::promise<void>> ready) {
     // `s` goes here: the connection ends, and with it the sink and every link.
 }
 
+// The sink's inputs by channel, every stream's outputs, and what is really linked into the sink.
+// Copied from the registry: creating a link runs the event loop, which may remove registry
+// entries under a pointer.
+struct AppRouter::SinkPorts {
+    struct Port {
+        uint32_t id;
+        std::string channel;
+    };
+    std::map<std::string, uint32_t> sink_inputs;         // channel → sink input port
+    std::map<uint32_t, std::vector<Port>> outputs;       // stream node → its output ports
+    std::set<std::pair<uint32_t, uint32_t>> existing;    // (output port, sink input) linked now
+};
+
 void AppRouter::scan(State &s) {
+    forget_gone(s);
+    look_at_new_streams(s);
+    SinkPorts ports = read_ports(s);
+    std::vector<RoutedApp> routed;
+    for (auto &[id, seen] : s.seen)
+        if (!seen.matched.empty()) routed.push_back(link_app(s, id, ports));
+    say_if_waiting(s, routed);
+    std::lock_guard lock(mutex_);
+    apps_ = std::move(routed);
+}
+
+// Forgets streams that went (announcing it), our links whose stream port went (the server
+// destroyed them), and refusals about objects that no longer exist.
+void AppRouter::forget_gone(State &s) {
     PwClient &pw = *s.pw;
     const auto &globals = pw.globals();
-
-    // Forget streams that went, and announce it.
     for (auto it = s.seen.begin(); it != s.seen.end();) {
         auto g = globals.find(it->first);
         if (g != globals.end() && prop(g->second.props, "object.serial") == it->second.serial) {
@@ -196,7 +221,6 @@ void AppRouter::scan(State &s) {
             log_(0, "audio: " + prop(it->second.props, "application.name") + " stopped playing");
         it = s.seen.erase(it);
     }
-    // Links whose stream port went are destroyed by the server; drop our handles.
     for (auto it = s.links.begin(); it != s.links.end();) {
         auto g = globals.find(it->second.id);
         if (g != globals.end() &&
@@ -209,11 +233,14 @@ void AppRouter::scan(State &s) {
     }
     for (auto it = s.failed.begin(); it != s.failed.end();)
         it = globals.count(it->first.first) ? std::next(it) : s.failed.erase(it);
+}
 
-    // Look at new playback streams, and again at young ones that matched nothing: a stream's
-    // application properties can reach its node after the node itself, and a stream judged on
-    // the first, bare properties was never captured (an app-audio test failure under load).
+// Looks at new playback streams, and again at young ones that matched nothing: a stream's
+// application properties can reach its node after the node itself, and a stream judged on the
+// first, bare properties was never captured (an app-audio test failure under load).
+void AppRouter::look_at_new_streams(State &s) {
     constexpr auto kRecheckFor = std::chrono::seconds(3);
+    PwClient &pw = *s.pw;
     auto now = Clock::now();
     std::vector<uint32_t> fresh;
     for (const auto *g : pw.globals_of_type(kNodeType)) {
@@ -223,8 +250,8 @@ void AppRouter::scan(State &s) {
             fresh.push_back(g->id);
     }
     for (uint32_t id : fresh) {
-        auto g = globals.find(id);
-        if (g == globals.end()) continue;
+        auto g = pw.globals().find(id);
+        if (g == pw.globals().end()) continue;
         std::string serial = prop(g->second.props, "object.serial");
         auto props = pw.node_props(id);  // the registry leaves out application.process.binary
         if (!props) continue;            // gone meanwhile
@@ -233,101 +260,100 @@ void AppRouter::scan(State &s) {
         State::Seen seen{serial, app_match(*props, wanted_), std::move(*props), first_seen, false};
         s.seen[id] = std::move(seen);
     }
+}
 
-    // The sink's inputs by channel, and every stream's outputs. Copied: creating a link runs the
-    // event loop, which may remove registry entries under a pointer.
-    struct Port {
-        uint32_t id;
-        std::string channel;
-    };
-    std::map<std::string, uint32_t> sink_inputs;
-    std::map<uint32_t, std::vector<Port>> outputs;  // stream node → its output ports
-    for (const auto *g : pw.globals_of_type(kPortType)) {
+AppRouter::SinkPorts AppRouter::read_ports(State &s) {
+    SinkPorts ports;
+    for (const auto *g : s.pw->globals_of_type(kPortType)) {
         uint32_t node = prop_u32(g->props, "node.id");
         std::string dir = prop(g->props, "port.direction");
-        if (node == s.sink && dir == "in") sink_inputs[prop(g->props, "audio.channel")] = g->id;
+        if (node == s.sink && dir == "in") ports.sink_inputs[prop(g->props, "audio.channel")] = g->id;
         else if (dir == "out" && prop(g->props, "port.monitor") != "true")
-            outputs[node].push_back({g->id, prop(g->props, "audio.channel")});
+            ports.outputs[node].push_back({g->id, prop(g->props, "audio.channel")});
     }
-
-    // What is really linked into the sink, from the registry: the truth, whatever ids were reused.
-    std::set<std::pair<uint32_t, uint32_t>> existing;
-    for (const auto *g : pw.globals_of_type(kLinkType))
+    // The registry's links are the truth, whatever ids were reused.
+    for (const auto *g : s.pw->globals_of_type(kLinkType))
         if (prop_u32(g->props, "link.input.node") == s.sink)
-            existing.insert({prop_u32(g->props, "link.output.port"), prop_u32(g->props, "link.input.port")});
+            ports.existing.insert({prop_u32(g->props, "link.output.port"), prop_u32(g->props, "link.input.port")});
+    return ports;
+}
 
-    std::vector<RoutedApp> routed;
-    for (auto &[id, seen] : s.seen) {
-        if (seen.matched.empty()) continue;
-        RoutedApp app{id, seen.matched, prop(seen.props, "application.name"),
-                      prop(seen.props, "application.process.binary"), 0, 0};
-        try {
-            app.pid = std::stol(prop(seen.props, "application.process.id"));
-        } catch (const std::exception &) {
-        }
-        for (const Port &port : outputs[id]) {
-            const std::string &channel = port.channel;
-            std::vector<uint32_t> targets;
-            if (auto in = sink_inputs.find(channel); in != sink_inputs.end()) targets.push_back(in->second);
-            else if (channel == "MONO" || channel.empty())  // one channel: into both sides
-                for (const auto &[ch, in_id] : sink_inputs) targets.push_back(in_id);
-            for (uint32_t in : targets) {
-                auto key = std::make_pair(port.id, in);
-                if (existing.count(key)) {
-                    ++app.links;
-                    continue;
-                }
-                if (auto stale = s.links.find(key); stale != s.links.end()) {  // ours, but gone
-                    pw.release(stale->second.id);
-                    s.links.erase(stale);
-                }
-                if (auto f = s.failed.find(key); f != s.failed.end() && Clock::now() < f->second) continue;
-                try {
-                    uint32_t link = pw.create_object("link-factory", PW_TYPE_INTERFACE_Link, PW_VERSION_LINK,
-                                                     {{"link.output.node", std::to_string(id)},
-                                                      {"link.output.port", std::to_string(port.id)},
-                                                      {"link.input.node", std::to_string(s.sink)},
-                                                      {"link.input.port", std::to_string(in)},
-                                                      {"object.linger", "false"}});
-                    auto g = pw.globals().find(link);
-                    s.links[key] = {link, g == pw.globals().end() ? "" : prop(g->second.props, "object.serial")};
-                    s.failed.erase(key);
-                    ++app.links;
-                } catch (const Error &e) {
-                    if (pw.lost()) throw;
-                    if (!pw.globals().count(port.id)) continue;  // the stream just ended
-                    bool again = s.failed.count(key) > 0;
-                    s.failed[key] = Clock::now() + kRetryAfter;
-                    if (!again && log_)
-                        log_(1, "audio: cannot link " + app.name + " to " + sink_name_ + " (trying again): " + e.what());
-                }
+// Links each output port of a matched stream to the sink input of its channel (a mono stream to
+// both), keeping what is linked already, and says when an app is first captured.
+RoutedApp AppRouter::link_app(State &s, uint32_t node, const SinkPorts &ports) {
+    PwClient &pw = *s.pw;
+    State::Seen &seen = s.seen.at(node);
+    RoutedApp app{node, seen.matched, prop(seen.props, "application.name"),
+                  prop(seen.props, "application.process.binary"), 0, 0};
+    try {
+        app.pid = std::stol(prop(seen.props, "application.process.id"));
+    } catch (const std::exception &) {
+    }
+    static const std::vector<SinkPorts::Port> kNoPorts;
+    auto found = ports.outputs.find(node);
+    const auto &outputs = found == ports.outputs.end() ? kNoPorts : found->second;
+    for (const SinkPorts::Port &port : outputs) {
+        std::vector<uint32_t> targets;
+        if (auto in = ports.sink_inputs.find(port.channel); in != ports.sink_inputs.end()) targets.push_back(in->second);
+        else if (port.channel == "MONO" || port.channel.empty())  // one channel: into both sides
+            for (const auto &[ch, in_id] : ports.sink_inputs) targets.push_back(in_id);
+        for (uint32_t in : targets) {
+            auto key = std::make_pair(port.id, in);
+            if (ports.existing.count(key)) {
+                ++app.links;
+                continue;
+            }
+            if (auto stale = s.links.find(key); stale != s.links.end()) {  // ours, but gone
+                pw.release(stale->second.id);
+                s.links.erase(stale);
+            }
+            if (auto f = s.failed.find(key); f != s.failed.end() && Clock::now() < f->second) continue;
+            try {
+                uint32_t link = pw.create_object("link-factory", PW_TYPE_INTERFACE_Link, PW_VERSION_LINK,
+                                                 {{"link.output.node", std::to_string(node)},
+                                                  {"link.output.port", std::to_string(port.id)},
+                                                  {"link.input.node", std::to_string(s.sink)},
+                                                  {"link.input.port", std::to_string(in)},
+                                                  {"object.linger", "false"}});
+                auto g = pw.globals().find(link);
+                s.links[key] = {link, g == pw.globals().end() ? "" : prop(g->second.props, "object.serial")};
+                s.failed.erase(key);
+                ++app.links;
+            } catch (const Error &e) {
+                if (pw.lost()) throw;
+                if (!pw.globals().count(port.id)) continue;  // the stream just ended
+                bool again = s.failed.count(key) > 0;
+                s.failed[key] = Clock::now() + kRetryAfter;
+                if (!again && log_)
+                    log_(1, "audio: cannot link " + app.name + " to " + sink_name_ + " (trying again): " + e.what());
             }
         }
-        if (app.links > 0 && !seen.announced) {
-            seen.announced = true;
-            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - seen.first_seen);
-            if (log_)
-                log_(0, "audio: capturing " + app.name + (app.binary.empty() ? "" : " (" + app.binary + ")") +
-                            ", linked " + std::to_string(ms.count()) + " ms after its stream appeared");
-        }
-        routed.push_back(std::move(app));
     }
+    if (app.links > 0 && !seen.announced) {
+        seen.announced = true;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - seen.first_seen);
+        if (log_)
+            log_(0, "audio: capturing " + app.name + (app.binary.empty() ? "" : " (" + app.binary + ")") +
+                        ", linked " + std::to_string(ms.count()) + " ms after its stream appeared");
+    }
+    return app;
+}
+
+// "Waiting for one" is said once, a moment after nothing is linked any more.
+void AppRouter::say_if_waiting(State &s, const std::vector<RoutedApp> &routed) {
     bool linked_any = false;
     for (const auto &a : routed) linked_any = linked_any || a.links > 0;
     if (linked_any) {
         s.waiting_said = false;
         s.idle_since = Clock::now();
-    } else if (!s.waiting_said && Clock::now() - s.idle_since > kWaitingAfter) {
-        s.waiting_said = true;
-        if (log_) {
-            std::string names;
-            for (const auto &w : wanted_) names += (names.empty() ? "" : ", ") + w;
-            log_(0, "audio: no application matching " + names + " is playing; waiting for one (sharing silence "
-                    "until then)");
-        }
+        return;
     }
-    std::lock_guard lock(mutex_);
-    apps_ = std::move(routed);
+    if (s.waiting_said || Clock::now() - s.idle_since <= kWaitingAfter) return;
+    s.waiting_said = true;
+    if (!log_) return;
+    std::string names;
+    for (const auto &w : wanted_) names += (names.empty() ? "" : ", ") + w;
+    log_(0, "audio: no application matching " + names + " is playing; waiting for one (sharing silence until then)");
 }
 
 } // namespace pp::audio

@@ -63,7 +63,14 @@ public:
 private:
     struct State;
     void run(std::shared_ptr<std::promise<void>> ready);
+    struct SinkPorts;
     void scan(State &s);
+    // The steps of one scan, in order.
+    void forget_gone(State &s);
+    void look_at_new_streams(State &s);
+    SinkPorts read_ports(State &s);
+    RoutedApp link_app(State &s, uint32_t node, const SinkPorts &ports);  // node: a matched stream
+    void say_if_waiting(State &s, const std::vector<RoutedApp> &routed);
 
     std::vector<std::string> wanted_;
     Log log_;

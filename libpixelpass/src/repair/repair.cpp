@@ -261,8 +261,21 @@ struct Session {
 
 } // namespace
 
-std::string run(bool dry_run) {
-    Session s;
+namespace {
+
+// What a repair did, item by item.
+struct Outcome {
+    json removed = json::array();
+    json failed = json::array();
+    std::set<std::string> failed_ids;
+
+    void fail(const Item &item, const std::string &reason) {
+        failed.push_back(item.with_reason(reason));
+        failed_ids.insert(item.identity());
+    }
+};
+
+void connect(Session &s) {
     std::string pulse_why, pw_why;
     s.pulse = audio::PulseClient::connect(kConnectTimeout, &pulse_why);
     s.pw = audio::PwClient::connect(kConnectTimeout, &pw_why);
@@ -270,7 +283,72 @@ std::string run(bool dry_run) {
         throw Error(PP_ERR_IO, "no PipeWire/PulseAudio server reachable (pulse: " + pulse_why +
                                    "; pipewire: " + pw_why +
                                    "): nothing was checked; run repair as the user whose audio session it is");
+}
 
+// Loopbacks first: with its capture sink gone, a loopback's input is free for the session manager
+// to re-link to the default source — speaker.monitor into the speaker.
+void remove_modules_and_nodes(Session &s, const Scan &found, Outcome &out) {
+    for (const auto *list : {&found.loopbacks, &found.sinks}) {
+        for (const auto &item : *list) {
+            try {
+                s.pulse->unload_module(item.id.get<uint32_t>());
+                out.removed.push_back(item.to_json());
+            } catch (const Error &e) {
+                out.fail(item, e.what());
+            }
+        }
+    }
+    for (const auto &item : found.nodes) {
+        try {
+            s.pw->destroy(item.id.get<uint32_t>());
+            out.removed.push_back(item.to_json());
+        } catch (const Error &e) {
+            out.fail(item, e.what());
+        }
+    }
+}
+
+// Remembered targets: through WirePlumber when it runs; what it did not drop itself (or all of
+// it, when WirePlumber is not running) comes out of the state file. With WirePlumber running a
+// leftover is reported as a failure, since it may write the entry back from memory.
+void forget_targets(Session &s, const std::vector<Item> &targets, bool wireplumber, Outcome &out) {
+    if (targets.empty()) return;
+    std::set<std::string> left;
+    std::string wp_error;
+    try {
+        left = wireplumber ? s.clear_in_wireplumber(targets) : s.remaining_targets(targets);
+    } catch (const Error &e) {
+        wp_error = e.what();
+        left = s.remaining_targets(targets);
+    }
+    std::string edit_error;
+    if (!left.empty()) {
+        try {
+            if (auto text = read_file(s.state_path))
+                replace_file_atomically(s.state_path, without_targets(*text, left));
+        } catch (const Error &e) {
+            edit_error = e.what();
+        }
+    }
+    for (const auto &item : targets) {
+        if (!left.count(item.name)) {
+            out.removed.push_back(item.to_json());
+        } else if (!edit_error.empty()) {
+            out.fail(item, edit_error);
+        } else if (wireplumber) {
+            out.fail(item, "removed from the state file, but the running WirePlumber did not forget it and may "
+                           "write it back" + (wp_error.empty() ? std::string() : " (" + wp_error + ")"));
+        } else {
+            out.removed.push_back(item.to_json());
+        }
+    }
+}
+
+} // namespace
+
+std::string run(bool dry_run) {
+    Session s;
+    connect(s);
     json report;
     report["dry_run"] = dry_run;
     audio::PulseServerInfo info;
@@ -286,87 +364,28 @@ std::string run(bool dry_run) {
     report["state_file"] = s.state_path.empty() ? json(nullptr) : json(s.state_path);
 
     Scan found = s.scan();
-    json removed = json::array(), failed = json::array();
-    std::set<std::string> failed_ids;
-    auto fail = [&](const Item &item, const std::string &reason) {
-        failed.push_back(item.with_reason(reason));
-        failed_ids.insert(item.identity());
-    };
-
+    Outcome out;
     if (dry_run) {
         for (const auto *list : {&found.loopbacks, &found.sinks, &found.nodes, &found.targets})
-            for (const auto &item : *list) removed.push_back(item.to_json());
+            for (const auto &item : *list) out.removed.push_back(item.to_json());
     } else {
-        // Loopbacks first: with its capture sink gone, a loopback's input is free for the session
-        // manager to re-link to the default source — speaker.monitor into the speaker.
-        for (const auto *list : {&found.loopbacks, &found.sinks}) {
-            for (const auto &item : *list) {
-                try {
-                    s.pulse->unload_module(item.id.get<uint32_t>());
-                    removed.push_back(item.to_json());
-                } catch (const Error &e) {
-                    fail(item, e.what());
-                }
-            }
-        }
-        for (const auto &item : found.nodes) {
-            try {
-                s.pw->destroy(item.id.get<uint32_t>());
-                removed.push_back(item.to_json());
-            } catch (const Error &e) {
-                fail(item, e.what());
-            }
-        }
-        if (!found.targets.empty()) {
-            std::set<std::string> left;
-            std::string wp_error;
-            try {
-                left = wireplumber ? s.clear_in_wireplumber(found.targets) : s.remaining_targets(found.targets);
-            } catch (const Error &e) {
-                wp_error = e.what();
-                left = s.remaining_targets(found.targets);
-            }
-            // What WirePlumber did not drop itself (or all of it, when WirePlumber is not running)
-            // comes out of the file; with WirePlumber running that is reported as a failure, since
-            // it may write the entry back from memory.
-            std::string edit_error;
-            if (!left.empty()) {
-                try {
-                    if (auto text = read_file(s.state_path))
-                        replace_file_atomically(s.state_path, without_targets(*text, left));
-                } catch (const Error &e) {
-                    edit_error = e.what();
-                }
-            }
-            for (const auto &item : found.targets) {
-                if (!left.count(item.name)) {
-                    removed.push_back(item.to_json());
-                } else if (!edit_error.empty()) {
-                    fail(item, edit_error);
-                } else if (wireplumber) {
-                    fail(item, "removed from the state file, but the running WirePlumber did not "
-                               "forget it and may write it back" +
-                                   (wp_error.empty() ? std::string() : " (" + wp_error + ")"));
-                } else {
-                    removed.push_back(item.to_json());
-                }
-            }
-        }
+        remove_modules_and_nodes(s, found, out);
+        forget_targets(s, found.targets, wireplumber, out);
         // Verify: whatever a removal claimed, a fresh scan must not find the dead owners' objects.
         Scan after = s.scan();
         for (const auto *list : {&after.loopbacks, &after.sinks, &after.nodes, &after.targets})
             for (const auto &item : *list)
-                if (!failed_ids.count(item.identity())) fail(item, "still present after removal");
+                if (!out.failed_ids.count(item.identity())) out.fail(item, "still present after removal");
     }
 
     std::string default_after;
     if (s.pulse) default_after = s.pulse->server_info().default_sink;
     report["default_sink"] = {{"before", s.pulse ? json(info.default_sink) : json(nullptr)},
                               {"after", s.pulse ? json(default_after) : json(nullptr)}};
-    report["removed"] = removed;
+    report["removed"] = out.removed;
     report["skipped"] = found.skipped;
-    report["failed"] = failed;
-    report["clean"] = failed.empty() && (!dry_run || removed.empty());
+    report["failed"] = out.failed;
+    report["clean"] = out.failed.empty() && (!dry_run || out.removed.empty());
     return report.dump();
 }
 
