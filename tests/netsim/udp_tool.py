@@ -1,7 +1,10 @@
 """Tiny UDP helper run inside a netsim namespace (the NAT-behaviour test drives it).
 
-  serve IP PORT[,PORT...] SECONDS     print {"port": local, "from": "ip:port", "data": text} per packet
+  serve IP PORT[,PORT...] SECONDS [COUNT]
+                                      print {"port": local, "from": "ip:port", "data": text} per packet;
+                                      ends after SECONDS, or after COUNT packets
   sendrecv PORT SECONDS IP:PORT...    from 0.0.0.0:PORT send "probe" to each, then print what arrives
+                                      until SECONDS pass or a datagram "done" arrives
   send IP PORT IP:PORT TEXT           one datagram from IP:PORT
   blast IP:PORT COUNT SIZE KBIT        COUNT datagrams of SIZE bytes, paced at KBIT kbit/s
   echo IP PORT SECONDS                 sends every datagram back to its sender
@@ -21,14 +24,22 @@ def parse(dest):
     return ip, int(port)
 
 
-def pump(socks, seconds):
+def pump(socks, seconds, count=None):
+    """Prints each datagram; ends after `seconds`, after `count` datagrams, or at a "done" one
+    (the caller's end marker, so a slow machine never cuts a test's window short)."""
     end = time.monotonic() + seconds
+    seen = 0
     while (left := end - time.monotonic()) > 0:
         ready, _, _ = select.select(socks, [], [], left)
         for s in ready:
             data, src = s.recvfrom(2048)
+            if data == b"done":
+                return
             print(json.dumps({"port": s.getsockname()[1], "from": f"{src[0]}:{src[1]}",
                               "data": data.decode(errors="replace")}), flush=True)
+            seen += 1
+            if count is not None and seen >= count:
+                return
 
 
 def main(argv):
@@ -40,7 +51,7 @@ def main(argv):
             s.bind((argv[2], int(port)))
             socks.append(s)
         print(json.dumps({"ready": True}), flush=True)
-        pump(socks, float(argv[4]))
+        pump(socks, float(argv[4]), int(argv[5]) if len(argv) > 5 else None)
     elif mode == "sendrecv":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("0.0.0.0", int(argv[2])))
