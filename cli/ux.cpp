@@ -326,18 +326,20 @@ int doctor(bool json, unsigned probe_timeout_ms) {
     return can_share ? 0 : 1;
 }
 
-int interactive_view(const std::atomic<bool> &stop) {
-    // The ticket may arrive over several lines (a pasted wrap): keep reading until it decodes. A
-    // line starting with the prefix starts a new paste; an empty line gives up on the current one.
+namespace {
+
+// The ticket may arrive over several lines (a pasted wrap): keep reading until it decodes. A line
+// starting with the prefix starts a new paste; an empty line gives up on the current one. Empty
+// at the end of input.
+std::string read_pasted_ticket() {
     std::string ticket;
     pp_result last = PP_OK;
     say("Paste the ticket, then press Enter:\n");
     for (;;) {
         std::string line;
-        if (!read_line(line)) return 1;
+        if (!read_line(line)) return {};
         size_t first = line.find_first_not_of(" \t\r<>\"'");
-        bool blank = first == std::string::npos;
-        if (blank) {
+        if (first == std::string::npos) {
             if (ticket.empty()) continue;
             log_line("error: " + detail(last) + "; paste the whole ticket again");
             ticket.clear();
@@ -349,7 +351,7 @@ int interactive_view(const std::atomic<bool> &stop) {
         pp_ticket *t = nullptr;
         last = pp_ticket_decode(&t, ticket.c_str());
         pp_ticket_free(t);
-        if (last == PP_OK) break;
+        if (last == PP_OK) return ticket;
         if (last == PP_ERR_TICKET_PREFIX || last == PP_ERR_TICKET_CHARACTER || last == PP_ERR_TICKET_EXPIRED ||
             last == PP_ERR_TICKET_VERSION) {
             log_line("error: " + detail(last));
@@ -358,7 +360,11 @@ int interactive_view(const std::atomic<bool> &stop) {
         }
         // Otherwise (truncated, checksum) more lines may be on their way.
     }
+}
 
+// The usable players, the configured one ([viewer] player) first; asks when there is a choice.
+// False when no player is usable.
+bool choose_player(pp_player_kind &kind) {
     std::vector<std::pair<pp_player_kind, std::string>> choices;
     auto players = nlohmann::json::parse(get([](char *b, size_t s, size_t *n) { return pp_players_json(b, s, n); }));
     for (const auto &p : players) {
@@ -368,22 +374,45 @@ int interactive_view(const std::atomic<bool> &stop) {
         }
         choices.push_back({p["name"] == "mpv" ? PP_PLAYER_MPV : PP_PLAYER_VLC, p["name"]});
     }
-    // The configured player ([viewer] player) goes first when it is usable.
     if (nlohmann::json cfg = config_json(); cfg.is_object() && cfg["viewer"]["player"] != "auto")
         std::stable_partition(choices.begin(), choices.end(),
                               [&](const auto &c) { return c.second == cfg["viewer"]["player"]; });
-    pp_player_kind kind = PP_PLAYER_AUTO;
+    kind = PP_PLAYER_AUTO;
+    if (choices.empty()) return false;
+    size_t pick = 1;
     if (choices.size() > 1) {
         std::string menu = "Play with:\n";
         for (size_t i = 0; i < choices.size(); ++i)
             menu += "  " + std::to_string(i + 1) + ") " + choices[i].second + (i == 0 ? " (recommended)" : "") + "\n";
         std::string answer = ask(menu + "Choose [1]: ");
-        size_t pick = answer.empty() ? 1 : size_t(std::atoi(answer.c_str()));
+        pick = answer.empty() ? 1 : size_t(std::atoi(answer.c_str()));
         if (pick < 1 || pick > choices.size()) pick = 1;
-        kind = choices[pick - 1].first;
-    } else if (choices.size() == 1) {
-        kind = choices[0].first;
     }
+    kind = choices[pick - 1].first;
+    return true;
+}
+
+void start_player(bool have_player, pp_player_kind kind, const std::string &url) {
+    if (!have_player) {
+        std::string command = get([&](char *b, size_t s, size_t *n) { return pp_player_command(PP_PLAYER_MPV, url.c_str(), b, s, n); });
+        log_line("no usable player installed (install mpv); play the stream with: " + command);
+        return;
+    }
+    int64_t pid = 0;
+    if (pp_result rc = pp_player_launch(kind, url.c_str(), &pid); rc != PP_OK)
+        log_line("error: " + detail(rc));
+    else
+        log_line((kind == PP_PLAYER_VLC ? std::string("vlc") : std::string("mpv")) + " started (pid " +
+                 std::to_string(pid) + ") on " + url + "; press Ctrl-C to stop watching");
+}
+
+} // namespace
+
+int interactive_view(const std::atomic<bool> &stop) {
+    std::string ticket = read_pasted_ticket();
+    if (ticket.empty()) return 1;
+    pp_player_kind kind;
+    bool have_player = choose_player(kind);
 
     pp_viewer_options o;
     pp_viewer_options_init(&o, PP_VIEWER_OPTIONS_VERSION);
@@ -394,18 +423,7 @@ int interactive_view(const std::atomic<bool> &stop) {
         log_line("error: " + detail(rc));
         return 1;
     }
-    std::string url = get([&](char *b, size_t s, size_t *n) { return pp_viewer_url(viewer, b, s, n); });
-    if (choices.empty()) {
-        std::string command = get([&](char *b, size_t s, size_t *n) { return pp_player_command(PP_PLAYER_MPV, url.c_str(), b, s, n); });
-        log_line("no usable player installed (install mpv); play the stream with: " + command);
-    } else {
-        int64_t pid = 0;
-        if (pp_result rc = pp_player_launch(kind, url.c_str(), &pid); rc != PP_OK)
-            log_line("error: " + detail(rc));
-        else
-            log_line((kind == PP_PLAYER_VLC ? std::string("vlc") : std::string("mpv")) + " started (pid " +
-                     std::to_string(pid) + ") on " + url + "; press Ctrl-C to stop watching");
-    }
+    start_player(have_player, kind, get([&](char *b, size_t s, size_t *n) { return pp_viewer_url(viewer, b, s, n); }));
     pp_result rc = PP_ERR_STATE;
     while (!stop && rc == PP_ERR_STATE) rc = pp_viewer_wait(viewer, 200);
     if (rc == PP_OK) log_line("the host ended the stream");
