@@ -23,6 +23,7 @@
 #include "http3/server.hpp"
 #include "media/media.hpp"
 #include "nat/agent.hpp"
+#include "nat/guess.hpp"
 #include "nat/portmap.hpp"
 #include "nat/paths.hpp"
 #include "nat/turn.hpp"
@@ -34,6 +35,7 @@
 #include "publish/publisher.hpp"
 #include "pixelpass_version.h"
 #include "quic/endpoint.hpp"
+#include "rendezvous/advice.hpp"
 #include "rendezvous/punch.hpp"
 #include "rendezvous/rendezvous.hpp"
 #include "stream/synthetic.hpp"
@@ -115,6 +117,8 @@ struct Host::Core {
     std::unique_ptr<rendezvous::Rendezvous> rendezvous;  // where viewers leave their candidates
     std::unique_ptr<rendezvous::Puncher> puncher;        // probes toward them
     uint64_t rendezvous_ignored = 0;                     // values that were no offer of ours
+    std::unique_ptr<nat::guess::Guesser> guesser;        // port guessing toward offers that need it
+    std::string own_nat = "unknown";                     // as the ticket shows it (advice host_nat_kind)
     // Adaptive bitrate (media sources only): the controller, its tick, the rate last applied.
     std::unique_ptr<ratecontrol::Controller> rate;
     std::unique_ptr<net::Timer> rate_timer;
@@ -159,6 +163,7 @@ struct Host::Core {
         publisher.reset();  // publishing stops with sharing
         if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
         paths.clear();  // their routes point into the TURN client
+        guesser.reset();  // its fan sockets route the main socket's peers
         expiry_timer.reset();
         puncher.reset();
         rendezvous.reset();  // joins the DHT thread; nothing of it runs afterwards
@@ -226,6 +231,7 @@ struct Host::Core {
             Viewer v{next_viewer_id++, who, static_cast<int64_t>(time(nullptr)), found_of(conn)};
             it = viewers.emplace(conn.id(), v).first;
             endpoint->mark_authenticated(conn.id());  // out of the pre-auth limits
+            if (guesser) guesser->settle(conn.remote());  // connected: no more guessing toward it
             ++totals.joined;
             emit({PP_EVENT_VIEWER_JOINED, PP_LOG_INFO, v.id, PP_OK, "viewer " + std::to_string(v.id) + " joined from " + who,
                   nlohmann::json{{"path", path_of(conn)}, {"found", v.found},
@@ -288,14 +294,17 @@ struct Host::Core {
     std::string path_of(const quic::Connection &conn) const {
         auto p = paths.find(conn.id());
         if (p != paths.end()) return nat::path_kind_name(p->second->kind());
+        if (guesser && guesser->guessed(conn.remote())) return "direct";  // routed through a fan socket
         return endpoint->socket().routed(conn.remote()) ? "relayed" : "direct";
     }
 
     // How the connection's path was found: "dht-punched" (a rendezvous offer made us punch toward
-    // it), "relay-punched" (candidates traded over the relay), "relayed", else "direct".
+    // it), "relay-punched" (candidates traded over the relay), "guessed" (port guessing after an
+    // offer), "relayed", else "direct".
     std::string found_of(const quic::Connection &conn) const {
         auto p = paths.find(conn.id());
         if (p != paths.end() && p->second->kind() == nat::PathKind::punched) return "relay-punched";
+        if (guesser && guesser->guessed(conn.remote())) return "guessed";
         if (path_of(conn) == "relayed") return "relayed";
         if (puncher && puncher->punched(conn.remote())) return "dht-punched";
         return "direct";
@@ -319,6 +328,24 @@ struct Host::Core {
               "rendezvous: a viewer (NAT: " + offer->nat + ") offered " + std::to_string(offer->candidates.size()) +
                   " candidates; punching toward them",
               nlohmann::json{{"nat", offer->nat}, {"candidates", offer->candidates.size()}}.dump()});
+        guess_toward(*offer);
+    }
+
+    // Port guessing (nat/guess) when one NAT is symmetric and the other a cone: we fan or spray
+    // toward the viewer's public address, the first of its offer (reflexive ones come first).
+    void guess_toward(const rendezvous::Offer &offer) {
+        if (!guesser || offer.candidates.empty()) return;
+        std::string role = nat::guess::role(own_nat, offer.nat);
+        const net::Address peer = offer.candidates.front().unmapped();
+        if (role.empty()) return;
+        for (auto *c : endpoint->connections())
+            if (c->remote().unmapped().ip() == peer.ip()) return;  // already here another way
+        bool started = role == "fan" ? guesser->fan(offer.session, peer) : guesser->spray(offer.session, peer);
+        if (started)
+            emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK,
+                  "rendezvous: our NAT is " + own_nat + ", the viewer's " + offer.nat + ": port guessing (" + role +
+                      ") toward " + peer.ip(),
+                  nlohmann::json{{"role", role}}.dump()});
     }
 
     // GET /paths with the viewer's candidates (header pixelpass-paths, JSON): answers with ours
@@ -395,11 +422,12 @@ struct Host::Core {
     bool on_probe(const nat::stun::Message &m, const net::Datagram &d) {
         for (auto &[id, p] : paths)
             if (p->on_stun(m, d)) return true;
-        return false;
+        return guesser && guesser->on_stun(m, d);
     }
 
     void closed(quic::Connection &conn, const quic::CloseInfo &info) {
         paths.erase(conn.id());
+        if (guesser) guesser->release(conn.remote());
         auto it = viewers.find(conn.id());
         if (it == viewers.end()) return;
         Viewer v = it->second;
@@ -597,6 +625,8 @@ struct Host::Core {
             j["rendezvous"] = rendezvous->stats();
             j["rendezvous"]["ignored"] = rendezvous_ignored;
             if (puncher) j["rendezvous"]["punch"] = puncher->stats();
+            if (guesser) j["rendezvous"]["guess"] = guesser->stats();
+            j["rendezvous"]["nat"] = own_nat;
         }
         if (rate) {
             j["rate_control"] = rate_stats();
@@ -695,6 +725,11 @@ void start_rendezvous(const HostConfig &config, Host::Core &core) {
     }
     core.loop->call([&] {
         c->puncher = std::make_unique<rendezvous::Puncher>(*c->loop, c->endpoint->socket(), c->probe_key);
+        c->guesser = std::make_unique<nat::guess::Guesser>(
+            *c->loop, c->endpoint->socket(), c->probe_key, [c](const std::string &, const net::Address &peer) {
+                c->emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "rendezvous: port guessing opened a path to " +
+                         peer.to_string(), "{}"});
+            });
         c->rendezvous = std::move(node);
         c->rendezvous->listen(rendezvous::rendezvous_key(c->secret),
                               [c](const rendezvous::Rendezvous::Value &v) { c->on_rendezvous(v); });
@@ -968,6 +1003,12 @@ void Host::start() {
         candidates.push_back(relayed_.front());
     }
     relay_ = ticket_relay;
+    {
+        std::vector<net::Address> seen;
+        for (const auto &[ip, port] : reflexive_) seen.push_back(net::Address::parse(ip, port));
+        std::string kind = rendezvous::host_nat_kind(core->port, seen, !mapped_.empty());
+        core->loop->call([&] { c->own_nat = kind; });
+    }
     if (candidates.size() > ticket::kMaxCandidates) candidates.resize(ticket::kMaxCandidates);
     candidates_ = candidates;
     core->loop->call([&] {
