@@ -43,8 +43,9 @@ struct Guesser::Fan {
     std::vector<std::unique_ptr<net::UdpSocket>> sockets;
     net::UdpSocket *open = nullptr;  // the socket the peer reached: it carries the connection
     net::Address opened_to;          // the peer's address as that socket heard it
-    uint64_t started_ns = 0;
-    size_t rounds = 0;  // of kFanRoundMs sent
+    uint64_t started_ns = 0;  // when its sockets open (later than asked for a delayed fan)
+    bool opened = false;      // its sockets are open
+    size_t rounds = 0;        // of kFanRoundMs sent
 };
 
 struct Guesser::Spray {
@@ -90,28 +91,33 @@ bool Guesser::authentic(const stun::Message &m, const std::string &session) cons
     return m.method == stun::Method::binding && m.text(stun::attr::username) == session && m.integrity_ok(key_);
 }
 
-bool Guesser::fan(const std::string &session, const net::Address &peer_address) {
+bool Guesser::fan(const std::string &session, const net::Address &peer_address, unsigned after_ms) {
     net::Address peer = peer_address.unmapped();
     size_t waiting = std::count_if(fans_.begin(), fans_.end(), [](const auto &f) { return !f->open; });
-    if (!guessable(peer) || waiting >= kMaxFans || !remember(session)) {
+    bool bindable = main_.local_address().unmapped().is_any() || main_.local_address().unmapped().family() == AF_INET;
+    if (!guessable(peer) || !bindable || waiting >= kMaxFans || !remember(session)) {
         ++counters_.refused;
         return false;
     }
-    // The fan's sockets bind where the main socket is bound (any address, or its IPv4 one).
-    net::Address bound = main_.local_address().unmapped();
-    net::UdpOptions options;
-    if (!bound.is_any()) {
-        if (bound.family() != AF_INET) return false;
-        options.bind_ip = bound.ip();
-    } else {
-        options.bind_ip = "0.0.0.0";
-    }
-    options.rx_batch = 1;  // 64 KiB each, not 1 MiB: there are hundreds
     auto f = std::make_unique<Fan>();
     f->session = session;
     f->peer = peer;
-    f->started_ns = net::monotonic_ns();
-    Fan *fp = f.get();
+    f->started_ns = net::monotonic_ns() + uint64_t{after_ms} * kMs;
+    ++counters_.fans;
+    if (after_ms == 0) open_fan(*f);
+    fans_.push_back(std::move(f));
+    rearm();
+    return true;
+}
+
+void Guesser::open_fan(Fan &f) {
+    f.opened = true;
+    // The fan's sockets bind where the main socket is bound (any address, or its IPv4 one).
+    net::Address bound = main_.local_address().unmapped();
+    net::UdpOptions options;
+    options.bind_ip = bound.is_any() ? "0.0.0.0" : bound.ip();
+    options.rx_batch = 1;  // 64 KiB each, not 1 MiB: there are hundreds
+    Fan *fp = &f;
     for (size_t i = 0; i < kFanSockets; ++i) {
         std::unique_ptr<net::UdpSocket> s;
         try {
@@ -125,14 +131,9 @@ bool Guesser::fan(const std::string &session, const net::Address &peer_address) 
             // Only the open socket carries QUIC, and only the peer's.
             if (fp->open == sp && d.remote.unmapped() == fp->opened_to) main_.inject(d.data, fp->opened_to);
         });
-        f->sockets.push_back(std::move(s));
+        f.sockets.push_back(std::move(s));
     }
-    if (f->sockets.empty()) return false;
-    ++counters_.fans;
-    fan_probe(*f);
-    fans_.push_back(std::move(f));
-    rearm();
-    return true;
+    fan_probe(f);
 }
 
 void Guesser::fan_probe(Fan &f) {
@@ -241,10 +242,17 @@ void Guesser::tick() {
         }
     // Expired sprays go (a hit stays in hits_).
     std::erase_if(sprays_, [&](const auto &s) { return now >= s->until_ns; });
-    for (auto &f : fans_)
-        if (!f->open && f->rounds < std::size(kFanRoundMs) && now >= f->started_ns + kFanRoundMs[f->rounds] * kMs)
+    for (auto &f : fans_) {
+        if (!f->opened && now >= f->started_ns) {
+            // A delayed fan opens only if the peer has not reached us another way meanwhile.
+            if (connected_ && connected_(f->peer)) f->started_ns = 0;  // dropped below
+            else open_fan(*f);
+        }
+        else if (f->opened && !f->open && f->rounds < std::size(kFanRoundMs) &&
+                 now >= f->started_ns + kFanRoundMs[f->rounds] * kMs)
             fan_probe(*f);
-    std::erase_if(fans_, [&](const auto &f) { return !f->open && now >= f->started_ns + kFanMs * kMs; });
+    }
+    std::erase_if(fans_, [&](const auto &f) { return !f->open && (!f->started_ns || now >= f->started_ns + kFanMs * kMs); });
     rearm();
 }
 

@@ -61,11 +61,15 @@ public:
     Guesser(const Guesser &) = delete;
     Guesser &operator=(const Guesser &) = delete;
 
-    // The symmetric side: kFanSockets sockets probe `peer` (the cone side's public address).
-    // False (nothing opened) for an unfit peer, a session seen before, or kMaxFans running.
-    bool fan(const std::string &session, const net::Address &peer);
+    // The symmetric side: kFanSockets sockets probe `peer` (the cone side's public address),
+    // opened `after_ms` from now unless settle() toward the peer came first. False (nothing
+    // opened) for an unfit peer, a session seen before, or kMaxFans running.
+    bool fan(const std::string &session, const net::Address &peer, unsigned after_ms = 0);
     // The cone side: probes random ports of `peer`'s IP from the main socket. False as above.
     bool spray(const std::string &session, const net::Address &peer);
+    // Asked before a delayed fan opens: whether the peer (at that IP) is connected or connecting
+    // already, another way (then the fan is dropped: its route would take that peer's traffic).
+    void set_connected(std::function<bool(const net::Address &peer)> fn) { connected_ = std::move(fn); }
     // STUN on the main socket: an answer to one of our guesses, or an authenticated probe from a
     // sprayed IP (a fan socket that got through first). True when taken (and answered).
     bool on_stun(const stun::Message &m, const net::Datagram &d);
@@ -85,6 +89,7 @@ private:
     struct Fan;
     struct Spray;
     void tick();
+    void open_fan(Fan &f);
     void fan_probe(Fan &f);
     bool on_fan_stun(Fan &f, net::UdpSocket &s, const net::Datagram &d);
     void fan_opened(Fan &f, net::UdpSocket &s, const net::Address &from);
@@ -99,6 +104,7 @@ private:
     net::UdpSocket &main_;
     std::vector<uint8_t> key_;
     Found found_;
+    std::function<bool(const net::Address &)> connected_;
     std::vector<std::unique_ptr<Fan>> fans_;
     std::vector<std::unique_ptr<Spray>> sprays_;
     std::vector<std::string> seen_;  // sessions guessed for already (bounded)

@@ -230,42 +230,7 @@ struct Viewer::Core : viewer::Upstream {
             return;
         }
         if (relay && !relayed.empty()) {
-            relay_pending = true;
-            uint64_t started = net::monotonic_ns();
-            turn = std::make_unique<nat::TurnClient>(*agent, endpoint->socket(), *loop, *relay);
-            turn->allocate([this, relayed, started](pp_result rc, const std::string &detail) {
-                if (rc != PP_OK) {
-                    relay_pending = false;
-                    relay_problem = detail;
-                    emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, rc, detail, "{}"});
-                    turn.reset();
-                    if (!has_pending() && !winner && !decided()) fail_all();
-                    return;
-                }
-                turn->permit(relay->server);  // the host's allocation answers from the relay's address
-                if (is_connected()) {
-                    // A direct path won before the allocation was done: the relay becomes its standby.
-                    for (const auto &r : relayed) turn->route(r);
-                    start_paths();
-                    return;
-                }
-                for (const auto &r : relayed) {
-                    turn->route(r);
-                    Attempt a;
-                    a.address = r;
-                    a.relayed = true;
-                    attempts.push_back(a);
-                }
-                // Direct paths get a head start (the first handshake wins, and a direct one is
-                // the better path); the relay joins at once when they have all failed.
-                uint64_t head_start = started + uint64_t{config.relay_only ? 0u : 250u} * 1000000;
-                relay_delay = std::make_unique<net::Timer>(*loop, [this] {
-                    relay_pending = false;
-                    stagger->cancel();
-                    dial_next();
-                });
-                relay_delay->arm_at(has_pending_direct() ? head_start : 0);
-            });
+            start_relay(relayed);
         } else if (config.relay_only) {
             fail(PP_ERR_UNREACHABLE, ticket.relay ? "--relay-only: the ticket's host has no relayed address"
                                                   : "--relay-only: the ticket names no relay (start the host with "
@@ -276,6 +241,47 @@ struct Viewer::Core : viewer::Upstream {
         // Our own addresses as the world sees them (on this very socket), then the rendezvous.
         agent->discover(stun_servers, [this] { offer_rendezvous(); });
         if (!has_pending()) fail_all();
+    }
+
+    // Our allocation on the ticket's relay; the host's relayed addresses are dialled through it
+    // once it is there (or become the standby path of a direct connection that won meanwhile).
+    void start_relay(const std::vector<net::Address> &relayed) {
+        relay_pending = true;
+        uint64_t started = net::monotonic_ns();
+        turn = std::make_unique<nat::TurnClient>(*agent, endpoint->socket(), *loop, *relay);
+        turn->allocate([this, relayed, started](pp_result rc, const std::string &detail) {
+            if (rc != PP_OK) {
+                relay_pending = false;
+                relay_problem = detail;
+                emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, rc, detail, "{}"});
+                turn.reset();
+                if (!has_pending() && !winner && !decided()) fail_all();
+                return;
+            }
+            turn->permit(relay->server);  // the host's allocation answers from the relay's address
+            if (is_connected()) {
+                // A direct path won before the allocation was done: the relay becomes its standby.
+                for (const auto &r : relayed) turn->route(r);
+                start_paths();
+                return;
+            }
+            for (const auto &r : relayed) {
+                turn->route(r);
+                Attempt a;
+                a.address = r;
+                a.relayed = true;
+                attempts.push_back(a);
+            }
+            // Direct paths get a head start (the first handshake wins, and a direct one is
+            // the better path); the relay joins at once when they have all failed.
+            uint64_t head_start = started + uint64_t{config.relay_only ? 0u : 250u} * 1000000;
+            relay_delay = std::make_unique<net::Timer>(*loop, [this] {
+                relay_pending = false;
+                stagger->cancel();
+                dial_next();
+            });
+            relay_delay->arm_at(has_pending_direct() ? head_start : 0);
+        });
     }
 
     // ---- rendezvous: our candidates for the host, which punches toward them ----
