@@ -45,6 +45,7 @@ struct Guesser::Fan {
     net::Address opened_to;          // the peer's address as that socket heard it
     uint64_t started_ns = 0;  // when its sockets open (later than asked for a delayed fan)
     bool opened = false;      // its sockets are open
+    bool retired = false;     // dropped: ignores everything until it is destroyed
     size_t rounds = 0;        // of kFanRoundMs sent
 };
 
@@ -148,7 +149,8 @@ bool Guesser::on_fan_stun(Fan &f, net::UdpSocket &s, const net::Datagram &d) {
     auto m = stun::parse(d.data);
     net::Address from = d.remote.unmapped();
     // The cone side's NAT keeps one public address: the peer comes from the IP we fanned toward.
-    if (!m || from.ip() != f.peer.ip() || (f.open && f.open != &s) || !authentic(*m, f.session)) return false;
+    if (!m || f.retired || from.ip() != f.peer.ip() || (f.open && f.open != &s) || !authentic(*m, f.session))
+        return false;
     if (m->cls == stun::Class::request) {
         s.send_unrouted(from, answer(f.session, m->tid, from));
         ++counters_.answered;
@@ -265,27 +267,38 @@ void Guesser::rearm() {
         timer_.cancel();
 }
 
+void Guesser::drop_fans(const std::function<bool(const Fan &)> &which) {
+    // Retired, not destroyed: this may run inside a fan socket's own handler (the QUIC datagram it
+    // hands on closes or admits a connection), which must return before its socket goes.
+    for (auto it = fans_.begin(); it != fans_.end();) {
+        if (!which(**it)) {
+            ++it;
+            continue;
+        }
+        if ((*it)->open) main_.set_route((*it)->opened_to, nullptr);
+        (*it)->open = nullptr;  // its handlers ignore everything from now on
+        (*it)->retired = true;
+        retired_.push_back(std::move(*it));
+        it = fans_.erase(it);
+    }
+    if (!retired_.empty())
+        loop_.post([this, alive = std::weak_ptr<bool>(alive_)] {
+            if (alive.lock()) retired_.clear();
+        });
+    rearm();
+}
+
 void Guesser::settle(const net::Address &in_use) {
     net::Address u = in_use.unmapped();
     // Sprays toward it stop (a hit stays in hits_, for guessed()).
     std::erase_if(sprays_, [&](const auto &s) { return s->peer.ip() == u.ip(); });
-    std::erase_if(fans_, [&](const auto &f) {
-        if (f->peer.ip() != u.ip() || (f->open && f->opened_to == u)) return false;
-        if (f->open) main_.set_route(f->opened_to, nullptr);
-        return true;
-    });
-    rearm();
+    drop_fans([&](const Fan &f) { return f.peer.ip() == u.ip() && !(f.open && f.opened_to == u); });
 }
 
 void Guesser::release(const net::Address &peer) {
     net::Address u = peer.unmapped();
-    std::erase_if(fans_, [&](const auto &f) {
-        if (!f->open || f->opened_to != u) return false;
-        main_.set_route(f->opened_to, nullptr);
-        return true;
-    });
     std::erase(hits_, u);
-    rearm();
+    drop_fans([&](const Fan &f) { return f.open && f.opened_to == u; });
 }
 
 bool Guesser::guessed(const net::Address &a) const {

@@ -90,6 +90,7 @@ private:
     struct Spray;
     void tick();
     void open_fan(Fan &f);
+    void drop_fans(const std::function<bool(const Fan &)> &which);
     void fan_probe(Fan &f);
     bool on_fan_stun(Fan &f, net::UdpSocket &s, const net::Datagram &d);
     void fan_opened(Fan &f, net::UdpSocket &s, const net::Address &from);
@@ -106,6 +107,7 @@ private:
     Found found_;
     std::function<bool(const net::Address &)> connected_;
     std::vector<std::unique_ptr<Fan>> fans_;
+    std::vector<std::unique_ptr<Fan>> retired_;  // dropped, destroyed on the next loop turn
     std::vector<std::unique_ptr<Spray>> sprays_;
     std::vector<std::string> seen_;  // sessions guessed for already (bounded)
     std::vector<net::Address> hits_; // what sprays found (bounded), for guessed()
