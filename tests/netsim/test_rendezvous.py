@@ -137,3 +137,34 @@ def test_doctor_reports_the_dht_reachable_with_put_and_get_times():
         assert c["status"] == "ok" and "put in" in c["detail"] and "read back by another node in" in c["detail"], c
         checks, _ = doctor(rig, "[network]\ndht = \"off\"\n")
         assert checks["rendezvous (DHT)"]["status"] == "skipped"
+
+
+def guess_pair(rig, peers, want_bytes=200_000):
+    """A DHT-only host and viewer in `rig`; the viewer's result and the host's stats after it."""
+    host, ready = start_dht_host(rig)
+    peers.append(host)
+    viewer = Peer(rig, "v", ["view", ready["ticket"], json.dumps(viewer_options(rig)), str(want_bytes)])
+    peers.append(viewer)
+    r = viewer.read(timeout=90)
+    return r, host.ask()["stats"]
+
+
+def test_port_restricted_host_and_symmetric_viewer_meet_by_port_guessing(peers):
+    # No relay, no port mapping: the viewer (symmetric) fans 256 sockets toward the host, the host
+    # sprays guessed ports of the viewer's NAT until one answers (nat/guess).
+    with netsim.Rig(host_nat="port", viewer_nat="symmetric", coturn=True, dht=True) as rig:
+        r, hs = guess_pair(rig, peers)
+        assert r["ok"], r
+        st = r["stats"]
+        print(f"\nGUESS port/symmetric connect={r['connect_ms']:.0f}ms first_byte={r['first_byte_ms']:.0f}ms "
+              f"viewer={st['guess']} host={hs['rendezvous'].get('guess')}")
+        assert st["nat"] == "symmetric", st
+        assert st["found"] == "guessed" and st["path"] == "direct" and "relay" not in st, st
+        g = st["guess"]
+        # One fan; once connected only the socket that carries the stream stays open.
+        assert g["fans"] == 1 and g["hits"] == 1 and g["sockets_open"] == 1 and not g["active"], g
+        assert [(v["found"], v["path"]) for v in hs["viewers"]] == [("guessed", "direct")], hs["viewers"]
+        hg = hs["rendezvous"]["guess"]
+        assert hs["rendezvous"]["nat"] == "cone", hs["rendezvous"]
+        # Bounded and stopped at the hit: at most 2048 guesses, every one answered only by the viewer.
+        assert hg["sprays"] == 1 and hg["hits"] == 1 and 0 < hg["guesses"] <= 2048, hg

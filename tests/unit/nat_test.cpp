@@ -15,6 +15,7 @@
 #include "nat/agent.hpp"
 #include "nat/portmap.hpp"
 #include "nat/stun.hpp"
+#include "nat/guess.hpp"
 #include "nat/paths.hpp"
 #include "nat/turn.hpp"
 #include "net/loop.hpp"
@@ -327,6 +328,35 @@ TEST_CASE("unauthenticated Binding requests are answered at a bounded rate", "[n
     CHECK(c.bindings_refused >= 100);
     loop.call([&] {
         agent.reset();
+        sock.reset();
+    });
+}
+
+TEST_CASE("port guessing refuses what it must never probe, and nothing is sent for it", "[nat]") {
+    // Only refusals here: a fit target would be probed, and unit tests send nothing off the machine
+    // (the real guessing runs in netsim: test_rendezvous.py, bench_guess.py).
+    net::Loop loop("nat-test");
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<guess::Guesser> g;
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    loop.call([&] {
+        sock = std::make_unique<net::UdpSocket>(loop, opt);
+        g = std::make_unique<guess::Guesser>(loop, *sock, std::vector<uint8_t>(32, 7), nullptr);
+        const char *session = "0123456789abcdef";
+        for (const char *bad : {"127.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "169.254.1.1", "::1", "2001:db8::1"}) {
+            CHECK_FALSE(g->fan(session, net::Address::parse(bad, 4000)));
+            CHECK_FALSE(g->spray(std::string(session) + "0", net::Address::parse(bad, 4000)));
+        }
+        auto st = g->stats();
+        CHECK(st["fans"] == 0);
+        CHECK(st["sprays"] == 0);
+        CHECK(st["guesses"] == 0);
+        CHECK(st["fan_probes"] == 0);
+        CHECK(st["refused"] == 14);
+        CHECK_FALSE(g->active());
+        CHECK(sock->counters().tx_datagrams == 0);
+        g.reset();
         sock.reset();
     });
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "nat/guess.hpp"
 #include "rendezvous/advice.hpp"
 #include "rendezvous/punch.hpp"
 #include "rendezvous/seal.hpp"
@@ -127,6 +128,20 @@ TEST_CASE("NAT kinds: ours from STUN, the host's from its ticket, and the remedy
     auto guess = unreachable_hint("cone", "symmetric", true);
     CHECK(guess.find("port guessing") != std::string::npos);
     CHECK(guess.find("symmetric (a new port per peer)") != std::string::npos);
+    CHECK(guess.find("try again") != std::string::npos);
+    CHECK(unreachable_hint("symmetric", "cone", false).find("--no-dht") != std::string::npos);
     CHECK(unreachable_hint("cone", "cone", false).find("--no-dht") != std::string::npos);
+    // The host judges itself as the viewer judges it from the ticket.
+    CHECK(host_nat_kind(4433, {net::Address::parse("203.0.113.9", 4433)}, false) == "cone");
+    CHECK(host_nat_kind(4433, {net::Address::parse("203.0.113.9", 50001)}, false) == "symmetric");
+    CHECK(host_nat_kind(4433, {}, false) == "unknown");
+    CHECK(host_nat_kind(4433, {}, true) == "mapped");
+    // Who guesses: the symmetric side fans, the cone side sprays; nothing else guesses.
+    CHECK(nat::guess::role("symmetric", "cone") == "fan");
+    CHECK(nat::guess::role("cone", "symmetric") == "spray");
+    CHECK(nat::guess::role("symmetric", "symmetric").empty());
+    CHECK(nat::guess::role("cone", "cone").empty());
+    CHECK(nat::guess::role("cone", "mapped").empty());
+    CHECK(nat::guess::role("unknown", "symmetric").empty());
     CHECK(unreachable_hint("unknown", "symmetric", true).find("A relay is needed") != std::string::npos);
 }

@@ -20,9 +20,11 @@
 #include "common/hex.hpp"
 #include "common/random.hpp"
 #include "fanout/fanout.hpp"
+#include "gather/gather.hpp"
 #include "http3/server.hpp"
 #include "media/media.hpp"
 #include "nat/agent.hpp"
+#include "nat/guess.hpp"
 #include "nat/portmap.hpp"
 #include "nat/paths.hpp"
 #include "nat/turn.hpp"
@@ -34,6 +36,7 @@
 #include "publish/publisher.hpp"
 #include "pixelpass_version.h"
 #include "quic/endpoint.hpp"
+#include "rendezvous/advice.hpp"
 #include "rendezvous/punch.hpp"
 #include "rendezvous/rendezvous.hpp"
 #include "stream/synthetic.hpp"
@@ -45,6 +48,8 @@ namespace {
 
 // How often the adaptive bitrate looks at the viewers: fast enough to react within 3 s.
 constexpr uint64_t kRateTick = 500'000'000;  // ns
+// Port guessing's fan on the host starts this long after the offer (see guess_toward).
+constexpr unsigned kHostFanDelayMs = 1000;
 
 // The Source that config.source names: the synthetic generator (endless, paced to bitrate_kbps
 // when given, else as fast as viewers read), or the media pipeline behind its fan-out, fed by the
@@ -115,6 +120,8 @@ struct Host::Core {
     std::unique_ptr<rendezvous::Rendezvous> rendezvous;  // where viewers leave their candidates
     std::unique_ptr<rendezvous::Puncher> puncher;        // probes toward them
     uint64_t rendezvous_ignored = 0;                     // values that were no offer of ours
+    std::unique_ptr<nat::guess::Guesser> guesser;        // port guessing toward offers that need it
+    std::string own_nat = "unknown";                     // as the ticket shows it (advice host_nat_kind)
     // Adaptive bitrate (media sources only): the controller, its tick, the rate last applied.
     std::unique_ptr<ratecontrol::Controller> rate;
     std::unique_ptr<net::Timer> rate_timer;
@@ -159,6 +166,7 @@ struct Host::Core {
         publisher.reset();  // publishing stops with sharing
         if (endpoint) endpoint->close_all(http3::kNoError, "host stopped");
         paths.clear();  // their routes point into the TURN client
+        guesser.reset();  // its fan sockets route the main socket's peers
         expiry_timer.reset();
         puncher.reset();
         rendezvous.reset();  // joins the DHT thread; nothing of it runs afterwards
@@ -173,30 +181,9 @@ struct Host::Core {
 
     http3::Response handle(quic::Connection &conn, const http3::Request &req) {
         ++totals.requests;
-        http3::Response r;
         std::string who = conn.remote().unmapped().to_string();
-        if (expired || (expiry != 0 && static_cast<int64_t>(time(nullptr)) >= expiry)) {
-            // The wall clock may pass the expiry before the timer fires: checked on every request.
-            ++totals.refused_expired;
-            r.status = 401;
-            r.close_connection = true;
-            if (refusal_logged())
-                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_EXPIRED,
-                      "refused " + who + ": the ticket expired",
-                      nlohmann::json{{"reason", "ticket expired"}, {"address", who}}.dump()});
-            return r;
-        }
-        if (!authorized(req.authorization, access_token)) {
-            // Nothing else: no body, no hint. The offered value is never logged.
-            ++totals.refused_auth;
-            r.status = 401;
-            r.close_connection = true;  // no second guess on this connection
-            if (refusal_logged())
-                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
-                      "refused " + who + ": wrong or missing ticket secret",
-                      nlohmann::json{{"reason", "ticket rejected"}, {"address", who}}.dump()});
-            return r;
-        }
+        if (auto refused = refuse_credentials(req, who)) return std::move(*refused);
+        http3::Response r;
         if (req.method != "GET" && req.method != "HEAD") {
             r.status = 405;
             r.headers.push_back({"allow", "GET, HEAD"});
@@ -204,32 +191,8 @@ struct Host::Core {
         }
         auto it = viewers.find(conn.id());
         if (it == viewers.end()) {
-            if (viewers.size() >= max_viewers) {
-                ++totals.refused_full;
-                nlohmann::json reason{{"error", "host is full"},
-                                      {"max_viewers", max_viewers},
-                                      {"viewers", viewers.size()}};
-                r.status = 503;
-                r.close_connection = true;
-                r.headers.push_back({"content-type", "application/json"});
-                r.body = reason.dump();
-                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_HOST_FULL,
-                      "refused " + who + ": host is full (" + std::to_string(viewers.size()) + "/" +
-                          std::to_string(max_viewers) + ")",
-                      nlohmann::json{{"reason", "host is full"},
-                                     {"address", who},
-                                     {"max_viewers", max_viewers},
-                                     {"viewers", viewers.size()}}
-                          .dump()});
-                return r;
-            }
-            Viewer v{next_viewer_id++, who, static_cast<int64_t>(time(nullptr)), found_of(conn)};
-            it = viewers.emplace(conn.id(), v).first;
-            endpoint->mark_authenticated(conn.id());  // out of the pre-auth limits
-            ++totals.joined;
-            emit({PP_EVENT_VIEWER_JOINED, PP_LOG_INFO, v.id, PP_OK, "viewer " + std::to_string(v.id) + " joined from " + who,
-                  nlohmann::json{{"path", path_of(conn)}, {"found", v.found},
-                                 {"address", who}}.dump()});
+            if (viewers.size() >= max_viewers) return refuse_full(who);
+            it = admit(conn, who);
         }
         if (req.path == "/stream.ts" && req.method == "GET" && streams_of(conn) >= max_streams_per_viewer()) {
             ++totals.refused_streams;
@@ -263,6 +226,59 @@ struct Host::Core {
         return r;
     }
 
+    // An expired ticket or a wrong secret: 401 and the connection closes; nullopt when the
+    // request may go on.
+    std::optional<http3::Response> refuse_credentials(const http3::Request &req, const std::string &who) {
+        http3::Response r;
+        r.status = 401;
+        r.close_connection = true;  // no second guess on this connection
+        if (expired || (expiry != 0 && static_cast<int64_t>(time(nullptr)) >= expiry)) {
+            // The wall clock may pass the expiry before the timer fires: checked on every request.
+            ++totals.refused_expired;
+            if (refusal_logged())
+                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_EXPIRED,
+                      "refused " + who + ": the ticket expired",
+                      nlohmann::json{{"reason", "ticket expired"}, {"address", who}}.dump()});
+            return r;
+        }
+        if (!authorized(req.authorization, access_token)) {
+            // Nothing else: no body, no hint. The offered value is never logged.
+            ++totals.refused_auth;
+            if (refusal_logged())
+                emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
+                      "refused " + who + ": wrong or missing ticket secret",
+                      nlohmann::json{{"reason", "ticket rejected"}, {"address", who}}.dump()});
+            return r;
+        }
+        return std::nullopt;
+    }
+
+    http3::Response refuse_full(const std::string &who) {
+        ++totals.refused_full;
+        http3::Response r;
+        r.status = 503;
+        r.close_connection = true;
+        r.headers.push_back({"content-type", "application/json"});
+        r.body = nlohmann::json{{"error", "host is full"}, {"max_viewers", max_viewers}, {"viewers", viewers.size()}}.dump();
+        emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_HOST_FULL,
+              "refused " + who + ": host is full (" + std::to_string(viewers.size()) + "/" + std::to_string(max_viewers) + ")",
+              nlohmann::json{{"reason", "host is full"}, {"address", who}, {"max_viewers", max_viewers},
+                             {"viewers", viewers.size()}}.dump()});
+        return r;
+    }
+
+    // A connection's first authorized request: it becomes a viewer.
+    std::map<uint64_t, Viewer>::iterator admit(quic::Connection &conn, const std::string &who) {
+        Viewer v{next_viewer_id++, who, static_cast<int64_t>(time(nullptr)), found_of(conn)};
+        auto it = viewers.emplace(conn.id(), v).first;
+        endpoint->mark_authenticated(conn.id());  // out of the pre-auth limits
+        if (guesser) guesser->settle(conn.remote());  // connected: no more guessing toward it
+        ++totals.joined;
+        emit({PP_EVENT_VIEWER_JOINED, PP_LOG_INFO, v.id, PP_OK, "viewer " + std::to_string(v.id) + " joined from " + who,
+              nlohmann::json{{"path", path_of(conn)}, {"found", v.found}, {"address", who}}.dump()});
+        return it;
+    }
+
     // Anyone can make the host refuse them, so refusal events (log lines) come at most 10 at once
     // and one per second after; totals.refused_* count every refusal.
     bool refusal_logged() {
@@ -288,14 +304,17 @@ struct Host::Core {
     std::string path_of(const quic::Connection &conn) const {
         auto p = paths.find(conn.id());
         if (p != paths.end()) return nat::path_kind_name(p->second->kind());
+        if (guesser && guesser->guessed(conn.remote())) return "direct";  // routed through a fan socket
         return endpoint->socket().routed(conn.remote()) ? "relayed" : "direct";
     }
 
     // How the connection's path was found: "dht-punched" (a rendezvous offer made us punch toward
-    // it), "relay-punched" (candidates traded over the relay), "relayed", else "direct".
+    // it), "relay-punched" (candidates traded over the relay), "guessed" (port guessing after an
+    // offer), "relayed", else "direct".
     std::string found_of(const quic::Connection &conn) const {
         auto p = paths.find(conn.id());
         if (p != paths.end() && p->second->kind() == nat::PathKind::punched) return "relay-punched";
+        if (guesser && guesser->guessed(conn.remote())) return "guessed";
         if (path_of(conn) == "relayed") return "relayed";
         if (puncher && puncher->punched(conn.remote())) return "dht-punched";
         return "direct";
@@ -319,6 +338,26 @@ struct Host::Core {
               "rendezvous: a viewer (NAT: " + offer->nat + ") offered " + std::to_string(offer->candidates.size()) +
                   " candidates; punching toward them",
               nlohmann::json{{"nat", offer->nat}, {"candidates", offer->candidates.size()}}.dump()});
+        guess_toward(*offer);
+    }
+
+    // Port guessing (nat/guess) when one NAT is symmetric and the other a cone: we fan or spray
+    // toward the viewer's public address, the first of its offer (reflexive ones come first).
+    void guess_toward(const rendezvous::Offer &offer) {
+        if (!guesser || offer.candidates.empty()) return;
+        std::string role = nat::guess::role(own_nat, offer.nat);
+        const net::Address peer = offer.candidates.front().unmapped();
+        if (role.empty()) return;
+        for (auto *c : endpoint->connections())
+            if (c->remote().unmapped().ip() == peer.ip()) return;  // already here another way
+        // Our fan waits a moment: against a milder cone NAT the punch above gets the viewer in by
+        // itself, and a fan's route would then take that connection's packets.
+        bool started = role == "fan" ? guesser->fan(offer.session, peer, kHostFanDelayMs) : guesser->spray(offer.session, peer);
+        if (started)
+            emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK,
+                  "rendezvous: our NAT is " + own_nat + ", the viewer's " + offer.nat + ": port guessing (" + role +
+                      ") toward " + peer.ip(),
+                  nlohmann::json{{"role", role}}.dump()});
     }
 
     // GET /paths with the viewer's candidates (header pixelpass-paths, JSON): answers with ours
@@ -395,11 +434,12 @@ struct Host::Core {
     bool on_probe(const nat::stun::Message &m, const net::Datagram &d) {
         for (auto &[id, p] : paths)
             if (p->on_stun(m, d)) return true;
-        return false;
+        return guesser && guesser->on_stun(m, d);
     }
 
     void closed(quic::Connection &conn, const quic::CloseInfo &info) {
         paths.erase(conn.id());
+        if (guesser) guesser->release(conn.remote());
         auto it = viewers.find(conn.id());
         if (it == viewers.end()) return;
         Viewer v = it->second;
@@ -524,39 +564,40 @@ struct Host::Core {
         return j;
     }
 
+    // One viewer's line of stats(); adds what its session sent and dropped to the totals.
+    nlohmann::json viewer_stats(quic::Connection &c, const Viewer &v, uint64_t &bytes, uint64_t &drops) const {
+        auto qs = c.stats();
+        http3::ServerSession::Stats hs;
+        if (auto *s = dynamic_cast<http3::ServerSession *>(c.app())) hs = s->stats();
+        bytes += hs.body_bytes_acked;
+        drops += hs.drops;
+        return {{"id", v.id},
+                {"address", v.address},
+                {"path", path_of(c)},
+                {"found", found_now(c, v)},
+                {"rtt_ms", qs.rtt_ms},
+                {"min_rtt_ms", qs.min_rtt_ms},
+                {"cwnd", qs.cwnd},
+                {"bytes_in_flight", qs.bytes_in_flight},
+                {"delivery_rate_kbps", std::lround(qs.delivery_rate_bps / 1000)},
+                {"congestion_events", qs.congestion_events},
+                {"backlog_ms", hs.backlog_ms},
+                {"held_bytes", hs.held_bytes},
+                {"skips", hs.drops},
+                {"switches", paths.count(c.id()) ? paths.at(c.id())->switches() : 0},
+                {"probes", probe_stats(c.id())},
+                {"bytes_sent", hs.body_bytes_acked},
+                {"drops", hs.drops},
+                {"streams", hs.streaming},
+                {"joined", v.joined}};
+    }
+
     nlohmann::json stats() const {
         nlohmann::json list = nlohmann::json::array();
         uint64_t bytes = totals.bytes_sent, drops = totals.drops;
-        if (endpoint) {
-            for (auto *c : endpoint->connections()) {
-                auto it = viewers.find(c->id());
-                if (it == viewers.end()) continue;
-                auto qs = c->stats();
-                http3::ServerSession::Stats hs;
-                if (auto *s = dynamic_cast<http3::ServerSession *>(c->app())) hs = s->stats();
-                bytes += hs.body_bytes_acked;
-                drops += hs.drops;
-                list.push_back({{"id", it->second.id},
-                                {"address", it->second.address},
-                                {"path", path_of(*c)},
-                                {"found", found_now(*c, it->second)},
-                                {"rtt_ms", qs.rtt_ms},
-                                {"min_rtt_ms", qs.min_rtt_ms},
-                                {"cwnd", qs.cwnd},
-                                {"bytes_in_flight", qs.bytes_in_flight},
-                                {"delivery_rate_kbps", std::lround(qs.delivery_rate_bps / 1000)},
-                                {"congestion_events", qs.congestion_events},
-                                {"backlog_ms", hs.backlog_ms},
-                                {"held_bytes", hs.held_bytes},
-                                {"skips", hs.drops},
-                                {"switches", paths.count(c->id()) ? paths.at(c->id())->switches() : 0},
-                                {"probes", probe_stats(c->id())},
-                                {"bytes_sent", hs.body_bytes_acked},
-                                {"drops", hs.drops},
-                                {"streams", hs.streaming},
-                                {"joined", it->second.joined}});
-            }
-        }
+        if (endpoint)
+            for (auto *c : endpoint->connections())
+                if (auto it = viewers.find(c->id()); it != viewers.end()) list.push_back(viewer_stats(*c, it->second, bytes, drops));
         nlohmann::json j{{"running", endpoint != nullptr},
                          {"port", port},
                          {"max_viewers", max_viewers},
@@ -597,6 +638,8 @@ struct Host::Core {
             j["rendezvous"] = rendezvous->stats();
             j["rendezvous"]["ignored"] = rendezvous_ignored;
             if (puncher) j["rendezvous"]["punch"] = puncher->stats();
+            if (guesser) j["rendezvous"]["guess"] = guesser->stats();
+            j["rendezvous"]["nat"] = own_nat;
         }
         if (rate) {
             j["rate_control"] = rate_stats();
@@ -615,19 +658,16 @@ struct Host::Core {
 
 namespace {
 
-// How long a viewer's TURN credentials in a ticket last at most.
-constexpr int64_t kViewerRelayCredentialS = 12 * 3600;
-
 // Enough for a handshake over a slow relayed path (a few RTTs of up to ~500 ms).
 constexpr unsigned kServerHandshakeTimeoutMs = 4000;
 
 // How long start() waits for the gateway's mapping before the ticket goes out without it (UPnP
 // discovery alone listens 1.5 s for answers).
 constexpr int kPortMapWaitMs = 4000;
+// STUN's answers and the relay's allocation: bounded, a ticket without them still works on open paths.
+constexpr auto kStunWait = std::chrono::seconds(5);
+constexpr auto kRelayWait = std::chrono::seconds(10);
 
-// The port-mapping settings for this host, or nullopt when it maps nothing: --no-port-mapping,
-// --relay-only, a loopback-only host, or PIXELPASS_PORTMAP=off (the test suite sets it, so no
-// test talks to the machine's real gateway). PIXELPASS_PORTMAP=upnp,natpmp,pcp picks protocols.
 quic::CongestionControl congestion_control_option(const std::string &name) {
     if (name.empty()) return quic::kDefaultCongestionControl;
     auto cc = quic::parse_congestion_control(name);
@@ -637,12 +677,11 @@ quic::CongestionControl congestion_control_option(const std::string &name) {
     return *cc;
 }
 
+// The port-mapping settings for this host, or nullopt when it maps nothing: --no-port-mapping,
+// --relay-only, a loopback-only host, or PIXELPASS_PORTMAP=off (the test suite sets it, so no
+// test talks to the machine's real gateway). PIXELPASS_PORTMAP=upnp,natpmp,pcp picks protocols.
 std::optional<nat::portmap::Options> port_mapping_options(const HostConfig &config) {
-    if (config.no_port_mapping || config.relay_only) return std::nullopt;
-    if (!config.bind_address.empty()) try {
-            if (net::Address::parse(config.bind_address, 0).is_loopback()) return std::nullopt;
-        } catch (const Error &) {
-        }
+    if (config.no_port_mapping || config.relay_only || gather::loopback_only(config.bind_address)) return std::nullopt;
     return nat::portmap::options_from_environment();
 }
 
@@ -668,16 +707,213 @@ void release(std::shared_ptr<Host::Core> core, bool announce) {
     core.reset();
 }
 
+// ---- Host::start(), step by step: each runs on the caller's thread (DNS and the waits block)
+// and enters the loop through call(). ----
+
+void log_warnings(Host::Core &core, const std::vector<gather::Warning> &warnings) {
+    for (const auto &[code, text] : warnings)
+        core.loop->call([&] { core.emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, code, text, "{}"}); });
+}
+
+// The running service's state before anything listens: its loop and the Source it serves
+// (missing plugins and encoders throw here, so the host fails at start).
+std::shared_ptr<Host::Core> make_core(const HostConfig &config, std::shared_ptr<EventSink> sink,
+                                      std::shared_ptr<Identity> identity, const std::vector<uint8_t> &secret,
+                                      std::shared_ptr<stream::Source> source_override, int64_t expiry) {
+    auto core = std::make_shared<Host::Core>();
+    core->config = config;
+    core->identity = std::move(identity);
+    core->secret = secret;
+    core->expiry = expiry;
+    core->access_token = ticket::access_token(secret, expiry);
+    core->events = [sink](const Event &e) {
+        if (*sink) (*sink)(e);
+    };
+    core->max_viewers = config.max_viewers ? config.max_viewers : kDefaultMaxViewers;
+    core->name = config.name.empty() ? machine_name() : config.name;
+    core->loop = std::make_unique<net::Loop>("pp-host");
+    Host::Core *c = core.get();
+    if (source_override) {
+        core->source = std::move(source_override);
+    } else {
+        // Media events come from media threads: hand them to the loop, where user callbacks run.
+        // The Core resets the source before its loop, so `c` outlives every post.
+        core->source = make_source(config, [c](const Event &e) { c->loop->post([c, e] { c->emit(e); }); });
+    }
+    core->media = dynamic_cast<fanout::FanoutSource *>(core->source.get());
+    return core;
+}
+
+std::vector<publish::Target> publish_targets(const HostConfig &config, const Host::Core &core) {
+    auto targets = publish::parse_targets(config.publish, config.publish_key);
+    if (!targets.empty()) {
+        if (!core.media) throw Error(PP_ERR_INVALID_ARGUMENT, "--publish needs a media source, not --source synthetic");
+        publish::require_plugins(targets);
+    }
+    return targets;
+}
+
+gather::RelaySettings relay_settings(const HostConfig &config) {
+    return {config.relay, config.relay_username, config.relay_password, config.relay_secret, config.relay_only,
+            config.no_relay};
+}
+
+// The UDP socket and the QUIC endpoint on it, listening; returns the socket's own addresses.
+std::vector<gather::Candidate> open_endpoint(Host::Core &core, quic::CongestionControl cc, bool relay) {
+    Host::Core *c = &core;
+    const HostConfig &config = core.config;
+    return core.loop->call([&] {
+        net::UdpOptions options;
+        options.bind_ip = config.bind_address;
+        options.port = config.port;
+        auto socket = std::make_unique<net::UdpSocket>(*c->loop, options);
+        const net::Address &bound = socket->local_address();
+        c->port = bound.port();
+        std::vector<gather::Candidate> local;
+        if (!bound.is_any())
+            local.push_back({bound.ip(), bound.port(), PP_CANDIDATE_LOCAL});
+        else
+            for (const auto &a : net::local_addresses(bound.family(), socket->dual_stack()))
+                local.push_back({a.ip(), bound.port(), PP_CANDIDATE_LOCAL});
+        quic::Observer observer;
+        observer.closed = [c](quic::Connection &conn, const quic::CloseInfo &info) { c->closed(conn, info); };
+        c->endpoint = std::make_unique<quic::Endpoint>(*c->loop, std::move(socket), observer);
+        c->waker = std::make_unique<net::Waker>(*c->loop, [c] { c->wake_all(); });
+        c->start_rate_control();
+        quic::ServerOptions server;
+        server.identity = c->identity;
+        server.make_app = [c](quic::Connection &conn) {
+            return std::make_unique<http3::ServerSession>(
+                conn, [c](quic::Connection &cn, const http3::Request &r) { return c->handle(cn, r); });
+        };
+        if (config.idle_timeout_ms) server.transport.idle_timeout_ms = config.idle_timeout_ms;
+        if (config.keep_alive_ms) server.transport.keep_alive_ms = config.keep_alive_ms;
+        // A half-open handshake (a spoofed Initial) holds its slot this long, not ngtcp2's 10 s.
+        server.transport.handshake_timeout_ms = kServerHandshakeTimeoutMs;
+        server.transport.congestion_control = cc;
+        c->congestion_control = cc;
+        // A connection that may move onto the relay keeps its packets small enough for TURN.
+        if (relay) server.transport.max_udp_payload = 1400;
+        c->endpoint->listen(std::move(server));
+        c->arm_expiry();
+        return local;
+    });
+}
+
+// A port mapping on the LAN gateway (UPnP-IGD / NAT-PMP / PCP), asked for on its own thread
+// while STUN and the relay proceed: those libraries block.
+void start_port_mapping(Host::Core &core) {
+    auto options = port_mapping_options(core.config);
+    if (!options) return;
+    Host::Core *c = &core;
+    core.portmap = std::make_unique<nat::portmap::Keeper>(
+        core.port, *options, [c](bool warning, const std::string &message) {
+            c->loop->post([c, warning, message] {
+                c->emit({PP_EVENT_LOG, warning ? PP_LOG_WARNING : PP_LOG_INFO, 0, PP_OK, message, "{}"});
+            });
+        });
+}
+
+// The server-reflexive address, learned on the QUIC socket itself, so it is the mapping viewers'
+// packets reach. The future is ready once every server answered (or gave up).
+std::future<void> start_discovery(Host::Core &core, std::vector<net::Address> servers) {
+    auto discovered = std::make_shared<std::promise<void>>();
+    auto future = discovered->get_future();
+    Host::Core *c = &core;
+    core.loop->call([&] {
+        c->agent = std::make_unique<nat::Agent>(*c->loop, c->endpoint->socket());
+        c->agent->add_listener([c](const nat::stun::Message &m, const net::Datagram &d) { return c->on_probe(m, d); });
+        c->probe_key = nat::probe_key(c->secret);
+        c->agent->discover(std::move(servers), [discovered] { discovered->set_value(); });
+    });
+    return future;
+}
+
+// The relay allocation, bounded like STUN: its relayed address, or nullopt (logged) when it
+// failed; with --relay-only that ends the start. Relay-to-relay: the host lets its relay's own
+// address in, so a viewer allocating on the same relay reaches it with a one-way ticket.
+std::optional<net::Address> allocate_relay(Host::Core &core, const nat::TurnConfig &turn) {
+    Host::Core *c = &core;
+    auto allocated = std::make_shared<std::promise<std::pair<pp_result, std::string>>>();
+    auto future = allocated->get_future();
+    core.loop->call([&] {
+        c->turn = std::make_unique<nat::TurnClient>(*c->agent, c->endpoint->socket(), *c->loop, turn);
+        c->turn->allocate([allocated](pp_result rc, const std::string &detail) { allocated->set_value({rc, detail}); });
+    });
+    std::pair<pp_result, std::string> outcome{PP_ERR_UNREACHABLE, "relay " + turn.label + " does not answer"};
+    if (future.wait_for(kRelayWait) == std::future_status::ready) outcome = future.get();
+    if (outcome.first == PP_OK)
+        return core.loop->call([&] {
+            c->turn->permit(turn.server);
+            return c->turn->relayed();
+        });
+    bool relay_only = core.config.relay_only;
+    core.loop->call([&] {
+        c->turn.reset();
+        c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, outcome.first,
+                 outcome.second + (relay_only ? "" : "; sharing without a relay"), "{}"});
+    });
+    if (relay_only) {
+        core.loop->call([&] { c->shutdown(false); });
+        throw Error(outcome.first, outcome.second);
+    }
+    return std::nullopt;
+}
+
+// The gateway's mapping, once it is there or what is left of kPortMapWaitMs is spent.
+std::optional<gather::Candidate> wait_mapping(Host::Core &core, std::chrono::steady_clock::time_point started) {
+    if (!core.portmap) return std::nullopt;
+    auto budget = std::chrono::milliseconds(kPortMapWaitMs) - (std::chrono::steady_clock::now() - started);
+    auto m = core.portmap->wait(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::max<std::chrono::steady_clock::duration>(budget, std::chrono::milliseconds(0))));
+    if (!m) return std::nullopt;
+    return gather::Candidate{m->external_ip, m->external_port, PP_CANDIDATE_MAPPED};
+}
+
+// What the loop keeps of the ticket's candidates: the direct ones /paths offers, and our NAT's
+// kind as the ticket shows it (port guessing's role).
+void keep_candidates(Host::Core &core, const std::vector<gather::Candidate> &ordered) {
+    std::vector<net::Address> reflexive;
+    bool mapped = false;
+    for (const auto &cand : ordered) {
+        if (cand.kind == PP_CANDIDATE_REFLEXIVE) reflexive.push_back(net::Address::parse(cand.ip, cand.port));
+        mapped |= cand.kind == PP_CANDIDATE_MAPPED;
+    }
+    std::string kind = rendezvous::host_nat_kind(core.port, reflexive, mapped);
+    Host::Core *c = &core;
+    core.loop->call([&] {
+        c->own_nat = kind;
+        for (const auto &cand : ordered)
+            if (cand.kind != PP_CANDIDATE_RELAYED) c->direct_candidates.emplace_back(cand.ip, cand.port);
+    });
+}
+
+// Publishing starts now and holds the media pipeline running, viewers or not; then READY.
+void announce(Host::Core &core, std::vector<publish::Target> targets, const std::vector<gather::Candidate> &ordered,
+              const std::string &fingerprint) {
+    Host::Core *c = &core;
+    nlohmann::json cands = nlohmann::json::array();
+    for (const auto &cand : ordered)
+        cands.push_back(net::Address::parse(cand.ip, cand.port).to_string());
+    nlohmann::json ready{{"port", core.port},
+                         {"candidates", cands},
+                         {"fingerprint", fingerprint},
+                         {"max_viewers", core.max_viewers},
+                         {"stream", core.source->describe()}};
+    std::string message = "listening on UDP port " + std::to_string(core.port);
+    if (!targets.empty())
+        core.publisher = std::make_unique<publish::Publisher>(std::move(targets), core.source, [c](const Event &e) {
+            c->loop->post([c, e] { c->emit(e); });
+        });
+    core.loop->call([&] { c->emit({PP_EVENT_READY, PP_LOG_INFO, 0, PP_OK, message, ready.dump()}); });
+}
+
 } // namespace
 
 namespace {
 
 void start_rendezvous(const HostConfig &config, Host::Core &core) {
-    if (config.no_dht || config.relay_only) return;
-    if (!config.bind_address.empty()) try {
-            if (net::Address::parse(config.bind_address, 0).is_loopback()) return;
-        } catch (const Error &) {
-        }
+    if (config.no_dht || config.relay_only || gather::loopback_only(config.bind_address)) return;
     auto bootstrap = config.dht_bootstrap.empty() ? rendezvous::default_bootstrap() : config.dht_bootstrap;
     if (bootstrap.empty()) return;
     std::unique_ptr<rendezvous::Rendezvous> node;
@@ -695,6 +931,16 @@ void start_rendezvous(const HostConfig &config, Host::Core &core) {
     }
     core.loop->call([&] {
         c->puncher = std::make_unique<rendezvous::Puncher>(*c->loop, c->endpoint->socket(), c->probe_key);
+        c->guesser = std::make_unique<nat::guess::Guesser>(
+            *c->loop, c->endpoint->socket(), c->probe_key, [c](const std::string &, const net::Address &peer) {
+                c->emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "rendezvous: port guessing opened a path to " +
+                         peer.to_string(), "{}"});
+            });
+        c->guesser->set_connected([c](const net::Address &peer) {
+            for (auto *conn : c->endpoint->connections())
+                if (conn->remote().unmapped().ip() == peer.unmapped().ip()) return true;
+            return false;
+        });
         c->rendezvous = std::move(node);
         c->rendezvous->listen(rendezvous::rendezvous_key(c->secret),
                               [c](const rendezvous::Rendezvous::Value &v) { c->on_rendezvous(v); });
@@ -727,272 +973,53 @@ void Host::set_source(std::shared_ptr<stream::Source> source) {
 void Host::start() {
     std::lock_guard lock(mutex_);
     if (core_) throw Error(PP_ERR_STATE, "the host is already running");
-    auto core = std::make_shared<Core>();
-    core->config = config_;
-    core->identity = identity_;
-    core->secret = secret_;
-    core->events = [sink = events_](const Event &e) {
-        if (*sink) (*sink)(e);
-    };
-    core->max_viewers = config_.max_viewers ? config_.max_viewers : kDefaultMaxViewers;
-    core->name = config_.name.empty() ? machine_name() : config_.name;
-    core->loop = std::make_unique<net::Loop>("pp-host");
-    Core *c = core.get();
-    if (source_override_) {
-        core->source = source_override_;
-    } else {
-        // Media events come from media threads: hand them to the loop, where user callbacks run.
-        // The Core resets the source before its loop, so `c` outlives every post.
-        core->source = make_source(config_, [c](const Event &e) {
-            c->loop->post([c, e] { c->emit(e); });
-        });
-    }
-    core->media = dynamic_cast<fanout::FanoutSource *>(core->source.get());
-    auto publish_targets = publish::parse_targets(config_.publish, config_.publish_key);
-    if (!publish_targets.empty()) {
-        if (!core->media) throw Error(PP_ERR_INVALID_ARGUMENT, "--publish needs a media source, not --source synthetic");
-        publish::require_plugins(publish_targets);
-    }
-
-    std::vector<std::pair<std::string, uint16_t>> candidates;
-    // The relay: parsed and resolved here (DNS blocks), allocated once the socket exists.
-    std::optional<nat::TurnConfig> relay;
-    std::optional<ticket::Relay> ticket_relay;
-    int64_t expiry = config_.ticket_lifetime_s > 0 ? static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s : 0;
-    core->expiry = expiry;
-    core->access_token = ticket::access_token(secret_, expiry);
+    int64_t now = static_cast<int64_t>(time(nullptr));
+    int64_t expiry = config_.ticket_lifetime_s > 0 ? now + config_.ticket_lifetime_s : 0;
+    auto core = make_core(config_, events_, identity_, secret_, source_override_, expiry);
+    auto targets = publish_targets(config_, *core);
     auto congestion_control = congestion_control_option(config_.congestion_control);
-    if (config_.relay_only && config_.no_relay)
-        throw Error(PP_ERR_INVALID_ARGUMENT, "--relay-only and --no-relay contradict each other: pick one");
-    if (config_.relay_only && config_.relay.empty())
-        throw Error(PP_ERR_INVALID_ARGUMENT, "--relay-only needs a relay: add --relay turn:HOST[:PORT] with --relay-secret (docs/relay.md)");
-    if (!config_.relay.empty() && !config_.no_relay) {
-        auto [relay_host, relay_port] = nat::parse_relay(config_.relay);
-        auto found = nat::resolve(relay_host + ":" + std::to_string(relay_port), relay_port);
-        if (found.empty()) {
-            if (config_.relay_only) throw Error(PP_ERR_UNREACHABLE, "relay " + config_.relay + " does not resolve");
-            core->loop->call([&] {
-                c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_UNREACHABLE,
-                         "relay " + config_.relay + " does not resolve: sharing without a relay", "{}"});
-            });
-        } else {
-            nat::TurnConfig tc;
-            tc.server = found.front();
-            tc.label = "turn:" + (relay_host.find(':') != std::string::npos ? "[" + relay_host + "]" : relay_host) + ":" +
-                       std::to_string(relay_port);
-            ticket::Relay tr{relay_host, relay_port, "", ""};
-            if (!config_.relay_secret.empty()) {
-                // The host's own allocation lives as long as the session; the viewer's credentials
-                // die with the ticket, or after 12 h, whichever comes first.
-                int64_t now = static_cast<int64_t>(time(nullptr));
-                auto own = nat::rest_credentials(config_.relay_secret, now + 7 * 86400);
-                tc.username = own.username;
-                tc.password = own.password;
-                // At most 12 h even for a long-lived ticket: a leaked ticket's relay access ends.
-                int64_t limit = now + kViewerRelayCredentialS;
-                auto theirs = nat::rest_credentials(config_.relay_secret, expiry ? std::min(expiry, limit) : limit);
-                tr.username = theirs.username;
-                tr.credential = theirs.password;
-            } else if (!config_.relay_username.empty()) {
-                tc.username = tr.username = config_.relay_username;
-                tc.password = tr.credential = config_.relay_password;
-                core->loop->call([&] {
-                    c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_OK,
-                             "static relay credentials: every ticket carries this username and password, so anyone "
-                             "holding a ticket can use the relay; prefer --relay-secret (short-lived credentials)",
-                             "{}"});
-                });
-            } else {
-                throw Error(PP_ERR_INVALID_ARGUMENT, "relay " + config_.relay +
-                                                         " needs credentials: --relay-secret (coturn use-auth-secret) "
-                                                         "or --relay-username/--relay-password");
-            }
-            relay = tc;
-            ticket_relay = tr;
-        }
-    }
-    // STUN: the configured servers, else the public defaults (not for a loopback-only host,
-    // which no STUN server could answer). Resolved here, off the loop: DNS blocks.
-    std::vector<net::Address> stun_servers;
+    // The relay and STUN servers: resolved here, off the loop (DNS blocks).
+    gather::RelayPlan relay = gather::plan_relay(relay_settings(config_), expiry, now);
+    log_warnings(*core, relay.warnings);
+    std::vector<net::Address> stun;
     if (!config_.no_stun && !config_.relay_only) {
-        bool loopback_only = false;
-        if (!config_.bind_address.empty())
-            try {
-                loopback_only = net::Address::parse(config_.bind_address, 0).is_loopback();
-            } catch (const Error &) {
-            }
-        auto names = config_.stun_servers;
-        if (names.empty() && !loopback_only) names = nat::default_stun_servers();
-        for (const auto &name : names) {
-            auto found = nat::resolve(name, 3478);
-            if (found.empty())
-                core->loop->call([&] {
-                    c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_UNREACHABLE,
-                             "STUN server '" + name + "' does not resolve; skipped", "{}"});
-                });
-            stun_servers.insert(stun_servers.end(), found.begin(), found.end());
-        }
+        std::vector<gather::Warning> warnings;
+        stun = gather::stun_servers(config_.stun_servers, gather::loopback_only(config_.bind_address), warnings);
+        log_warnings(*core, warnings);
     }
-    core->loop->call([&] {
-        net::UdpOptions options;
-        options.bind_ip = config_.bind_address;
-        options.port = config_.port;
-        auto socket = std::make_unique<net::UdpSocket>(*c->loop, options);
-        const net::Address &bound = socket->local_address();
-        c->port = bound.port();
-        if (!bound.is_any()) {
-            candidates.emplace_back(bound.ip(), bound.port());
-        } else {
-            for (const auto &a : net::local_addresses(bound.family(), socket->dual_stack()))
-                candidates.emplace_back(a.ip(), bound.port());
-        }
-        quic::Observer observer;
-        observer.closed = [c](quic::Connection &conn, const quic::CloseInfo &info) { c->closed(conn, info); };
-        c->endpoint = std::make_unique<quic::Endpoint>(*c->loop, std::move(socket), observer);
-        c->waker = std::make_unique<net::Waker>(*c->loop, [c] { c->wake_all(); });
-        c->start_rate_control();
-        quic::ServerOptions server;
-        server.identity = c->identity;
-        server.make_app = [c](quic::Connection &conn) {
-            return std::make_unique<http3::ServerSession>(
-                conn, [c](quic::Connection &cn, const http3::Request &r) { return c->handle(cn, r); });
-        };
-        if (config_.idle_timeout_ms) server.transport.idle_timeout_ms = config_.idle_timeout_ms;
-        if (config_.keep_alive_ms) server.transport.keep_alive_ms = config_.keep_alive_ms;
-        // A half-open handshake (a spoofed Initial) holds its slot this long, not ngtcp2's 10 s.
-        server.transport.handshake_timeout_ms = kServerHandshakeTimeoutMs;
-        server.transport.congestion_control = congestion_control;
-        c->congestion_control = congestion_control;
-        // A connection that may move onto the relay keeps its packets small enough for TURN.
-        if (relay) server.transport.max_udp_payload = 1400;
-        c->endpoint->listen(std::move(server));
-        c->arm_expiry();
-    });
-    // A port mapping on the LAN gateway (UPnP-IGD / NAT-PMP / PCP), asked for on its own thread
-    // while STUN and the relay proceed: those libraries block.
-    auto portmap_options = port_mapping_options(config_);
-    if (portmap_options)
-        core->portmap = std::make_unique<nat::portmap::Keeper>(
-            core->port, *portmap_options, [c](bool warning, const std::string &message) {
-                c->loop->post([c, warning, message] {
-                    c->emit({PP_EVENT_LOG, warning ? PP_LOG_WARNING : PP_LOG_INFO, 0, PP_OK, message, "{}"});
-                });
-            });
+    gather::Found found;
+    found.local = open_endpoint(*core, congestion_control, relay.turn.has_value());
+    start_port_mapping(*core);
     auto portmap_started = std::chrono::steady_clock::now();
-    // The server-reflexive address, learned on the QUIC socket itself, so it is the mapping
-    // viewers' packets reach. Bounded: a ticket without it still works on open paths.
-    auto discovered = std::make_shared<std::promise<void>>();
-    auto discovered_future = discovered->get_future();
-    core->loop->call([&] {
-        c->agent = std::make_unique<nat::Agent>(*c->loop, c->endpoint->socket());
-        c->agent->add_listener([c](const nat::stun::Message &m, const net::Datagram &d) { return c->on_probe(m, d); });
-        c->probe_key = nat::probe_key(c->secret);
-        c->agent->discover(stun_servers, [discovered] { discovered->set_value(); });
-    });
+    auto discovered = start_discovery(*core, stun);
     start_rendezvous(config_, *core);
-    discovered_future.wait_for(std::chrono::seconds(5));
-    std::vector<net::Address> reflexive = core->loop->call([&] { return c->agent->reflexive(); });
-    // The relay allocation, bounded like STUN. Relay-to-relay: the host lets its relay's own
-    // address in, so a viewer allocating on the same relay reaches it with a one-way ticket.
-    net::Address relayed;
-    if (relay) {
-        auto allocated = std::make_shared<std::promise<std::pair<pp_result, std::string>>>();
-        auto allocated_future = allocated->get_future();
-        core->loop->call([&] {
-            c->turn = std::make_unique<nat::TurnClient>(*c->agent, c->endpoint->socket(), *c->loop, *relay);
-            c->turn->allocate([allocated](pp_result rc, const std::string &detail) { allocated->set_value({rc, detail}); });
-        });
-        std::pair<pp_result, std::string> outcome{PP_ERR_UNREACHABLE, "relay " + relay->label + " does not answer"};
-        if (allocated_future.wait_for(std::chrono::seconds(10)) == std::future_status::ready) outcome = allocated_future.get();
-        if (outcome.first == PP_OK) {
-            relayed = core->loop->call([&] {
-                c->turn->permit(relay->server);
-                return c->turn->relayed();
-            });
-        } else {
-            core->loop->call([&] {
-                c->turn.reset();
-                c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, outcome.first,
-                         outcome.second + (config_.relay_only ? "" : "; sharing without a relay"), "{}"});
-            });
-            if (config_.relay_only) {
-                core->loop->call([&] { c->shutdown(false); });
-                throw Error(outcome.first, outcome.second);
-            }
-            ticket_relay.reset();
-        }
+    discovered.wait_for(kStunWait);
+    found.reflexive = core->loop->call([&] { return core->agent->reflexive(); });
+    if (relay.turn) {
+        found.relayed = allocate_relay(*core, *relay.turn);
+        if (!found.relayed) relay.ticket.reset();
     }
-    if (!stun_servers.empty() && reflexive.empty())
-        core->loop->call([&] {
-            c->emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_ERR_UNREACHABLE,
-                     "no STUN server answered: the ticket carries local addresses only", "{}"});
-        });
-    {
-        // Reflexive addresses go after the LAN ones and before loopback: a remote viewer tries
-        // them early, a local one has already connected.
-        auto first_loopback = std::find_if(candidates.begin(), candidates.end(), [](const auto &cand) {
-            return net::Address::parse(cand.first, cand.second).is_loopback();
-        });
-        size_t at = static_cast<size_t>(first_loopback - candidates.begin());
-        reflexive_.clear();
-        for (const auto &r : reflexive) {
-            std::pair<std::string, uint16_t> cand{r.ip(), r.port()};
-            if (std::find(candidates.begin(), candidates.end(), cand) != candidates.end()) continue;  // no NAT
-            candidates.insert(candidates.begin() + static_cast<ptrdiff_t>(at++), cand);
-            reflexive_.push_back(cand);
-        }
-    }
-    // The mapped address goes first among the public ones: it is open to every viewer, whatever
-    // its NAT. When STUN already found the same address, the candidate becomes the mapped one.
-    mapped_.clear();
-    if (core->portmap) {
-        auto budget = std::chrono::milliseconds(kPortMapWaitMs) - (std::chrono::steady_clock::now() - portmap_started);
-        if (auto m = core->portmap->wait(std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::max<std::chrono::steady_clock::duration>(budget, std::chrono::milliseconds(0))))) {
-            std::pair<std::string, uint16_t> cand{m->external_ip, m->external_port};
-            auto same = std::find(candidates.begin(), candidates.end(), cand);
-            if (same != candidates.end()) candidates.erase(same);
-            auto first_public = std::find_if(candidates.begin(), candidates.end(), [&](const auto &cd) {
-                return std::find(reflexive_.begin(), reflexive_.end(), cd) != reflexive_.end() ||
-                       net::Address::parse(cd.first, cd.second).is_loopback();
-            });
-            candidates.insert(first_public, cand);
-            std::erase(reflexive_, cand);
-            mapped_.push_back(cand);
-        }
-    }
+    if (!stun.empty() && found.reflexive.empty())
+        log_warnings(*core, {{PP_ERR_UNREACHABLE, "no STUN server answered: the ticket carries local addresses only"}});
+    found.mapped = wait_mapping(*core, portmap_started);
+    found.relay_only = config_.relay_only;
+    auto ordered = gather::order_candidates(found, ticket::kMaxCandidates);
+    keep_candidates(*core, ordered);
+    candidates_.clear();
+    reflexive_.clear();
     relayed_.clear();
-    if (!relayed.empty()) {
-        relayed_.emplace_back(relayed.ip(), relayed.port());
-        if (config_.relay_only) candidates.clear();
-        candidates.push_back(relayed_.front());
+    mapped_.clear();
+    for (const auto &cand : ordered) {
+        std::pair<std::string, uint16_t> p{cand.ip, cand.port};
+        candidates_.push_back(p);
+        if (cand.kind == PP_CANDIDATE_REFLEXIVE) reflexive_.push_back(p);
+        if (cand.kind == PP_CANDIDATE_RELAYED) relayed_.push_back(p);
+        if (cand.kind == PP_CANDIDATE_MAPPED) mapped_.push_back(p);
     }
-    relay_ = ticket_relay;
-    if (candidates.size() > ticket::kMaxCandidates) candidates.resize(ticket::kMaxCandidates);
-    candidates_ = candidates;
-    core->loop->call([&] {
-        for (const auto &cand : candidates)
-            if (std::find(relayed_.begin(), relayed_.end(), cand) == relayed_.end()) c->direct_candidates.push_back(cand);
-    });
+    relay_ = relay.ticket;
     expiry_ = expiry;
     core_ = core;
-
-    nlohmann::json cands = nlohmann::json::array();
-    for (const auto &[ip, port] : candidates) cands.push_back(ip.find(':') == std::string::npos
-                                                                  ? ip + ":" + std::to_string(port)
-                                                                  : "[" + ip + "]:" + std::to_string(port));
-    nlohmann::json ready{{"port", core->port},
-                         {"candidates", cands},
-                         {"fingerprint", identity_->fingerprint_hex()},
-                         {"max_viewers", core->max_viewers},
-                         {"stream", core->source->describe()}};
-    std::string message = "listening on UDP port " + std::to_string(core->port);
-    // Publishing starts now and holds the media pipeline running, viewers or not.
-    if (!publish_targets.empty())
-        core->publisher = std::make_unique<publish::Publisher>(std::move(publish_targets), core->source, [c](const Event &e) {
-            c->loop->post([c, e] { c->emit(e); });
-        });
-    core->loop->call([&] { c->emit({PP_EVENT_READY, PP_LOG_INFO, 0, PP_OK, message, ready.dump()}); });
+    announce(*core, std::move(targets), ordered, identity_->fingerprint_hex());
 }
 
 void Host::stop() {

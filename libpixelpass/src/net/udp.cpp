@@ -110,8 +110,9 @@ UdpSocket::UdpSocket(Loop &loop, const UdpOptions &options) {
     }
     counters_.gso = gso_;
 
-    rx_.resize(kBatch);
-    rx_buffer_.resize(kBatch * kSlotBytes);
+    size_t batch = std::clamp<size_t>(options.rx_batch, 1, kBatch);
+    rx_.resize(batch);
+    rx_buffer_.resize(batch * kSlotBytes);
 
     int rc = uv_poll_init(loop.uv(), poll_.get(), fd_);
     if (rc < 0) {
@@ -160,8 +161,9 @@ void UdpSocket::on_poll(uv_poll_t *handle, int status, int events) {
 
 void UdpSocket::receive() {
     mmsghdr msgs[kBatch];
+    const size_t slots = rx_.size();
     for (size_t batch = 0; batch < kMaxBatchesPerWake; ++batch) {
-        for (size_t i = 0; i < kBatch; ++i) {
+        for (size_t i = 0; i < slots; ++i) {
             RxSlot &slot = rx_[i];
             slot.iov = {rx_buffer_.data() + i * kSlotBytes, kSlotBytes};
             msghdr &h = msgs[i].msg_hdr;
@@ -174,7 +176,7 @@ void UdpSocket::receive() {
             h.msg_controllen = sizeof slot.control;
             msgs[i].msg_len = 0;
         }
-        int n = recvmmsg(fd_, msgs, kBatch, 0, nullptr);
+        int n = recvmmsg(fd_, msgs, static_cast<unsigned>(slots), 0, nullptr);
         if (n <= 0) {
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -228,7 +230,7 @@ void UdpSocket::receive() {
                     dispatch({data + off, std::min(segment, len - off)}, remote, local, ecn);
             }
         }
-        if (static_cast<size_t>(n) < kBatch) break;
+        if (static_cast<size_t>(n) < slots) break;
     }
     if (batch_end_) batch_end_();
 }

@@ -35,6 +35,9 @@ struct UdpOptions {
     int buffer_bytes = 8 << 20;
     bool gro = true;      // coalesced receive where supported
     bool gso = true;      // segmented send where supported
+    // Datagrams per receive call, each slot 64 KiB of memory: a socket among hundreds (port
+    // guessing's fan) takes 1 to stay small.
+    size_t rx_batch = 16;
 };
 
 class UdpSocket {

@@ -40,14 +40,27 @@ std::string ticket_nat_kind(const ticket::Ticket &ticket) {
     return moved ? "symmetric" : "cone";
 }
 
+std::string host_nat_kind(uint16_t port, const std::vector<net::Address> &reflexive, bool mapped) {
+    if (mapped) return "mapped";
+    if (reflexive.empty()) return "unknown";
+    for (const auto &r : reflexive)
+        if (r.port() != port) return "symmetric";
+    return "cone";
+}
+
 std::string unreachable_hint(const std::string &mine, const std::string &theirs, bool rendezvous_on) {
     static const std::string relay = "start the host with --relay turn:HOST[:PORT] --relay-secret SECRET (see "
                                      "docs/relay.md; `pixelpass relay config` prints a matching coturn setup)";
     std::string text = ". This viewer's network: " + nat_text(mine) + "; the host's: " + nat_text(theirs) + ". ";
     if (mine == "symmetric" && theirs == "symmetric") return text + "Both are symmetric: only a relay can join them: " + relay;
     if ((mine == "symmetric" && theirs == "cone") || (mine == "cone" && theirs == "symmetric"))
-        return text + "A symmetric NAT facing a filtering one needs port guessing, which pixelpass does not do yet: "
-                      "use a relay (" + relay + ") or a port mapping on the host's router (UPnP / NAT-PMP)";
+        return text + (rendezvous_on
+                           ? "A symmetric NAT facing a filtering one is joined by port guessing over the DHT rendezvous, "
+                             "which found no open port this time (it succeeds in most tries): try again, or use a relay ("
+                           : "A symmetric NAT facing a filtering one needs port guessing, which runs over the DHT "
+                             "rendezvous, off here: drop --no-dht (and dht = \"off\" in the config) on both sides, or "
+                             "use a relay (") +
+                      relay + ") or a port mapping on the host's router (UPnP / NAT-PMP)";
     if (!rendezvous_on && mine != "unknown" && theirs != "unknown")
         return text + "These can be punched, but only through the DHT rendezvous, which is off here: drop --no-dht "
                       "(and dht = \"off\" in the config) on both sides, or " + relay;

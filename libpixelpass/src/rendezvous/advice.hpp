@@ -18,9 +18,12 @@ std::string classify_nat(const std::vector<net::Address> &reflexive, const std::
 // The host's NAT as its ticket shows it: "mapped" (a port mapping), "cone" (a reflexive address on
 // the port it listens on: a cone NAT keeps it), "symmetric" (on another port), "unknown" (none).
 std::string ticket_nat_kind(const ticket::Ticket &ticket);
+// The same judgement from the host's own parts (so host and viewer agree on it): the port it
+// listens on, the reflexive addresses STUN found (not those equal to a local one), a mapping.
+std::string host_nat_kind(uint16_t port, const std::vector<net::Address> &reflexive, bool mapped);
 
 // The end of the viewer's "host unreachable" error when the ticket has no relay: both NAT kinds
-// and the one remedy that fits (a relay, the DHT rendezvous, or port guessing, which is not built).
+// and the one remedy that fits (a relay, the DHT rendezvous, or another try of port guessing).
 std::string unreachable_hint(const std::string &viewer_nat, const std::string &host_nat, bool rendezvous_on);
 
 } // namespace pp::rendezvous

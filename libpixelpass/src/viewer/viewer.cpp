@@ -13,6 +13,7 @@
 #include "common/random.hpp"
 #include "http3/client.hpp"
 #include "nat/agent.hpp"
+#include "nat/guess.hpp"
 #include "nat/paths.hpp"
 #include "nat/turn.hpp"
 #include "net/interfaces.hpp"
@@ -97,6 +98,7 @@ struct Viewer::Core : viewer::Upstream {
     std::string nat_kind = "unknown";                  // ours, from STUN
     std::vector<net::Address> probed_by_host;          // host addresses whose punch probes reached us
     bool found_by_rendezvous = false;                  // the winner was dialled at a punch probe's source
+    std::unique_ptr<nat::guess::Guesser> guesser;      // port guessing, when the NATs need it
 
     struct Attempt {
         net::Address address;
@@ -142,6 +144,7 @@ struct Viewer::Core : viewer::Upstream {
         relay_delay.reset();
         rendezvous_wait.reset();
         rendezvous.reset();  // joins the DHT thread
+        guesser.reset();     // its fan sockets route the main socket's peer
         paths.reset();  // its routes point into the TURN client
         turn.reset();
         agent.reset();
@@ -161,9 +164,11 @@ struct Viewer::Core : viewer::Upstream {
         return s;
     }
 
-    // How the path was found: "dht-punched", "relay-punched", "relayed", "mapped" or "direct".
+    // How the path was found: "dht-punched", "relay-punched", "guessed", "relayed", "mapped" or
+    // "direct".
     std::string found_name() const {
         if (paths && paths->kind() == nat::PathKind::punched) return "relay-punched";
+        if (guesser && !peer.empty() && guesser->guessed(peer)) return "guessed";
         if (path_name() == "relayed") return "relayed";
         // Dialled at the source of the host's punch, or let in by the host's punch (it says so).
         if (found_by_rendezvous || (host_info.is_object() && host_info.value("found", "") == "dht-punched"))
@@ -177,6 +182,7 @@ struct Viewer::Core : viewer::Upstream {
     std::string path_name() const {
         if (paths) return nat::path_kind_name(paths->kind());
         if (!endpoint || peer.empty()) return "direct";
+        if (guesser && guesser->guessed(peer)) return "direct";  // routed through a fan socket
         return endpoint->socket().routed(peer) ? "relayed" : "direct";
     }
 
@@ -210,6 +216,11 @@ struct Viewer::Core : viewer::Upstream {
         agent->add_listener([this](const nat::stun::Message &m, const net::Datagram &d) {
             return paths && paths->on_stun(m, d);
         });
+        guesser = std::make_unique<nat::guess::Guesser>(*loop, endpoint->socket(), nat::probe_key(ticket.secret),
+                                                        [this](const std::string &, const net::Address &at) { on_guessed(at); });
+        agent->add_listener([this](const nat::stun::Message &m, const net::Datagram &d) {
+            return guesser && guesser->on_stun(m, d);
+        });
         agent->add_listener([this](const nat::stun::Message &m, const net::Datagram &d) { return on_host_probe(m, d); });
         stagger = std::make_unique<net::Timer>(*loop, [this] { dial_next(); });
         deadline = std::make_unique<net::Timer>(*loop, [this] { on_deadline(); });
@@ -219,42 +230,7 @@ struct Viewer::Core : viewer::Upstream {
             return;
         }
         if (relay && !relayed.empty()) {
-            relay_pending = true;
-            uint64_t started = net::monotonic_ns();
-            turn = std::make_unique<nat::TurnClient>(*agent, endpoint->socket(), *loop, *relay);
-            turn->allocate([this, relayed, started](pp_result rc, const std::string &detail) {
-                if (rc != PP_OK) {
-                    relay_pending = false;
-                    relay_problem = detail;
-                    emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, rc, detail, "{}"});
-                    turn.reset();
-                    if (!has_pending() && !winner && !decided()) fail_all();
-                    return;
-                }
-                turn->permit(relay->server);  // the host's allocation answers from the relay's address
-                if (is_connected()) {
-                    // A direct path won before the allocation was done: the relay becomes its standby.
-                    for (const auto &r : relayed) turn->route(r);
-                    start_paths();
-                    return;
-                }
-                for (const auto &r : relayed) {
-                    turn->route(r);
-                    Attempt a;
-                    a.address = r;
-                    a.relayed = true;
-                    attempts.push_back(a);
-                }
-                // Direct paths get a head start (the first handshake wins, and a direct one is
-                // the better path); the relay joins at once when they have all failed.
-                uint64_t head_start = started + uint64_t{config.relay_only ? 0u : 250u} * 1000000;
-                relay_delay = std::make_unique<net::Timer>(*loop, [this] {
-                    relay_pending = false;
-                    stagger->cancel();
-                    dial_next();
-                });
-                relay_delay->arm_at(has_pending_direct() ? head_start : 0);
-            });
+            start_relay(relayed);
         } else if (config.relay_only) {
             fail(PP_ERR_UNREACHABLE, ticket.relay ? "--relay-only: the ticket's host has no relayed address"
                                                   : "--relay-only: the ticket names no relay (start the host with "
@@ -265,6 +241,47 @@ struct Viewer::Core : viewer::Upstream {
         // Our own addresses as the world sees them (on this very socket), then the rendezvous.
         agent->discover(stun_servers, [this] { offer_rendezvous(); });
         if (!has_pending()) fail_all();
+    }
+
+    // Our allocation on the ticket's relay; the host's relayed addresses are dialled through it
+    // once it is there (or become the standby path of a direct connection that won meanwhile).
+    void start_relay(const std::vector<net::Address> &relayed) {
+        relay_pending = true;
+        uint64_t started = net::monotonic_ns();
+        turn = std::make_unique<nat::TurnClient>(*agent, endpoint->socket(), *loop, *relay);
+        turn->allocate([this, relayed, started](pp_result rc, const std::string &detail) {
+            if (rc != PP_OK) {
+                relay_pending = false;
+                relay_problem = detail;
+                emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, rc, detail, "{}"});
+                turn.reset();
+                if (!has_pending() && !winner && !decided()) fail_all();
+                return;
+            }
+            turn->permit(relay->server);  // the host's allocation answers from the relay's address
+            if (is_connected()) {
+                // A direct path won before the allocation was done: the relay becomes its standby.
+                for (const auto &r : relayed) turn->route(r);
+                start_paths();
+                return;
+            }
+            for (const auto &r : relayed) {
+                turn->route(r);
+                Attempt a;
+                a.address = r;
+                a.relayed = true;
+                attempts.push_back(a);
+            }
+            // Direct paths get a head start (the first handshake wins, and a direct one is
+            // the better path); the relay joins at once when they have all failed.
+            uint64_t head_start = started + uint64_t{config.relay_only ? 0u : 250u} * 1000000;
+            relay_delay = std::make_unique<net::Timer>(*loop, [this] {
+                relay_pending = false;
+                stagger->cancel();
+                dial_next();
+            });
+            relay_delay->arm_at(has_pending_direct() ? head_start : 0);
+        });
     }
 
     // ---- rendezvous: our candidates for the host, which punches toward them ----
@@ -291,18 +308,59 @@ struct Viewer::Core : viewer::Upstream {
         // attempts may end the wait (the connect deadline still bounds it).
         awaiting_punch = true;
         rendezvous_wait = std::make_unique<net::Timer>(*loop, [this] {
+            if (guesser && guesser->active()) {  // port guessing is bounded: wait for its end
+                rendezvous_wait->arm_at(net::monotonic_ns() + 250 * 1000000ull);
+                return;
+            }
             awaiting_punch = false;
             if (!has_pending() && !winner && !decided()) fail_all();
         });
         rendezvous_wait->arm_at(net::monotonic_ns() + uint64_t{kRendezvousWaitMs} * 1000000);
+        std::string role = start_guessing();
         rendezvous->put(rendezvous::rendezvous_key(ticket.secret), rendezvous::seal(offer, ticket.secret),
-                        [this, n = offer.candidates.size()](bool ok, unsigned ms) {
+                        [this, role, n = offer.candidates.size()](bool ok, unsigned ms) {
+                            // The host fans once it has our offer: our guesses start when it is stored.
+                            if (ok && role == "spray" && !decided()) guesser->spray(offer_session, host_public());
                             emit({PP_EVENT_LOG, ok ? PP_LOG_DEBUG : PP_LOG_WARNING, 0, ok ? PP_OK : PP_ERR_UNREACHABLE,
                                   ok ? "rendezvous: " + std::to_string(n) + " candidates left for the host in " +
                                            std::to_string(ms) + " ms"
                                      : "rendezvous: the DHT did not store our candidates (" + std::to_string(ms) + " ms)",
                                   nlohmann::json{{"ok", ok}, {"ms", ms}, {"nat", nat_kind}}.dump()});
                         });
+    }
+
+    // The host's public address as the ticket shows it (its first IPv4 reflexive candidate).
+    net::Address host_public() const {
+        for (const auto &cand : ticket.candidates)
+            if (cand.kind == PP_CANDIDATE_REFLEXIVE && cand.address.find(':') == std::string::npos)
+                return net::Address::parse(cand.address, cand.port);
+        return {};
+    }
+
+    // Port guessing (nat/guess) when one NAT is symmetric and the other a cone: the fan opens
+    // now, before the host has our offer; a spray waits until the offer is stored (see the put).
+    std::string start_guessing() {
+        std::string host_nat = rendezvous::ticket_nat_kind(ticket);
+        std::string role = nat::guess::role(nat_kind, host_nat);
+        net::Address host = host_public();
+        if (role.empty() || host.empty()) return "";
+        if (role == "fan" && !guesser->fan(offer_session, host)) return "";
+        emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK,
+              "rendezvous: our NAT is " + nat_kind + ", the host's " + host_nat + ": port guessing (" + role +
+                  ") toward " + host.ip(),
+              nlohmann::json{{"role", role}}.dump()});
+        return role;
+    }
+
+    // Port guessing found a port of the host that lets us in (spray), or a fan socket the host's
+    // guess reached (the main socket now routes the host's address through it): dial it.
+    void on_guessed(const net::Address &at) {
+        if (winner || decided()) return;
+        emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "rendezvous: port guessing found the host at " + at.to_string(), "{}"});
+        Attempt a;
+        a.address = at;
+        attempts.push_back(a);
+        dial(attempts.back());
     }
 
     // The host's punch probe (authenticated with the ticket): its NAT is open toward us now, from
@@ -448,6 +506,7 @@ struct Viewer::Core : viewer::Upstream {
 
     void connect_done() {
         deadline->cancel();
+        if (guesser) guesser->settle(peer);  // guessing toward the host stops; its path stays
         try {
             local = std::make_unique<viewer::LocalHttpServer>(*loop, config.listen_port,
                                                               viewer::LocalHttpServer::make_token(), *this);
@@ -786,6 +845,7 @@ struct Viewer::Core : viewer::Upstream {
         nlohmann::json j{{"path", path_name()}, {"found", found_name()}, {"nat", nat_kind},
                          {"switches", paths ? paths->switches() : 0}};
         if (rendezvous) j["rendezvous"] = rendezvous->stats();
+        if (guesser) j["guess"] = guesser->stats();
         if (paths) {
             const auto &pc = paths->counters();
             j["via"] = paths->via().to_string();
