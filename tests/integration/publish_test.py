@@ -40,10 +40,12 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CLI = os.environ.get("PIXELPASS_CLI")
 # No test here needs more than about 90 s on an idle machine; several times that under load.
 # meson's timeout for the file (tests/integration/meson.build) is above the sum the suite needs.
-TEST_BUDGET_S = 300
+TEST_BUDGET_S = int(os.environ.get("PP_PUBLISH_TEST_BUDGET_S", "300"))
 
-# Every process a test starts, killed (with its process group) when the test ends.
+# Every process a test starts, killed (with its process group) when the test ends; and what
+# else a test set up outside its tmp_path (network namespaces), undone even when it overruns.
 _processes = []
+_cleanups = []
 
 
 def spawn(cmd, **kwargs):
@@ -80,17 +82,40 @@ def run(cmd, timeout, **kwargs):
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def overrun(request):
+    """A test past its budget: its name and every thread's stack on meson's stderr (pytest's
+    capture suspended, else the dump would go to a capture file that dies with the process), the
+    test's processes killed, its namespaces removed, and the run ends failed."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    if capman:
+        capman.suspend_global_capture(in_=False)
+    sys.stderr.write(f"\n{request.node.nodeid}: still running after its {TEST_BUDGET_S} s budget; "
+                     "every thread's stack follows, then the run ends\n")
+    sys.stderr.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    for proc in _processes:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for cleanup in _cleanups:
+        cleanup()
+    os._exit(1)
+
+
 @pytest.fixture(autouse=True)
 def budget_and_teardown(request):
-    sys.stderr.write(f"\n[{time.strftime('%H:%M:%S')}] {request.node.nodeid}\n")
-    sys.stderr.flush()
-    faulthandler.dump_traceback_later(TEST_BUDGET_S, exit=True)
+    done = threading.Event()
+    threading.Thread(target=lambda: done.wait(TEST_BUDGET_S) or overrun(request), daemon=True).start()
     try:
         yield
     finally:
-        faulthandler.cancel_dump_traceback_later()
+        done.set()
         while _processes:
             end_process(_processes.pop())
+        while _cleanups:
+            _cleanups.pop()()
 
 
 def need(condition, what):
@@ -331,22 +356,19 @@ class SlowLink:
     def __init__(self, kbit):
         tag = f"{os.getpid() % 100000}{random.randrange(1000):03d}"
         self.ns, self.outer, self.inner = f"pp-pub{tag}", f"ppo{tag}", f"ppi{tag}"
+        _cleanups.append(self.close)
         net = random.randrange(256 * 64) * 4  # a random 10.231.x.y/30
         self.host_ip = f"10.231.{net // 256}.{net % 256 + 1}"
         self.server_ip = f"10.231.{net // 256}.{net % 256 + 2}"
-        try:
-            self._sh("ip", "netns", "add", self.ns)
-            self._sh("ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.inner, "netns", self.ns)
-            self._sh("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.outer)
-            self._sh("ip", "link", "set", self.outer, "up")
-            self._sh("ip", "-n", self.ns, "addr", "add", f"{self.server_ip}/30", "dev", self.inner)
-            self._sh("ip", "-n", self.ns, "link", "set", self.inner, "up")
-            self._sh("ip", "-n", self.ns, "link", "set", "lo", "up")
-            self._sh("tc", "qdisc", "add", "dev", self.outer, "root", "tbf", "rate", f"{kbit}kbit",
-                     "burst", "16kb", "latency", "100ms")
-        except Exception:
-            self.close()
-            raise
+        self._sh("ip", "netns", "add", self.ns)
+        self._sh("ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.inner, "netns", self.ns)
+        self._sh("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.outer)
+        self._sh("ip", "link", "set", self.outer, "up")
+        self._sh("ip", "-n", self.ns, "addr", "add", f"{self.server_ip}/30", "dev", self.inner)
+        self._sh("ip", "-n", self.ns, "link", "set", self.inner, "up")
+        self._sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+        self._sh("tc", "qdisc", "add", "dev", self.outer, "root", "tbf", "rate", f"{kbit}kbit",
+                 "burst", "16kb", "latency", "100ms")
 
     @staticmethod
     def _sh(*args):
@@ -354,6 +376,7 @@ class SlowLink:
         assert r.returncode == 0, f"{' '.join(args)}: {r.stderr.strip()}"
 
     def close(self):
+        """Idempotent; also run by the test's teardown."""
         subprocess.run(["ip", "link", "del", self.outer], capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, timeout=30)
 
@@ -531,7 +554,10 @@ def test_rtmps_verifies_the_certificate_and_a_trusted_one_goes_live(tmp_path):
     assert "live" in states, f"exit {host.poll()}: {out.text()[-1500:]} {err.text()[-1500:]}"
     # What went in over TLS comes out of the plain RTMP side of the same server.
     mpv_decodes(nginx.url(), tmp_path / "rtmps.log")
-    assert nginx.publishes() == 1
+    # Not == 1: rtmp2sink over GIO's TLS (GStreamer 1.22, glib-networking 2.74) sometimes stops
+    # sending on a live connection (seen after 66 kB with TLS 1.3, after 5.6 MB with TLS 1.2);
+    # the 10 s stall watchdog reconnects (docs/PUBLISHING.md, "rtmps:// stalls").
+    assert nginx.publishes() >= 1
     end_process(host)
     nginx.stop()
 
@@ -582,6 +608,39 @@ def test_refused_server_retries_with_backoff_and_viewers_keep_watching(tmp_path)
             flow.start()
             wait_until(lambda: flow.bytes_since(0) > 100_000, 60, what="the P2P stream beside a dead target")
             flow.stop.set()
+
+
+def test_server_refusing_the_stream_is_never_live_and_backs_off(tmp_path):
+    """nginx-rtmp refuses a second publisher of a stream name in use. That target must never show
+    "live" (rtmp2sink takes flvmux's header buffers before the server answers) and its waits
+    grow 1, 2, 4 s; the first publisher stays live."""
+    need(shutil.which("nginx"), "nginx (Debian package nginx)")
+    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    nginx = Nginx(tmp_path)
+    nginx.start()
+    try:
+        with pixelpass.Host(**host_options(publish=[nginx.url()])) as first:
+            first.start()
+            wait_until(lambda: target(first)["state"] == "live", 60, what="the first publisher to go live")
+            events = []
+            with pixelpass.Host(callback=events.append, **host_options(publish=[nginx.url()])) as second:
+                second.start()
+
+                def states():
+                    return [e.json["publish"] for e in list(events)
+                            if isinstance(e.json, dict) and "publish" in e.json]
+
+                wait_until(lambda: sum(s["state"] == "retrying" for s in states()) >= 3, 90,
+                           what="three refusals")
+                retries = [s for s in states() if s["state"] == "retrying"]
+                assert [s["retry_in_s"] for s in retries[:3]] == [1, 2, 4], retries
+                assert "refused the stream" in retries[0]["reason"] and "Already publishing" in retries[0]["reason"], retries[0]
+                assert not any(s["state"] == "live" for s in states()), states()
+                assert target(second)["connects"] == 0, target(second)
+            t = target(first)
+            assert t["state"] == "live" and t["connects"] == 1, t
+    finally:
+        nginx.stop()
 
 
 def test_unsupported_scheme_and_missing_key_are_one_line_errors():

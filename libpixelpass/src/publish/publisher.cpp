@@ -60,6 +60,10 @@ std::string reason_for(GstMessage *msg) {
     if (low.find("tls certificate") != std::string::npos || low.find("g-tls-error") != std::string::npos)
         return "the server's TLS certificate is not trusted (" + std::string(err ? err->message : "TLS error") +
                "); a self-signed certificate must be added to the system's trust store";
+    // An RTMP server that answers the publish command with an error (a stream name already in
+    // use, a wrong key): its own words say which.
+    if (low.find("publish denied") != std::string::npos)
+        return "the server refused the stream (" + std::string(err ? err->message : "publish denied") + ")";
     if (low.find("reset") != std::string::npos || low.find("broken pipe") != std::string::npos ||
         low.find("closed") != std::string::npos || low.find("does not exist") != std::string::npos)
         return "the server closed the connection";
