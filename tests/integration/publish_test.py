@@ -7,7 +7,8 @@ killing the server leaves the viewer's stream flowing and the host retrying; res
 resumes publishing.
 
 A slow server sits behind a tc tbf bottleneck in a network namespace the test creates: its
-target drops to keyframes (counted) while the P2P viewer and the other target go on.
+target drops to keyframes (counted) while the P2P viewer and the other target go on. For rtmps://
+nginx's stream module terminates TLS (a throwaway self-signed certificate) in front of nginx-rtmp.
 
 Run by meson with PIXELPASS_LIBRARY and PYTHONPATH. With CI=true a missing component fails the
 test naming it; elsewhere it skips. Every wait is a polled condition with a generous deadline,
