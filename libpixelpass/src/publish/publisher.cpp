@@ -31,6 +31,9 @@ constexpr unsigned kMaxBackoffS = 30;
 // A sink that takes nothing this long while data waits has a server that stopped reading (or
 // refused the stream without closing, as nginx-rtmp does for a name already being published).
 constexpr auto kStallTimeout = std::chrono::seconds(10);
+// Only a connection that stayed live this long starts the backoff over: a server that takes the
+// stream and drops it at once (or refuses it after the handshake) is not retried every second.
+constexpr auto kStableLive = std::chrono::seconds(10);
 
 const char *state_text(int s) {
     static const char *const names[] = {"connecting", "live", "retrying"};
@@ -52,6 +55,15 @@ std::string reason_for(GstMessage *msg) {
     if (low.find("timed out") != std::string::npos || low.find("timeout") != std::string::npos) return "timed out";
     if (low.find("unreachable") != std::string::npos || low.find("no route") != std::string::npos) return "unreachable";
     if (low.find("resolv") != std::string::npos || low.find("not known") != std::string::npos) return "host not found";
+    // rtmps:// verifies the server's certificate against the system's trust store (GIO's
+    // default TLS database); a self-signed one is trusted by adding it there (docs/PUBLISHING.md).
+    if (low.find("tls certificate") != std::string::npos || low.find("g-tls-error") != std::string::npos)
+        return "the server's TLS certificate is not trusted (" + std::string(err ? err->message : "TLS error") +
+               "); a self-signed certificate must be added to the system's trust store";
+    // An RTMP server that answers the publish command with an error (a stream name already in
+    // use, a wrong key): its own words say which.
+    if (low.find("publish denied") != std::string::npos)
+        return "the server refused the stream (" + std::string(err ? err->message : "publish denied") + ")";
     if (low.find("reset") != std::string::npos || low.find("broken pipe") != std::string::npos ||
         low.find("closed") != std::string::npos || low.find("does not exist") != std::string::npos)
         return "the server closed the connection";
@@ -178,7 +190,7 @@ private:
             bool went_live = false;
             std::string why = attempt(*reader, went_live);
             if (why.empty()) return;  // stopping
-            if (went_live) backoff = 1;
+            if (went_live && Clock::now() - live_at_ >= kStableLive) backoff = 1;
             set_state(retrying, why, backoff);
             if (!drain_for(*reader, std::chrono::seconds(backoff))) return;
             backoff = std::min(backoff * 2, kMaxBackoffS);
@@ -225,13 +237,25 @@ private:
         return GST_BUS_DROP;
     }
 
+    // Counts what reaches the sink. Only media buffers count towards "live": rtmp2sink takes
+    // flvmux's header buffers (FLV header, metadata, codec data) before the server has accepted
+    // the stream, while it renders a media buffer only on an accepted connection — so a second
+    // media buffer arriving means the first went out. (Seen: a server refusing a stream name
+    // already in use showed as "live" for 0.1 s, which also reset the backoff to 1 s.)
     static GstPadProbeReturn on_sink_buffer(GstPad *, GstPadProbeInfo *info, gpointer data) {
         auto *self = static_cast<Runner *>(data);
         gsize size = 0;
-        if (GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info)) size = gst_buffer_get_size(b);
-        else if (GstBufferList *l = GST_PAD_PROBE_INFO_BUFFER_LIST(info)) size = gst_buffer_list_calculate_size(l);
+        bool media = false;
+        if (GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info)) {
+            size = gst_buffer_get_size(b);
+            media = !GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_HEADER);
+        } else if (GstBufferList *l = GST_PAD_PROBE_INFO_BUFFER_LIST(info)) {
+            size = gst_buffer_list_calculate_size(l);
+            for (guint i = 0; i < gst_buffer_list_length(l); ++i)
+                media = media || !GST_BUFFER_FLAG_IS_SET(gst_buffer_list_get(l, i), GST_BUFFER_FLAG_HEADER);
+        }
         self->sink_bytes_.fetch_add(size, std::memory_order_relaxed);
-        self->sink_buffers_.fetch_add(1, std::memory_order_relaxed);
+        if (media) self->sink_media_buffers_.fetch_add(1, std::memory_order_relaxed);
         return GST_PAD_PROBE_OK;
     }
 
@@ -277,7 +301,7 @@ private:
             failure_.clear();
         }
         bytes_total_ += sink_bytes_.exchange(0);
-        sink_buffers_ = 0;
+        sink_media_buffers_ = 0;
         Attempt a;
         std::string why;
         try {
@@ -296,7 +320,10 @@ private:
             GstPtr<GstBus> bus(gst_element_get_bus(a.pipeline.get()));
             gst_bus_set_sync_handler(bus.get(), nullptr, nullptr, nullptr);
         }
+        // The reader goes with this attempt: count its last drops (pump counts once a second).
+        uint64_t ring_drops = reader.stats().value("drops", uint64_t(0));
         std::lock_guard lock(mutex_);
+        drops_ = drops_base_ + ring_drops;
         drops_base_ = drops_;
         kbps_ = 0;
         return stopping_ ? std::string() : why;
@@ -324,8 +351,9 @@ private:
                 pushed = !bytes.empty();
                 if (reader.at_end()) return "the media stream ended";
             }
-            if (!went_live && sink_buffers_.load() >= 2) {
-                went_live = true;  // the sink took one buffer and came back for the next: connected
+            if (!went_live && sink_media_buffers_.load() >= 2) {
+                went_live = true;  // the sink sent one media buffer and came back for the next
+                live_at_ = Clock::now();
                 set_state(live);
             }
             auto now = Clock::now();
@@ -369,7 +397,8 @@ private:
     unsigned retry_in_s_ = 0, kbps_ = 0;
     uint64_t drops_ = 0, drops_base_ = 0, attempts_ = 0, connects_ = 0;
 
-    std::atomic<uint64_t> sink_bytes_{0}, sink_buffers_{0};  // this attempt's, from the probe
+    Clock::time_point live_at_;                                   // when this attempt went live
+    std::atomic<uint64_t> sink_bytes_{0}, sink_media_buffers_{0};  // this attempt's, from the probe
     std::atomic<uint64_t> bytes_total_{0};                   // earlier attempts'
 };
 
