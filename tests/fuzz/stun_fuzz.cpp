@@ -3,21 +3,24 @@
 // must parse or be refused without a crash, and what parses must keep every attribute inside the
 // message, answer every accessor, and rebuild (Builder) into bytes that parse to the same
 // attributes. MESSAGE-INTEGRITY is checked against a fixed key: a fuzzer cannot forge it, so a
-// message that passes must be one we built.
+// message that passes must be one we built. Each input is also tried with its header length and
+// a trailing FINGERPRINT made right, so mutations get past those two checks to the attributes.
 #include <cstdint>
 #include <cstdlib>
 #include <span>
 #include <vector>
 
 #include "nat/stun.hpp"
+#include "ticket/crc32.hpp"
 
 namespace stun = pp::nat::stun;
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+namespace {
+void check(const uint8_t *data, size_t size) {
     static const std::vector<uint8_t> key = stun::long_term_key("user", "realm", "password");
     std::span<const uint8_t> bytes(data, size);
     auto m = stun::parse(bytes);
-    if (!m) return 0;
+    if (!m) return;
     for (const auto &a : m->attributes) {
         if (a.offset + 4 + a.value.size() > size) std::abort();
         if (a.value.data() != data + a.offset + 4) std::abort();
@@ -36,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (code == 0 && !reason.empty()) std::abort();
     (void)m->integrity_ok(key);
     // The rebuilt message adds MESSAGE-INTEGRITY and FINGERPRINT (32 bytes): keep it in range.
-    if (size + 32 > stun::kHeaderSize + 0xffff) return 0;
+    if (size + 32 > stun::kHeaderSize + 0xffff) return;
 
     // Rebuild the attributes before any MESSAGE-INTEGRITY/FINGERPRINT, sign with our key: the
     // result must parse, verify, and hold the same attributes in the same order.
@@ -58,5 +61,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                                    kept[i]->value.end()))
             std::abort();
     }
+}
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    check(data, size);
+    if (size < stun::kHeaderSize || size % 4 || size - stun::kHeaderSize > 0xffff) return 0;
+    std::vector<uint8_t> fixed(data, data + size);
+    size_t body = size - stun::kHeaderSize;
+    fixed[2] = uint8_t(body >> 8);
+    fixed[3] = uint8_t(body);
+    if (size >= stun::kHeaderSize + 8 && fixed[size - 8] == 0x80 && fixed[size - 7] == 0x28 && fixed[size - 6] == 0 &&
+        fixed[size - 5] == 4) {
+        uint32_t crc = pp::ticket::crc32(std::span(fixed).first(size - 8)) ^ 0x5354554e;
+        for (int i = 0; i < 4; ++i) fixed[size - 4 + i] = uint8_t(crc >> (24 - 8 * i));
+    }
+    check(fixed.data(), fixed.size());
     return 0;
 }

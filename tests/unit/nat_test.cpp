@@ -2,6 +2,7 @@
 // loopback sockets: one agent learns its reflexive address from another that answers Bindings.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -452,4 +453,96 @@ TEST_CASE("a NAT-PMP answer of the wrong type, port or length is not taken for t
     CHECK(r.pnu.newportmapping.lifetime == 3600);
     ::close(gw);
     ::close(cl);
+}
+
+TEST_CASE("a TURN refresh answer without the relay's MESSAGE-INTEGRITY is ignored", "[nat][turn]") {
+    // A relay of our own on loopback: 401 with realm and nonce, then a signed allocation of 8 s;
+    // the refresh (due after 5 s) is answered with an unsigned success claiming 3600 s, as anyone
+    // who sees the transaction id could send. The old client took it and would have refreshed
+    // an hour later, long after the relay dropped the allocation.
+    int srv = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(srv >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    REQUIRE(::bind(srv, reinterpret_cast<sockaddr *>(&sa), sizeof sa) == 0);
+    REQUIRE(::getsockname(srv, reinterpret_cast<sockaddr *>(&sa), &sl) == 0);
+    timeval tv{0, 200 * 1000};
+    ::setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto key = stun::long_term_key("user", "realm", "pass");
+    std::atomic<bool> stop{false};
+    std::atomic<int> refreshes_answered{0};
+    std::thread relay([&] {
+        uint8_t buf[1500];
+        while (!stop) {
+            sockaddr_in from{};
+            socklen_t fl = sizeof from;
+            ssize_t n = ::recvfrom(srv, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &fl);
+            if (n <= 0) continue;
+            auto m = stun::parse(std::span<const uint8_t>(buf, size_t(n)));
+            if (!m || m->cls != stun::Class::request) continue;
+            net::Address client(reinterpret_cast<sockaddr *>(&from), fl);
+            std::vector<uint8_t> out;
+            if (m->method == stun::Method::allocate && !m->find(stun::attr::message_integrity)) {
+                out = stun::Builder(m->method, stun::Class::error, m->tid)
+                          .add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 1})
+                          .add(stun::attr::realm, "realm")
+                          .add(stun::attr::nonce, "nonce")
+                          .finish();
+            } else if (m->method == stun::Method::allocate) {
+                out = stun::Builder(m->method, stun::Class::success, m->tid)
+                          .add_xor_address(stun::attr::xor_relayed_address, net::Address::parse("127.0.0.1", 50000))
+                          .add_xor_address(stun::attr::xor_mapped_address, client)
+                          .add_u32(stun::attr::lifetime, 8)
+                          .finish(key);
+            } else if (m->method == stun::Method::refresh) {
+                out = stun::Builder(m->method, stun::Class::success, m->tid).add_u32(stun::attr::lifetime, 3600).finish();
+                ++refreshes_answered;
+            } else {
+                continue;
+            }
+            ::sendto(srv, out.data(), out.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
+        }
+    });
+
+    net::Loop loop("turn-test");
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<Agent> agent;
+    std::unique_ptr<TurnClient> turn;
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    auto allocated = std::make_shared<std::promise<pp_result>>();
+    auto f = allocated->get_future();
+    loop.call([&] {
+        sock = std::make_unique<net::UdpSocket>(loop, opt);
+        agent = std::make_unique<Agent>(loop, *sock);
+        TurnConfig config;
+        config.server = net::Address(reinterpret_cast<sockaddr *>(&sa), sizeof sa);
+        config.username = "user";
+        config.password = "pass";
+        config.label = "turn:test";
+        turn = std::make_unique<TurnClient>(*agent, *sock, loop, config);
+        turn->allocate([allocated](pp_result rc, const std::string &) { allocated->set_value(rc); });
+    });
+    REQUIRE(f.wait_for(std::chrono::seconds(15)) == std::future_status::ready);
+    CHECK(f.get() == PP_OK);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    uint64_t unauthenticated = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+        loop.call([&] { unauthenticated = turn->counters().unauthenticated; });
+        if (unauthenticated >= 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(refreshes_answered >= 1);
+    CHECK(unauthenticated >= 1);
+    loop.call([&] { CHECK(turn->lifetime_s() == 8); });
+    loop.call([&] {
+        turn.reset();
+        agent.reset();
+        sock.reset();
+    });
+    stop = true;
+    relay.join();
+    ::close(srv);
 }
