@@ -27,6 +27,7 @@
 
 #include "common/error.hpp"
 #include "net/loop.hpp"
+#include "viewer/http_request.hpp"
 #include "stream/synthetic.hpp"
 #include "viewer/local_http.hpp"
 
@@ -838,4 +839,31 @@ TEST_CASE("destroying the server drops players and their upstream requests", "[l
     CHECK(h.upstream.live == 0);
     CHECK(a.closed_within(3s));
     CHECK(b.closed_within(3s));
+}
+
+TEST_CASE("the request reader decides the same whatever the read sizes", "[local_http]") {
+    using Outcome = viewer::RequestReader::Outcome;
+    auto read = [](std::string_view input, size_t chunk) {
+        viewer::RequestReader reader(1024);
+        for (size_t off = 0; off < input.size() && reader.outcome().kind == Outcome::more; off += chunk)
+            reader.feed(input.substr(off, chunk));
+        return reader.outcome();
+    };
+    for (size_t chunk : {size_t(1), size_t(3), size_t(1000)}) {
+        auto get = read("GET /abc.ts?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", chunk);
+        CHECK(get.kind == Outcome::serve);
+        CHECK(get.path == "/abc.ts");
+        CHECK_FALSE(get.head);
+        auto head = read("HEAD http://127.0.0.1:1/abc.ts HTTP/1.1\r\n\r\n", chunk);
+        CHECK(head.kind == Outcome::serve);
+        CHECK(head.head);
+        CHECK(head.path == "/abc.ts");
+        CHECK(read("POST /abc.ts HTTP/1.1\r\n\r\n", chunk).status == 405);
+        CHECK(read("GET /\x01 HTTP/1.1\r\n\r\n", chunk).status == 400);
+        CHECK(read("GET /" + std::string(2000, 'a') + " HTTP/1.1\r\n\r\n", chunk).status == 431);
+        CHECK(read("GET /abc.ts HTTP/1.1\r\n", chunk).kind == Outcome::more);
+    }
+    viewer::RequestReader reader(1024);
+    reader.feed("GET /a HTTP/1.1\r\n\r\n");
+    CHECK(reader.feed("GET /b HTTP/1.1\r\n\r\n").path == "/a");  // what follows is ignored
 }

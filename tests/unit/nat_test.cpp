@@ -2,13 +2,17 @@
 // loopback sockets: one agent learns its reflexive address from another that answers Bindings.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <future>
 #include <mutex>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/error.hpp"
@@ -16,7 +20,9 @@
 #include "nat/portmap.hpp"
 #include "nat/stun.hpp"
 #include "nat/guess.hpp"
+#include "nat/path_offer.hpp"
 #include "nat/paths.hpp"
+#include "nat/portmap_wire.hpp"
 #include "nat/turn.hpp"
 #include "net/loop.hpp"
 #include "net/udp.hpp"
@@ -61,6 +67,19 @@ TEST_CASE("STUN messages round-trip with integrity and fingerprint", "[nat]") {
         std::string reason;
         CHECK(e->error_code(&reason) == 401);
         CHECK(reason == "Un");
+    }
+    SECTION("a malformed error code is no code (fuzz-stun finding): class 3 number 101 is not 401") {
+        for (std::vector<uint8_t> value : {std::vector<uint8_t>{0, 0, 3, 101, 'U', 'n'},
+                                           std::vector<uint8_t>{0, 0, 2, 0}, std::vector<uint8_t>{0, 0, 7, 1}}) {
+            auto err = stun::Builder(stun::Method::allocate, stun::Class::error, tid)
+                           .add(stun::attr::error_code, value)
+                           .finish();
+            auto e = stun::parse(err);
+            REQUIRE(e);
+            std::string reason;
+            CHECK(e->error_code(&reason) == 0);
+            CHECK(reason.empty());
+        }
     }
     SECTION("truncated and non-STUN input is refused") {
         CHECK_FALSE(stun::parse(std::span(wire).first(19)));
@@ -359,4 +378,201 @@ TEST_CASE("port guessing refuses what it must never probe, and nothing is sent f
         g.reset();
         sock.reset();
     });
+}
+
+TEST_CASE("a /paths offer takes only ports that are whole numbers in 0..65535 (fuzz-paths_offer finding)", "[nat]") {
+    auto ok = parse_path_offer(R"({"session":"0123456789abcdef","candidates":[["192.0.2.7",40001]],"relayed":["198.51.100.9",50000]})");
+    REQUIRE(ok);
+    CHECK(ok->candidates.size() == 1);
+    CHECK(ok->candidates[0].port() == 40001);
+    CHECK(ok->relayed.port() == 50000);
+    // nlohmann's get<uint16_t>() wrapped these to 4464, 65535 and 1: another address than sent.
+    CHECK_FALSE(parse_path_offer(R"({"session":"s","candidates":[["192.0.2.7",70000]]})"));
+    CHECK_FALSE(parse_path_offer(R"({"session":"s","candidates":[["192.0.2.7",-1]]})"));
+    CHECK_FALSE(parse_path_offer(R"({"session":"s","candidates":[["192.0.2.7",1.5]]})"));
+    CHECK_FALSE(parse_path_offer(R"({"session":"s","candidates":[],"relayed":["192.0.2.7",65536]})"));
+    CHECK_FALSE(parse_path_offer(R"({"session":"s","candidates":{"a":1}})"));
+    CHECK_FALSE(parse_path_offer("not json"));
+    std::string many = R"({"session":"s","candidates":[)";
+    for (int i = 0; i < 1000; ++i) many += std::string(i ? "," : "") + R"(["10.0.0.1",)" + std::to_string(1 + i) + "]";
+    auto big = parse_path_offer(many + "]}");
+    REQUIRE(big);
+    CHECK(big->candidates.size() == kMaxOfferedCandidates);
+}
+
+namespace {
+std::vector<uint8_t> pcp_answer(uint8_t result, const std::array<uint8_t, 12> &nonce, uint8_t protocol, uint16_t port,
+                                bool v4_mapped = true) {
+    std::vector<uint8_t> b(60, 0);
+    b[0] = 2;
+    b[1] = 0x81;
+    b[3] = result;
+    b[7] = 120;  // lifetime 120 s
+    std::copy(nonce.begin(), nonce.end(), b.begin() + 24);
+    b[36] = protocol;
+    b[40] = b[42] = uint8_t(port >> 8);
+    b[41] = b[43] = uint8_t(port);
+    if (v4_mapped) b[54] = b[55] = 0xff;
+    b[56] = 203, b[57] = 0, b[58] = 113, b[59] = 5;
+    return b;
+}
+} // namespace
+
+TEST_CASE("a PCP answer counts only when nonce, protocol and internal port match (RFC 6887 11.3)", "[nat][portmap]") {
+    std::array<uint8_t, 12> nonce{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    auto r = portmap::parse_pcp_reply(pcp_answer(0, nonce, IPPROTO_UDP, 4433), nonce, 4433);
+    CHECK(r.kind == portmap::PcpReply::mapped);
+    CHECK(r.external_ip == "203.0.113.5");
+    CHECK(r.external_port == 4433);
+    CHECK(r.lifetime == 120);
+    CHECK(portmap::parse_pcp_reply(pcp_answer(2, nonce, IPPROTO_UDP, 4433), nonce, 4433).kind == portmap::PcpReply::refused);
+    // The old reader took these for our mapping: another protocol, another internal port, an
+    // external address that is not IPv4.
+    CHECK(portmap::parse_pcp_reply(pcp_answer(0, nonce, IPPROTO_TCP, 4433), nonce, 4433).kind == portmap::PcpReply::ignore);
+    CHECK(portmap::parse_pcp_reply(pcp_answer(0, nonce, IPPROTO_UDP, 4434), nonce, 4433).kind == portmap::PcpReply::ignore);
+    CHECK(portmap::parse_pcp_reply(pcp_answer(0, nonce, IPPROTO_UDP, 4433, false), nonce, 4433).kind ==
+          portmap::PcpReply::ignore);
+    auto other = nonce;
+    other[0] ^= 1;
+    CHECK(portmap::parse_pcp_reply(pcp_answer(0, other, IPPROTO_UDP, 4433), nonce, 4433).kind == portmap::PcpReply::ignore);
+    CHECK(portmap::parse_pcp_reply(std::vector<uint8_t>{0, 0x80, 0, 1}, nonce, 4433).kind == portmap::PcpReply::natpmp_only);
+}
+
+TEST_CASE("a NAT-PMP answer of the wrong type, port or length is not taken for the mapping", "[nat][portmap]") {
+    // Real loopback UDP: a fake gateway socket and libnatpmp's socket connected to it.
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int gw = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), cl = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    REQUIRE((gw >= 0 && cl >= 0));
+    sockaddr_in g = a, c = a;
+    socklen_t len = sizeof g;
+    REQUIRE(::bind(gw, reinterpret_cast<sockaddr *>(&g), sizeof g) == 0);
+    REQUIRE(::bind(cl, reinterpret_cast<sockaddr *>(&c), sizeof c) == 0);
+    REQUIRE(::getsockname(gw, reinterpret_cast<sockaddr *>(&g), &len) == 0);
+    REQUIRE(::getsockname(cl, reinterpret_cast<sockaddr *>(&c), &(len = sizeof c)) == 0);
+    REQUIRE(::connect(cl, reinterpret_cast<sockaddr *>(&g), sizeof g) == 0);
+    natpmp_t n{};
+    n.s = cl;
+    n.gateway = htonl(INADDR_LOOPBACK);
+    n.has_pending_request = 1;
+    n.pending_request[1] = 1;
+    n.pending_request_len = 12;
+    gettimeofday(&n.retry_time, nullptr);
+    n.retry_time.tv_sec += 60;
+    auto answer = [&](std::vector<uint8_t> datagram) {
+        REQUIRE(::sendto(gw, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr *>(&c), sizeof c) ==
+                ssize_t(datagram.size()));
+        natpmpresp_t r{};
+        int rc = portmap::natpmp_read_answer(n, r, NATPMP_RESPTYPE_UDPPORTMAPPING, 4433);
+        return std::pair(rc, r);
+    };
+    std::vector<uint8_t> mapping{0, 129, 0, 0, 0, 0, 0, 100, 0x11, 0x51, 0x11, 0x52, 0, 0, 0x0e, 0x10};
+    // A public-address answer (the wrong type: libnatpmp returns it as a success) and a short
+    // mapping answer (libnatpmp would decode its port and lifetime from stale stack bytes).
+    CHECK(answer({0, 128, 0, 0, 0, 0, 0, 100, 203, 0, 113, 5}).first == NATPMP_TRYAGAIN);
+    CHECK(answer({0, 129, 0, 0, 0, 0, 0, 100}).first == NATPMP_TRYAGAIN);
+    auto other_port = mapping;
+    other_port[9] = 0x52;
+    CHECK(answer(other_port).first == NATPMP_TRYAGAIN);
+    CHECK(n.has_pending_request);
+    auto [rc, r] = answer(mapping);
+    CHECK(rc == 0);
+    CHECK(r.pnu.newportmapping.privateport == 4433);
+    CHECK(r.pnu.newportmapping.mappedpublicport == 4434);
+    CHECK(r.pnu.newportmapping.lifetime == 3600);
+    ::close(gw);
+    ::close(cl);
+}
+
+TEST_CASE("a TURN refresh answer without the relay's MESSAGE-INTEGRITY is ignored", "[nat][turn]") {
+    // A relay of our own on loopback: 401 with realm and nonce, then a signed allocation of 8 s;
+    // the refresh (due after 5 s) is answered with an unsigned success claiming 3600 s, as anyone
+    // who sees the transaction id could send. The old client took it and would have refreshed
+    // an hour later, long after the relay dropped the allocation.
+    int srv = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(srv >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    REQUIRE(::bind(srv, reinterpret_cast<sockaddr *>(&sa), sizeof sa) == 0);
+    REQUIRE(::getsockname(srv, reinterpret_cast<sockaddr *>(&sa), &sl) == 0);
+    timeval tv{0, 200 * 1000};
+    ::setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto key = stun::long_term_key("user", "realm", "pass");
+    std::atomic<bool> stop{false};
+    std::atomic<int> refreshes_answered{0};
+    std::thread relay([&] {
+        uint8_t buf[1500];
+        while (!stop) {
+            sockaddr_in from{};
+            socklen_t fl = sizeof from;
+            ssize_t n = ::recvfrom(srv, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &fl);
+            if (n <= 0) continue;
+            auto m = stun::parse(std::span<const uint8_t>(buf, size_t(n)));
+            if (!m || m->cls != stun::Class::request) continue;
+            net::Address client(reinterpret_cast<sockaddr *>(&from), fl);
+            std::vector<uint8_t> out;
+            if (m->method == stun::Method::allocate && !m->find(stun::attr::message_integrity)) {
+                out = stun::Builder(m->method, stun::Class::error, m->tid)
+                          .add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 1})
+                          .add(stun::attr::realm, "realm")
+                          .add(stun::attr::nonce, "nonce")
+                          .finish();
+            } else if (m->method == stun::Method::allocate) {
+                out = stun::Builder(m->method, stun::Class::success, m->tid)
+                          .add_xor_address(stun::attr::xor_relayed_address, net::Address::parse("127.0.0.1", 50000))
+                          .add_xor_address(stun::attr::xor_mapped_address, client)
+                          .add_u32(stun::attr::lifetime, 8)
+                          .finish(key);
+            } else if (m->method == stun::Method::refresh) {
+                out = stun::Builder(m->method, stun::Class::success, m->tid).add_u32(stun::attr::lifetime, 3600).finish();
+                ++refreshes_answered;
+            } else {
+                continue;
+            }
+            ::sendto(srv, out.data(), out.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
+        }
+    });
+
+    net::Loop loop("turn-test");
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<Agent> agent;
+    std::unique_ptr<TurnClient> turn;
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    auto allocated = std::make_shared<std::promise<pp_result>>();
+    auto f = allocated->get_future();
+    loop.call([&] {
+        sock = std::make_unique<net::UdpSocket>(loop, opt);
+        agent = std::make_unique<Agent>(loop, *sock);
+        TurnConfig config;
+        config.server = net::Address(reinterpret_cast<sockaddr *>(&sa), sizeof sa);
+        config.username = "user";
+        config.password = "pass";
+        config.label = "turn:test";
+        turn = std::make_unique<TurnClient>(*agent, *sock, loop, config);
+        turn->allocate([allocated](pp_result rc, const std::string &) { allocated->set_value(rc); });
+    });
+    REQUIRE(f.wait_for(std::chrono::seconds(15)) == std::future_status::ready);
+    CHECK(f.get() == PP_OK);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    uint64_t unauthenticated = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+        loop.call([&] { unauthenticated = turn->counters().unauthenticated; });
+        if (unauthenticated >= 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(refreshes_answered >= 1);
+    CHECK(unauthenticated >= 1);
+    loop.call([&] { CHECK(turn->lifetime_s() == 8); });
+    loop.call([&] {
+        turn.reset();
+        agent.reset();
+        sock.reset();
+    });
+    stop = true;
+    relay.join();
+    ::close(srv);
 }

@@ -102,3 +102,23 @@ TEST_CASE("[host] publish in the config file feeds the host unless --publish is 
     CHECK(j["host"]["publish"][0] == "rtmp://127.0.0.1/live/***");
     CHECK_THROWS_WITH(pp::config::parse("[host]\npublish = \"rtmp://x/a/b\"\n", "t.toml"), Catch::Contains("t.toml:2"));
 }
+
+TEST_CASE("a URL that parses also parses again written out in full (publish_url fuzz finding)") {
+    // 2,040 characters of SRT query are within the limit; with ?mode=caller added they were not,
+    // so the target's own URL (what the config and stats carry) no longer parsed.
+    std::string url = "srt://127.0.0.1:9000?" + std::string(2048 - 21, 'a');
+    REQUIRE(url.size() == 2048);
+    try {
+        auto t = pp::publish::parse_target(url);
+        CHECK_NOTHROW(pp::publish::parse_target(t.url));
+    } catch (const pp::Error &e) {
+        CHECK(std::string(e.what()).find("once written out in full") != std::string::npos);
+    }
+    std::string rtmp = "rtmp://127.0.0.1/" + std::string(2048 - 17, 'b');
+    try {
+        auto t = pp::publish::parse_target(rtmp, std::string(100, 'k'));
+        CHECK_NOTHROW(pp::publish::parse_target(t.url));
+    } catch (const pp::Error &e) {
+        CHECK(std::string(e.what()).find("once written out in full") != std::string::npos);
+    }
+}

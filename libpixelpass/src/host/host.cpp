@@ -26,6 +26,7 @@
 #include "nat/agent.hpp"
 #include "nat/guess.hpp"
 #include "nat/portmap.hpp"
+#include "nat/path_offer.hpp"
 #include "nat/paths.hpp"
 #include "nat/turn.hpp"
 #include "net/interfaces.hpp"
@@ -369,23 +370,13 @@ struct Host::Core {
         std::string offer_text;
         for (const auto &h : req.headers)
             if (h.name == "pixelpass-paths") offer_text = h.value;
-        auto offer = nlohmann::json::parse(offer_text, nullptr, false);
-        std::vector<net::Address> theirs;
-        net::Address their_relayed;
-        std::string session;
-        try {
-            if (!offer.is_object()) throw std::runtime_error("no offer");
-            session = offer.at("session").get<std::string>();
-            for (const auto &c : offer.at("candidates"))
-                theirs.push_back(net::Address::parse(c.at(0).get<std::string>(), c.at(1).get<uint16_t>()));
-            if (offer.contains("relayed") && offer["relayed"].is_array())
-                their_relayed = net::Address::parse(offer["relayed"].at(0).get<std::string>(),
-                                                    offer["relayed"].at(1).get<uint16_t>());
-        } catch (const std::exception &) {
+        auto offer = nat::parse_path_offer(offer_text);
+        if (!offer) {
             r.status = 400;
             r.body = nlohmann::json{{"error", "malformed pixelpass-paths header"}}.dump();
             return r;
         }
+        const std::string &session = offer->session;
         // --relay-only stays on the relay; without a relay there is nothing to fall back to.
         if (config.relay_only || !turn || !turn->allocated() || session.size() < 16 || session.size() > 64) {
             r.body = answer.dump();
@@ -406,8 +397,8 @@ struct Host::Core {
                                                   [this, viewer_id, conn_id](nat::PathKind kind, const net::Address &via) {
                                                       path_changed(viewer_id, conn_id, kind, via);
                                                   });
-        p->set_peer_relayed(their_relayed);
-        p->add_candidates(theirs);
+        p->set_peer_relayed(offer->relayed);
+        p->add_candidates(offer->candidates);
         paths.emplace(conn.id(), std::move(p));
         return r;
     }

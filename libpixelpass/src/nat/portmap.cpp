@@ -23,6 +23,7 @@
 
 #include "common/error.hpp"
 #include "common/random.hpp"
+#include "nat/portmap_wire.hpp"
 
 namespace pp::nat::portmap {
 namespace {
@@ -48,22 +49,6 @@ std::string gateway_of(const Options &o) {
 }
 
 // ---- PCP (RFC 6887): MAP requests of our own ---------------------------------------------------
-
-const char *pcp_result(int code) {
-    switch (code) {
-    case 1: return "UNSUPP_VERSION (the gateway speaks NAT-PMP only)";
-    case 2: return "NOT_AUTHORIZED (mappings are disabled or not allowed for this address)";
-    case 3: return "MALFORMED_REQUEST";
-    case 4: return "UNSUPP_OPCODE";
-    case 7: return "NETWORK_FAILURE (the gateway has no public address yet)";
-    case 8: return "NO_RESOURCES";
-    case 9: return "UNSUPP_PROTOCOL";
-    case 10: return "USER_EX_QUOTA";
-    case 11: return "CANNOT_PROVIDE_EXTERNAL";
-    case 12: return "ADDRESS_MISMATCH (another NAT between us and the gateway)";
-    default: return "error";
-    }
-}
 
 struct PcpAnswer {
     uint32_t lifetime = 0;
@@ -126,19 +111,17 @@ PcpAnswer pcp_map(const std::string &gateway, uint16_t internal_port, uint16_t s
                 throw Error(PP_ERR_UNREACHABLE, "gateway " + gateway + " refused (nothing listens on UDP 5351)");
             continue;
         }
-        if (n >= 4 && buf[0] == 0)  // a NAT-PMP-only gateway answers version 0 "unsupported version"
+        auto reply = parse_pcp_reply(std::span(buf, size_t(n)), nonce, internal_port);
+        if (reply.kind == PcpReply::ignore) continue;
+        if (reply.kind == PcpReply::natpmp_only)
             throw Error(PP_ERR_UNSUPPORTED, "gateway " + gateway + " speaks NAT-PMP, not PCP");
-        if (n < 60 || buf[0] != 2 || buf[1] != (0x80 | 1) || std::memcmp(buf + 24, nonce.data(), 12) != 0) continue;
-        if (buf[3] != 0)
-            throw Error(PP_ERR_UNREACHABLE, "gateway " + gateway + " refused the mapping: " + pcp_result(buf[3]));
+        if (reply.kind == PcpReply::refused)
+            throw Error(PP_ERR_UNREACHABLE,
+                        "gateway " + gateway + " refused the mapping: " + pcp_result_text(reply.result));
         PcpAnswer a;
-        uint32_t granted;
-        std::memcpy(&granted, buf + 4, 4);
-        a.lifetime = ntohl(granted);
-        a.external_port = uint16_t(buf[42] << 8 | buf[43]);
-        char text[INET_ADDRSTRLEN] = "";
-        ::inet_ntop(AF_INET, buf + 56, text, sizeof text);
-        a.external_ip = text;
+        a.lifetime = reply.lifetime;
+        a.external_port = reply.external_port;
+        a.external_ip = reply.external_ip;
         char mine[INET_ADDRSTRLEN] = "";
         ::inet_ntop(AF_INET, &self.sin_addr, mine, sizeof mine);
         a.client_ip = mine;
@@ -177,12 +160,13 @@ struct NatPmp {
     NatPmp &operator=(const NatPmp &) = delete;
 
     // Waits for the answer to the request just sent, retransmitting on libnatpmp's schedule but
-    // within our own deadline (its own gives up after about two minutes).
-    natpmpresp_t answer(unsigned timeout_ms) {
+    // within our own deadline (its own gives up after about two minutes). A response that does
+    // not answer this request is skipped (natpmp_read_answer).
+    natpmpresp_t answer(uint16_t type, uint16_t internal_port, unsigned timeout_ms) {
         auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
         for (;;) {
             natpmpresp_t r{};
-            int rc = readnatpmpresponseorretry(&n, &r);
+            int rc = natpmp_read_answer(n, r, type, internal_port);
             if (rc >= 0) return r;
             if (rc != NATPMP_TRYAGAIN) {
                 if (errno == ECONNREFUSED || rc == NATPMP_ERR_RECVFROM)
@@ -204,7 +188,7 @@ struct NatPmp {
     std::string public_address(unsigned timeout_ms) {
         if (int rc = sendpublicaddressrequest(&n); rc < 0)
             throw Error(PP_ERR_UNREACHABLE, "gateway " + gateway + ": " + strnatpmperr(rc));
-        auto r = answer(timeout_ms);
+        auto r = answer(NATPMP_RESPTYPE_PUBLICADDRESS, 0, timeout_ms);
         char text[INET_ADDRSTRLEN] = "";
         ::inet_ntop(AF_INET, &r.pnu.publicaddress.addr, text, sizeof text);
         return text;
@@ -212,7 +196,7 @@ struct NatPmp {
     natpmpresp_t map(uint16_t internal, uint16_t external, uint32_t lifetime, unsigned timeout_ms) {
         if (int rc = sendnewportmappingrequest(&n, NATPMP_PROTOCOL_UDP, internal, external, lifetime); rc < 0)
             throw Error(PP_ERR_UNREACHABLE, "gateway " + gateway + ": " + strnatpmperr(rc));
-        return answer(timeout_ms);
+        return answer(NATPMP_RESPTYPE_UDPPORTMAPPING, internal, timeout_ms);
     }
     std::string local_ip() const {
         sockaddr_in self{};

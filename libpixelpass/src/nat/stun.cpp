@@ -161,8 +161,12 @@ int Message::error_code(std::string *reason) const {
     const Attribute *a = find(attr::error_code);
     if (!a || a->value.size() < 4) return 0;
     const uint8_t *v = a->value.data();
+    // RFC 8489 14.8: class 3..6 and number 0..99. Anything else is malformed, not a code that
+    // happens to add up (class 3 number 101 must not read as 401).
+    int cls = v[2] & 0x07, number = v[3];
+    if (cls < 3 || cls > 6 || number > 99) return 0;
     if (reason) reason->assign(reinterpret_cast<const char *>(v + 4), a->value.size() - 4);
-    return (v[2] & 0x07) * 100 + v[3];
+    return cls * 100 + number;
 }
 
 bool Message::integrity_ok(std::span<const uint8_t> key) const {

@@ -88,7 +88,8 @@ struct Message {
     std::optional<net::Address> xor_address(uint16_t type) const;
     std::optional<uint32_t> u32(uint16_t type) const;
     std::string text(uint16_t type) const;
-    // ERROR-CODE as a number (e.g. 401), 0 when absent; `reason` gets its phrase.
+    // ERROR-CODE as a number (e.g. 401), 0 when absent or malformed (class outside 3..6, number
+    // over 99); `reason` gets its phrase.
     int error_code(std::string *reason = nullptr) const;
     // MESSAGE-INTEGRITY is present and matches `key`.
     bool integrity_ok(std::span<const uint8_t> key) const;

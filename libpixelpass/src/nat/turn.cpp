@@ -120,6 +120,7 @@ void TurnClient::request(stun::Method method, std::function<void(stun::Builder &
                         if (m && m->cls == stun::Class::error && !retried) {
                             int code = m->error_code();
                             // 401 before we had a nonce, or 438 stale nonce: sign (again) and retry.
+                            // These come unauthenticated by design (RFC 8489 9.2.4).
                             if ((code == 401 && key_.empty()) || code == 438) {
                                 std::string realm = m->text(stun::attr::realm);
                                 if (!realm.empty()) realm_ = realm;
@@ -128,6 +129,16 @@ void TurnClient::request(stun::Method method, std::function<void(stun::Builder &
                                 request(method, fill, reply, timeout_ms, true);
                                 return;
                             }
+                        }
+                        // Any other answer to a signed request must be signed by the relay (RFC
+                        // 8489 9.2.5): one that is not may be anybody's, and counts as no answer.
+                        // 400, 401 and 438 say the relay could not check our signature, so they
+                        // cannot carry one; they are taken as they are (a refusal, not a grant).
+                        int code = m && m->cls == stun::Class::error ? m->error_code() : 0;
+                        bool unsignable = code == 400 || code == 401 || code == 438;
+                        if (m && !key_.empty() && !unsignable && !m->integrity_ok(key_)) {
+                            ++counters_.unauthenticated;
+                            m = nullptr;
                         }
                         reply(m);
                     },

@@ -65,8 +65,13 @@ public:
 
     struct Counters {
         uint64_t tx_datagrams = 0, rx_datagrams = 0, tx_bytes = 0, rx_bytes = 0, refreshes = 0, keepalives = 0;
+        // Responses to our signed requests without a valid MESSAGE-INTEGRITY (other than the
+        // 401/438 that hand us a nonce): ignored, as if unanswered.
+        uint64_t unauthenticated = 0;
     };
     const Counters &counters() const { return counters_; }
+    // The allocation's lifetime as the relay last confirmed it (seconds).
+    uint32_t lifetime_s() const { return lifetime_s_; }
 
 private:
     std::vector<uint8_t> signed_request(stun::Builder &b);

@@ -168,6 +168,11 @@ Target parse_target(std::string_view url, std::string_view key) {
     split_authority(shown, auth, t);
     if (t.protocol == Protocol::srt) parse_srt(shown, path, t);
     else parse_rtmp(shown, path, key, scheme + "://", t);
+    // The URL written out in full (the key appended, ?mode= added) must parse again: it is what
+    // the config and the stats carry (found by the publish_url fuzzer: 2,040 characters of SRT
+    // query grew past the limit).
+    if (t.url.size() > kMaxUrl)
+        bad(shown, "longer than " + std::to_string(kMaxUrl) + " characters once written out in full");
     return t;
 }
 

@@ -6,7 +6,6 @@
 #include <map>
 #include <vector>
 
-#include <llhttp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include "common/random.hpp"
 #include "net/loop.hpp"
 #include "net/peer_uid.hpp"
+#include "viewer/http_request.hpp"
 
 namespace pp::viewer {
 
@@ -48,15 +48,6 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
     for (size_t i = 0; i < a.size(); ++i)
         diff |= static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]);
     return diff == 0;
-}
-
-// The path of an origin-form or absolute-form request target, without the query.
-std::string_view target_path(std::string_view target) {
-    if (target.starts_with("http://")) {
-        auto slash = target.find('/', 7);
-        target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-    }
-    return target.substr(0, target.find('?'));
 }
 
 std::string format_bytes(uint64_t n) {
@@ -107,7 +98,6 @@ public:
     net::Loop &loop_;
     Upstream &upstream_;
     const LocalHttpOptions options_;
-    llhttp_settings_t parser_settings_{};
     std::array<char, 64 * 1024> read_buffer_; // one read is processed before the next
 
     // Counters.
@@ -144,10 +134,9 @@ public:
         lingering, // write side shut down: draining the client until it closes or time runs out
     };
 
-    LocalHttpConnection(LocalHttpServer::Impl &server, uint64_t id) : server_(&server), id_(id) {
+    LocalHttpConnection(LocalHttpServer::Impl &server, uint64_t id)
+        : server_(&server), id_(id), request_(server.options_.max_header_bytes) {
         tcp_.data = this;
-        llhttp_init(&parser_, HTTP_REQUEST, &server.parser_settings_);
-        parser_.data = this;
         deadline_ = Clock::now() + server.options_.header_timeout;
     }
 
@@ -328,38 +317,20 @@ private:
     }
 
     void parse(const char *data, size_t size) {
-        size_t room = server_->options_.max_header_bytes - received_;
-        size_t n = std::min(size, room);
-        received_ += n;
-        llhttp_errno_t err = llhttp_execute(&parser_, data, n);
-        if (err == HPE_PAUSED) {
-            dispatch();
-        } else if (err != HPE_OK) {
+        const auto &request = request_.feed({data, size});
+        if (request.kind == RequestReader::Outcome::more) return;
+        if (request.kind == RequestReader::Outcome::serve) return dispatch(request);
+        if (request.status == 400)
             server_->log(PP_LOG_DEBUG, "local client " + std::to_string(id_) +
-                                           ": bad request: " + llhttp_errno_name(err));
-            respond_local(400, "malformed request");
-        } else if (received_ >= server_->options_.max_header_bytes) {
-            respond_local(431, "request header too large");
-        }
+                                           ": bad request: " + request.llhttp_error);
+        respond_local(request.status, request.message);
     }
 
     friend class LocalHttpServer::Impl;
 
-    static int on_url(llhttp_t *parser, const char *at, size_t length) {
-        static_cast<LocalHttpConnection *>(parser->data)->url_.append(at, length);
-        return 0;
-    }
-    // The request is whole once its header is: a GET/HEAD body is ignored.
-    static int on_headers_complete(llhttp_t *) { return HPE_PAUSED; }
-
-    void dispatch() {
-        auto method = static_cast<llhttp_method_t>(llhttp_get_method(&parser_));
-        if (method != HTTP_GET && method != HTTP_HEAD) {
-            respond_local(405, "only GET and HEAD are served");
-            return;
-        }
-        head_request_ = method == HTTP_HEAD;
-        if (!server_->path_matches(target_path(url_))) {
+    void dispatch(const RequestReader::Outcome &request) {
+        head_request_ = request.head;
+        if (!server_->path_matches(request.path)) {
             // Never log the path: it may be the token with a typo.
             server_->log(PP_LOG_DEBUG,
                          "local client " + std::to_string(id_) + ": unknown path (404)");
@@ -499,13 +470,11 @@ private:
     uv_tcp_t tcp_{};
     uv_write_t write_req_{};
     uv_shutdown_t shutdown_req_{};
-    llhttp_t parser_{};
+    RequestReader request_;
 
     State state_ = State::reading;
     Clock::time_point deadline_;
     Clock::time_point last_progress_{};
-    std::string url_;
-    size_t received_ = 0;
     bool head_request_ = false;
     bool sink_open_ = false;        // the upstream may still call the LocalResponse methods
     bool response_started_ = false; // a status line is queued
@@ -528,10 +497,6 @@ LocalHttpServer::Impl::Impl(net::Loop &loop, std::string token, Upstream &upstre
                             LocalHttpOptions options)
     : loop_(loop), upstream_(upstream), options_(std::move(options)),
       expected_path_("/" + token + ".ts") {
-    llhttp_settings_init(&parser_settings_);
-    parser_settings_.on_url = &LocalHttpConnection::on_url;
-    parser_settings_.on_headers_complete = &LocalHttpConnection::on_headers_complete;
-
     uv_tcp_init(loop_.uv(), &listener_);
     uv_timer_init(loop_.uv(), &sweep_);
     uv_timer_init(loop_.uv(), &reap_);
