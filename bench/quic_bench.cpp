@@ -13,7 +13,8 @@
 //           host's loop thread, and every viewer's bytes checked.
 //
 // Usage: quic-bench [goodput] [setup] [fanout] [--bytes N] [--connections N] [--viewers N]
-//                   [--seconds N] [--rate BPS] [--no-gso] [--no-gro]   (no mode = all three)
+//                   [--seconds N] [--rate BPS] [--no-gso] [--no-gro] [--congestion-control cubic|bbr|bbr2|reno]
+//                   (no mode = all three; fanout's host uses the default congestion control unless given)
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -366,12 +367,13 @@ nlohmann::json setup(int connections) {
 
 // ---------------------------------------------------------------------------------------------
 
-nlohmann::json fanout(int viewers, int seconds, uint64_t rate) {
+nlohmann::json fanout(int viewers, int seconds, uint64_t rate, const std::string &cc) {
     HostConfig config;
     config.source = "synthetic";
     config.bind_address = "127.0.0.1";
     config.max_viewers = static_cast<unsigned>(viewers);
     config.bitrate_kbps = static_cast<unsigned>(rate / 1000);
+    config.congestion_control = cc;  // empty: the default (BBRv2)
     Host host(config, {});
     host.start();
     auto t = ticket::decode(host.ticket_text());
@@ -444,6 +446,7 @@ int main(int argc, char **argv) {
     int connections = 200, viewers = 50, seconds = 30;
     uint64_t rate = 8'000'000;
     bool gso = true, gro = true;
+    std::string cc;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
@@ -453,6 +456,7 @@ int main(int argc, char **argv) {
         else if (a == "--seconds") seconds = std::stoi(next());
         else if (a == "--rate") rate = std::stoull(next());
         else if (a == "--no-gso") gso = false;
+        else if (a == "--congestion-control") cc = next();
         else if (a == "--no-gro") gro = false;
         else modes.insert(a);
     }
@@ -469,7 +473,7 @@ int main(int argc, char **argv) {
         std::fflush(stdout);
     }
     if (modes.count("fanout")) {
-        report["fanout"] = fanout(viewers, seconds, rate);
+        report["fanout"] = fanout(viewers, seconds, rate, cc);
         std::printf("%s\n", report["fanout"].dump(2).c_str());
         std::fflush(stdout);
     }

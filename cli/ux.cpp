@@ -155,6 +155,11 @@ std::string status_text(const nlohmann::json &s, double mbps) {
         if (unsigned switches = v.value("switches", 0u); switches > 0)
             out += ", " + std::to_string(switches) + (switches == 1 ? " switch" : " switches");
         if (v.contains("receive_kbps")) out += ", gets " + v["receive_kbps"].dump() + " kbit/s";
+        if (v.value("lost_packets", 0u) > 0) {
+            char loss[32];
+            snprintf(loss, sizeof loss, ", loss %.1f %%", v.value("loss_pct", 0.0));
+            out += loss;
+        }
         if (unsigned skips = v.value("skips", 0u); skips > 0) out += ", " + std::to_string(skips) + " skips";
         if (v.value("followed", true) == false) out += " (too slow)";
     }

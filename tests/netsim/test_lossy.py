@@ -67,7 +67,9 @@ def measure(viewer, epoch, warmup_s, seconds):
     got = window(st["frames"], start_ms, end_ms)
     lat = [arrival - (epoch + pts / 90.0) for arrival, pts in got]
     seconds = (end_ms - start_ms) / 1000
-    return {"fps": len(got) / seconds, "frames": len(got),
+    arrivals = sorted(a for a, _ in got)
+    gaps = [b - a for a, b in zip([start_ms] + arrivals, arrivals + [end_ms])]
+    return {"fps": len(got) / seconds, "frames": len(got), "max_gap_ms": max(gaps),
             "p50_ms": percentile(lat, 0.5) if lat else None, "p95_ms": percentile(lat, 0.95) if lat else None,
             "on_time": sum(1 for x in lat if x <= ON_TIME_MS) / (FPS * seconds),
             "kbps": (st["bytes"] - start_bytes) * 8 / 1000 / seconds, "stats": st["stats"]}
@@ -83,7 +85,8 @@ def test_lossy_path_delivers_the_stream(peers):
         v = hs["viewers"][0]
         print(f"\nLOSSY 2% 100ms cc={hs['congestion_control']}: {m['fps']:.1f} fps, arrival p50 {m['p50_ms']:.0f} ms "
               f"p95 {m['p95_ms']:.0f} ms, bitrate {hs['rate_control']['bitrate_kbps']} kbit/s, "
-              f"rtt {v['rtt_ms']:.0f} ms, congestion events {v['congestion_events']}, skips {v['skips']}")
+              f"rtt {v['rtt_ms']:.0f} ms, congestion events {v['congestion_events']}, skips {v['skips']}, "
+              f"lost packets {v['lost_packets']} ({v['loss_pct']:.1f} % of datagrams)")
         assert m["fps"] >= 0.95 * FPS, m
         # Arrival latency before the player. The benchmark's quiet-run p95 is 216–288 ms (BBR2);
         # on this shared 2-core machine under other builds (the userspace wire is a Python
@@ -91,6 +94,9 @@ def test_lossy_path_delivers_the_stream(peers):
         assert m["p50_ms"] <= 400, m
         assert m["p95_ms"] <= 1500, m
         assert hs["rate_control"]["bitrate_kbps"] >= 3000, hs["rate_control"]  # no collapse to the floor
+        # Loss is visible per viewer: ~2 % of the stream's packets are dropped towards the viewer.
+        assert v["lost_packets"] > 0, v
+        assert 0.5 <= v["loss_pct"] <= 10, v
 
 
 def wait_bitrate(host, pred, seconds):
@@ -116,7 +122,10 @@ def test_bitrate_follows_a_bottleneck_down_and_back(peers):
         assert reacted is not None and reacted <= 3.0, (reacted, kbps)
         # Settled on the narrow path: the frames keep coming.
         m = measure(viewer, epoch, warmup_s=3, seconds=6)
-        print(f"RATE at 2 Mbit/s: {m['fps']:.1f} fps, arrival p50 {m['p50_ms']:.0f} ms p95 {m['p95_ms']:.0f} ms")
+        v = host.ask()["stats"]["viewers"][0]
+        # Reported, not asserted: the < 500 ms the issue asks for is not met yet (docs/network.md).
+        print(f"RATE at 2 Mbit/s: {m['fps']:.1f} fps, arrival p50 {m['p50_ms']:.0f} ms p95 {m['p95_ms']:.0f} ms, "
+              f"longest gap {m['max_gap_ms']:.0f} ms, held {v['held_bytes']} bytes, skips {v['skips']}")
         assert m["fps"] >= 0.8 * FPS, m
         rig.rate("v", None)
         recovered, kbps = wait_bitrate(host, lambda k: k >= 5700, 15)

@@ -93,7 +93,7 @@ def test_congestion_control_is_chosen_and_reported(cc):
             v = h.stats()["viewers"][0]
             # The per-viewer path figures (ngtcp2's view of the connection) and the skip count.
             for key in ("rtt_ms", "min_rtt_ms", "cwnd", "bytes_in_flight", "delivery_rate_kbps",
-                        "congestion_events", "backlog_ms", "held_bytes", "skips"):
+                        "congestion_events", "backlog_ms", "held_bytes", "lost_packets", "loss_pct", "skips"):
                 assert key in v, (key, v)
             assert v["cwnd"] > 0 and v["delivery_rate_kbps"] > 0
 

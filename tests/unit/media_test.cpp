@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -494,5 +495,201 @@ TEST_CASE("encoder bitrate changes on the fly use the property the encoder has")
     media::EncoderSpec fake{"x264", "identity", "coreelements", false, "I420"};
     CHECK_THAT(media::bitrate_change_unsupported(identity.get(), fake), Catch::Contains("no 'bitrate' property"));
     CHECK_FALSE(media::set_encoder_bitrate(identity.get(), fake, 1000));
+}
+#endif
+
+#ifdef PP_TEST_HAVE_GST
+// Encoders that fail late fall back. A test-only encoder registered in this process under a
+// hardware encoder's name (nvh264enc: no NVIDIA GPU on the machines that run this) passes the
+// selection probe, which only opens it to READY, and then fails: at PLAYING, or after 45 frames
+// (a real x264enc inside it, followed by identity error-after). The pipeline must move on to the
+// next encoder of the catalogue (x264enc) without ending the reader.
+namespace late_fail {
+
+std::atomic<int> g_fail_after{0};  // 0: fail at PLAYING; N: fail after N encoded frames
+
+struct LateFailEnc {
+    GstBin bin;
+    GstElement *x264;
+};
+struct LateFailEncClass {
+    GstBinClass parent_class;
+};
+
+GType late_fail_enc_get_type();
+G_DEFINE_TYPE(LateFailEnc, late_fail_enc, GST_TYPE_BIN)
+
+void set_prop(GObject *object, guint id, const GValue *value, GParamSpec *pspec) {
+    auto *self = reinterpret_cast<LateFailEnc *>(object);
+    if (id == 1) g_object_set_property(G_OBJECT(self->x264), "bitrate", value);
+    else G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+}
+
+void get_prop(GObject *object, guint id, GValue *value, GParamSpec *pspec) {
+    auto *self = reinterpret_cast<LateFailEnc *>(object);
+    if (id == 1) g_object_get_property(G_OBJECT(self->x264), "bitrate", value);
+    else G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+}
+
+GstStateChangeReturn change_state(GstElement *element, GstStateChange transition) {
+    if (transition == GST_STATE_CHANGE_PAUSED_TO_PLAYING && g_fail_after == 0) {
+        GST_ELEMENT_ERROR(element, LIBRARY, INIT, ("test encoder cannot start"), ("fails at PLAYING on purpose"));
+        return GST_STATE_CHANGE_FAILURE;
+    }
+    return GST_ELEMENT_CLASS(late_fail_enc_parent_class)->change_state(element, transition);
+}
+
+void late_fail_enc_class_init(LateFailEncClass *klass) {
+    GObjectClass *object_class = G_OBJECT_CLASS(klass);
+    object_class->set_property = set_prop;
+    object_class->get_property = get_prop;
+    // As the real encoders have it: kbit/s, changeable while PLAYING (rate control checks this).
+    g_object_class_install_property(
+        object_class, 1,
+        g_param_spec_uint("bitrate", "Bitrate", "kbit/s", 1, 2048000, 2048,
+                          GParamFlags(G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING)));
+    GST_ELEMENT_CLASS(klass)->change_state = change_state;
+    gst_element_class_set_static_metadata(GST_ELEMENT_CLASS(klass), "late-failing test encoder", "Codec/Encoder/Video",
+                                          "fails at PLAYING or after N frames", "pixelpass tests");
+}
+
+void late_fail_enc_init(LateFailEnc *self) {
+    self->x264 = gst_element_factory_make("x264enc", "inner-x264");
+    GstElement *identity = gst_element_factory_make("identity", "fail-after");
+    gst_util_set_object_arg(G_OBJECT(self->x264), "tune", "zerolatency");
+    gst_util_set_object_arg(G_OBJECT(self->x264), "speed-preset", "ultrafast");
+    gst_util_set_object_arg(G_OBJECT(self->x264), "key-int-max", "60");
+    if (g_fail_after > 0) g_object_set(identity, "error-after", gint(g_fail_after.load()), nullptr);
+    gst_bin_add_many(GST_BIN(self), self->x264, identity, nullptr);
+    gst_element_link(self->x264, identity);
+    GstPad *sink = gst_element_get_static_pad(self->x264, "sink");
+    GstPad *src = gst_element_get_static_pad(identity, "src");
+    gst_element_add_pad(GST_ELEMENT(self), gst_ghost_pad_new("sink", sink));
+    gst_element_add_pad(GST_ELEMENT(self), gst_ghost_pad_new("src", src));
+    gst_object_unref(sink);
+    gst_object_unref(src);
+}
+
+// Registers the test encoder as nvh264enc for one test; removes it again after.
+struct Registered {
+    bool ok = false;
+    explicit Registered(int fail_after) {
+        media::ensure_gst();
+        g_fail_after = fail_after;
+        if (GstPluginFeature *real = gst_registry_lookup_feature(gst_registry_get(), "nvh264enc")) {
+            gst_object_unref(real);
+            return;  // a real NVENC encoder: the name is taken
+        }
+        ok = gst_element_register(nullptr, "nvh264enc", GST_RANK_NONE, late_fail_enc_get_type());
+    }
+    ~Registered() {
+        if (!ok) return;
+        GstRegistry *registry = gst_registry_get();
+        if (GstPluginFeature *f = gst_registry_lookup_feature(registry, "nvh264enc")) {
+            gst_registry_remove_feature(registry, f);
+            gst_object_unref(f);
+        }
+    }
+};
+
+bool have(const char *element) {
+    media::ensure_gst();
+    media::GstPtr<GstElementFactory> f(gst_element_factory_find(element));
+    return f != nullptr;
+}
+
+bool logged(EventLog &log, const std::string &needle) {
+    std::lock_guard lock(log.mutex);
+    for (const auto &e : log.events)
+        if (e.message.find(needle) != std::string::npos) return true;
+    return false;
+}
+
+} // namespace late_fail
+
+TEST_CASE("an encoder that fails at PLAYING falls back to the next one before the viewer notices", "[media]") {
+    if (!late_fail::have("x264enc")) PP_SKIP_TEST("x264enc (gstreamer1.0-plugins-ugly)");
+    late_fail::Registered fake(0);
+    if (!fake.ok) PP_SKIP_TEST("the name nvh264enc free for the test encoder (a real NVENC encoder is installed)");
+    EventLog log;
+    auto cfg = small_config();
+    cfg.encoder = "nvenc";  // the probe opens it to READY: it passes
+    auto source = media::make_source(cfg, log.sink());
+    CHECK(source->describe()["encoder"] == "nvh264enc");
+
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    auto bytes = concat(read_for(*reader, flag, 3s));
+    INFO(source->stats().dump());
+    CHECK_FALSE(reader->at_end());
+    CHECK_FALSE(reader->stats().contains("error"));
+    CHECK(log.errors().empty());
+    CHECK(late_fail::logged(log, "encoder nvh264enc failed"));
+    auto producer = source->stats()["producer"];
+    CHECK(producer["encoder"] == "x264enc");
+    REQUIRE(producer["encoder_fallbacks"].size() == 1);
+    CHECK(producer["encoder_fallbacks"][0]["from"] == "nvh264enc");
+    CHECK(producer["encoder_fallbacks"][0]["to"] == "x264enc");
+    CHECK_THAT(producer["encoder_fallbacks"][0]["reason"].get<std::string>(), Catch::Contains("cannot start"));
+    CHECK(source->describe()["encoder"] == "x264enc");
+
+    REQUIRE(fanout::ts::summarize(bytes).first_video_is_keyframe);
+    auto report = decode(bytes);
+    INFO(report.to_json().dump());
+    CHECK(report.problems.empty());
+    CHECK(report.video_frames >= 3 * 30 * 7 / 10);
+}
+
+TEST_CASE("an encoder that fails mid-stream hands over to the next; the reader stays and decodes on", "[media]") {
+    if (!late_fail::have("x264enc")) PP_SKIP_TEST("x264enc (gstreamer1.0-plugins-ugly)");
+    constexpr int kFailAfter = 45;  // 1.5 s at 30 fps
+    late_fail::Registered fake(kFailAfter);
+    if (!fake.ok) PP_SKIP_TEST("the name nvh264enc free for the test encoder (a real NVENC encoder is installed)");
+    EventLog log;
+    auto cfg = small_config();
+    cfg.encoder = "nvenc";
+    auto source = media::make_source(cfg, log.sink());
+    REQUIRE(source->describe()["encoder"] == "nvh264enc");
+
+    WakeFlag flag;
+    auto reader = source->subscribe(flag.callback());
+    // Until the fallback happened, then 3 s more of the new encoder's stream.
+    std::optional<SteadyClock::time_point> switched;
+    int64_t epoch_before = 0;
+    auto chunks = drain(*reader, flag, 30s, [&](size_t, SteadyClock::time_point) {
+        if (!epoch_before) epoch_before = source->describe().value("pts_epoch_unix_ms", int64_t(0));
+        if (!switched && source->stats()["producer"]["encoder_fallbacks"].size() == 1) switched = SteadyClock::now();
+        return switched && SteadyClock::now() - *switched >= 3s;
+    });
+    auto epoch_after = source->describe().value("pts_epoch_unix_ms", int64_t(0));
+    INFO(source->stats().dump());
+    REQUIRE(switched);
+    CHECK_FALSE(reader->at_end());
+    CHECK_FALSE(reader->stats().contains("error"));
+    CHECK(log.errors().empty());
+    CHECK(late_fail::logged(log, "encoder nvh264enc failed"));
+    auto producer = source->stats()["producer"];
+    CHECK(producer["encoder"] == "x264enc");
+    CHECK(producer["state"] == "PLAYING");
+    CHECK_THAT(producer["encoder_fallbacks"][0]["reason"].get<std::string>(), Catch::Contains("fail-after"));
+    // The timeline continues: the capture epoch viewers use for glass-to-glass is unchanged.
+    CHECK(epoch_before != 0);
+    CHECK(epoch_after == epoch_before);
+
+    auto bytes = concat(chunks);
+    auto report = decode(bytes);
+    INFO(report.to_json().dump());
+    CHECK(report.problems.empty());
+    // The failed encoder's 45 frames and at least 2 s of the new one's: decoding went on.
+    CHECK(report.video_frames >= kFailAfter + 60);
+    REQUIRE(report.pts_ns.size() >= 2);
+    uint64_t max_step = 0;
+    bool monotonic = true;
+    for (size_t i = 1; i < report.pts_ns.size(); ++i) {
+        if (report.pts_ns[i] < report.pts_ns[i - 1]) monotonic = false;
+        else max_step = std::max(max_step, report.pts_ns[i] - report.pts_ns[i - 1]);
+    }
+    CHECK(monotonic);
+    CHECK(max_step < 2'000'000'000ull);  // a short gap while the new encoder starts, no jump
 }
 #endif

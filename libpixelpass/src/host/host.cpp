@@ -574,6 +574,11 @@ struct Host::Core {
                 {"congestion_events", qs.congestion_events},
                 {"backlog_ms", hs.backlog_ms},
                 {"held_bytes", hs.held_bytes},
+                {"lost_packets", hs.lost_packets},
+                // Approximate: every datagram sent counts (ACK-only ones too).
+                {"loss_pct", qs.tx_datagrams ? 100.0 * static_cast<double>(hs.lost_packets) /
+                                                   static_cast<double>(qs.tx_datagrams)
+                                             : 0.0},
                 {"skips", hs.drops},
                 {"switches", paths.count(c.id()) ? paths.at(c.id())->switches() : 0},
                 {"probes", probe_stats(c.id())},

@@ -279,6 +279,7 @@ ServerSession::Stats ServerSession::stats() const {
             s.backlog_ms = std::max(s.backlog_ms, rs.value("backlog_ms", int64_t{0}));
             s.backlog_bytes += rs.value("backlog", uint64_t{0});
             s.held_bytes += rs.value("held_bytes", uint64_t{0});
+            s.lost_packets += conn_.stream_lost_packets(st->id);
         }
     }
     return s;

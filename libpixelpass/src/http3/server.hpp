@@ -52,6 +52,7 @@ public:
         int64_t backlog_ms = 0;         // the furthest-behind reader's lag behind the live edge
         uint64_t backlog_bytes = 0;     // what its readers have not taken yet, all streams
         uint64_t held_bytes = 0;        // taken but not yet acknowledged (the QUIC send buffer)
+        uint64_t lost_packets = 0;      // packets with body data declared lost, open streams
         size_t open_streams = 0, streaming = 0;
     };
     Stats stats() const;

@@ -474,6 +474,10 @@ Connection::Stats Connection::stats() const {
     return s;
 }
 
+uint64_t Connection::stream_lost_packets(int64_t stream_id) const {
+    return conn_ ? ngtcp2_conn_get_stream_loss_count(conn_.get(), stream_id) : 0;
+}
+
 // ---- read path ----
 
 void Connection::receive(const net::Datagram &d) {

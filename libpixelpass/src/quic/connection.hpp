@@ -124,6 +124,9 @@ public:
         uint64_t congestion_events = 0;  // loss-triggered recovery periods (ngtcp2 counts no losses)
     };
     Stats stats() const;
+    // Packets carrying this stream's data that ngtcp2 declared lost (spurious losses included;
+    // 0 once the stream is gone). ngtcp2 0.12 has no connection-wide loss counter.
+    uint64_t stream_lost_packets(int64_t stream_id) const;
 
     // ---- for Endpoint ----
     struct Params {
