@@ -573,20 +573,90 @@ Run run_pixelpass(bool sound, double seconds) {
 
 // VLC as `pixelpass view --player vlc` launches it, run as `user` (VLC refuses root), reaching the
 // rig's pulse socket; its sound latency from the speaker's monitor.
+// The viewer's local server serves only its own user, so the viewer runs as `user` too: the CLI
+// (`pixelpass view - --player none`, the ticket on stdin), which prints the URL on its first line.
+// It gets `home` and none of the rig's XDG directories (root's, closed to that user).
+class CliViewer {
+public:
+    CliViewer(const std::string &user, const std::string &ticket, const std::string &home) {
+        std::string log = home + "/view.log";
+        int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        std::string home_env = "HOME=" + home;
+        int in[2], out[2];
+        if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+        pid_ = fork();
+        if (pid_ == 0) {
+            dup2(in[0], 0);
+            dup2(out[1], 1);
+            if (log_fd >= 0) dup2(log_fd, 2);
+            execlp("runuser", "runuser", "-u", user.c_str(), "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
+                   "XDG_CONFIG_HOME", "-u", "XDG_STATE_HOME", "-u", "XDG_DATA_HOME", "-u", "DBUS_SESSION_BUS_ADDRESS",
+                   home_env.c_str(), PP_CLI_PATH, "view", "-", "--player", "none", "--no-stun", "--no-relay", nullptr);
+            _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        if (log_fd >= 0) close(log_fd);
+        std::string line = ticket + "\n";
+        (void)!write(in[1], line.data(), line.size());
+        close(in[1]);
+        out_ = out[0];
+        pollfd p{out_, POLLIN, 0};
+        std::string got;
+        char c;
+        auto deadline = Clock::now() + 60s;
+        while (got.find('\n') == std::string::npos && Clock::now() < deadline)
+            if (poll(&p, 1, 200) > 0) {
+                if (read(out_, &c, 1) != 1) break;
+                got += c;
+            }
+        url_ = got.substr(0, got.find('\n'));
+        if (url_.rfind("http://127.0.0.1:", 0) != 0) {
+            stop_child(pid_);
+            close(out_);
+            std::ifstream in(log);
+            std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            throw std::runtime_error("pixelpass view as " + user + " printed no URL: " + text.substr(0, 300));
+        }
+    }
+    ~CliViewer() {
+        stop_child(pid_);
+        close(out_);
+    }
+    const std::string &url() const { return url_; }
+
+private:
+    pid_t pid_ = -1;
+    int out_ = -1;
+    std::string url_;
+};
+
 Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds) {
     pp::Host host(host_config(true), {});
     host.start();
-    pp::Viewer viewer(viewer_config(host), {});
     char home[] = "/tmp/pp-latency-vlc-XXXXXX";
     if (!mkdtemp(home)) throw std::runtime_error("mkdtemp");
     chmod(home, 0777);
-    auto args = pp::player::command(pp::player::Kind::vlc, viewer.url());
+    std::optional<CliViewer> viewer;
+    try {
+        viewer.emplace(user, host.ticket_text(), home);
+    } catch (...) {
+        std::filesystem::remove_all(home);
+        throw;
+    }
+    auto args = pp::player::command(pp::player::Kind::vlc, viewer->url());
     // No interface; no picture either (only the sound is measured for VLC, and VLC's X11 output
     // fails for another user on the benchmark's Xvfb).
     args.insert(args.begin() + 1, {"-I", "dummy", "--vout=dummy"});
+    // PP_VLC_EXTRA: more VLC options, space-separated (to compare player settings).
+    if (const char *extra = getenv("PP_VLC_EXTRA")) {
+        std::istringstream words(extra);
+        std::string w;
+        while (words >> w) args.insert(args.end() - 1, w);
+    }
     std::vector<std::string> cmd = {"runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
                                     "DBUS_SESSION_BUS_ADDRESS", std::string("HOME=") + home,
-                                    "PULSE_SERVER=" + rig.pulse_server_for_others()};
+                                    "PULSE_SERVER=" + rig.pulse_server_for_others(home)};
     cmd.insert(cmd.begin() + 5, {"-u", "DISPLAY"});  // no picture; and libpulse would ask X11 for a server
     cmd.insert(cmd.end(), args.begin(), args.end());
     bench::TickRecorder ticks;
