@@ -31,7 +31,9 @@
 // its connect to its first decoded picture (in-process decoder = "first clean frame"), and to
 // mpv's first displayed frame (mpv's own start-up included).
 //
-// Usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages
+// --calibrate: only the recorder's own delay (see recorder_delay_ms), --rounds times.
+//
+// Usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -69,6 +71,7 @@
 #include "fanout/ts.hpp"
 #include "host/host.hpp"
 #include "media/decoder.hpp"
+#include "media/gst.hpp"
 #include "media/media.hpp"
 #include "media/pipeline.hpp"
 #include "player/player.hpp"
@@ -94,6 +97,11 @@ mp.register_event("tick", function()
 end)
 -- clock lines carry the demuxer's queue (s): the player's share of the latency
 mp.add_periodic_timer(0.02, function() out("C", mp.get_property_number("demuxer-cache-duration") or -1) end)
+-- the audio output's underruns (mpv warns "Audio device underrun detected."): gaps in the sound
+mp.enable_messages("warn")
+mp.register_event("log-message", function(e)
+  if e.text and e.text:find("underrun") then out("U", 0) end
+end)
 mp.observe_property("current-ao", "string", function(_, ao)
   if ao then io.stdout:write("PPAO " .. ao .. "\n"); io.stdout:flush() end
 end)
@@ -194,7 +202,7 @@ public:
         for (const auto &l : lines_) offset = std::min(offset, l.arrival_ms - l.mpv_s * 1000);
         std::vector<Frame> out;
         for (const auto &l : lines_)
-            if (l.frame) out.push_back({l.mpv_s * 1000 + offset, l.pts});
+            if (l.kind == 'F') out.push_back({l.mpv_s * 1000 + offset, l.pts});
         return out;
     }
     // The demuxer's queue (ms) sampled every 20 ms after the warm-up: data that has arrived but
@@ -204,11 +212,22 @@ public:
         std::vector<double> out;
         double first = -1;
         for (const auto &l : lines_) {
-            if (l.frame && first < 0) first = l.arrival_ms;
-            if (!l.frame && first >= 0 && l.arrival_ms - first >= g_warmup_s * 1000 && l.pts >= 0)
+            if (l.kind == 'F' && first < 0) first = l.arrival_ms;
+            if (l.kind == 'C' && first >= 0 && l.arrival_ms - first >= g_warmup_s * 1000 && l.pts >= 0)
                 out.push_back(l.pts * 1000);
         }
         return out;
+    }
+    // Audio underruns mpv reported after the warm-up (counted from its first frame).
+    size_t underruns() const {
+        std::lock_guard lock(mutex_);
+        size_t n = 0;
+        double first = -1;
+        for (const auto &l : lines_) {
+            if (l.kind == 'F' && first < 0) first = l.arrival_ms;
+            if (l.kind == 'U' && first >= 0 && l.arrival_ms - first >= g_warmup_s * 1000) ++n;
+        }
+        return n;
     }
     std::optional<double> first_frame_unix_ms() const {
         auto f = frames();
@@ -229,7 +248,7 @@ public:
     bool has_frames() const {
         std::lock_guard lock(mutex_);
         for (const auto &l : lines_)
-            if (l.frame) return true;
+            if (l.kind == 'F') return true;
         return false;
     }
     std::string audio_output() const {
@@ -239,7 +258,7 @@ public:
 
 private:
     struct Line {
-        bool frame;
+        char kind;  // F frame shown, C clock (pts = demuxer queue), U audio underrun
         double mpv_s, pts, arrival_ms;
     };
     void read_loop() {
@@ -258,7 +277,7 @@ private:
                 double t, pts;
                 std::lock_guard lock(mutex_);
                 if (std::sscanf(line.c_str(), "PPLAT %c %lf %lf", &kind, &t, &pts) == 3)
-                    lines_.push_back({kind == 'F', t, pts, now});
+                    lines_.push_back({kind, t, pts, now});
                 else if (line.rfind("PPAO ", 0) == 0)
                     ao_ = line.substr(5);
                 else if (other_.size() < 2000)
@@ -482,6 +501,8 @@ struct Run {
     std::vector<double> queue;           // mpv's demuxer queue, ms
     double tick_error_ms = 0;            // worst tick interval's distance from 1 s
     size_t ticks = 0;
+    size_t underruns = 0;                // mpv's audio underruns after the warm-up
+    bool underruns_known = false;
     std::string audio_output;
 };
 
@@ -491,6 +512,8 @@ void add(Run &into, const Run &r) {
     into.queue.insert(into.queue.end(), r.queue.begin(), r.queue.end());
     into.tick_error_ms = std::max(into.tick_error_ms, r.tick_error_ms);
     into.ticks += r.ticks;
+    into.underruns += r.underruns;
+    into.underruns_known = into.underruns_known || r.underruns_known;
     if (!r.audio_output.empty()) into.audio_output = r.audio_output;
 }
 
@@ -510,6 +533,8 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
     r.picture = glass_to_glass(mpv.frames(), e);
     r.queue = mpv.queue_ms();
     r.audio_output = mpv.audio_output();
+    r.underruns = mpv.underruns();
+    r.underruns_known = sound;
     if (ticks) {
         ticks->stop();
         auto onsets = ticks->onsets();
@@ -548,20 +573,90 @@ Run run_pixelpass(bool sound, double seconds) {
 
 // VLC as `pixelpass view --player vlc` launches it, run as `user` (VLC refuses root), reaching the
 // rig's pulse socket; its sound latency from the speaker's monitor.
+// The viewer's local server serves only its own user, so the viewer runs as `user` too: the CLI
+// (`pixelpass view - --player none`, the ticket on stdin), which prints the URL on its first line.
+// It gets `home` and none of the rig's XDG directories (root's, closed to that user).
+class CliViewer {
+public:
+    CliViewer(const std::string &user, const std::string &ticket, const std::string &home) {
+        std::string log = home + "/view.log";
+        int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        std::string home_env = "HOME=" + home;
+        int in[2], out[2];
+        if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+        pid_ = fork();
+        if (pid_ == 0) {
+            dup2(in[0], 0);
+            dup2(out[1], 1);
+            if (log_fd >= 0) dup2(log_fd, 2);
+            execlp("runuser", "runuser", "-u", user.c_str(), "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
+                   "XDG_CONFIG_HOME", "-u", "XDG_STATE_HOME", "-u", "XDG_DATA_HOME", "-u", "DBUS_SESSION_BUS_ADDRESS",
+                   home_env.c_str(), PP_CLI_PATH, "view", "-", "--player", "none", "--no-stun", "--no-relay", nullptr);
+            _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        if (log_fd >= 0) close(log_fd);
+        std::string line = ticket + "\n";
+        (void)!write(in[1], line.data(), line.size());
+        close(in[1]);
+        out_ = out[0];
+        pollfd p{out_, POLLIN, 0};
+        std::string got;
+        char c;
+        auto deadline = Clock::now() + 60s;
+        while (got.find('\n') == std::string::npos && Clock::now() < deadline)
+            if (poll(&p, 1, 200) > 0) {
+                if (read(out_, &c, 1) != 1) break;
+                got += c;
+            }
+        url_ = got.substr(0, got.find('\n'));
+        if (url_.rfind("http://127.0.0.1:", 0) != 0) {
+            stop_child(pid_);
+            close(out_);
+            std::ifstream in(log);
+            std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            throw std::runtime_error("pixelpass view as " + user + " printed no URL: " + text.substr(0, 300));
+        }
+    }
+    ~CliViewer() {
+        stop_child(pid_);
+        close(out_);
+    }
+    const std::string &url() const { return url_; }
+
+private:
+    pid_t pid_ = -1;
+    int out_ = -1;
+    std::string url_;
+};
+
 Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds) {
     pp::Host host(host_config(true), {});
     host.start();
-    pp::Viewer viewer(viewer_config(host), {});
     char home[] = "/tmp/pp-latency-vlc-XXXXXX";
     if (!mkdtemp(home)) throw std::runtime_error("mkdtemp");
     chmod(home, 0777);
-    auto args = pp::player::command(pp::player::Kind::vlc, viewer.url());
+    std::optional<CliViewer> viewer;
+    try {
+        viewer.emplace(user, host.ticket_text(), home);
+    } catch (...) {
+        std::filesystem::remove_all(home);
+        throw;
+    }
+    auto args = pp::player::command(pp::player::Kind::vlc, viewer->url());
     // No interface; no picture either (only the sound is measured for VLC, and VLC's X11 output
     // fails for another user on the benchmark's Xvfb).
     args.insert(args.begin() + 1, {"-I", "dummy", "--vout=dummy"});
+    // PP_VLC_EXTRA: more VLC options, space-separated (to compare player settings).
+    if (const char *extra = getenv("PP_VLC_EXTRA")) {
+        std::istringstream words(extra);
+        std::string w;
+        while (words >> w) args.insert(args.end() - 1, w);
+    }
     std::vector<std::string> cmd = {"runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
                                     "DBUS_SESSION_BUS_ADDRESS", std::string("HOME=") + home,
-                                    "PULSE_SERVER=" + rig.pulse_server_for_others()};
+                                    "PULSE_SERVER=" + rig.pulse_server_for_others(home)};
     cmd.insert(cmd.begin() + 5, {"-u", "DISPLAY"});  // no picture; and libpulse would ask X11 for a server
     cmd.insert(cmd.end(), args.begin(), args.end());
     bench::TickRecorder ticks;
@@ -695,6 +790,91 @@ pid_t start_xvfb() {
     return -1;
 }
 
+// ---- the recorder's own delay ----
+
+// Measured with a known signal: a GStreamer pipeline on a CLOCK_REALTIME clock plays the test
+// source's ticks into the speaker. GStreamer's audio sink places each sample by the device delay
+// the sound server reports, so the sample of running time t is due at the speaker at base time +
+// t + the pipeline's latency: tick k at base + k s + latency. Recorder delay = heard − due over the
+// ticks after the first second; it is what the monitor (a PipeWire cycle) and parec's fragments
+// add to every sound figure. The sink keeps its first placement (slave-method=none: skew slaving
+// jumps by its 40 ms tolerance when a loaded machine delays the sink's thread), and that placement
+// varies by some ms from start to start, so the calibration restarts the sink `starts` times and
+// takes the median of all ticks. Nothing when it cannot play.
+bool recorder_delay_once(double seconds, std::vector<double> &delays, std::string &why) {
+    pp::media::ensure_gst();
+    GError *raw = nullptr;
+    pp::media::ElementPtr pipeline = pp::media::sink_ref(gst_parse_launch(
+        "audiotestsrc is-live=true wave=ticks freq=880 volume=0.3 samplesperbuffer=480 ! "
+        "audio/x-raw,format=S16LE,rate=48000,channels=2 ! "
+        "pulsesink buffer-time=40000 latency-time=10000 slave-method=none",
+        &raw));
+    if (!pipeline) {
+        why = raw ? raw->message : "gst_parse_launch failed";
+        if (raw) g_error_free(raw);
+        return false;
+    }
+    if (raw) g_error_free(raw);
+    pp::media::GstPtr<GstClock> clock(GST_CLOCK(gst_object_ref_sink(
+        g_object_new(GST_TYPE_SYSTEM_CLOCK, "clock-type", GST_CLOCK_TYPE_REALTIME, "name", "pp-cal", nullptr))));
+    gst_pipeline_use_clock(GST_PIPELINE(pipeline.get()), clock.get());
+    bench::TickRecorder ticks;
+    gst_element_set_state(pipeline.get(), GST_STATE_PLAYING);
+    GstState state = GST_STATE_NULL;
+    if (gst_element_get_state(pipeline.get(), &state, nullptr, 10 * GST_SECOND) == GST_STATE_CHANGE_FAILURE ||
+        state != GST_STATE_PLAYING) {
+        gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+        why = "pulsesink did not reach PLAYING";
+        return false;
+    }
+    gboolean live = FALSE;
+    GstClockTime min_latency = 0, max_latency = 0;
+    GstQuery *query = gst_query_new_latency();
+    if (gst_element_query(pipeline.get(), query)) gst_query_parse_latency(query, &live, &min_latency, &max_latency);
+    gst_query_unref(query);
+    double due_zero_ms = double(gst_element_get_base_time(pipeline.get()) + min_latency) / 1e6;
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    ticks.stop();
+    gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+    size_t before = delays.size();
+    for (double t : ticks.onsets())
+        if (t - due_zero_ms >= 1000) delays.push_back(std::fmod(t - due_zero_ms, 1000.0));
+    if (delays.size() - before < 2) {
+        why = "the recorder heard " + std::to_string(delays.size() - before) + " of the calibration ticks";
+        return false;
+    }
+    return true;
+}
+
+struct RecorderDelay {
+    double median = 0, low = 0, high = 0;
+};
+
+std::optional<RecorderDelay> recorder_delay_ms(int starts, std::string &why) {
+    std::vector<double> delays;
+    for (int i = 0; i < starts; ++i)
+        if (!recorder_delay_once(5, delays, why)) return std::nullopt;
+    std::sort(delays.begin(), delays.end());
+    return RecorderDelay{delays[delays.size() / 2], delays.front(), delays.back()};
+}
+
+// --calibrate: the recorder's delay alone, `rounds` times, in one rig (how repeatable it is).
+int run_calibration(int rounds) {
+    try {
+        bench::SoundRig rig(std::string(PP_SOURCE_ROOT) + "/tests/integration/audio_rig.sh");
+        for (int r = 0; r < rounds; ++r) {
+            std::string why;
+            auto d = recorder_delay_ms(3, why);
+            if (!d) throw std::runtime_error(why);
+            std::printf("recorder delay median %.1f ms (%.1f–%.1f over 3 sink starts)\n", d->median, d->low, d->high);
+        }
+        return 0;
+    } catch (const std::exception &e) {
+        std::cerr << "media-latency: " << e.what() << "\n";
+        return 1;
+    }
+}
+
 // ---- --stages: GStreamer's latency tracer inside the host pipeline ----
 
 struct ElementTimes {
@@ -767,13 +947,20 @@ struct Row {
     bool picture = true, sound = false;
 };
 
-void print_row(const Row &r, bool print, nlohmann::json &report) {
-    Stats p = summarize(r.run.picture), s = summarize(r.run.sound);
-    char pic[64] = "          -", snd[64] = "          -", av[32] = "      -", cont[48] = "-";
+// The sound figures are heard − capture with the recorder's own delay taken out (when it could be
+// measured); the JSON keeps the figures as recorded too.
+void print_row(const Row &r, bool print, nlohmann::json &report, std::optional<double> recorder_ms) {
+    std::vector<double> heard = r.run.sound;
+    if (recorder_ms)
+        for (double &v : heard) v -= *recorder_ms;
+    Stats p = summarize(r.run.picture), s = summarize(heard);
+    char pic[64] = "          -", snd[64] = "          -", av[32] = "      -", cont[80] = "-";
     if (r.picture) std::snprintf(pic, sizeof pic, "%6.0f %6.0f %5zu", p.median, p.p95, p.n);
     if (r.sound) {
         std::snprintf(snd, sizeof snd, "%6.0f %6.0f %5zu", s.median, s.p95, s.n);
-        std::snprintf(cont, sizeof cont, "%zu ticks, worst %.0f ms off 1 s", r.run.ticks, r.run.tick_error_ms);
+        int at = std::snprintf(cont, sizeof cont, "%zu ticks, worst %.0f ms off 1 s", r.run.ticks, r.run.tick_error_ms);
+        if (r.run.underruns_known && at > 0 && size_t(at) < sizeof cont)
+            std::snprintf(cont + at, sizeof cont - size_t(at), ", %zu underruns", r.run.underruns);
     }
     if (r.picture && r.sound && p.n && s.n) std::snprintf(av, sizeof av, "%+6.0f", s.median - p.median);
     Stats q = summarize(r.run.queue);
@@ -785,7 +972,9 @@ void print_row(const Row &r, bool print, nlohmann::json &report) {
     if (r.picture) j["picture"] = to_json(p);
     if (r.sound) {
         j["sound"] = to_json(s);
+        if (recorder_ms) j["sound_as_recorded"] = to_json(summarize(r.run.sound));
         j["tick_interval_worst_error_ms"] = r.run.tick_error_ms;
+        if (r.run.underruns_known) j["underruns"] = r.run.underruns;
         if (r.picture) j["av_offset_ms"] = s.median - p.median;
     }
     report["rows"][r.label] = j;
@@ -858,6 +1047,14 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     std::pair<size_t, double> holes;
     auto rows = measure_players(seconds, rounds, holes, report);
     if (vlc) measure_vlc(rows, rig, seconds, rounds, report);
+    std::string why;
+    std::optional<double> recorder_ms;
+    if (auto d = recorder_delay_ms(3, why)) {
+        recorder_ms = d->median;
+        report["recorder_delay_ms"] = {{"median", d->median}, {"low", d->low}, {"high", d->high}};
+    } else {
+        report["recorder_delay_ms"] = nullptr;
+    }
     if (!json_only) {
         std::string cmd;
         for (const auto &a : mpv_command("URL")) cmd += (cmd.empty() ? "" : " ") + a;
@@ -868,7 +1065,16 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
         std::printf("%-28s %-20s  %-20s  %-7s  %-6s  %s\n", "", "picture ms: med  p95     n", "sound ms: med  p95     n",
                     "A/V ms", "queue", "sound continuity");
     }
-    for (const auto &r : rows) print_row(r, !json_only, report);
+    if (!json_only) {
+        if (recorder_ms)
+            std::printf("recorder delay %.0f ms (ticks played by a GStreamer pulsesink on the realtime clock, heard − due, "
+                        "median of 3 sink starts, %.0f–%.0f); taken out of the sound and A/V columns\n",
+                        *recorder_ms, report["recorder_delay_ms"]["low"].get<double>(),
+                        report["recorder_delay_ms"]["high"].get<double>());
+        else
+            std::printf("recorder delay not measured (%s): sound and A/V columns as recorded\n", why.c_str());
+    }
+    for (const auto &r : rows) print_row(r, !json_only, report, recorder_ms);
     report["stream_audio_holes"] = {{"count", holes.first}, {"largest_ms", holes.second}};
     Stats vo = summarize(g_video_out), ao = summarize(g_audio_out);
     report["leaving_pipeline_ms"] = {{"video", to_json(vo)}, {"audio", to_json(ao)}};
@@ -889,7 +1095,7 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
 int main(int argc, char **argv) {
     double seconds = 10;
     int rounds = 2;
-    bool json_only = false, stages = false, vlc = true;
+    bool json_only = false, stages = false, vlc = true, calibrate = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
@@ -899,11 +1105,13 @@ int main(int argc, char **argv) {
         else if (a == "--no-vlc") vlc = false;
         else if (a == "--sound-only") g_sound_only = true;
         else if (a == "--stages") stages = true;
+        else if (a == "--calibrate") calibrate = true;
         else {
-            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages\n";
+            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate\n";
             return 2;
         }
     }
+    if (calibrate) return run_calibration(rounds);
     if (stages) {
         char log[] = "/tmp/pp-latency-tracer-XXXXXX";
         int fd = mkstemp(log);

@@ -51,13 +51,16 @@ public:
     SoundRig(const SoundRig &) = delete;
     SoundRig &operator=(const SoundRig &) = delete;
 
-    // The pulse socket, for a player run as another user (PULSE_SERVER=unix:...). Opens the
-    // rig's directories for traversal (not listing) so that user can reach it.
-    std::string pulse_server_for_others() const {
-        std::string runtime = std::getenv("XDG_RUNTIME_DIR");
-        for (const std::string &d : {dir_, runtime, runtime + "/pulse"})
-            if (chmod(d.c_str(), 0711) != 0) throw std::runtime_error("chmod " + d + ": " + std::strerror(errno));
-        return "unix:" + runtime + "/pulse/native";
+    // The pulse socket for a player run as another user (PULSE_SERVER=unix:...): a hard link of the
+    // rig's socket in `dir`, a directory that user can enter. The rig's own directories stay 0700:
+    // opening them does not last anyway, since every libpulse client run as root (parec) resets
+    // $XDG_RUNTIME_DIR/pulse to 0700 when it connects (VLC then got "Connection refused").
+    std::string pulse_server_for_others(const std::string &dir) const {
+        std::string socket = std::string(std::getenv("XDG_RUNTIME_DIR")) + "/pulse/native";
+        std::string link_path = dir + "/pulse-native";
+        if (::link(socket.c_str(), link_path.c_str()) != 0)
+            throw std::runtime_error("cannot link " + socket + " into " + dir + ": " + std::strerror(errno));
+        return "unix:" + link_path;
     }
 
 private:

@@ -401,7 +401,19 @@ typedef enum pp_player_kind {
  */
 PP_EXPORT pp_result pp_players_json(char *buf, size_t buf_size, size_t *needed);
 
-/** The shell command line that plays `url` with low-latency flags, for people to copy. */
+/**
+ * The shell command line that plays `url` with low-latency flags, for people to copy.
+ *
+ * For mpv this has a side effect: the command loads a small Lua script that keeps a live stream
+ * at its live edge (with sound, mpv never drops what queued up while it was starting; the script
+ * plays such a backlog away slightly faster), and pp_player_command writes that script so the
+ * printed command works as printed. It goes to $XDG_RUNTIME_DIR/pixelpass/pixelpass-live.lua,
+ * else $XDG_CACHE_HOME/pixelpass/ (or ~/.cache/pixelpass/); the directory is created 0700 if
+ * missing and used only if it is this user's, not a symlink and not writable by others; the file
+ * is mode 0600, replaced atomically (temporary file + rename) only when its content differs.
+ * When no such directory can be used the command has no --script and mpv plays without it.
+ * pp_player_launch does the same.
+ */
 PP_EXPORT pp_result pp_player_command(pp_player_kind player, const char *url, char *buf,
                                       size_t buf_size, size_t *needed);
 

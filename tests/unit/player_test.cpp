@@ -191,7 +191,7 @@ TEST_CASE("mpv command carries the live-edge script, written once into the runti
     REQUIRE(text.find("demuxer-cache-duration") != std::string::npos);
     struct stat first {}, second {};
     REQUIRE(stat(path.c_str(), &first) == 0);
-    REQUIRE((first.st_mode & 022) == 0);
+    REQUIRE((first.st_mode & 077) == 0);  // 0600: only this user's mpv reads it
     // Same content: left alone (same inode), so a running mpv never sees it change.
     pp::player::command(Kind::mpv, "http://127.0.0.1:1/x.ts");
     REQUIRE(stat(path.c_str(), &second) == 0);

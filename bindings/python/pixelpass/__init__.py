@@ -457,7 +457,11 @@ def players() -> list:
 
 
 def player_command(url: str, player=PlayerKind.AUTO) -> str:
-    """The shell command line that plays `url` with low-latency flags."""
+    """The shell command line that plays `url` with low-latency flags.
+
+    For mpv this also writes the live-edge script the command loads (see pp_player_command in
+    pixelpass.h: $XDG_RUNTIME_DIR/pixelpass/pixelpass-live.lua or ~/.cache/pixelpass/, mode 0600).
+    """
     return _get_string(_c().pp_player_command, int(player), _to_bytes(url))
 
 

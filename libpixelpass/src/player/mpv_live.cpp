@@ -16,11 +16,14 @@ namespace {
 // Tuned with bench/media-latency (docs/BENCHMARKS.md). The demuxer's queue, sampled every 50 ms,
 // swings by a frame or two (a 33 ms video frame, a 21 ms AAC frame) as packets arrive and are
 // decoded; its low point over a second is the standing backlog. A backlog above `slack` is
-// played away at 1 + backlog speed (1.1–1.5; 2 above a second); after the catch-up the queue's
-// median is ~60 ms. The low point drops as soon as the queue is drained, so the speed is back to 1
+// played away at 1 + 2 × backlog speed (1.1–2): a stall of a loaded machine leaves a few hundred
+// ms behind, gone within a second or two (at 1 + backlog it took several). The slack is 10 ms: with 50 ms
+// the queue settled at a median of ~60 ms, which mpv plays the picture late by (it times video by
+// the sound); with 10 ms it settles at ~20 ms, and mpv reports no audio underrun (the benchmark
+// counts them). The low point drops as soon as the queue is drained, so the speed is back to 1
 // before mpv's audio buffer could run dry.
 const char *const kScript = R"lua(-- pixelpass-live.lua: keep a live stream at its live edge (written by pixelpass).
-local slack = tonumber(mp.get_opt("pixelpass-slack") or "") or 0.05  -- seconds of standing queue tolerated
+local slack = tonumber(mp.get_opt("pixelpass-slack") or "") or 0.01  -- seconds of standing queue tolerated
 local window = 20           -- samples (of 50 ms) that make one second
 local samples = {}
 mp.add_periodic_timer(0.05, function()
@@ -32,7 +35,7 @@ mp.add_periodic_timer(0.05, function()
   for _, q in ipairs(samples) do low = math.min(low, q) end
   local speed = 1.0
   if #samples == window and low > slack then
-    speed = low > 1.0 and 2.0 or 1.0 + math.min(0.5, math.max(0.1, low))
+    speed = 1.0 + math.min(1.0, math.max(0.1, 2 * low))
   elseif low > slack and mp.get_property_number("speed", 1.0) > 1.0 then
     speed = mp.get_property_number("speed", 1.0)   -- still draining a backlog seen before
   end
@@ -65,7 +68,7 @@ bool write_atomically(const std::string &dir, const std::string &path, const std
     int fd = ::mkstemp(tmpl.data());
     if (fd < 0) return false;
     bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::fchmod(fd, 0644) == 0 && ok;
+    ok = ::fchmod(fd, 0600) == 0 && ok;  // only mpv, run as this user, reads it
     ok = ::close(fd) == 0 && ok;
     if (ok && ::rename(tmpl.c_str(), path.c_str()) == 0) return true;
     ::unlink(tmpl.c_str());
