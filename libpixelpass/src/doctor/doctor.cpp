@@ -212,9 +212,9 @@ void check_rendezvous(Report &r, const config::Config &cfg, unsigned timeout_ms)
     }
 }
 
-// Returns false when the configured relay cannot work (refused credentials, none to use): the
-// user asked for a relay, so sharing as configured cannot work.
-bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
+// Each STUN server's view of this host, then the NAT kind from all of them (a TURN server answers
+// Binding too).
+void check_stun(Report &r, const config::Config &cfg, unsigned timeout_ms) {
     std::vector<std::string> servers;
     if (!cfg.stun_servers || cfg.stun_servers->empty()) {
         r.add("NAT (STUN)", "skipped", "no STUN servers configured ([network] stun_servers); not probed",
@@ -230,37 +230,39 @@ bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
             }
         }
     }
-    if (!cfg.relay.empty()) servers.push_back(cfg.relay);  // a TURN server answers Binding too
-    if (!servers.empty()) {
-        try {
-            auto nat = classify_nat(servers, timeout_ms);
-            std::string seen;
-            for (const auto &[server, mapped] : nat.seen) seen += (seen.empty() ? "" : ", ") + server + " saw " + mapped;
-            if (nat.kind == "none")
-                r.add("NAT type", "ok", "no NAT: this host's own address is public (" + seen + ")");
-            else if (nat.kind == "endpoint-independent")
-                r.add("NAT type", "ok",
-                      "endpoint-independent mapping (cone NAT): every server saw the same address (" + seen +
-                          "); direct connections work with most viewers");
-            else if (nat.kind == "endpoint-dependent")
-                r.add("NAT type", "warning",
-                      "endpoint-dependent mapping (symmetric NAT): each server saw another port (" + seen +
-                          "); viewers behind port-restricted or symmetric NATs cannot connect directly",
-                      cfg.relay.empty() ? "configure a relay ([network] relay and relay_secret; docs/relay.md) or "
-                                          "enable UPnP / NAT-PMP on the router"
-                                        : "");
-            else if (nat.kind == "unknown")
-                r.add("NAT type", "warning", "behind a NAT (" + seen + "); its mapping behaviour needs answers from two servers",
-                      "list a second STUN server in [network] stun_servers");
-            else
-                r.add("NAT type", "warning",
-                      "unreachable: none of " + std::to_string(nat.asked) + " STUN server(s) answered; UDP may be blocked",
-                      "check that outgoing UDP is allowed and the servers in [network] stun_servers are right");
-        } catch (const Error &e) {
-            r.add("NAT type", "warning", e.what(), "");
-        }
+    if (!cfg.relay.empty()) servers.push_back(cfg.relay);
+    if (servers.empty()) return;
+    try {
+        auto nat = classify_nat(servers, timeout_ms);
+        std::string seen;
+        for (const auto &[server, mapped] : nat.seen) seen += (seen.empty() ? "" : ", ") + server + " saw " + mapped;
+        if (nat.kind == "none")
+            r.add("NAT type", "ok", "no NAT: this host's own address is public (" + seen + ")");
+        else if (nat.kind == "endpoint-independent")
+            r.add("NAT type", "ok",
+                  "endpoint-independent mapping (cone NAT): every server saw the same address (" + seen +
+                      "); direct connections work with most viewers");
+        else if (nat.kind == "endpoint-dependent")
+            r.add("NAT type", "warning",
+                  "endpoint-dependent mapping (symmetric NAT): each server saw another port (" + seen +
+                      "); viewers behind port-restricted or symmetric NATs cannot connect directly",
+                  cfg.relay.empty() ? "configure a relay ([network] relay and relay_secret; docs/relay.md) or "
+                                      "enable UPnP / NAT-PMP on the router"
+                                    : "");
+        else if (nat.kind == "unknown")
+            r.add("NAT type", "warning", "behind a NAT (" + seen + "); its mapping behaviour needs answers from two servers",
+                  "list a second STUN server in [network] stun_servers");
+        else
+            r.add("NAT type", "warning",
+                  "unreachable: none of " + std::to_string(nat.asked) + " STUN server(s) answered; UDP may be blocked",
+                  "check that outgoing UDP is allowed and the servers in [network] stun_servers are right");
+    } catch (const Error &e) {
+        r.add("NAT type", "warning", e.what(), "");
     }
+}
 
+// A real throwaway mapping per protocol, unless port mapping is turned off.
+void check_port_mapping(Report &r, const config::Config &cfg, unsigned timeout_ms) {
     std::optional<nat::portmap::Options> portmap;
     std::string off_why;
     try {
@@ -275,37 +277,37 @@ bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
     }
     if (!portmap) {
         r.add("port mapping (UPnP / NAT-PMP / PCP)", "skipped", "not probed: " + off_why);
-    } else {
-        portmap->timeout_ms = std::max(timeout_ms, 500u);
-        try {
-            std::string detail, external;
-            bool any = false;
-            for (const auto &a : nat::portmap::probe(*portmap)) {
-                any = any || a.available;
-                detail += (detail.empty() ? "" : "; ") + std::string(nat::portmap::name(a.protocol)) + ": " +
-                          (a.available ? "available, " : "") + a.detail;
-            }
-            r.add("port mapping (UPnP / NAT-PMP / PCP)", any ? "ok" : "warning", detail,
-                  any ? "" : "enable UPnP or NAT-PMP/PCP in the router's settings, or configure a relay; "
-                             "viewers behind strict NATs need one of them");
-        } catch (const Error &e) {
-            r.add("port mapping (UPnP / NAT-PMP / PCP)", "warning", e.what(), "");
-        }
+        return;
     }
+    portmap->timeout_ms = std::max(timeout_ms, 500u);
+    try {
+        std::string detail;
+        bool any = false;
+        for (const auto &a : nat::portmap::probe(*portmap)) {
+            any = any || a.available;
+            detail += (detail.empty() ? "" : "; ") + std::string(nat::portmap::name(a.protocol)) + ": " +
+                      (a.available ? "available, " : "") + a.detail;
+        }
+        r.add("port mapping (UPnP / NAT-PMP / PCP)", any ? "ok" : "warning", detail,
+              any ? "" : "enable UPnP or NAT-PMP/PCP in the router's settings, or configure a relay; "
+                         "viewers behind strict NATs need one of them");
+    } catch (const Error &e) {
+        r.add("port mapping (UPnP / NAT-PMP / PCP)", "warning", e.what(), "");
+    }
+}
 
-    check_rendezvous(r, cfg, timeout_ms);
-
-    bool relay_ok = true;
+// The configured relay: it answers, and its secret really allocates. False when the relay cannot
+// work as configured (the user asked for it, so sharing as configured cannot work).
+bool check_relay(Report &r, const config::Config &cfg, unsigned timeout_ms) {
     if (cfg.relay.empty()) {
         r.add("relay", "skipped", "no relay configured ([network] relay); viewers behind strict NATs may not connect",
               "set [network] relay = \"turn:HOST:PORT\" to a TURN server you run");
-        return relay_ok;
+        return true;
     }
     try {
         r.add("relay " + cfg.relay, "ok",
               "answers STUN Binding" + std::string("; sees this host as ") + stun_mapped_address(cfg.relay, timeout_ms));
     } catch (const Error &e) {
-        // The user asked for this relay and it does not answer: sharing as configured cannot work.
         r.add("relay " + cfg.relay, "error", e.what(), "check [network] relay and that the TURN server runs");
         return false;  // the credential check below could only time out as well
     }
@@ -313,26 +315,33 @@ bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
         r.add("relay credentials", "warning", "no [network] relay_secret: a host started without --relay-secret "
                                               "cannot allocate on " + cfg.relay,
               "set [network] relay_secret to the relay's static-auth-secret (pixelpass relay config prints one)");
-        return relay_ok;
+        return true;
     }
     try {
         auto creds = nat::rest_credentials(cfg.relay_secret, static_cast<int64_t>(std::time(nullptr)) + 600);
         auto t = check_turn(cfg.relay, creds.username, creds.password, std::max(timeout_ms, 1000u));
-        if (t.code == PP_OK)
+        if (t.code == PP_OK) {
             r.add("relay credentials", "ok", "allocated " + t.relayed + " on " + cfg.relay + " with [network] relay_secret");
-        else if (t.code == PP_ERR_TICKET_REJECTED) {
-            relay_ok = false;
+            return true;
+        }
+        if (t.code == PP_ERR_TICKET_REJECTED)
             r.add("relay credentials", "error", t.detail,
                   "set [network] relay_secret to the static-auth-secret in the relay's turnserver.conf");
-        } else {
-            relay_ok = false;  // no answer to the allocation, or refused for another reason
+        else  // no answer to the allocation, or refused for another reason
             r.add("relay credentials", "error", t.detail, "check that the relay allows allocations (docs/relay.md)");
-        }
     } catch (const Error &e) {
-        relay_ok = false;
         r.add("relay credentials", "error", e.what(), "check [network] relay");
     }
-    return relay_ok;
+    return false;
+}
+
+// Returns false when the configured relay cannot work (refused credentials, none to use): the
+// user asked for a relay, so sharing as configured cannot work.
+bool check_network(Report &r, const config::Config &cfg, unsigned timeout_ms) {
+    check_stun(r, cfg, timeout_ms);
+    check_port_mapping(r, cfg, timeout_ms);
+    check_rendezvous(r, cfg, timeout_ms);
+    return check_relay(r, cfg, timeout_ms);
 }
 
 } // namespace
