@@ -117,9 +117,15 @@ def test_bitrate_follows_a_bottleneck_down_and_back(peers):
         taken, kbps = wait_bitrate(host, lambda k: k == 6000, 10)
         assert taken is not None, f"the bitrate did not start at 6000 kbit/s ({kbps})"
         rig.rate("v", 2000)
-        reacted, kbps = wait_bitrate(host, lambda k: k + 128 <= 2000, 10)
-        print(f"\nRATE 6→2 Mbit/s: encoder at {kbps} kbit/s after {reacted} s")
-        assert reacted is not None and reacted <= 3.0, (reacted, kbps)
+        dropped_at = time.time()
+        seen, kbps = wait_bitrate(host, lambda k: k + 128 <= 2000, 10)
+        assert seen is not None, f"the bitrate never went below 2 Mbit/s ({kbps})"
+        # The host's own record of when the encoder got the lower bitrate: the poll above adds the
+        # latency of asking a peer process in a namespace, seconds on a loaded machine.
+        changed = host.ask()["stats"]["rate_control"]["bitrate_changed_unix_ms"] / 1000
+        reacted = changed - dropped_at
+        print(f"\nRATE 6→2 Mbit/s: encoder at {kbps} kbit/s {reacted:.2f} s after the drop (seen after {seen:.2f} s)")
+        assert reacted <= 3.0, (reacted, seen, kbps)
         # Settled on the narrow path: the frames keep coming.
         m = measure(viewer, epoch, warmup_s=3, seconds=6)
         v = host.ask()["stats"]["viewers"][0]

@@ -127,6 +127,7 @@ struct Host::Core {
     std::unique_ptr<ratecontrol::Controller> rate;
     std::unique_ptr<net::Timer> rate_timer;
     unsigned applied_kbps = 0;
+    int64_t applied_unix_ms = 0;  // when the encoder last got a new bitrate (wall clock, for tests and logs)
     std::string rate_off;              // why the encoder's bitrate cannot follow; empty = it does
     std::set<uint64_t> told_too_slow;  // viewers already warned that their path is too poor
 
@@ -530,6 +531,8 @@ struct Host::Core {
         if (kbps != applied_kbps) {
             if (media->set_bitrate(kbps, rate_off)) {
                 applied_kbps = kbps;
+                applied_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch()).count();
             } else {
                 emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_OK,
                       "adaptive bitrate is off: " + rate_off + "; the stream stays at the configured bitrate", "{}"});
@@ -550,6 +553,7 @@ struct Host::Core {
     nlohmann::json rate_stats() const {
         nlohmann::json j = rate ? rate->stats() : nlohmann::json::object();
         j["bitrate_kbps"] = rate ? nlohmann::json(applied_kbps) : nlohmann::json(nullptr);
+        j["bitrate_changed_unix_ms"] = applied_unix_ms ? nlohmann::json(applied_unix_ms) : nlohmann::json(nullptr);
         j["adaptive"] = rate && rate_off.empty();
         if (!rate_off.empty()) j["off_because"] = rate_off;
         return j;
