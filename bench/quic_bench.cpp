@@ -367,38 +367,19 @@ nlohmann::json setup(int connections) {
 
 // ---------------------------------------------------------------------------------------------
 
-nlohmann::json fanout(int viewers, int seconds, uint64_t rate, const std::string &cc) {
-    HostConfig config;
-    config.source = "synthetic";
-    config.bind_address = "127.0.0.1";
-    config.max_viewers = static_cast<unsigned>(viewers);
-    config.bitrate_kbps = static_cast<unsigned>(rate / 1000);
-    config.congestion_control = cc;  // empty: the default (BBRv2)
-    Host host(config, {});
-    host.start();
-    auto t = ticket::decode(host.ticket_text());
-    std::string auth = "Bearer " + to_hex(t.secret);
-
-    net::Loop loop("bench-viewers");
-    std::unique_ptr<quic::Endpoint> ep;
-    std::atomic<int> up{0};
+// The host admits at most 8 unauthenticated connections per source address (docs/SECURITY.md)
+// and every viewer here comes from 127.0.0.1: they connect in groups of 8, each authenticated (its
+// GET answered with stream bytes) before the next group dials. Exits with one line on a failure.
+std::vector<std::shared_ptr<Counter>> connect_viewers(net::Loop &loop, quic::Endpoint &ep, std::atomic<int> &up,
+                                                      const ticket::Ticket &t, const std::string &auth, int viewers) {
     std::vector<quic::Connection *> conns;
     std::vector<std::shared_ptr<Counter>> counters;
-    loop.call([&] {
-        auto sock = std::make_unique<net::UdpSocket>(loop, net::UdpOptions{});
-        quic::Observer obs;
-        obs.established = [&](quic::Connection &) { ++up; };
-        ep = std::make_unique<quic::Endpoint>(loop, std::move(sock), obs);
-    });
-    // The host admits at most 8 unauthenticated connections per source address (docs/SECURITY.md)
-    // and every viewer here comes from 127.0.0.1: connect in groups of 8, each authenticated (its
-    // GET answered with stream bytes) before the next group dials.
     constexpr int kGroup = 8;
     for (int first = 0; first < viewers; first += kGroup) {
         int n = std::min(kGroup, viewers - first);
         loop.call([&] {
             for (int i = 0; i < n; ++i)
-                conns.push_back(&ep->connect(net::Address::parse(t.candidates[0].address, t.candidates[0].port),
+                conns.push_back(&ep.connect(net::Address::parse(t.candidates[0].address, t.candidates[0].port),
                                              {t.fingerprint,
                                               [](quic::Connection &c) { return std::make_unique<http3::ClientSession>(c); },
                                               {}}));
@@ -428,6 +409,31 @@ nlohmann::json fanout(int viewers, int seconds, uint64_t rate, const std::string
         };
         while (!all_started() && seconds_since(wait_start) < 20) std::this_thread::sleep_for(10ms);
     }
+    return counters;
+}
+
+nlohmann::json fanout(int viewers, int seconds, uint64_t rate, const std::string &cc) {
+    HostConfig config;
+    config.source = "synthetic";
+    config.bind_address = "127.0.0.1";
+    config.max_viewers = static_cast<unsigned>(viewers);
+    config.bitrate_kbps = static_cast<unsigned>(rate / 1000);
+    config.congestion_control = cc;  // empty: the default (BBRv2)
+    Host host(config, {});
+    host.start();
+    auto t = ticket::decode(host.ticket_text());
+    std::string auth = "Bearer " + to_hex(t.secret);
+
+    net::Loop loop("bench-viewers");
+    std::unique_ptr<quic::Endpoint> ep;
+    std::atomic<int> up{0};
+    loop.call([&] {
+        auto sock = std::make_unique<net::UdpSocket>(loop, net::UdpOptions{});
+        quic::Observer obs;
+        obs.established = [&](quic::Connection &) { ++up; };
+        ep = std::make_unique<quic::Endpoint>(loop, std::move(sock), obs);
+    });
+    auto counters = connect_viewers(loop, *ep, up, t, auth, viewers);
     // Let the streams start (the first burst), then measure a steady window.
     std::this_thread::sleep_for(1s);
     double h0 = named_threads_cpu("pp-host"), v0 = loop_cpu(loop);
