@@ -141,3 +141,25 @@ def test_bitrate_follows_a_bottleneck_down_and_back(peers):
         assert hs["rate_control"]["adaptive"] is True
         # No keyframe storm: a few skips at the drop at most, none after.
         assert hs["viewers"][0]["skips"] <= 3, hs["viewers"][0]
+
+
+def test_a_path_below_the_floor_is_called_too_poor(peers):
+    """A 300 kbit/s bottleneck cannot carry even the 500 kbit/s floor: the encoder goes to the
+    floor, the viewer is flagged below_floor and the host says so in plain words (once)."""
+    with netsim.Rig(delay_ms=5) as rig:
+        host, viewer, epoch = stream(rig, peers, bitrate=2000)
+        rig.rate("v", 300)
+        deadline = time.monotonic() + 30
+        while True:
+            answer = host.ask()
+            rc = answer["stats"]["rate_control"]
+            told = [e for e in answer["events"] if "too little for this stream" in e]
+            if told and rc["viewers"] and rc["viewers"][0]["below_floor"]:
+                break
+            assert time.monotonic() < deadline, (rc, answer["events"][-5:])
+            time.sleep(0.2)
+        print(f"\nTOO POOR at 300 kbit/s: {told[0]}; encoder at {rc['bitrate_kbps']} kbit/s")
+        assert rc["bitrate_kbps"] == rc["floor_kbps"] == 500, rc
+        assert rc["viewers"][0]["followed"] is False or rc["viewers"][0]["below_floor"], rc
+        assert "at the floor" in told[0], told
+        assert len(told) == 1, told  # said once, not every tick
