@@ -32,6 +32,7 @@
 // mpv's first displayed frame (mpv's own start-up included).
 //
 // --calibrate: only the recorder's own delay (see recorder_delay_ms), --rounds times.
+// --drift: one pixelpass session with sound for --seconds; first vs last minute (see run_drift).
 //
 // Usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate
 #include <arpa/inet.h>
@@ -875,6 +876,30 @@ int run_calibration(int rounds) {
     }
 }
 
+// --drift: one pixelpass session with sound for `seconds` (a benchmark of its own, not the default
+// run): the first minute's picture median against the last minute's (issue 15: within 20 ms, no
+// drift between the capture clock and the player's audio clock).
+int run_drift(double seconds) {
+    bench::SoundRig rig(std::string(PP_SOURCE_ROOT) + "/tests/integration/audio_rig.sh");
+    Run r = run_pixelpass(true, seconds);
+    size_t minute = 30 * 60;  // frames at 30 fps
+    if (r.picture.size() < 2 * minute) throw std::runtime_error("fewer than two minutes of frames");
+    Stats first = summarize({r.picture.begin(), r.picture.begin() + long(minute)});
+    Stats last = summarize({r.picture.end() - long(minute), r.picture.end()});
+    std::vector<double> s = r.sound;
+    Stats sf = summarize({s.begin(), s.begin() + long(std::min<size_t>(60, s.size()))});
+    Stats sl = summarize({s.end() - long(std::min<size_t>(60, s.size())), s.end()});
+    std::printf("drift over %.0f s with sound (pixelpass, the printed mpv command): picture first minute median %.0f ms "
+                "(p95 %.0f), last minute %.0f ms (p95 %.0f), change %+.0f ms; sound as recorded %.0f → %.0f ms; "
+                "%zu underruns after the warm-up\n",
+                seconds, first.median, first.p95, last.median, last.p95, last.median - first.median, sf.median,
+                sl.median, r.underruns);
+    nlohmann::json j = {{"first_minute", to_json(first)}, {"last_minute", to_json(last)},
+                        {"change_ms", last.median - first.median}, {"underruns", r.underruns}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+}
+
 // ---- --stages: GStreamer's latency tracer inside the host pipeline ----
 
 struct ElementTimes {
@@ -1095,7 +1120,7 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
 int main(int argc, char **argv) {
     double seconds = 10;
     int rounds = 2;
-    bool json_only = false, stages = false, vlc = true, calibrate = false;
+    bool json_only = false, stages = false, vlc = true, calibrate = false, drift = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
@@ -1106,8 +1131,9 @@ int main(int argc, char **argv) {
         else if (a == "--sound-only") g_sound_only = true;
         else if (a == "--stages") stages = true;
         else if (a == "--calibrate") calibrate = true;
+        else if (a == "--drift") drift = true;
         else {
-            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate\n";
+            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate | --drift\n";
             return 2;
         }
     }
@@ -1139,7 +1165,7 @@ int main(int argc, char **argv) {
     pid_t xvfb = start_xvfb();
     int rc = 1;
     try {
-        rc = run_comparison(seconds, rounds, json_only, vlc);
+        rc = drift ? run_drift(seconds) : run_comparison(seconds, rounds, json_only, vlc);
     } catch (const std::exception &e) {
         std::cerr << "media-latency: " << e.what() << "\n";
     }
