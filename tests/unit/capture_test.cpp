@@ -565,16 +565,25 @@ TEST_CASE("system audio: the viewer hears the 440 Hz the default sink plays, and
     INFO(switched << " of " << moved.windows.size() << " windows were read before the switch");
     REQUIRE(switched >= 8);
     REQUIRE(moved.windows.size() >= switched + 8);
+    // The other sink's 660 Hz counts as heard before the switch only where it stands out of the
+    // spectrum around it (610 and 710 Hz). A sine shows as a narrow peak; a click from a start-up
+    // glitch on a loaded machine raises every frequency alike (seen: 660 Hz at -53 dB in the
+    // first windows with 610/710 Hz as high, and -97 dB once the capture ran steadily).
+    auto standing_out = [&](size_t i) {
+        return moved.level_at(i, 660) - std::max(moved.level_at(i, 610), moved.level_at(i, 710));
+    };
     double early = -200, late = -200;
     std::string levels;
     for (size_t i = 0; i < moved.windows.size(); ++i)
         levels += std::to_string(static_cast<int>(moved.level_at(i, 660))) + "/" +
-                  std::to_string(static_cast<int>(moved.level_at(i, 440))) + " ";
-    for (size_t i = 4; i + 1 < switched; ++i) early = std::max(early, moved.level_at(i, 660));
+                  std::to_string(static_cast<int>(moved.level_at(i, 440))) + "/" +
+                  std::to_string(static_cast<int>(std::max(moved.level_at(i, 610), moved.level_at(i, 710)))) + " ";
+    for (size_t i = 4; i + 1 < switched; ++i)
+        if (moved.level_at(i, 660) >= -60 && standing_out(i) >= 10) early = std::max(early, moved.level_at(i, 660));
     for (size_t i = switched + 4; i < moved.windows.size(); ++i) late = std::max(late, moved.level_at(i, 660));
-    INFO("660 Hz / 440 Hz per 250 ms window (dB): " << levels);
+    INFO("660 Hz / 440 Hz / 610-710 Hz per 250 ms window (dB): " << levels);
     INFO("capture log:\n" << log);
-    INFO("660 Hz before the switch: " << early << " dB, after: " << late << " dB");
+    INFO("660 Hz standing out before the switch: " << early << " dB, after: " << late << " dB");
     CHECK(early < -60);  // only the speaker's 440 Hz was captured
     CHECK(late > -40);   // the capture moved to the new default's monitor
     // The capture moved once, after the test's switch (a move before it would be a real leak).
