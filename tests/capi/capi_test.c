@@ -828,8 +828,14 @@ static void test_demo(void) {
     }
     ASSERT_RC(PP_ERR_BUFFER_TOO_SMALL, rc);
     ASSERT(needed > 100);
-    report = malloc(needed);
-    ASSERT_RC(PP_OK, pp_demo_run(&o, NULL, NULL, report, needed, &needed));
+    if (rc != PP_ERR_BUFFER_TOO_SMALL || needed <= 100) return; /* counted above; no report to read */
+    report = calloc(1, needed);
+    rc = pp_demo_run(&o, NULL, NULL, report, needed, &needed);
+    ASSERT_RC(PP_OK, rc);
+    if (rc != PP_OK) { /* a second run that failed wrote no report: nothing to read below */
+        free(report);
+        return;
+    }
     ASSERT(strstr(report, "\"mode\":\"headless\"") != NULL);
     ASSERT(strstr(report, "\"frames_decoded\":0,") == NULL);
     ASSERT(strstr(report, "\"ok\":true") != NULL);
