@@ -29,41 +29,37 @@ void Ring::push(std::vector<uint8_t> &&in) {
     if (whole < bytes.size()) carry_.assign(bytes.begin() + static_cast<ptrdiff_t>(whole), bytes.end());
     if (whole == start) return;
 
-    // Scan outside the lock: cut before every video keyframe so that a segment starts there.
-    std::vector<size_t> cuts;  // offsets where a keyframe segment begins
+    // Everything but the bookkeeping happens outside the lock.
     bool psi_seen = false;
+    auto pieces = cut_at_keyframes(std::move(bytes), start, whole, psi_seen);
+    SegmentPtr new_psi = psi_seen ? psi_if_changed() : nullptr;
+
+    std::lock_guard lock(mutex_);
+    if (ended_) return;
+    if (new_psi) psi_ = std::move(new_psi);
+    append(pieces);
+    skip_slow_readers();
+    evict();
+    wake_readers();
+}
+
+// Segments [start, cut0), [cut0, cut1), ... with a cut before every video keyframe, so that a
+// segment starts there. The common case (no keyframe inside, no resync) keeps the producer's
+// vector as is: one copy in total, made by the producer.
+std::vector<std::shared_ptr<Segment>> Ring::cut_at_keyframes(std::vector<uint8_t> &&bytes, size_t start,
+                                                             size_t whole, bool &psi_seen) {
+    std::vector<size_t> cuts;  // offsets where a keyframe segment begins
     for (size_t off = start; off < whole; off += ts::kPacketSize) {
         auto kind = tracker_.feed(std::span(bytes).subspan(off, ts::kPacketSize));
         if (kind == ts::Kind::video_keyframe) cuts.push_back(off);
         if (kind == ts::Kind::pat || kind == ts::Kind::pmt) psi_seen = true;
     }
-
-    SegmentPtr new_psi;
-    if (psi_seen && !tracker_.pat().empty() && !tracker_.pmt().empty()) {
-        std::array<uint8_t, 2 * ts::kPacketSize> psi{};
-        std::memcpy(psi.data(), tracker_.pat().data(), ts::kPacketSize);
-        std::memcpy(psi.data() + ts::kPacketSize, tracker_.pmt().data(), ts::kPacketSize);
-        auto masked = psi;
-        mask_continuity(std::span(masked).first(ts::kPacketSize));
-        mask_continuity(std::span(masked).subspan(ts::kPacketSize, ts::kPacketSize));
-        if (masked != last_psi_) {
-            last_psi_ = masked;
-            auto seg = std::make_shared<Segment>();
-            seg->bytes.assign(psi.begin(), psi.end());
-            seg->arrived = Clock::now();
-            new_psi = std::move(seg);
-        }
-    }
-
-    // Build the segments: [start, cut0), [cut0, cut1), ... The common case (no keyframe inside,
-    // no resync) keeps the producer's vector as is: one copy in total, made by the producer.
     auto now = Clock::now();
-    std::vector<std::shared_ptr<Segment>> pieces;
-    std::vector<size_t> bounds;
-    bounds.push_back(start);
+    std::vector<size_t> bounds{start};
     for (size_t c : cuts)
         if (c != bounds.back()) bounds.push_back(c);
     bounds.push_back(whole);
+    std::vector<std::shared_ptr<Segment>> pieces;
     for (size_t i = 0; i + 1 < bounds.size(); ++i) {
         auto seg = std::make_shared<Segment>();
         if (bounds.size() == 2 && start == 0 && whole == bytes.size()) {
@@ -76,10 +72,28 @@ void Ring::push(std::vector<uint8_t> &&in) {
         seg->arrived = now;
         pieces.push_back(std::move(seg));
     }
+    return pieces;
+}
 
-    std::lock_guard lock(mutex_);
-    if (ended_) return;
-    if (new_psi) psi_ = std::move(new_psi);
+// A PAT + PMT segment when the tracker's tables changed (continuity counters aside) since the
+// last one: joiners and skippers get it first. Called when the chunk carried a PAT or PMT.
+SegmentPtr Ring::psi_if_changed() {
+    if (tracker_.pat().empty() || tracker_.pmt().empty()) return nullptr;
+    std::array<uint8_t, 2 * ts::kPacketSize> psi{};
+    std::memcpy(psi.data(), tracker_.pat().data(), ts::kPacketSize);
+    std::memcpy(psi.data() + ts::kPacketSize, tracker_.pmt().data(), ts::kPacketSize);
+    auto masked = psi;
+    mask_continuity(std::span(masked).first(ts::kPacketSize));
+    mask_continuity(std::span(masked).subspan(ts::kPacketSize, ts::kPacketSize));
+    if (masked == last_psi_) return nullptr;
+    last_psi_ = masked;
+    auto seg = std::make_shared<Segment>();
+    seg->bytes.assign(psi.begin(), psi.end());
+    seg->arrived = Clock::now();
+    return seg;
+}
+
+void Ring::append(std::vector<std::shared_ptr<Segment>> &pieces) {
     for (auto &seg : pieces) {
         seg->offset = end_offset_;
         end_offset_ += seg->bytes.size();
@@ -91,8 +105,10 @@ void Ring::push(std::vector<uint8_t> &&in) {
         segments_.push_back(std::move(seg));
         ++segments_seen_;
     }
+}
 
-    // Slow readers: past either bound, and a newer keyframe exists → jump there.
+// Slow readers: past either bound, and a newer keyframe exists → jump there.
+void Ring::skip_slow_readers() {
     const auto &newest = segments_.back();
     for (Cursor *c : cursors_) {
         if (c->awaiting_keyframe) continue;
@@ -107,7 +123,9 @@ void Ring::push(std::vector<uint8_t> &&in) {
         if (backlog_bytes > limits_.max_backlog_bytes || backlog_time > limits_.max_backlog)
             skip_to_newest_keyframe(*c);
     }
-    evict();
+}
+
+void Ring::wake_readers() {
     for (Cursor *c : cursors_) {
         if (c->want_wake && has_data_for(*c)) {
             c->want_wake = false;

@@ -92,6 +92,14 @@ private:
     uint64_t end_seq() const { return front_seq_ + segments_.size(); }
     const SegmentPtr &at(uint64_t seq) const { return segments_[seq - front_seq_]; }
     void skip_to_newest_keyframe(Cursor &c);
+    // push()'s steps. Producer thread, no lock:
+    SegmentPtr psi_if_changed();
+    std::vector<std::shared_ptr<Segment>> cut_at_keyframes(std::vector<uint8_t> &&bytes, size_t start, size_t whole,
+                                                           bool &psi_seen);
+    // Under the lock:
+    void append(std::vector<std::shared_ptr<Segment>> &pieces);
+    void skip_slow_readers();
+    void wake_readers();
     bool has_data_for(const Cursor &c) const;
     std::optional<uint64_t> keyframe_at_or_after(uint64_t seq) const;
     void evict();

@@ -733,109 +733,126 @@ void Connection::writable() {
     if (flush(data, len, tx_pending_segment_)) write();
 }
 
+struct Connection::TxRound {
+    ngtcp2_conn *conn;
+    ngtcp2_tstamp ts;
+    size_t max_udp, path_max, max_packets;
+    ngtcp2_path_storage ps;
+    ngtcp2_pkt_info pi{};
+};
+
+void Connection::close_as_requested() {
+    auto [code, reason] = std::move(*close_requested_);
+    close_requested_.reset();
+    ngtcp2_connection_close_error ccerr;
+    ngtcp2_connection_close_error_default(&ccerr);
+    ngtcp2_connection_close_error_set_application_error(
+        &ccerr, code, reinterpret_cast<const uint8_t *>(reason.data()), reason.size());
+    start_closing(&ccerr, CloseInfo{CloseKind::local, true, code, reason});
+}
+
+// One packet into `out`, with as much of the application's pending data as fits: its length, 0
+// when nothing can be written now, or -1 when the connection failed (already handled).
+std::ptrdiff_t Connection::write_packet(TxRound &r, uint8_t *out) {
+    Vec vec[16];
+    for (;;) {
+        Application::Chunk chunk;
+        try {
+            if (app_ && ngtcp2_conn_get_max_data_left(r.conn)) chunk = app_->pending(vec);
+        } catch (const ApplicationError &e) {
+            app_error_ = e;
+            handle_error(NGTCP2_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+        uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+        if (chunk.fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+        ngtcp2_ssize datalen = -1;
+        in_callback_ = true;
+        ngtcp2_ssize n = ngtcp2_conn_writev_stream(r.conn, &r.ps.path, &r.pi, out, r.max_udp, &datalen, flags,
+                                                   chunk.stream_id, reinterpret_cast<const ngtcp2_vec *>(vec),
+                                                   chunk.count, r.ts);
+        in_callback_ = false;
+        try {
+            if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+                app_->blocked(chunk.stream_id);
+                continue;
+            }
+            if (n == NGTCP2_ERR_STREAM_SHUT_WR) {
+                app_->write_shut(chunk.stream_id);
+                continue;
+            }
+            if (n == NGTCP2_ERR_WRITE_MORE) {
+                app_->written(chunk.stream_id, static_cast<size_t>(datalen));
+                continue;
+            }
+            if (n < 0) {
+                handle_error(static_cast<int>(n));
+                return -1;
+            }
+            if (datalen >= 0 && app_) app_->written(chunk.stream_id, static_cast<size_t>(datalen));
+        } catch (const ApplicationError &e) {
+            app_error_ = e;
+            handle_error(NGTCP2_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+        return n;
+    }
+}
+
+// Packets into one GSO batch (equal sizes; a shorter one ends it) and out to the socket.
+Connection::RoundEnd Connection::write_round(TxRound &r) {
+    uint8_t *begin = tx_.data();
+    uint8_t *p = begin;
+    size_t packets = 0, segment = 0;
+    for (;;) {
+        std::ptrdiff_t n = write_packet(r, p);
+        if (n < 0) return RoundEnd::failed;
+        if (n == 0) {
+            bool blocked = p != begin && !flush(begin, static_cast<size_t>(p - begin), segment);
+            return blocked ? RoundEnd::blocked : RoundEnd::idle;
+        }
+        size_t len = static_cast<size_t>(n);
+        if (packets > 0 && (len > segment || (segment > r.path_max && len != segment))) {
+            // This packet cannot join the batch: send the batch, then it alone. When the batch
+            // is refused, the lone packet is dropped; QUIC resends it as lost.
+            if (!flush(begin, static_cast<size_t>(p - begin), segment)) return RoundEnd::blocked;
+            return flush(p, len, len) ? RoundEnd::full : RoundEnd::blocked;
+        }
+        if (packets == 0) segment = len;
+        p += len;
+        ++packets;
+        if (packets == r.max_packets || len < segment)
+            return flush(begin, static_cast<size_t>(p - begin), segment) ? RoundEnd::full : RoundEnd::blocked;
+    }
+}
+
 void Connection::write() {
     if (state_ != State::open) return;
     if (close_requested_) {
-        auto [code, reason] = std::move(*close_requested_);
-        close_requested_.reset();
-        ngtcp2_connection_close_error ccerr;
-        ngtcp2_connection_close_error_default(&ccerr);
-        ngtcp2_connection_close_error_set_application_error(
-            &ccerr, code, reinterpret_cast<const uint8_t *>(reason.data()), reason.size());
-        start_closing(&ccerr, CloseInfo{CloseKind::local, true, code, reason});
+        close_as_requested();
         return;
     }
     if (tx_pending_len_) return;  // the socket is full: writable() resumes
 
-    ngtcp2_conn *conn = conn_.get();
-    ngtcp2_tstamp ts = now();
-    size_t max_udp = ngtcp2_conn_get_max_tx_udp_payload_size(conn);
-    size_t path_max = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn);
-    size_t quantum = ngtcp2_conn_get_send_quantum(conn);
-    size_t max_packets = std::clamp<size_t>(quantum / max_udp, 1, kMaxBatch);
-    max_packets = std::min(max_packets, std::max<size_t>(1, kMaxBatchBytes / max_udp));
-
-    ngtcp2_path_storage ps;
-    ngtcp2_path_storage_zero(&ps);
-    ngtcp2_pkt_info pi{};
-    Vec vec[16];
+    TxRound r;
+    r.conn = conn_.get();
+    r.ts = now();
+    r.max_udp = ngtcp2_conn_get_max_tx_udp_payload_size(r.conn);
+    r.path_max = ngtcp2_conn_get_path_max_tx_udp_payload_size(r.conn);
+    size_t quantum = ngtcp2_conn_get_send_quantum(r.conn);
+    r.max_packets = std::clamp<size_t>(quantum / r.max_udp, 1, kMaxBatch);
+    r.max_packets = std::min(r.max_packets, std::max<size_t>(1, kMaxBatchBytes / r.max_udp));
+    ngtcp2_path_storage_zero(&r.ps);
 
     for (int round = 0; round < kMaxRounds; ++round) {
-        uint8_t *begin = tx_.data();
-        uint8_t *p = begin;
-        size_t packets = 0, segment = 0;
-        bool idle = false, blocked = false;
-        for (;;) {
-            Application::Chunk chunk;
-            if (app_ && ngtcp2_conn_get_max_data_left(conn)) {
-                try {
-                    chunk = app_->pending(vec);
-                } catch (const ApplicationError &e) {
-                    app_error_ = e;
-                    handle_error(NGTCP2_ERR_CALLBACK_FAILURE);
-                    return;
-                }
-            }
-            uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-            if (chunk.fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-            ngtcp2_ssize datalen = -1;
-            in_callback_ = true;
-            ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn, &ps.path, &pi, p, max_udp, &datalen, flags,
-                                                       chunk.stream_id, reinterpret_cast<const ngtcp2_vec *>(vec),
-                                                       chunk.count, ts);
-            in_callback_ = false;
-            try {
-                if (n < 0) {
-                    if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
-                        app_->blocked(chunk.stream_id);
-                        continue;
-                    }
-                    if (n == NGTCP2_ERR_STREAM_SHUT_WR) {
-                        app_->write_shut(chunk.stream_id);
-                        continue;
-                    }
-                    if (n == NGTCP2_ERR_WRITE_MORE) {
-                        app_->written(chunk.stream_id, static_cast<size_t>(datalen));
-                        continue;
-                    }
-                    handle_error(static_cast<int>(n));
-                    return;
-                }
-                if (datalen >= 0 && app_) app_->written(chunk.stream_id, static_cast<size_t>(datalen));
-            } catch (const ApplicationError &e) {
-                app_error_ = e;
-                handle_error(NGTCP2_ERR_CALLBACK_FAILURE);
-                return;
-            }
-            if (n == 0) {
-                if (p != begin) blocked = !flush(begin, static_cast<size_t>(p - begin), segment);
-                idle = true;
-                break;
-            }
-            size_t len = static_cast<size_t>(n);
-            if (packets > 0 && (len > segment || (segment > path_max && len != segment))) {
-                // This packet cannot join the batch: send the batch, then it alone.
-                if (!flush(begin, static_cast<size_t>(p - begin), segment)) {
-                    blocked = true;  // the lone packet is dropped; QUIC resends it as lost
-                    break;
-                }
-                blocked = !flush(p, len, len);
-                break;
-            }
-            if (packets == 0) segment = len;
-            p += len;
-            ++packets;
-            if (packets == max_packets || len < segment) {
-                blocked = !flush(begin, static_cast<size_t>(p - begin), segment);
-                break;
-            }
-        }
+        RoundEnd end = write_round(r);
+        if (end == RoundEnd::failed) return;
         // Pacing starts with the handshake done: ngtcp2 0.12 paces the first flight with the
         // 333 ms initial RTT and keeps that gap after the first real sample (measured: the
         // client's Finished and first request sat ~20 ms on loopback). The handshake is a few
         // packets under the congestion window anyway.
-        if (ngtcp2_conn_get_handshake_completed(conn)) ngtcp2_conn_update_pkt_tx_time(conn, ts);
-        if (idle || blocked || state_ != State::open) break;
+        if (ngtcp2_conn_get_handshake_completed(r.conn)) ngtcp2_conn_update_pkt_tx_time(r.conn, r.ts);
+        if (end != RoundEnd::full || state_ != State::open) break;
     }
     after_callbacks();
     update_timer();

@@ -3,6 +3,7 @@
 // Application (HTTP/3) rides on it. Lives on the loop thread; created and destroyed by Endpoint.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -167,6 +168,12 @@ private:
     void on_timer();
     void update_timer();
     bool flush(const uint8_t *data, size_t len, size_t segment);
+    // write()'s steps. TxRound holds one pass's limits and ngtcp2 scratch (defined in the .cpp).
+    struct TxRound;
+    enum class RoundEnd { full, idle, blocked, failed };
+    void close_as_requested();
+    std::ptrdiff_t write_packet(TxRound &r, uint8_t *out);
+    RoundEnd write_round(TxRound &r);
     int verify_peer();
     void after_callbacks();
     void note_congestion();
