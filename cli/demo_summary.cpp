@@ -36,6 +36,13 @@ std::string demo_summary(const std::string &report_json) {
                num(j["latency_ms"]["p95"], "%.1f") + " ms (burnt-in clock vs arrival; add your player's)\n";
     else
         out += "  latency: not measurable (no PTS clock in the report)\n";
+    if (j["rendezvous"].is_object()) {
+        const auto &r = j["rendezvous"];
+        out += "  rendezvous: the viewer's offer went onto the DHT (" + num(r["viewer_puts"]) + " put, " +
+               num(r["viewer_puts_failed"]) + " failed), the host received " + num(r["offers_received"]) +
+               " offer(s) and ignored " + num(r["offers_ignored"]) + "; path found " +
+               (r["found"].is_string() ? r["found"].get<std::string>() : "?") + "\n";
+    }
     if (j.contains("why_headless")) out += "  headless because " + j["why_headless"].get<std::string>() + "\n";
     for (const auto &p : j.value("problems", nlohmann::json::array()))
         out += "  decoder: " + p.get<std::string>() + "\n";

@@ -376,6 +376,11 @@ int run_demo(double seconds, bool headless, bool json, bool verbose, const HostA
     o.audio = a.no_audio ? 0 : 1;
     PublishOptions publish;
     if (!publish.fill(a, o)) return kExitUsage;
+    std::vector<const char *> dht;
+    for (const auto &node : a.dht_bootstrap) dht.push_back(node.c_str());
+    o.dht_bootstrap = dht.empty() ? nullptr : dht.data();
+    o.dht_bootstrap_count = dht.size();
+    o.no_dht = a.no_dht;
     std::fprintf(stderr, "pixelpass: demo: hosting the test source and viewing it over QUIC on loopback\n");
     std::string text;
     try {
@@ -543,6 +548,10 @@ int main(int argc, char **argv) {
     demo_cmd->add_option("--fps", demo_args.fps, "Output frame rate")->check(CLI::Range(1u, 240u));
     demo_cmd->add_option("--max-height", demo_args.max_height, "Downscale to at most this height")->check(CLI::Range(64u, 8640u));
     demo_cmd->add_flag("--no-audio", demo_args.no_audio, "Video only");
+    demo_cmd->add_option("--dht-bootstrap", demo_args.dht_bootstrap,
+                         "Rendezvous DHT node HOST:PORT (repeatable): the demo's viewer leaves its sealed offer "
+                         "there and its host receives it (default: no rendezvous; never the public DHT)");
+    demo_cmd->add_flag("--no-dht", demo_args.no_dht, "No rendezvous, even with [network] dht_bootstrap in the config");
     add_publish_options(demo_cmd, demo_args);
 
     view_cmd->fallthrough();

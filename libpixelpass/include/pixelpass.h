@@ -452,7 +452,7 @@ PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, si
  * Demo: the main job on its embedded default — host the test source and view it in one process.
  * ------------------------------------------------------------------------------------------- */
 
-#define PP_DEMO_OPTIONS_VERSION 2
+#define PP_DEMO_OPTIONS_VERSION 3
 
 typedef struct pp_demo_options {
     unsigned version;      /**< PP_DEMO_OPTIONS_VERSION */
@@ -468,9 +468,17 @@ typedef struct pp_demo_options {
     const char *const *publish; /**< as pp_host_options.publish: also send the demo stream there */
     size_t publish_count;
     const char *publish_key;    /**< as pp_host_options.publish_key */
+    /* version 3 */
+    const char *const *dht_bootstrap; /**< rendezvous DHT nodes "HOST:PORT" (NULL = [network]
+                                           dht_bootstrap of the config, else none): given, the
+                                           demo's loopback host joins them and its viewer leaves
+                                           its sealed offer there, so the rendezvous runs end to
+                                           end on this machine. The public DHT is never used. */
+    size_t dht_bootstrap_count;
+    int no_dht;                       /**< non-zero: no rendezvous, even with nodes configured */
 } pp_demo_options;
 
-#define PP_DEMO_OPTIONS_INIT { PP_DEMO_OPTIONS_VERSION, 0.0, 0, NULL, 0, 0, 0, 1, NULL, 0, NULL }
+#define PP_DEMO_OPTIONS_INIT { PP_DEMO_OPTIONS_VERSION, 0.0, 0, NULL, 0, 0, 0, 1, NULL, 0, NULL, NULL, 0, 0 }
 
 /** Fills `options` with defaults for `version` (use PP_DEMO_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned version);

@@ -4,7 +4,7 @@
  * contract of pixelpass.h: result codes and pp_last_error(), the buffer convention, handle rules,
  * versioned options, the ticket API end to end, and host identity.
  */
-#define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp */
+#define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp, kill */
 
 #include "pixelpass.h"
 
@@ -13,7 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failures = 0;
@@ -844,6 +851,154 @@ static void test_demo(void) {
     free(report);
 }
 
+/* True when UDP port `port` on 127.0.0.1 is taken (a dhtnode listening on it). */
+static int udp_port_taken(unsigned short port) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a;
+    int taken;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    taken = bind(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
+/* A free UDP port on loopback, chosen by the kernel. */
+static unsigned short free_udp_port(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Starts Debian's dhtnode on `port` (a private DHT of one node on this machine) and waits until
+ * it listens; its pid, or -1. */
+static pid_t start_dhtnode(unsigned short port) {
+    char port_text[16];
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    pid_t pid;
+    int i;
+    snprintf(port_text, sizeof port_text, "%u", (unsigned)port);
+    pid = fork();
+    if (pid == 0) {
+        FILE *null_in = freopen("/dev/null", "r", stdin);
+        FILE *null_out = freopen("/dev/null", "w", stdout);
+        (void)null_in;
+        (void)null_out;
+        execlp("dhtnode", "dhtnode", "-s", "-p", port_text, (char *)NULL);
+        _exit(127);
+    }
+    for (i = 0; pid > 0 && i < 200; i++) { /* polled, up to 20 s */
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) return -1;
+        if (udp_port_taken(port)) return pid;
+        nanosleep(&tick, NULL);
+    }
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+    return -1;
+}
+
+static int have_program(const char *name) {
+    const char *path = getenv("PATH");
+    char dir[4096], full[4200];
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        if (n < sizeof dir) {
+            memcpy(dir, path, n);
+            dir[n] = '\0';
+            snprintf(full, sizeof full, "%s/%s", n ? dir : ".", name);
+            if (access(full, X_OK) == 0) return 1;
+        }
+        path += n + (path[n] == ':');
+    }
+    return 0;
+}
+
+/* pp_demo_options version 3: with explicit DHT nodes the demo runs the rendezvous end to end on
+ * this machine, against a real dhtnode the test starts on loopback: the viewer's sealed offer is
+ * stored, and the loopback host receives and opens it (offers_received >= 1, none ignored).
+ * Older layouts (version 2) are read as their prefix; a malformed node is refused in one line. */
+static void test_demo_rendezvous(void) {
+    unsigned char raw[sizeof(pp_demo_options)];
+    pp_demo_options *o = (pp_demo_options *)(void *)raw;
+    const char *bad[] = {"127.0.0.1:notaport"};
+    char node[64];
+    const char *nodes[1];
+    size_t needed = 0;
+    char *report;
+    unsigned short port;
+    pid_t dht;
+    pp_result rc;
+
+    memset(raw, 0xAB, sizeof raw);
+    ASSERT_RC(PP_OK, pp_demo_options_init(o, 2)); /* a version-2 program's struct ends at publish_key */
+    ASSERT(raw[offsetof(pp_demo_options, dht_bootstrap)] == 0xAB && raw[sizeof raw - 1] == 0xAB);
+    ASSERT_RC(PP_OK, pp_demo_options_init(o, PP_DEMO_OPTIONS_VERSION));
+    ASSERT(o->dht_bootstrap == NULL && o->dht_bootstrap_count == 0 && o->no_dht == 0);
+
+    o->headless = 1;
+    o->seconds = 1.0;
+    o->dht_bootstrap = bad;
+    o->dht_bootstrap_count = 1;
+    rc = pp_demo_run(o, NULL, NULL, NULL, 0, &needed);
+    if (rc == PP_ERR_UNSUPPORTED) return; /* built without media: test_demo checks the message */
+    ASSERT_RC(PP_ERR_INVALID_ARGUMENT, rc);
+    ASSERT(strstr(pp_last_error(), "127.0.0.1:notaport") != NULL && strchr(pp_last_error(), '\n') == NULL);
+
+    if (!have_program("dhtnode")) {
+        const char *ci = getenv("CI");
+        if (ci && strcmp(ci, "true") == 0) {
+            fprintf(stderr, "test_demo_rendezvous: needs dhtnode (Debian package dhtnode)\n");
+            failures++;
+        } else {
+            printf("test_demo_rendezvous: skipped, needs dhtnode (Debian package dhtnode)\n");
+        }
+        return;
+    }
+    port = free_udp_port();
+    dht = start_dhtnode(port);
+    ASSERT(dht > 0);
+    if (dht <= 0) return;
+    snprintf(node, sizeof node, "127.0.0.1:%u", (unsigned)port);
+    nodes[0] = node;
+    o->dht_bootstrap = nodes;
+    o->seconds = 2.0;
+    needed = 0;
+    rc = pp_demo_run(o, NULL, NULL, NULL, 0, &needed);
+    ASSERT_RC(PP_ERR_BUFFER_TOO_SMALL, rc);
+    report = malloc(needed ? needed : 1);
+    ASSERT_RC(PP_OK, pp_demo_run(o, NULL, NULL, report, needed, &needed));
+    printf("demo rendezvous: %.300s\n", strstr(report, "\"offers_ignored\"") ? strstr(report, "\"offers_ignored\"") : "(none)");
+    ASSERT(strstr(report, "\"ok\":true") != NULL);
+    ASSERT(strstr(report, "\"rendezvous\":{") != NULL);
+    ASSERT(strstr(report, "\"offers_received\":0") == NULL && strstr(report, "\"offers_received\":") != NULL);
+    ASSERT(strstr(report, "\"offers_ignored\":0") != NULL);
+    ASSERT(strstr(report, "\"viewer_puts_failed\":0") != NULL);
+    free(report);
+
+    o->no_dht = 1; /* the same nodes, unused: no rendezvous in the report */
+    needed = 0;
+    ASSERT_RC(PP_ERR_BUFFER_TOO_SMALL, pp_demo_run(o, NULL, NULL, NULL, 0, &needed));
+    report = malloc(needed ? needed : 1);
+    ASSERT_RC(PP_OK, pp_demo_run(o, NULL, NULL, report, needed, &needed));
+    ASSERT(strstr(report, "\"rendezvous\":{") == NULL);
+    free(report);
+
+    kill(dht, SIGTERM);
+    waitpid(dht, NULL, 0);
+}
+
 /* Config, pre-flight, clipboard and doctor through the C API, on a private config directory. The
  * bandwidth test targets a closed loopback port: it must fail, be recorded, and never reach out. */
 static void test_config_preflight_clipboard_doctor(void) {
@@ -1022,6 +1177,7 @@ int main(void) {
     test_repair_without_audio_server();
     test_app_audio_without_pipewire();
     test_demo();
+    test_demo_rendezvous();
     test_host_stats_name_the_encoder();
     test_config_preflight_clipboard_doctor();
     test_forget_screen();

@@ -3,8 +3,12 @@ a ticket, viewer processes print local URLs, HTTP clients pull the stream from t
 tests prove inside one process, this proves across processes: a host killed with SIGKILL is noticed
 by its viewer, which exits non-zero with one clear line; the viewer cap refuses with the reason;
 a viewer process killed mid-stream does not disturb the others."""
+import errno
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -171,3 +175,51 @@ def test_missing_secret_input_is_one_clear_line(tmp_path):
                         "--relay-secret-file", str(missing)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert str(missing) in r.stderr and "relay secret file" in r.stderr
+
+
+def _udp_port_taken(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+        return False
+
+
+def test_demo_dht_bootstrap_is_parsed_and_a_bad_node_is_one_clear_line():
+    """`demo --dht-bootstrap`: a malformed HOST:PORT ends the demo with one error line naming it
+    and exit 1; a real dhtnode on loopback (started here, on a free port) gets the viewer's sealed
+    offer to the host (the JSON report's rendezvous); --no-dht turns that off."""
+    bad = "127.0.0.1:notaport"
+    r = subprocess.run([CLI, "demo", "--headless", "--seconds", "1", "--dht-bootstrap", bad],
+                       capture_output=True, text=True, timeout=120)
+    if "built without media" in r.stderr or "media support" in r.stderr:
+        pytest.skip("built without media support")
+    errors = [line for line in r.stderr.strip().splitlines() if "hosting the test source" not in line]
+    assert r.returncode == 1 and len(errors) == 1, r.stderr
+    assert bad in errors[0] and "DHT bootstrap" in errors[0]
+
+    if not shutil.which("dhtnode"):
+        pytest.skip("needs dhtnode (Debian package dhtnode)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = subprocess.Popen(["dhtnode", "-s", "-p", str(port)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not _udp_port_taken(port):
+            assert node.poll() is None and time.monotonic() < deadline, "dhtnode did not start listening"
+            time.sleep(0.1)  # polling, with the deadline above
+        r = subprocess.run([CLI, "demo", "--headless", "--json", "--seconds", "1", "--encoder", "x264",
+                            "--dht-bootstrap", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        report = json.loads(r.stdout)
+        assert report["rendezvous"]["offers_received"] >= 1, report["rendezvous"]
+        r = subprocess.run([CLI, "demo", "--headless", "--seconds", "1", "--encoder", "x264",
+                            "--dht-bootstrap", f"127.0.0.1:{port}", "--no-dht"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "rendezvous" not in r.stdout, r.stdout + r.stderr
+    finally:
+        node.terminate()
+        node.wait(timeout=10)

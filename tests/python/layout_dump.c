@@ -58,6 +58,8 @@ int main(void) {
     FIELD(pp_demo_options, max_height); FIELD(pp_demo_options, audio);
     FIELD(pp_demo_options, publish); FIELD(pp_demo_options, publish_count);
     FIELD(pp_demo_options, publish_key);
+    FIELD(pp_demo_options, dht_bootstrap); FIELD(pp_demo_options, dht_bootstrap_count);
+    FIELD(pp_demo_options, no_dht);
 
     printf("}},\n \"versions\": {\"PIXELPASS_VERSION_MAJOR\": %d, \"PP_HOST_OPTIONS_VERSION\": %d, "
            "\"PP_VIEWER_OPTIONS_VERSION\": %d, \"PP_REPAIR_OPTIONS_VERSION\": %d, "

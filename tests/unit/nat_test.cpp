@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
+#include <set>
 #include <cstdlib>
 #include <future>
 #include <mutex>
@@ -575,4 +577,77 @@ TEST_CASE("a TURN refresh answer without the relay's MESSAGE-INTEGRITY is ignore
     stop = true;
     relay.join();
     ::close(srv);
+}
+
+// The bounds of port guessing, on its bookkeeping alone (nat/guess_limits): no socket, a fake
+// clock. The guessing itself runs in netsim (test_rendezvous.py, bench_guess.py).
+TEST_CASE("port guessing sends at most 800 guesses a second, whatever the tick", "[nat]") {
+    for (uint64_t tick_ms : {1, 10, 250, 3000}) {
+        guess::Limits limits;
+        uint64_t now = 5'000'000'000;  // any start
+        size_t sent = 0;
+        const uint64_t span_ms = 10'000;
+        for (uint64_t t = 0; t <= span_ms; t += tick_ms) {
+            size_t n = limits.allowance(now + t * 1'000'000);
+            limits.spend(n);
+            sent += n;
+        }
+        INFO("tick " << tick_ms << " ms: " << sent << " guesses in 10 s");
+        // The bucket fills at 800/s and holds at most kBurst: never more than that, nearly that
+        // much with fine ticks (coarse ticks lose what overflows the burst).
+        CHECK(sent <= guess::kGuessesPerSecond * span_ms / 1000 + size_t(guess::kBurst));
+        if (tick_ms <= 10) CHECK(sent >= guess::kGuessesPerSecond * span_ms / 1000 - 2);
+        if (tick_ms >= 250) CHECK(sent <= size_t(guess::kBurst) * (span_ms / tick_ms));
+    }
+    // Time going backwards (or standing still) gives nothing new.
+    guess::Limits limits;
+    CHECK(limits.allowance(1'000'000'000) == 0);
+    CHECK(limits.allowance(1'020'000'000) == 16);
+    limits.spend(16);
+    CHECK(limits.allowance(1'000'000'000) == 0);
+    CHECK(limits.allowance(1'020'000'000) == 0);
+}
+
+TEST_CASE("a spray guesses at most 2048 distinct ports, all of 1024-65535", "[nat]") {
+    std::vector<uint32_t> draws(guess::kMaxGuesses * 2);
+    for (size_t i = 0; i < draws.size(); ++i) draws[i] = uint32_t(i * 2654435761u);
+    auto ports = guess::guess_ports(draws);
+    CHECK(ports.size() == guess::kMaxGuesses);
+    std::set<uint16_t> distinct(ports.begin(), ports.end());
+    CHECK(distinct.size() == ports.size());
+    CHECK(*distinct.begin() >= guess::kFirstPort);
+    // Worst draws (all zero, all max) still give distinct ports.
+    for (uint32_t v : {0u, 0xffffffffu}) {
+        auto p = guess::guess_ports(std::vector<uint32_t>(guess::kMaxGuesses, v));
+        CHECK(std::set<uint16_t>(p.begin(), p.end()).size() == guess::kMaxGuesses);
+        CHECK(*std::min_element(p.begin(), p.end()) >= guess::kFirstPort);
+    }
+    CHECK(guess::guess_ports(std::vector<uint32_t>(10, 7)).size() == 10);
+}
+
+TEST_CASE("at most 2 fans and 2 sprays at once, each session once, IPv4 only", "[nat]") {
+    using Kind = guess::Limits::Kind;
+    guess::Limits limits;
+    auto peer = net::Address::parse("198.51.100.7", 4000);
+    CHECK(limits.admit(Kind::fan, "s1", peer, 0));
+    CHECK(limits.admit(Kind::fan, "s2", peer, 1));
+    CHECK_FALSE(limits.admit(Kind::fan, "s3", peer, guess::kMaxFans));
+    CHECK(limits.admit(Kind::spray, "s4", peer, 1));
+    CHECK_FALSE(limits.admit(Kind::spray, "s5", peer, guess::kMaxSprays));
+    // A session admitted once never is again, as fan or spray, even with room.
+    CHECK_FALSE(limits.admit(Kind::fan, "s1", peer, 0));
+    CHECK_FALSE(limits.admit(Kind::spray, "s1", peer, 0));
+    // A refused session was not remembered: it may start once there is room.
+    CHECK(limits.admit(Kind::fan, "s3", peer, 0));
+    CHECK(limits.admit(Kind::spray, "s5", net::Address::parse("::ffff:198.51.100.7", 4000), 0));
+    // IPv6 (no NAT to guess) and what no peer may make us probe.
+    for (const char *bad : {"2001:db8::1", "::1", "127.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "169.254.1.1"}) {
+        CHECK_FALSE(guess::guessable(net::Address::parse(bad, 4000)));
+        CHECK_FALSE(limits.admit(Kind::spray, std::string("x") + bad, net::Address::parse(bad, 4000), 0));
+    }
+    // The session memory is bounded: the oldest are forgotten first.
+    for (size_t i = 0; i < guess::kSessionMemory; ++i)
+        CHECK(limits.admit(Kind::spray, "fill" + std::to_string(i), peer, 0));
+    CHECK(limits.admit(Kind::spray, "s1", peer, 0));
+    CHECK_FALSE(limits.admit(Kind::spray, "fill" + std::to_string(guess::kSessionMemory - 1), peer, 0));
 }

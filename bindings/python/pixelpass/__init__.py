@@ -488,10 +488,12 @@ def demo(callback: Optional[Callable[[Event], None]] = None, **options) -> dict:
     display unless headless=True; otherwise a headless decode for `seconds`). Returns the report:
     frames_decoded, width, height, fps, bitrate_kbps, time_to_first_frame_ms, latency_ms, path, ...
     Options: seconds, headless, encoder, bitrate_kbps, fps, max_height, audio,
-    publish=[URL, ...], publish_key."""
+    publish=[URL, ...], publish_key, dht_bootstrap=["HOST:PORT", ...] (the demo's loopback host
+    joins these DHT nodes and its viewer leaves its sealed offer there: report["rendezvous"] says
+    what arrived; the public DHT is never used), no_dht."""
     opts = _lib.DemoOptions()
     _c().pp_demo_options_init(ctypes.byref(opts), _lib.DEMO_OPTIONS_VERSION)
-    keep = _fill_options(opts, options, {"publish": "publish_count"})
+    keep = _fill_options(opts, options, {"publish": "publish_count", "dht_bootstrap": "dht_bootstrap_count"})
     thunk = _trampoline(callback) if callback else _NO_CALLBACK
     report = _get_string(_c().pp_demo_run, ctypes.byref(opts), thunk, None)
     del keep

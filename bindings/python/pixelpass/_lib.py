@@ -20,7 +20,7 @@ ABI_MAJOR = 0
 HOST_OPTIONS_VERSION = 2
 VIEWER_OPTIONS_VERSION = 2
 REPAIR_OPTIONS_VERSION = 1
-DEMO_OPTIONS_VERSION = 2
+DEMO_OPTIONS_VERSION = 3
 
 FINGERPRINT_SIZE = 32
 SECRET_MIN_SIZE = 16
@@ -247,6 +247,10 @@ class DemoOptions(ctypes.Structure):
         ("publish", ctypes.POINTER(ctypes.c_char_p)),
         ("publish_count", ctypes.c_size_t),
         ("publish_key", ctypes.c_char_p),
+        # version 3
+        ("dht_bootstrap", ctypes.POINTER(ctypes.c_char_p)),
+        ("dht_bootstrap_count", ctypes.c_size_t),
+        ("no_dht", ctypes.c_int),
     ]
 
 

@@ -131,7 +131,9 @@ size_t host_options_size(unsigned version) {
 }
 
 size_t demo_options_size(unsigned version) {
-    return version == 1 ? offsetof(pp_demo_options, publish) : sizeof(pp_demo_options);
+    if (version == 1) return offsetof(pp_demo_options, publish);
+    if (version == 2) return offsetof(pp_demo_options, dht_bootstrap);
+    return sizeof(pp_demo_options);
 }
 
 size_t viewer_options_size(unsigned version) {
@@ -576,7 +578,10 @@ PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb call
             o.audio = options->audio != 0;
             o.publish = str_list(options->publish, options->publish_count);
             o.publish_key = str(options->publish_key);
+            o.dht_bootstrap = str_list(options->dht_bootstrap, options->dht_bootstrap_count);
+            o.no_dht = options->no_dht != 0;
         }
+        pp::config::apply_dht(o.dht_bootstrap, o.no_dht, pp::config::load());
         return copy_out(pp::demo::run_for_buffer(o, event_sink(callback, user_data), report ? report_size : 0),
                         report, report_size, needed);
     });

@@ -454,7 +454,6 @@ unsigned default_max_viewers(const Config &c, unsigned bitrate_kbps) {
     return unsigned(std::clamp(cap, 1.0, 1000.0));
 }
 
-namespace {
 // dht = "off" turns the rendezvous off; an empty dht_bootstrap list means the same.
 void apply_dht(std::vector<std::string> &bootstrap, bool &no_dht, const Config &c) {
     if (!c.dht) no_dht = true;
@@ -463,7 +462,6 @@ void apply_dht(std::vector<std::string> &bootstrap, bool &no_dht, const Config &
         if (c.dht_bootstrap->empty()) no_dht = true;
     }
 }
-} // namespace
 
 void apply_host_defaults(HostConfig &host, const Config &c) {
     if (!host.bitrate_kbps && c.bitrate_kbps) host.bitrate_kbps = *c.bitrate_kbps;

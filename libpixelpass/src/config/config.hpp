@@ -82,6 +82,9 @@ unsigned default_max_viewers(const Config &config, unsigned bitrate_kbps);
 void apply_host_defaults(HostConfig &host, const Config &config);
 // Fills the viewer's unset connectivity options (STUN, DHT) from the config's [network].
 void apply_viewer_defaults(ViewerConfig &viewer, const Config &config);
+// The config's [network] dht / dht_bootstrap for a DHT setting left unset (empty bootstrap, not
+// turned off): dht = "off" or an empty list turns it off. The demo uses it alone.
+void apply_dht(std::vector<std::string> &bootstrap, bool &no_dht, const Config &config);
 
 // Current UTC time as RFC 3339 ("2026-05-21T20:41:16Z").
 std::string utc_now();

@@ -289,6 +289,33 @@ nlohmann::json play_in_player(const Options &o, Host &host, Viewer &viewer, cons
             {"viewer", viewer_stats}};
 }
 
+// The rendezvous as it ran: the viewer's sealed offer went onto the DHT and the host got it. The
+// loopback connection is up long before the DHT has carried the offer, so this waits (polling
+// both sides' statistics, bounded) until the host has received it or the viewer's put failed.
+nlohmann::json rendezvous_summary(Host &host, Viewer &viewer, const Options &o) {
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    nlohmann::json h, v;
+    while (true) {
+        h = parse_or_empty(host.stats_json()).value("rendezvous", nlohmann::json::object());
+        v = parse_or_empty(viewer.stats_json());
+        auto vr = v.value("rendezvous", nlohmann::json::object());
+        bool received = h.value("punch", nlohmann::json::object()).value("offers", 0) + h.value("ignored", 0) > 0;
+        bool put_failed = vr.value("puts_failed", 0) > 0;
+        if (received || put_failed || cancelled(o) || Clock::now() >= deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling, with the deadline above
+    }
+    auto vr = v.value("rendezvous", nlohmann::json::object());
+    return {{"bootstrap", o.dht_bootstrap},
+            {"offers_received", h.value("punch", nlohmann::json::object()).value("offers", 0)},
+            {"offers_ignored", h.value("ignored", 0)},
+            {"values_received", h.value("values_received", 0)},
+            {"host_status", h.value("status", nlohmann::json(nullptr))},
+            {"viewer_puts", vr.value("puts", 0)},
+            {"viewer_puts_failed", vr.value("puts_failed", 0)},
+            {"viewer_put_ms", vr.value("last_put_ms", 0)},
+            {"found", v.value("found", nlohmann::json(nullptr))}};
+}
+
 thread_local std::optional<std::string> pending;
 
 } // namespace
@@ -317,6 +344,13 @@ nlohmann::json run(const Options &o, EventSink events) {
     hc.max_height = o.max_height;
     hc.audio = o.audio;
     hc.no_stun = hc.no_port_mapping = hc.no_relay = hc.no_dht = true;
+    // Explicit DHT nodes (never the public default): the loopback host joins them, so the
+    // rendezvous runs end to end here.
+    bool rendezvous = !o.no_dht && !o.dht_bootstrap.empty();
+    if (rendezvous) {
+        hc.no_dht = false;
+        hc.dht_bootstrap = o.dht_bootstrap;
+    }
     hc.name = "pixelpass demo";
     hc.publish = o.publish;  // the one thing that does leave the machine, when asked for
     hc.publish_key = o.publish_key;
@@ -325,11 +359,14 @@ nlohmann::json run(const Options &o, EventSink events) {
 
     ViewerConfig vc;
     vc.ticket_text = host.ticket_text();
-    vc.no_stun = vc.no_relay = vc.no_dht = true;  // loopback: no rendezvous either
+    vc.no_stun = vc.no_relay = true;
+    vc.no_dht = !rendezvous;
+    if (rendezvous) vc.dht_bootstrap = o.dht_bootstrap;
     Viewer viewer(vc, events);
     std::string url = viewer.url();
     nlohmann::json report = mpv ? play_in_player(o, host, viewer, url, *mpv)
                                 : play_headless(o, host, viewer, url, started);
+    if (rendezvous) report["rendezvous"] = rendezvous_summary(host, viewer, o);
     if (!mpv && !o.headless)
         report["why_headless"] = have_display() ? "mpv is not installed or not usable" : "no display (DISPLAY and WAYLAND_DISPLAY unset)";
     return report;

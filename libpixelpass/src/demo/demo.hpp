@@ -23,6 +23,11 @@ struct Options {
     bool audio = true;
     std::vector<std::string> publish;  // also send the demo stream to these media servers
     std::string publish_key;
+    // Rendezvous DHT nodes ("HOST:PORT"). Given (and not no_dht), the loopback host joins them and
+    // the viewer leaves its sealed offer there: the rendezvous runs end to end on this machine.
+    // Empty: no rendezvous (a demo never joins the public DHT).
+    std::vector<std::string> dht_bootstrap;
+    bool no_dht = false;
     const std::atomic<bool> *cancel = nullptr;  // set to end early (Ctrl-C); may be null
 };
 
@@ -33,7 +38,8 @@ bool have_display();
 // {"mode": "headless"|"player", "seconds", "url", "path", "encoder", "width", "height",
 //  "frames_decoded", "fps", "audio_samples", "bytes", "bitrate_kbps", "time_to_first_frame_ms",
 //  "latency_ms": {"median", "p95", "max", "samples", "method"}, "problems": [...], "ok",
-//  "host": {stats}, "viewer": {stats}}
+//  "host": {stats}, "viewer": {stats}, "rendezvous" (with DHT nodes: {"offers_received",
+//  "offers_ignored", "values_received", "viewer_puts", "viewer_puts_failed", "found"})}
 // ("player" mode: "player", "pid", "exit_status" instead of the decode fields). `events` gets the
 // host's and the viewer's log lines. Throws pp::Error when the pipeline cannot be built
 // (PP_ERR_MISSING_PLUGIN naming the package), the viewer cannot connect, or nothing decodes.

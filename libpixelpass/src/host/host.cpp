@@ -687,7 +687,8 @@ std::optional<nat::portmap::Options> port_mapping_options(const HostConfig &conf
 
 // Joins the DHT (so it is warm before anyone connects) and listens at the ticket's rendezvous
 // key; a viewer's offer there makes the host punch toward it. Off for --no-dht, --relay-only, a
-// loopback-only host, and with no bootstrap (PIXELPASS_DEFAULT_DHT=off and none configured).
+// loopback-only host without explicit nodes, and with no bootstrap (PIXELPASS_DEFAULT_DHT=off
+// and none configured).
 // Call it off the loop (bootstrap names resolve here), once the agent exists.
 void start_rendezvous(const HostConfig &config, Host::Core &core);
 
@@ -913,7 +914,10 @@ void announce(Host::Core &core, std::vector<publish::Target> targets, const std:
 namespace {
 
 void start_rendezvous(const HostConfig &config, Host::Core &core) {
-    if (config.no_dht || config.relay_only || gather::loopback_only(config.bind_address)) return;
+    // A loopback-only host joins only nodes given explicitly (the demo's rendezvous on one
+    // machine), never the public default: nobody outside could reach it.
+    if (config.no_dht || config.relay_only) return;
+    if (gather::loopback_only(config.bind_address) && config.dht_bootstrap.empty()) return;
     auto bootstrap = config.dht_bootstrap.empty() ? rendezvous::default_bootstrap() : config.dht_bootstrap;
     if (bootstrap.empty()) return;
     std::unique_ptr<rendezvous::Rendezvous> node;

@@ -20,12 +20,7 @@ constexpr uint64_t kFanMs = 10000;
 // later ones survive a lost packet and meet guesses that came before (then they get through).
 constexpr uint64_t kFanRoundMs[] = {0, 1000, 2500};
 constexpr uint64_t kSprayGraceMs = 2000;  // after the last guess: answers still count
-constexpr double kBurst = 32;             // guesses sent back to back at most
-constexpr size_t kMemory = 64;            // sessions and hits remembered
-
-bool guessable(const net::Address &a) {
-    return a.family() == AF_INET && !a.is_loopback() && probe_target_allowed(a, a);
-}
+constexpr size_t kMemory = 64;            // hits remembered
 
 uint64_t spray_ms() { return kMaxGuesses * 1000 / kGuessesPerSecond + kSprayGraceMs; }
 
@@ -67,13 +62,6 @@ Guesser::~Guesser() {
         if (f->open) main_.set_route(f->opened_to, nullptr);
 }
 
-bool Guesser::remember(const std::string &session) {
-    if (std::find(seen_.begin(), seen_.end(), session) != seen_.end()) return false;
-    if (seen_.size() >= kMemory) seen_.erase(seen_.begin());
-    seen_.push_back(session);
-    return true;
-}
-
 std::vector<uint8_t> Guesser::probe(const std::string &session) const {
     return stun::Builder(stun::Method::binding, stun::Class::request, stun::new_transaction_id())
         .add(stun::attr::username, session)
@@ -96,7 +84,7 @@ bool Guesser::fan(const std::string &session, const net::Address &peer_address, 
     net::Address peer = peer_address.unmapped();
     size_t waiting = std::count_if(fans_.begin(), fans_.end(), [](const auto &f) { return !f->open; });
     bool bindable = main_.local_address().unmapped().is_any() || main_.local_address().unmapped().family() == AF_INET;
-    if (!guessable(peer) || !bindable || waiting >= kMaxFans || !remember(session)) {
+    if (!bindable || !limits_.admit(Limits::Kind::fan, session, peer, waiting)) {
         ++counters_.refused;
         return false;
     }
@@ -183,21 +171,16 @@ void Guesser::fan_opened(Fan &f, net::UdpSocket &s, const net::Address &from) {
 bool Guesser::spray(const std::string &session, const net::Address &peer_address) {
     net::Address peer = peer_address.unmapped();
     std::erase_if(sprays_, [now = net::monotonic_ns()](const auto &s) { return now >= s->until_ns; });
-    if (!guessable(peer) || main_.sendable(peer).empty() || sprays_.size() >= kMaxSprays || !remember(session)) {
+    if (main_.sendable(peer).empty() || !limits_.admit(Limits::Kind::spray, session, peer, sprays_.size())) {
         ++counters_.refused;
         return false;
     }
     auto s = std::make_unique<Spray>();
     s->session = session;
     s->peer = net::Address::parse(peer.ip(), 0);
-    // kMaxGuesses distinct ports of 1024-65535 in random order: a partial Fisher-Yates shuffle.
-    std::vector<uint16_t> all;
-    all.reserve(65536 - kFirstPort);
-    for (uint32_t p = kFirstPort; p <= 65535; ++p) all.push_back(static_cast<uint16_t>(p));
     std::vector<uint32_t> draws(kMaxGuesses);
     random_bytes(std::span<uint8_t>(reinterpret_cast<uint8_t *>(draws.data()), draws.size() * sizeof(uint32_t)));
-    for (size_t i = 0; i < kMaxGuesses; ++i) std::swap(all[i], all[i + draws[i] % (all.size() - i)]);
-    s->ports.assign(all.begin(), all.begin() + kMaxGuesses);
+    s->ports = guess_ports(draws);
     s->until_ns = net::monotonic_ns() + spray_ms() * kMs;
     ++counters_.sprays;
     sprays_.push_back(std::move(s));
@@ -234,13 +217,13 @@ bool Guesser::on_stun(const stun::Message &m, const net::Datagram &d) {
 
 void Guesser::tick() {
     uint64_t now = net::monotonic_ns();
-    if (refill_ns_) tokens_ = std::min(kBurst, tokens_ + double(now - refill_ns_) * kGuessesPerSecond / 1e9);
-    refill_ns_ = now;
+    size_t allowed = limits_.allowance(now);
     for (auto &s : sprays_)
-        while (s->next < s->ports.size() && tokens_ >= 1) {
+        while (s->next < s->ports.size() && allowed > 0) {
             main_.send_unrouted(net::Address::parse(s->peer.ip(), s->ports[s->next++]), probe(s->session));
             ++counters_.guesses;
-            tokens_ -= 1;
+            limits_.spend(1);
+            --allowed;
         }
     // Expired sprays go (a hit stays in hits_).
     std::erase_if(sprays_, [&](const auto &s) { return now >= s->until_ns; });

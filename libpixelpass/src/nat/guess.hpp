@@ -19,7 +19,7 @@
 // and opens only for a ticket holder, and a spray counts only authenticated answers. Guessing is
 // IPv4 only (IPv6 has no NAT to guess), bounded (kMaxFans fans and kMaxSprays sprays at once,
 // each for a few seconds) and stops as soon as the peer is connected another way.
-// Loop thread only.
+// Its bounds are nat/guess_limits (unit-tested there). Loop thread only.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nat/guess_limits.hpp"
 #include "nat/stun.hpp"
 #include "net/address.hpp"
 #include "net/loop.hpp"
@@ -37,13 +38,6 @@
 #include "net/udp.hpp"
 
 namespace pp::nat::guess {
-
-inline constexpr size_t kFanSockets = 256;
-inline constexpr size_t kMaxGuesses = 2048;
-inline constexpr unsigned kGuessesPerSecond = 800;  // ~70 KB/s of probes: far below a stream
-inline constexpr uint16_t kFirstPort = 1024;        // Linux (and most NATs) map to 1024-65535
-inline constexpr size_t kMaxFans = 2;               // 2 x 256 sockets at most
-inline constexpr size_t kMaxSprays = 2;
 
 // What this side does, from both NAT kinds as rendezvous/advice names them: "fan" (we are
 // symmetric, they are a cone), "spray" (the reverse), "" (nothing to guess: a public or mapped
@@ -98,7 +92,6 @@ private:
     std::vector<uint8_t> answer(const std::string &session, const stun::TransactionId &tid,
                                 const net::Address &to) const;
     bool authentic(const stun::Message &m, const std::string &session) const;
-    bool remember(const std::string &session);
     void rearm();
 
     net::Loop &loop_;
@@ -109,11 +102,9 @@ private:
     std::vector<std::unique_ptr<Fan>> fans_;
     std::vector<std::unique_ptr<Fan>> retired_;  // dropped, destroyed on the next loop turn
     std::vector<std::unique_ptr<Spray>> sprays_;
-    std::vector<std::string> seen_;  // sessions guessed for already (bounded)
+    Limits limits_;                  // what may start, and the spray rate shared by all
     std::vector<net::Address> hits_; // what sprays found (bounded), for guessed()
     net::Timer timer_;
-    double tokens_ = 0;  // the spray rate limit, shared by every spray
-    uint64_t refill_ns_ = 0;
     struct Counters {
         uint64_t fans = 0, sprays = 0, refused = 0, fan_probes = 0, guesses = 0, hits = 0, answered = 0;
     } counters_;
