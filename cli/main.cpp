@@ -500,6 +500,83 @@ std::optional<std::string> ticket_argument(const std::vector<std::string> &parts
 
 } // namespace
 
+namespace {
+
+struct DemoCommand {
+    CLI::App *cmd;
+    double seconds = 0;
+    bool headless = false, json = false, verbose = false;
+    HostArgs args;
+};
+
+void add_demo_command(CLI::App &app, DemoCommand &d) {
+    d.cmd = app.add_subcommand("demo", "Host the test source and watch it over QUIC on loopback, in one process");
+    d.cmd->add_option("--seconds", d.seconds, "Headless: decode this long (default 5); with mpv: stop after this long")
+        ->check(CLI::Range(0.0, 86400.0));
+    d.cmd->add_flag("--headless", d.headless, "Decode in-process even when a display and mpv are there");
+    d.cmd->add_flag("--json", d.json, "Print the full report as JSON");
+    d.cmd->add_flag("-v,--verbose", d.verbose, "Print the host's and viewer's log lines");
+    d.cmd->add_option("--encoder", d.args.encoder, "H.264 encoder: auto, va, vaapi, nvenc, x264, openh264")
+        ->check(CLI::IsMember({"auto", "va", "vaapi", "nvenc", "x264", "openh264"}));
+    d.cmd->add_option("--bitrate", d.args.bitrate, "Video bitrate in kbit/s")->check(CLI::Range(100u, 200000u));
+    d.cmd->add_option("--fps", d.args.fps, "Output frame rate")->check(CLI::Range(1u, 240u));
+    d.cmd->add_option("--max-height", d.args.max_height, "Downscale to at most this height")->check(CLI::Range(64u, 8640u));
+    d.cmd->add_flag("--no-audio", d.args.no_audio, "Video only");
+    d.cmd->add_option("--dht-bootstrap", d.args.dht_bootstrap,
+                      "Rendezvous DHT node HOST:PORT (repeatable): the demo's viewer leaves its sealed offer "
+                      "there and its host receives it (default: no rendezvous; never the public DHT)");
+    d.cmd->add_flag("--no-dht", d.args.no_dht, "No rendezvous, even with [network] dht_bootstrap in the config");
+    add_publish_options(d.cmd, d.args);
+}
+
+// The smaller subcommands: doctor, ticket inspect, repair, relay config.
+struct ToolCommands {
+    CLI::App *doctor, *ticket, *inspect, *repair, *relay_config;
+    bool doctor_json = false;
+    unsigned doctor_timeout = 1500;
+    std::vector<std::string> inspect_ticket;
+    bool dry_run = false, repair_json = false;
+    std::string relay_public_host;
+    uint16_t relay_port = 3478;
+};
+
+void add_tool_commands(CLI::App &app, ToolCommands &t) {
+    t.doctor = app.add_subcommand("doctor", "Check what sharing and viewing need here; says how to fix each problem");
+    t.doctor->add_flag("--json", t.doctor_json, "Print the checks as JSON");
+    t.doctor->add_option("--timeout", t.doctor_timeout, "Milliseconds to wait for each STUN/relay probe")
+        ->check(CLI::Range(50u, 30000u));
+
+    t.ticket = app.add_subcommand("ticket", "Create a ticket for a fresh host identity and decode it back");
+    t.inspect = t.ticket->add_subcommand("inspect", "Decode a ticket and print it as JSON (secret hashed)");
+    t.inspect->add_option("ticket", t.inspect_ticket, "The ticket, or - to read it from stdin")->required();
+
+    t.repair = app.add_subcommand("repair", "Remove audio routing left behind by crashed pixelpass processes");
+    t.repair->add_flag("--dry-run", t.dry_run, "Only show what would be removed");
+    t.repair->add_flag("--json", t.repair_json, "Print the report as JSON");
+
+    auto *relay_cmd = app.add_subcommand("relay", "Set up a TURN relay for viewers behind hard NATs (docs/relay.md)");
+    relay_cmd->require_subcommand(1);
+    t.relay_config = relay_cmd->add_subcommand(
+        "config", "Print a coturn configuration with a fresh secret, and the matching host flags");
+    t.relay_config->add_option("--host", t.relay_public_host, "The relay's public DNS name or address")->required();
+    t.relay_config->add_option("--port", t.relay_port, "UDP port coturn listens on")->check(CLI::Range(1, 65535));
+}
+
+// A tool subcommand's exit code, or nothing when none was given.
+std::optional<int> run_tool_command(const ToolCommands &t) {
+    if (*t.doctor) return pixelpass_cli::ux::doctor(t.doctor_json, t.doctor_timeout);
+    if (*t.inspect) {
+        auto text = ticket_argument(t.inspect_ticket);
+        return text ? run_inspect(*text) : kExitFailure;
+    }
+    if (*t.ticket) return run_ticket_roundtrip();
+    if (*t.repair) return run_repair(t.dry_run, t.repair_json);
+    if (*t.relay_config) return run_relay_config(t.relay_public_host, t.relay_port);
+    return std::nullopt;
+}
+
+} // namespace
+
 int main(int argc, char **argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
@@ -532,58 +609,14 @@ int main(int argc, char **argv) {
     std::string view_player = "none";
     view_cmd->add_option("--player", view_player, "Start this player on the stream, detached (none: only print)")
         ->check(CLI::IsMember({"mpv", "vlc", "none"}));
-
-    auto *demo_cmd = app.add_subcommand("demo", "Host the test source and watch it over QUIC on loopback, in one process");
-    double demo_seconds = 0;
-    bool demo_headless = false, demo_json = false, demo_verbose = false;
-    HostArgs demo_args;
-    demo_cmd->add_option("--seconds", demo_seconds, "Headless: decode this long (default 5); with mpv: stop after this long")
-        ->check(CLI::Range(0.0, 86400.0));
-    demo_cmd->add_flag("--headless", demo_headless, "Decode in-process even when a display and mpv are there");
-    demo_cmd->add_flag("--json", demo_json, "Print the full report as JSON");
-    demo_cmd->add_flag("-v,--verbose", demo_verbose, "Print the host's and viewer's log lines");
-    demo_cmd->add_option("--encoder", demo_args.encoder, "H.264 encoder: auto, va, vaapi, nvenc, x264, openh264")
-        ->check(CLI::IsMember({"auto", "va", "vaapi", "nvenc", "x264", "openh264"}));
-    demo_cmd->add_option("--bitrate", demo_args.bitrate, "Video bitrate in kbit/s")->check(CLI::Range(100u, 200000u));
-    demo_cmd->add_option("--fps", demo_args.fps, "Output frame rate")->check(CLI::Range(1u, 240u));
-    demo_cmd->add_option("--max-height", demo_args.max_height, "Downscale to at most this height")->check(CLI::Range(64u, 8640u));
-    demo_cmd->add_flag("--no-audio", demo_args.no_audio, "Video only");
-    demo_cmd->add_option("--dht-bootstrap", demo_args.dht_bootstrap,
-                         "Rendezvous DHT node HOST:PORT (repeatable): the demo's viewer leaves its sealed offer "
-                         "there and its host receives it (default: no rendezvous; never the public DHT)");
-    demo_cmd->add_flag("--no-dht", demo_args.no_dht, "No rendezvous, even with [network] dht_bootstrap in the config");
-    add_publish_options(demo_cmd, demo_args);
-
     view_cmd->fallthrough();
-
-    auto *doctor_cmd = app.add_subcommand("doctor", "Check what sharing and viewing need here; says how to fix each problem");
-    bool doctor_json = false;
-    unsigned doctor_timeout = 1500;
-    doctor_cmd->add_flag("--json", doctor_json, "Print the checks as JSON");
-    doctor_cmd->add_option("--timeout", doctor_timeout, "Milliseconds to wait for each STUN/relay probe")
-        ->check(CLI::Range(50u, 30000u));
-
     ViewArgs view_args;
     add_view_options(view_cmd, view_args);
 
-    auto *ticket_cmd = app.add_subcommand("ticket", "Create a ticket for a fresh host identity and decode it back");
-    auto *inspect_cmd = ticket_cmd->add_subcommand("inspect", "Decode a ticket and print it as JSON (secret hashed)");
-    std::vector<std::string> inspect_ticket;
-    inspect_cmd->add_option("ticket", inspect_ticket, "The ticket, or - to read it from stdin")->required();
-
-    auto *repair_cmd = app.add_subcommand("repair", "Remove audio routing left behind by crashed pixelpass processes");
-    bool dry_run = false, json = false;
-    repair_cmd->add_flag("--dry-run", dry_run, "Only show what would be removed");
-    repair_cmd->add_flag("--json", json, "Print the report as JSON");
-
-    auto *relay_cmd = app.add_subcommand("relay", "Set up a TURN relay for viewers behind hard NATs (docs/relay.md)");
-    relay_cmd->require_subcommand(1);
-    auto *relay_config_cmd = relay_cmd->add_subcommand(
-        "config", "Print a coturn configuration with a fresh secret, and the matching host flags");
-    std::string relay_public_host;
-    uint16_t relay_port = 3478;
-    relay_config_cmd->add_option("--host", relay_public_host, "The relay's public DNS name or address")->required();
-    relay_config_cmd->add_option("--port", relay_port, "UDP port coturn listens on")->check(CLI::Range(1, 65535));
+    DemoCommand demo;
+    add_demo_command(app, demo);
+    ToolCommands tools;
+    add_tool_commands(app, tools);
 
     try {
         app.parse(argc, argv);
@@ -596,20 +629,13 @@ int main(int argc, char **argv) {
     ux_mode.json = json_flag;
     ux_mode.copy = copy_flag;
     ux_mode.status_line = !json_flag && isatty(STDERR_FILENO);
-    if (*doctor_cmd) return pixelpass_cli::ux::doctor(doctor_json, doctor_timeout);
+    if (auto rc = run_tool_command(tools)) return *rc;
     if (*host_cmd) return run_host(host_cmd_args);
     if (*view_cmd) {
         auto text = ticket_argument(view_ticket);
         return text ? run_view(*text, view_player, view_args) : kExitFailure;
     }
-    if (*demo_cmd) return run_demo(demo_seconds, demo_headless, demo_json, demo_verbose, demo_args);
-    if (*inspect_cmd) {
-        auto text = ticket_argument(inspect_ticket);
-        return text ? run_inspect(*text) : kExitFailure;
-    }
-    if (*ticket_cmd) return run_ticket_roundtrip();
-    if (*repair_cmd) return run_repair(dry_run, json);
-    if (*relay_config_cmd) return run_relay_config(relay_public_host, relay_port);
+    if (*demo.cmd) return run_demo(demo.seconds, demo.headless, demo.json, demo.verbose, demo.args);
     if (repair_flag) return run_repair(false, false);
     if (reconfigure) return pixelpass_cli::ux::reconfigure(assume_yes);
     if (!bare_ticket.empty()) {
