@@ -70,7 +70,10 @@ public:
         set_property(src.get(), "freq", "880");
         set_property(src.get(), "volume", "0.3");
         set_property(src.get(), "samplesperbuffer", "480");  // 10 ms blocks at 48 kHz
-        ElementPtr caps = make_capsfilter("audio/x-raw,rate=48000,channels=2");
+        // S16: GStreamer 1.22's float "ticks" read uninitialised memory (peaks of +172 dBFS once a
+        // second under MALLOC_PERTURB_), and FFmpeg 5.1's AAC encoder can loop forever on such
+        // samples: the share then hung at stop (a media_test soak run). The integer path is clean.
+        ElementPtr caps = make_capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=2");
         return ghosted_bin("test-audio-bin", {src.get(), caps.get()});
     }
 
