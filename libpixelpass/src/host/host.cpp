@@ -712,8 +712,8 @@ void release(std::shared_ptr<Host::Core> core, bool announce) {
 // and enters the loop through call(). ----
 
 void log_warnings(Host::Core &core, const std::vector<gather::Warning> &warnings) {
-    for (const auto &[code, text] : warnings)
-        core.loop->call([&] { core.emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, code, text, "{}"}); });
+    for (const auto &w : warnings)  // not a structured binding: clang 14 cannot capture those
+        core.loop->call([&] { core.emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, w.first, w.second, "{}"}); });
 }
 
 // The running service's state before anything listens: its loop and the Source it serves
