@@ -109,9 +109,7 @@ sanitize)
     CC=clang CXX=clang++ configure "$sanitize_build" -Db_sanitize=address,undefined -Db_lundef=false \
         -Dfuzzing=enabled
     ninja -C "$sanitize_build"
-    # Full unwinding of allocation stacks: the LSan suppressions name third-party frames, which
-    # the fast frame-pointer unwinder does not reach (tests/sanitizers/lsan.supp).
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         LSAN_OPTIONS=suppressions="$here/tests/sanitizers/lsan.supp":print_suppressions=0 \
         meson test -C "$sanitize_build" --print-errorlogs --num-processes 2 || status=1
     /usr/bin/python3 scripts/test-summary.py "$sanitize_build/meson-logs/testlog.json" \
