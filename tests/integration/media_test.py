@@ -370,12 +370,15 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
     steady = late[15:]  # after the encoder's warm-up
     worst = max(range(len(steady)), key=lambda i: steady[i])
     p95 = sorted(steady)[int(len(steady) * 0.95)]
-    # Held back by the slow one, the fast viewer would fall further behind frame after frame (and
-    # then be skipped itself). A loaded 2-core CI machine can still stall this whole process once
-    # for a second, so one late frame is tolerated; a late stream is not.
-    assert p95 < 500 and steady[worst] < 2500, (
-        f"fast viewer fell behind: 95th percentile {p95:.0f} ms, worst {steady[worst]:.0f} ms at frame "
-        f"{worst + 15} of {len(late)}; drops seen after {t_drop:.1f} s")
+    median = sorted(steady)[len(steady) // 2]
+    # Held back by the slow one, the fast viewer would fall further behind frame after frame until
+    # the host's 1 s skip drops it too (drops[0] below). The bound sits under that skip: with the
+    # README's two tests at a time (this one beside netsim's encoders) the encoder itself runs
+    # late, p95 583 ms with no skip was measured. A loaded 2-core CI machine can still stall this
+    # whole process once for a second, so one late frame is tolerated; a late stream is not.
+    assert p95 < 900 and steady[worst] < 2500, (
+        f"fast viewer fell behind: median {median:.0f} ms, 95th percentile {p95:.0f} ms, worst "
+        f"{steady[worst]:.0f} ms at frame {worst + 15} of {len(late)}; drops seen after {t_drop:.1f} s")
     pts = [p for _, p in fast.clock.samples]
     gaps = [b - a for a, b in zip(pts, pts[1:])]
     # A skip to the newest keyframe would jump a GOP (1–2 s); load may cost a frame here and there.
