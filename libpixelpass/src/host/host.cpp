@@ -40,6 +40,7 @@
 #include "rendezvous/advice.hpp"
 #include "rendezvous/punch.hpp"
 #include "rendezvous/rendezvous.hpp"
+#include "stream/keyframe_budget.hpp"
 #include "stream/synthetic.hpp"
 #include "ticket/ticket.hpp"
 
@@ -136,12 +137,15 @@ struct Host::Core {
         std::string address;
         int64_t joined;
         std::string found;  // how its path was found, as it joined
+        // Its joins force a keyframe on everybody's stream at most once per 2 s.
+        stream::KeyframeBudget keyframes{};
     };
     std::map<uint64_t, Viewer> viewers;  // by connection id: admitted viewers
     uint64_t next_viewer_id = 1;
     struct Totals {
         uint64_t requests = 0, joined = 0, refused_full = 0, refused_auth = 0, bytes_sent = 0, drops = 0;
         uint64_t refused_expired = 0, ended_expired = 0, refused_streams = 0, refusals_not_logged = 0;
+        uint64_t keyframes_refused = 0;
     } totals;
     double refusal_tokens = 10;  // token bucket of VIEWER_REFUSED events (see refusal_logged())
     std::chrono::steady_clock::time_point refusal_refill = std::chrono::steady_clock::now();
@@ -208,7 +212,10 @@ struct Host::Core {
             r.headers.push_back({"cache-control", "no-store"});
             if (req.method == "GET") {
                 net::Waker *w = waker.get();
-                r.reader = source->subscribe([w] { w->wake(); });
+                auto &keyframes = it->second.keyframes;
+                uint64_t refused_before = keyframes.refused();
+                r.reader = source->subscribe([w] { w->wake(); }, &keyframes);
+                totals.keyframes_refused += keyframes.refused() - refused_before;
             }
             return r;
         }
@@ -589,6 +596,8 @@ struct Host::Core {
                 {"bytes_sent", hs.body_bytes_acked},
                 {"drops", hs.drops},
                 {"streams", hs.streaming},
+                {"keyframes_forced", v.keyframes.forced()},
+                {"keyframes_refused", v.keyframes.refused()},
                 {"joined", v.joined}};
     }
 
@@ -612,6 +621,7 @@ struct Host::Core {
                            {"refused_expired", totals.refused_expired},
                            {"ended_expired", totals.ended_expired},
                            {"refused_streams", totals.refused_streams},
+                           {"keyframes_refused", totals.keyframes_refused},
                            {"refusals_not_logged", totals.refusals_not_logged}}}};
         j["expiry"] = expiry ? nlohmann::json(expiry) : nlohmann::json(nullptr);
         j["expired"] = expired;
