@@ -427,7 +427,8 @@ struct Host::Core {
         const auto &pc = p->second->counters();
         return {{"via", p->second->via().to_string()}, {"candidates", p->second->candidates()},
                 {"sent", pc.probes_sent}, {"answered", pc.probes_answered}, {"answers", pc.answers_received},
-                {"peer_reflexive", pc.peer_reflexive}, {"rounds", pc.punch_rounds}};
+                {"peer_reflexive", pc.peer_reflexive}, {"rounds", pc.punch_rounds},
+                {"relay_permitted", p->second->relay_permitted()}, {"relay_unverified", pc.relay_unverified}};
     }
 
     bool on_probe(const nat::stun::Message &m, const net::Datagram &d) {
