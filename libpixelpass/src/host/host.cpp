@@ -141,11 +141,12 @@ struct Host::Core {
         stream::KeyframeBudget keyframes{};
     };
     std::map<uint64_t, Viewer> viewers;  // by connection id: admitted viewers
+    bool ticket_used = false;            // config.one_viewer: a viewer was admitted
     uint64_t next_viewer_id = 1;
     struct Totals {
         uint64_t requests = 0, joined = 0, refused_full = 0, refused_auth = 0, bytes_sent = 0, drops = 0;
         uint64_t refused_expired = 0, ended_expired = 0, refused_streams = 0, refusals_not_logged = 0;
-        uint64_t keyframes_refused = 0;
+        uint64_t keyframes_refused = 0, refused_one_viewer = 0;
     } totals;
     double refusal_tokens = 10;  // token bucket of VIEWER_REFUSED events (see refusal_logged())
     std::chrono::steady_clock::time_point refusal_refill = std::chrono::steady_clock::now();
@@ -197,8 +198,10 @@ struct Host::Core {
         }
         auto it = viewers.find(conn.id());
         if (it == viewers.end()) {
+            if (config.one_viewer && ticket_used) return refuse_used(who);
             if (viewers.size() >= max_viewers) return refuse_full(who);
             it = admit(conn, who);
+            ticket_used = true;
         }
         if (req.path == "/stream.ts" && req.method == "GET" && streams_of(conn) >= max_streams_per_viewer()) {
             ++totals.refused_streams;
@@ -260,6 +263,21 @@ struct Host::Core {
             return r;
         }
         return std::nullopt;
+    }
+
+    // A one-viewer ticket that already admitted its viewer: 403 and the connection closes.
+    http3::Response refuse_used(const std::string &who) {
+        ++totals.refused_one_viewer;
+        if (refusal_logged())
+            emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
+                  "refused " + who + ": the one-viewer ticket was already used",
+                  nlohmann::json{{"reason", "one-viewer ticket used"}, {"address", who}}.dump()});
+        http3::Response r;
+        r.status = 403;
+        r.close_connection = true;
+        r.headers.push_back({"content-type", "application/json"});
+        r.body = nlohmann::json{{"error", "this ticket admits one viewer and it was already used"}}.dump();
+        return r;
     }
 
     http3::Response refuse_full(const std::string &who) {
@@ -623,6 +641,7 @@ struct Host::Core {
                            {"ended_expired", totals.ended_expired},
                            {"refused_streams", totals.refused_streams},
                            {"keyframes_refused", totals.keyframes_refused},
+                           {"refused_one_viewer", totals.refused_one_viewer},
                            {"refusals_not_logged", totals.refusals_not_logged}}}};
         j["expiry"] = expiry ? nlohmann::json(expiry) : nlohmann::json(nullptr);
         j["expired"] = expired;
