@@ -242,7 +242,7 @@ typedef void (*pp_event_cb)(const pp_event *event, void *user_data);
 
 typedef struct pp_host pp_host;
 
-#define PP_HOST_OPTIONS_VERSION 2
+#define PP_HOST_OPTIONS_VERSION 3
 
 typedef struct pp_host_options {
     unsigned version;            /**< PP_HOST_OPTIONS_VERSION */
@@ -288,12 +288,17 @@ typedef struct pp_host_options {
     size_t publish_count;
     const char *publish_key;     /**< stream key appended to rtmp(s) URLs that name only the
                                       application (read it from a file, never argv); NULL = none (v2) */
+    /* version 3 */
+    int one_viewer;              /**< non-zero: the ticket admits one viewer, the first connection
+                                      whose secret is accepted; every other connection is refused
+                                      (the viewer gets PP_ERR_TICKET_REJECTED; stats
+                                      totals.refused_one_viewer), also after that viewer left */
 } pp_host_options;
 
 /* Field order in the initialiser follows the struct; unnamed fields are zero. */
 #define PP_HOST_OPTIONS_INIT { PP_HOST_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, NULL, 1, NULL, \
                                0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, \
-                               NULL, 0, 0, NULL, 0, NULL, 0, NULL }
+                               NULL, 0, 0, NULL, 0, NULL, 0, NULL, 0 }
 
 /** Fills `options` with defaults for `version` (use PP_HOST_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version);

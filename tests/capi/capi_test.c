@@ -1157,6 +1157,49 @@ static void test_mapped_candidate(void) {
     pp_host_free(h);
 }
 
+/* Version 3 of pp_host_options: one_viewer. A version-2 caller's struct ends before it (init
+ * writes nothing there); a one-viewer host admits its first viewer and refuses every other one
+ * with PP_ERR_TICKET_REJECTED, also after the first left. */
+static void test_one_viewer_ticket(void) {
+    unsigned char raw[sizeof(pp_host_options)];
+    size_t v2 = offsetof(pp_host_options, one_viewer);
+    memset(raw, 0xA5, sizeof raw);
+    ASSERT_RC(PP_OK, pp_host_options_init((pp_host_options *)(void *)raw, 2));
+    for (size_t i = v2; i < sizeof raw; i++) ASSERT(raw[i] == 0xA5);
+
+    pp_host_options o = PP_HOST_OPTIONS_INIT;
+    ASSERT(o.one_viewer == 0);
+    o.source = "synthetic";
+    o.bind_address = "127.0.0.1";
+    o.no_stun = 1;
+    o.no_port_mapping = 1;
+    o.no_dht = 1;
+    o.max_viewers = 4;
+    o.one_viewer = 1;
+    pp_host *h = NULL;
+    ASSERT_RC(PP_OK, pp_host_new(&h, &o, NULL, NULL));
+    if (!h) return;
+    ASSERT_RC(PP_OK, pp_host_start(h));
+    char *text = get_host_string(pp_host_ticket, h);
+    ASSERT(text != NULL);
+    pp_viewer_options vo = PP_VIEWER_OPTIONS_INIT;
+    vo.ticket = text;
+    vo.no_stun = 1;
+    vo.no_dht = 1;
+    vo.connect_timeout_ms = 20000;
+    pp_viewer *first = NULL, *second = NULL;
+    ASSERT_RC(PP_OK, pp_viewer_connect(&first, &vo, NULL, NULL));
+    ASSERT_RC(PP_ERR_TICKET_REJECTED, pp_viewer_connect(&second, &vo, NULL, NULL));
+    ASSERT(second == NULL && strstr(pp_last_error(), "one viewer") != NULL);
+    pp_viewer_free(first);
+    ASSERT_RC(PP_ERR_TICKET_REJECTED, pp_viewer_connect(&second, &vo, NULL, NULL)); /* spent */
+    char *stats = get_host_string(pp_host_stats_json, h);
+    ASSERT(stats != NULL && strstr(stats, "\"refused_one_viewer\":2") != NULL);
+    free(stats);
+    free(text);
+    pp_host_free(h);
+}
+
 int main(void) {
     test_strerror();
     test_version();
@@ -1183,6 +1226,7 @@ int main(void) {
     test_forget_screen();
     test_relay_config();
     test_dht_options();
+    test_one_viewer_ticket();
 
     printf("capi_test: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

@@ -100,6 +100,41 @@ def test_a_ticket_without_expiry_still_works():
                 assert len(body.read(1 << 16)) == 1 << 16
 
 
+def test_a_one_viewer_ticket_admits_its_first_viewer_only():
+    events = Events()
+    with pixelpass.Host(events, source="synthetic", bind_address="127.0.0.1", max_viewers=4,
+                        one_viewer=True) as host:
+        host.start()
+        ticket = host.ticket()
+        with pixelpass.Viewer.connect(ticket) as viewer:
+            with urllib.request.urlopen(viewer.url, timeout=30) as body:
+                assert len(body.read(1 << 16)) == 1 << 16
+            # A second viewer with the same ticket (max_viewers would let it in) is refused.
+            with pytest.raises(ConnectionFailed) as refused:
+                pixelpass.Viewer.connect(ticket)
+            assert refused.value.code == Result.TICKET_REJECTED
+            assert "one viewer" in str(refused.value)
+        events.wait_for(lambda e: e.type == EventType.VIEWER_LEFT, 30)
+        # Spent: the first viewer left, and still nobody else gets in.
+        with pytest.raises(ConnectionFailed) as refused:
+            pixelpass.Viewer.connect(ticket)
+        assert refused.value.code == Result.TICKET_REJECTED
+        stats = host.stats()
+        assert stats["totals"]["refused_one_viewer"] == 2
+        assert stats["totals"]["viewers_joined"] == 1
+        refusal = events.wait_for(lambda e: e.type == EventType.VIEWER_REFUSED, 10)
+        assert refusal.json["reason"] == "one-viewer ticket used"
+
+
+def test_without_one_viewer_a_ticket_admits_several():
+    with pixelpass.Host(source="synthetic", bind_address="127.0.0.1", max_viewers=4) as host:
+        host.start()
+        ticket = host.ticket()
+        with pixelpass.Viewer.connect(ticket), pixelpass.Viewer.connect(ticket):
+            assert len(host.stats()["viewers"]) == 2
+        assert host.stats()["totals"]["refused_one_viewer"] == 0
+
+
 # ---- the local stream is for the viewer's own user --------------------------------------------
 
 FETCH = """

@@ -524,3 +524,135 @@ TEST_CASE("readers share one encode and the same bytes in memory (zero-copy)", "
     b->release(total_b);
     CHECK_THROWS_AS(a->release(1), Error);  // more than was read
 }
+
+TEST_CASE("keyframe budget: the first force at once, then at most one per interval, refusals counted", "[fanout][keyframes]") {
+    stream::KeyframeBudget budget;  // the default: 2 s
+    auto t0 = stream::KeyframeBudget::Clock::now();
+    CHECK(budget.try_force(t0));
+    CHECK_FALSE(budget.try_force(t0 + std::chrono::milliseconds(1)));
+    CHECK_FALSE(budget.try_force(t0 + std::chrono::milliseconds(1999)));
+    CHECK(budget.try_force(t0 + std::chrono::milliseconds(2000)));
+    CHECK_FALSE(budget.try_force(t0 + std::chrono::milliseconds(3000)));
+    CHECK(budget.forced() == 2);
+    CHECK(budget.refused() == 3);
+    CHECK_THROWS_AS(stream::KeyframeBudget(std::chrono::milliseconds(-1)), Error);
+}
+
+TEST_CASE("ring: joiners while a keyframe is on its way ask once; a refused joiner starts at the held one", "[fanout][keyframes]") {
+    auto limits = test_limits();
+    limits.fresh_keyframe = std::chrono::milliseconds(0);  // every held keyframe is stale
+    Ring ring(limits);
+    uint8_t cc = 0;
+    ring.push(cat({pat(0), pmt(0), frame(true, 3, cc, 1000), frame(false, 2, cc)}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // so that "stale" holds
+
+    Cursor a, b;
+    CHECK(ring.attach(a));        // asks
+    CHECK_FALSE(ring.attach(b));  // the one asked for is coming: no second request
+    ring.push(frame(true, 3, cc, 2000));
+    for (Cursor *c : {&a, &b}) {
+        REQUIRE(ring.next(*c));  // PAT+PMT
+        auto key = ring.next(*c);
+        REQUIRE(key);
+        CHECK(ts::pes_pts(ts::parse_packet(std::span(key->bytes).first(188))->payload) == 2000u);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+
+    // A viewer that just forced one is refused, and served at once from the held keyframe.
+    stream::KeyframeBudget budget(std::chrono::hours(1));
+    Cursor first, again;
+    CHECK(ring.attach(first, &budget));
+    ring.push(frame(true, 3, cc, 3000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    CHECK_FALSE(ring.attach(again, &budget));
+    CHECK(budget.refused() == 1);
+    auto psi = ring.next(again);
+    REQUIRE(psi);
+    CHECK(pid_of(psi) == 0);
+    auto key = ring.next(again);
+    REQUIRE(key);
+    CHECK(key->keyframe);
+    CHECK(ts::pes_pts(ts::parse_packet(std::span(key->bytes).first(188))->payload) == 3000u);
+    auto s = ring.stats();
+    CHECK(s["keyframes_forced"] == 2);
+    CHECK(s["keyframes_refused"] == 1);
+    for (Cursor *c : {&a, &b, &first, &again}) ring.detach(*c);
+}
+
+namespace {
+
+// PAT, PMT and a keyframe at start, then a keyframe whenever one is asked for (counted), as an
+// encoder honouring force-key-unit does; nothing else, so every later joiner finds a stale one.
+class KeyframeOnRequestProducer final : public Producer {
+public:
+    void start(Sink &sink) override {
+        sink_ = &sink;
+        sink.on_data(cat({pat(0), pmt(0), frame(true, 4, cc_, 9000)}));
+    }
+    void stop() override { sink_ = nullptr; }
+    // On the control thread, like start() and stop().
+    void request_keyframe() override {
+        ++asked;
+        if (sink_) sink_->on_data(frame(true, 4, cc_, 9000));
+    }
+    nlohmann::json describe() const override { return {{"kind", "test"}}; }
+    std::atomic<int> asked{0};
+
+private:
+    Sink *sink_ = nullptr;
+    uint8_t cc_ = 0;
+};
+
+// Subscribes and reads until the first bytes arrive; returns how long that took.
+std::chrono::milliseconds join_and_read(FanoutSource &source, stream::KeyframeBudget *budget) {
+    WakeFlag flag;
+    auto t0 = SteadyClock::now();
+    auto reader = source.subscribe(flag.callback(), budget);
+    auto deadline = t0 + 30s;
+    for (;;) {
+        auto span = reader->read(64 * 1024);
+        if (!span.empty()) {
+            reader->release(span.size());
+            break;
+        }
+        REQUIRE(SteadyClock::now() < deadline);
+        flag.wait(50ms);
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t0);
+}
+
+} // namespace
+
+TEST_CASE("one viewer reopening the stream in a loop forces at most one keyframe; each join is served", "[fanout][keyframes]") {
+    auto producer = std::make_unique<KeyframeOnRequestProducer>();
+    auto *p = producer.get();
+    Options o;
+    o.limits = test_limits();
+    o.limits.fresh_keyframe = std::chrono::milliseconds(0);  // every joiner wants a fresh one
+    FanoutSource source(std::move(producer), o);
+
+    stream::KeyframeBudget viewer;  // the host's default, 2 s: ten joins come well within it
+    auto t0 = SteadyClock::now();
+    join_and_read(source, &viewer);  // starts the producer: its first frame is a keyframe anyway
+    for (int i = 0; i < 9; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the held keyframe is now stale
+        // A refused join is served from the held keyframe: no waiting for one (30 s = stuck).
+        join_and_read(source, &viewer);
+    }
+    auto took = SteadyClock::now() - t0;
+    // Each join used to force one (9 here). A machine so loaded that the loop took over 2 s may
+    // rightly grant a second.
+    CHECK(p->asked <= (took < 2s ? 1 : 1 + took / 2s));
+    CHECK(viewer.forced() == static_cast<uint64_t>(p->asked.load()));
+    CHECK(viewer.refused() + viewer.forced() == 9);
+    auto ring = source.stats()["ring"];
+    CHECK(ring["keyframes_refused"] == viewer.refused());
+
+    // Another viewer's budget is its own: its join still gets a fresh keyframe.
+    int before = p->asked;
+    stream::KeyframeBudget other;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    join_and_read(source, &other);
+    CHECK(p->asked == before + 1);
+    CHECK(other.forced() == 1);
+}

@@ -651,3 +651,148 @@ TEST_CASE("at most 2 fans and 2 sprays at once, each session once, IPv4 only", "
     CHECK(limits.admit(Kind::spray, "s1", peer, 0));
     CHECK_FALSE(limits.admit(Kind::spray, "fill" + std::to_string(guess::kSessionMemory - 1), peer, 0));
 }
+
+TEST_CASE("a TURN permission goes only to a relayed address the viewer proved is its own", "[nat][turn]") {
+    // A relay of our own on loopback (127.0.0.1) that allocates 127.0.0.1:50000 and records the
+    // peer of every CreatePermission. A ticket holder's /paths offer names 127.0.0.2:40000 (a
+    // third party) as its relayed address: the host used to grant it a permission at once.
+    int srv = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(srv >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    REQUIRE(::bind(srv, reinterpret_cast<sockaddr *>(&sa), sizeof sa) == 0);
+    REQUIRE(::getsockname(srv, reinterpret_cast<sockaddr *>(&sa), &sl) == 0);
+    timeval tv{0, 200 * 1000};
+    ::setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto key = stun::long_term_key("user", "realm", "pass");
+    std::atomic<bool> stop{false};
+    std::mutex mutex;
+    std::set<std::string> permitted;  // peer IPs of CreatePermission requests
+    std::thread relay([&] {
+        uint8_t buf[1500];
+        while (!stop) {
+            sockaddr_in from{};
+            socklen_t fl = sizeof from;
+            ssize_t n = ::recvfrom(srv, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &fl);
+            if (n <= 0) continue;
+            auto m = stun::parse(std::span<const uint8_t>(buf, size_t(n)));
+            if (!m || m->cls != stun::Class::request) continue;
+            net::Address client(reinterpret_cast<sockaddr *>(&from), fl);
+            stun::Builder b(m->method, stun::Class::success, m->tid);
+            if (m->method == stun::Method::allocate && !m->find(stun::attr::message_integrity)) {
+                b = stun::Builder(m->method, stun::Class::error, m->tid);
+                b.add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 1}).add(stun::attr::realm, "realm").add(stun::attr::nonce, "nonce");
+                auto out = b.finish();
+                ::sendto(srv, out.data(), out.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
+                continue;
+            }
+            if (m->method == stun::Method::allocate) {
+                b.add_xor_address(stun::attr::xor_relayed_address, net::Address::parse("127.0.0.1", 50000))
+                    .add_xor_address(stun::attr::xor_mapped_address, client)
+                    .add_u32(stun::attr::lifetime, 600);
+            } else if (m->method == stun::Method::create_permission) {
+                if (auto peer = m->xor_address(stun::attr::xor_peer_address)) {
+                    std::lock_guard lock(mutex);
+                    permitted.insert(peer->unmapped().ip());
+                }
+            } else if (m->method != stun::Method::refresh) {
+                continue;
+            }
+            auto out = b.finish(key);
+            ::sendto(srv, out.data(), out.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
+        }
+    });
+    auto was_permitted = [&](const std::string &ip) {
+        std::lock_guard lock(mutex);
+        return permitted.count(ip) > 0;
+    };
+    auto wait_permitted = [&](const std::string &ip) {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (!was_permitted(ip) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return was_permitted(ip);
+    };
+
+    net::Loop loop("turn-perm-test");
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<Agent> agent;
+    std::unique_ptr<TurnClient> turn;
+    std::unique_ptr<nat::PeerPaths> stranger, sibling;
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    auto allocated = std::make_shared<std::promise<pp_result>>();
+    auto f = allocated->get_future();
+    loop.call([&] {
+        sock = std::make_unique<net::UdpSocket>(loop, opt);
+        agent = std::make_unique<Agent>(loop, *sock);
+        TurnConfig config;
+        config.server = net::Address(reinterpret_cast<sockaddr *>(&sa), sizeof sa);
+        config.username = "user";
+        config.password = "pass";
+        config.label = "turn:test";
+        turn = std::make_unique<TurnClient>(*agent, *sock, loop, config);
+        turn->allocate([allocated](pp_result rc, const std::string &) { allocated->set_value(rc); });
+    });
+    REQUIRE(f.wait_for(std::chrono::seconds(15)) == std::future_status::ready);
+    REQUIRE(f.get() == PP_OK);
+
+    const auto probe_key = nat::probe_key(std::vector<uint8_t>(16, 7));
+    const std::string session = "0123456789abcdef0123";
+    auto make_paths = [&](uint16_t viewer_port) {
+        nat::PeerPaths::Options o;
+        o.virtual_remote = net::Address::parse("127.0.0.1", viewer_port);  // the viewer's QUIC path
+        o.virtual_local = sock->local_address();
+        o.key = probe_key;
+        o.session = session;
+        return std::make_unique<nat::PeerPaths>(loop, *sock, *agent, turn.get(), o,
+                                                [](nat::PathKind, const net::Address &) {});
+    };
+    const auto third_party = net::Address::parse("127.0.0.2", 40000);
+    loop.call([&] {
+        stranger = make_paths(9);
+        stranger->set_peer_relayed(third_party);
+        CHECK_FALSE(stranger->relay_permitted());
+        CHECK(stranger->counters().relay_unverified == 1);
+        // A viewer's own allocation on our relay: evidence enough (same relay, the ticket's
+        // credentials), permitted at once.
+        sibling = make_paths(10);
+        sibling->set_peer_relayed(net::Address::parse("127.0.0.1", 50001));
+        CHECK(sibling->relay_permitted());
+    });
+    // Requests leave in order on one socket: once the sibling's permission arrived, the stranger's
+    // would have too.
+    REQUIRE(wait_permitted("127.0.0.1"));
+    CHECK_FALSE(was_permitted("127.0.0.2"));
+
+    // A probe from the third party without the probe key proves nothing...
+    auto probe_from = [&](const std::vector<uint8_t> &with_key) {
+        auto wire = stun::Builder(stun::Method::binding, stun::Class::request, stun::new_transaction_id())
+                        .add(stun::attr::username, session)
+                        .finish(with_key);
+        auto m = stun::parse(wire);
+        REQUIRE(m);
+        return loop.call([&] {
+            net::Address local = sock->local_address();
+            net::Datagram d{std::span<const uint8_t>(wire), third_party, local, 0};
+            stranger->on_stun(*m, d);
+            return stranger->relay_permitted();
+        });
+    };
+    CHECK_FALSE(probe_from(nat::probe_key(std::vector<uint8_t>(16, 8))));
+    // ... one with it (the viewer probing from its relayed address) does: now it is permitted.
+    CHECK(probe_from(probe_key));
+    CHECK(wait_permitted("127.0.0.2"));
+
+    loop.call([&] {
+        stranger.reset();
+        sibling.reset();
+        turn.reset();
+        agent.reset();
+        sock.reset();
+    });
+    stop = true;
+    relay.join();
+    ::close(srv);
+}

@@ -1,12 +1,13 @@
 // The host's open port against a client that speaks QUIC and HTTP/3 directly (no pixelpass
 // viewer to be polite): a refused request ends the connection, one connection gets at most two
-// streams of the video, and the pre-auth limits of the QUIC endpoint (docs/SECURITY.md).
+// streams of the video nor force keyframes on everybody's, and the pre-auth limits of the QUIC endpoint (docs/SECURITY.md).
 #include <catch2/catch.hpp>
 
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "fanout/fanout.hpp"
 #include "host/host.hpp"
 #include "ticket/ticket.hpp"
 #include "tunnel_harness.hpp"
@@ -146,4 +147,94 @@ TEST_CASE("refusals are counted, but their events do not flood the log", "[secur
     CHECK(s["totals"]["refused_auth"] == 30);
     CHECK(refused_events <= 10 + static_cast<int>(elapsed) + 1);  // a burst of 10, then 1 per second
     CHECK(s["totals"]["refusals_not_logged"].get<int>() + refused_events == 30);
+}
+
+namespace {
+
+// A video source in miniature: PAT, PMT and a keyframe at start, then one keyframe per request
+// (counted), nothing else. Every joiner after the first finds a stale keyframe.
+class KeyframeOnRequestProducer final : public fanout::Producer {
+public:
+    void start(fanout::Sink &sink) override {
+        sink_ = &sink;
+        sink.on_data(keyframe_with_tables());
+    }
+    void stop() override { sink_ = nullptr; }
+    void request_keyframe() override {  // on the fan-out's control thread, like start()
+        ++asked;
+        if (sink_) sink_->on_data(keyframe_with_tables());
+    }
+    nlohmann::json describe() const override { return {{"kind", "test"}}; }
+    std::atomic<int> asked{0};
+
+private:
+    // PAT (program 1 -> PMT PID 0x20), PMT (H.264 on PID 0x41), then one random-access packet.
+    std::vector<uint8_t> keyframe_with_tables() {
+        std::vector<uint8_t> out;
+        auto packet = [&](uint16_t pid, uint8_t flags, std::initializer_list<uint8_t> body) {
+            std::vector<uint8_t> p(188, 0xff);
+            p[0] = 0x47;
+            p[1] = static_cast<uint8_t>(0x40 | (pid >> 8));
+            p[2] = static_cast<uint8_t>(pid & 0xff);
+            p[3] = static_cast<uint8_t>(flags | (pid == 0x41 ? (cc_++ & 0x0f) : 0));
+            std::copy(body.begin(), body.end(), p.begin() + 4);
+            out.insert(out.end(), p.begin(), p.end());
+        };
+        packet(0, 0x10, {0x00, 0x00, 0xb0, 13, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xe0, 0x20, 0, 0, 0, 0});
+        packet(0x20, 0x10, {0x00, 0x02, 0xb0, 18, 0x00, 0x01, 0xc1, 0x00, 0x00, 0xe0, 0x41, 0xf0, 0x00,
+                            0x1b, 0xe0, 0x41, 0xf0, 0x00, 0, 0, 0, 0});
+        packet(0x41, 0x30, {1, 0x40, 0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1});
+        return out;
+    }
+    fanout::Sink *sink_ = nullptr;
+    uint8_t cc_ = 0;
+};
+
+} // namespace
+
+TEST_CASE("one connection reopening the stream cannot force keyframes on everybody's stream", "[security]") {
+    auto producer = std::make_unique<KeyframeOnRequestProducer>();
+    auto *p = producer.get();
+    fanout::Options o;
+    o.limits.fresh_keyframe = std::chrono::milliseconds(0);  // every reopen finds a stale keyframe
+    Host host(loopback(), {});
+    host.set_source(std::make_shared<fanout::FanoutSource>(std::move(producer), o));
+    host.start();
+    Target t = target_of(host);
+    Client client(t.port, t.pin);
+    REQUIRE(client.up.wait(5s));
+
+    // Open, read the tables and a keyframe, cancel, wait until the host saw the cancel, again.
+    auto reopen_loop = [&](Client &c, int times) {
+        for (int i = 0; i < times; ++i) {
+            auto h = request(c, "/stream.ts", t.bearer, 3 * 188);
+            REQUIRE(h->finished.wait(20s));  // a refused join is served at once (from the held keyframe)
+            REQUIRE(h->status == 200);
+            auto deadline = std::chrono::steady_clock::now() + 20s;
+            while (stats(host)["viewers"].size() != 1 || stats(host)["viewers"][0]["streams"] != 0) {
+                REQUIRE(std::chrono::steady_clock::now() < deadline);
+                std::this_thread::sleep_for(10ms);
+            }
+        }
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    reopen_loop(client, 8);
+    auto took = std::chrono::steady_clock::now() - t0;
+    // The first join starts the producer (its first frame is a keyframe anyway); each of the other
+    // seven used to force one. A loop slowed past 2 s by load may rightly force a second.
+    CHECK(p->asked <= (took < 2s ? 1 : 1 + took / 2s));
+    auto s = stats(host);
+    CHECK(s["totals"]["keyframes_refused"].get<int>() == 7 - p->asked);
+    CHECK(s["viewers"][0]["keyframes_refused"] == s["totals"]["keyframes_refused"]);
+    CHECK(s["viewers"][0]["keyframes_forced"] == p->asked.load());
+    INFO("loop took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+
+    // Another viewer has its own budget: its first join still gets a fresh keyframe at once.
+    int before = p->asked;
+    Client other(t.port, t.pin);
+    REQUIRE(other.up.wait(5s));
+    auto h = request(other, "/stream.ts", t.bearer, 3 * 188);
+    REQUIRE(h->finished.wait(20s));
+    CHECK(h->status == 200);
+    CHECK(p->asked == before + 1);
 }

@@ -127,7 +127,9 @@ void check_version(unsigned got, unsigned known, const char *what) {
 // The size of each pp_host_options layout ever shipped: an older program's struct is only that
 // long, so the library reads (and init writes) that prefix and nothing past it.
 size_t host_options_size(unsigned version) {
-    return version == 1 ? offsetof(pp_host_options, dht_bootstrap) : sizeof(pp_host_options);
+    if (version == 1) return offsetof(pp_host_options, dht_bootstrap);
+    if (version == 2) return offsetof(pp_host_options, one_viewer);
+    return sizeof(pp_host_options);
 }
 
 size_t demo_options_size(unsigned version) {
@@ -177,6 +179,7 @@ pp::HostConfig host_config(const pp_host_options *given) {
     c.fixed_bitrate = o->fixed_bitrate != 0;
     c.publish = str_list(o->publish, o->publish_count);
     c.publish_key = str(o->publish_key);
+    c.one_viewer = o->one_viewer != 0;
     return c;
 }
 

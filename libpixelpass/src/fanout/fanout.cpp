@@ -72,9 +72,9 @@ public:
         control_->reader_gone();
     }
 
-    bool attach() {
+    bool attach(stream::KeyframeBudget *keyframes) {
         attached_ = true;
-        return ring_->attach(cursor_);
+        return ring_->attach(cursor_, keyframes);
     }
 
     std::span<const uint8_t> read(size_t max) override {
@@ -156,7 +156,8 @@ FanoutSource::~FanoutSource() {
     thread_.join();
 }
 
-std::unique_ptr<stream::Reader> FanoutSource::subscribe(std::function<void()> wake) {
+std::unique_ptr<stream::Reader> FanoutSource::subscribe(std::function<void()> wake,
+                                                        stream::KeyframeBudget *keyframes) {
     auto &c = *control_;
     std::lock_guard lock(c.mutex);
     if (c.quit) throw Error(PP_ERR_STATE, "the stream source is shutting down");
@@ -167,7 +168,7 @@ std::unique_ptr<stream::Reader> FanoutSource::subscribe(std::function<void()> wa
     }
     ++c.readers;  // the reader's destructor gives it back
     auto reader = std::make_unique<RingReader>(control_, c.ring, std::move(wake));
-    if (reader->attach()) c.keyframe_wanted = true;
+    if (reader->attach(keyframes)) c.keyframe_wanted = true;
     c.cv.notify_all();
     return reader;
 }

@@ -75,7 +75,8 @@ public:
     FanoutSource &operator=(const FanoutSource &) = delete;
 
     // Thread-safe; never blocks on the producer (it is started on the control thread).
-    std::unique_ptr<stream::Reader> subscribe(std::function<void()> wake) override;
+    using stream::Source::subscribe;
+    std::unique_ptr<stream::Reader> subscribe(std::function<void()> wake, stream::KeyframeBudget *keyframes) override;
     nlohmann::json describe() const override;
 
     // Forwards to the producer (see Producer::set_bitrate).

@@ -101,6 +101,7 @@ void Ring::append(std::vector<std::shared_ptr<Segment>> &pieces) {
         if (seg->keyframe) {
             newest_keyframe_ = end_seq();
             ++keyframes_seen_;
+            keyframe_pending_ = false;
         }
         segments_.push_back(std::move(seg));
         ++segments_seen_;
@@ -195,22 +196,32 @@ void Ring::end(pp_result code, std::string message) {
     }
 }
 
-bool Ring::attach(Cursor &c) {
+bool Ring::attach(Cursor &c, stream::KeyframeBudget *keyframes) {
     std::lock_guard lock(mutex_);
-    bool want_keyframe = false;
     c.awaiting_keyframe = true;
     c.need_psi = true;
     c.want_wake = true;
-    if (newest_keyframe_ && *newest_keyframe_ >= front_seq_ &&
-        Clock::now() - at(*newest_keyframe_)->arrived <= limits_.fresh_keyframe) {
-        c.next_seq = *newest_keyframe_;
-    } else {
-        c.next_seq = end_seq();
-        // Before the first output the encoder's first frame is a keyframe anyway.
-        want_keyframe = end_offset_ > 0;
-    }
     cursors_.push_back(&c);
-    return want_keyframe;
+    bool held = newest_keyframe_ && *newest_keyframe_ >= front_seq_;
+    if (held && Clock::now() - at(*newest_keyframe_)->arrived <= limits_.fresh_keyframe) {
+        c.next_seq = *newest_keyframe_;
+        return false;
+    }
+    c.next_seq = end_seq();
+    // Before the first output the encoder's first frame is a keyframe anyway, and one asked for
+    // by an earlier joiner is on its way: this joiner waits for it with no new request.
+    if (end_offset_ == 0 || keyframe_pending_) return false;
+    if (!keyframes || keyframes->try_force()) {
+        keyframe_pending_ = true;
+        ++keyframes_forced_;
+        return true;
+    }
+    // Refused: the viewer forced one moments ago. Starting at the held keyframe serves it at once
+    // (mpv's second request must not wait a GOP); the data is a little late, and the player's
+    // live-edge catch-up or the slow-reader rule brings it back to live.
+    ++keyframes_refused_;
+    if (held) c.next_seq = *newest_keyframe_;
+    return false;
 }
 
 void Ring::detach(Cursor &c) {
@@ -286,6 +297,8 @@ nlohmann::json Ring::stats() const {
             {"bytes_total", end_offset_},
             {"segments_total", segments_seen_},
             {"keyframes", keyframes_seen_},
+            {"keyframes_forced", keyframes_forced_},
+            {"keyframes_refused", keyframes_refused_},
             {"readers", cursors_.size()},
             {"ended", ended_}};
 }

@@ -20,6 +20,7 @@
 
 #include "fanout/ts.hpp"
 #include "pixelpass.h"
+#include "stream/keyframe_budget.hpp"
 
 namespace pp::fanout {
 
@@ -73,8 +74,11 @@ public:
     // The stream ended (producer stopped or failed). Readers drain what they have, then end.
     void end(pp_result code, std::string message);
 
-    // Registers a cursor. Returns true when the caller should ask the producer for a keyframe.
-    bool attach(Cursor &cursor);
+    // Registers a cursor. Returns true when the caller should ask the producer for a keyframe:
+    // the newest keyframe is stale, none is on its way, and `keyframes` (the joining viewer's
+    // budget; null: no limit) allows forcing one. A joiner the budget refuses starts at the newest
+    // keyframe the ring holds (at most a GOP old) rather than waiting for the next one.
+    bool attach(Cursor &cursor, stream::KeyframeBudget *keyframes = nullptr);
     void detach(Cursor &cursor);
     // The next segment for `cursor`, or null when nothing is ready (the cursor is then woken on
     // the next data). The PAT+PMT segment precedes the first keyframe and every skip.
@@ -117,6 +121,8 @@ private:
     pp_result end_code_ = PP_OK;
     std::string end_message_;
     uint64_t keyframes_seen_ = 0;
+    bool keyframe_pending_ = false;  // attach() asked for one that has not arrived yet
+    uint64_t keyframes_forced_ = 0, keyframes_refused_ = 0;
     uint64_t segments_seen_ = 0;
 
     // Producer thread only (no lock).

@@ -40,6 +40,7 @@
 #include "rendezvous/advice.hpp"
 #include "rendezvous/punch.hpp"
 #include "rendezvous/rendezvous.hpp"
+#include "stream/keyframe_budget.hpp"
 #include "stream/synthetic.hpp"
 #include "ticket/ticket.hpp"
 
@@ -136,12 +137,16 @@ struct Host::Core {
         std::string address;
         int64_t joined;
         std::string found;  // how its path was found, as it joined
+        // Its joins force a keyframe on everybody's stream at most once per 2 s.
+        stream::KeyframeBudget keyframes{};
     };
     std::map<uint64_t, Viewer> viewers;  // by connection id: admitted viewers
+    bool ticket_used = false;            // config.one_viewer: a viewer was admitted
     uint64_t next_viewer_id = 1;
     struct Totals {
         uint64_t requests = 0, joined = 0, refused_full = 0, refused_auth = 0, bytes_sent = 0, drops = 0;
         uint64_t refused_expired = 0, ended_expired = 0, refused_streams = 0, refusals_not_logged = 0;
+        uint64_t keyframes_refused = 0, refused_one_viewer = 0;
     } totals;
     double refusal_tokens = 10;  // token bucket of VIEWER_REFUSED events (see refusal_logged())
     std::chrono::steady_clock::time_point refusal_refill = std::chrono::steady_clock::now();
@@ -193,8 +198,10 @@ struct Host::Core {
         }
         auto it = viewers.find(conn.id());
         if (it == viewers.end()) {
+            if (config.one_viewer && ticket_used) return refuse_used(who);
             if (viewers.size() >= max_viewers) return refuse_full(who);
             it = admit(conn, who);
+            ticket_used = true;
         }
         if (req.path == "/stream.ts" && req.method == "GET" && streams_of(conn) >= max_streams_per_viewer()) {
             ++totals.refused_streams;
@@ -208,7 +215,10 @@ struct Host::Core {
             r.headers.push_back({"cache-control", "no-store"});
             if (req.method == "GET") {
                 net::Waker *w = waker.get();
-                r.reader = source->subscribe([w] { w->wake(); });
+                auto &keyframes = it->second.keyframes;
+                uint64_t refused_before = keyframes.refused();
+                r.reader = source->subscribe([w] { w->wake(); }, &keyframes);
+                totals.keyframes_refused += keyframes.refused() - refused_before;
             }
             return r;
         }
@@ -253,6 +263,21 @@ struct Host::Core {
             return r;
         }
         return std::nullopt;
+    }
+
+    // A one-viewer ticket that already admitted its viewer: 403 and the connection closes.
+    http3::Response refuse_used(const std::string &who) {
+        ++totals.refused_one_viewer;
+        if (refusal_logged())
+            emit({PP_EVENT_VIEWER_REFUSED, PP_LOG_WARNING, 0, PP_ERR_TICKET_REJECTED,
+                  "refused " + who + ": the one-viewer ticket was already used",
+                  nlohmann::json{{"reason", "one-viewer ticket used"}, {"address", who}}.dump()});
+        http3::Response r;
+        r.status = 403;
+        r.close_connection = true;
+        r.headers.push_back({"content-type", "application/json"});
+        r.body = nlohmann::json{{"error", "this ticket admits one viewer and it was already used"}}.dump();
+        return r;
     }
 
     http3::Response refuse_full(const std::string &who) {
@@ -420,7 +445,8 @@ struct Host::Core {
         const auto &pc = p->second->counters();
         return {{"via", p->second->via().to_string()}, {"candidates", p->second->candidates()},
                 {"sent", pc.probes_sent}, {"answered", pc.probes_answered}, {"answers", pc.answers_received},
-                {"peer_reflexive", pc.peer_reflexive}, {"rounds", pc.punch_rounds}};
+                {"peer_reflexive", pc.peer_reflexive}, {"rounds", pc.punch_rounds},
+                {"relay_permitted", p->second->relay_permitted()}, {"relay_unverified", pc.relay_unverified}};
     }
 
     bool on_probe(const nat::stun::Message &m, const net::Datagram &d) {
@@ -589,6 +615,8 @@ struct Host::Core {
                 {"bytes_sent", hs.body_bytes_acked},
                 {"drops", hs.drops},
                 {"streams", hs.streaming},
+                {"keyframes_forced", v.keyframes.forced()},
+                {"keyframes_refused", v.keyframes.refused()},
                 {"joined", v.joined}};
     }
 
@@ -612,6 +640,8 @@ struct Host::Core {
                            {"refused_expired", totals.refused_expired},
                            {"ended_expired", totals.ended_expired},
                            {"refused_streams", totals.refused_streams},
+                           {"keyframes_refused", totals.keyframes_refused},
+                           {"refused_one_viewer", totals.refused_one_viewer},
                            {"refusals_not_logged", totals.refusals_not_logged}}}};
         j["expiry"] = expiry ? nlohmann::json(expiry) : nlohmann::json(nullptr);
         j["expired"] = expired;

@@ -51,6 +51,9 @@ struct HostConfig {
     // stream key for the rtmp ones that name only their application.
     std::vector<std::string> publish;
     std::string publish_key;
+    // The ticket admits one viewer: once a connection's secret was accepted, every other
+    // connection is refused (403), also after that viewer left.
+    bool one_viewer = false;
     // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
     // Tests shorten them to see dead viewers go quickly.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;

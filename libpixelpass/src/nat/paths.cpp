@@ -67,6 +67,7 @@ PeerPaths::PeerPaths(net::Loop &loop, net::UdpSocket &socket, Agent &agent, Turn
     options_.virtual_remote = options_.virtual_remote.unmapped();
     if (options_.started_relayed) {
         peer_relayed_ = options_.virtual_remote;
+        relay_permitted_ = true;  // QUIC's own path comes through it: the relay already lets it in
     } else {
         // The first path is a direct one that already works: it is candidate 0, in use, and its
         // datagrams are watched (an alias onto itself) so silence is noticed.
@@ -91,7 +92,22 @@ PeerPaths::~PeerPaths() {
     }
 }
 
-bool PeerPaths::has_relay() const { return turn_ && turn_->allocated() && !peer_relayed_.empty(); }
+bool PeerPaths::has_relay() const { return turn_ && turn_->allocated() && !peer_relayed_.empty() && relay_permitted_; }
+
+// An address of our own relay: where an allocation made with the ticket's relay credentials lives.
+// Its permission covers only what that relay itself relays (which the host lets in anyway).
+bool PeerPaths::on_our_relay(const net::Address &a) const {
+    if (!turn_) return false;
+    std::string ip = a.unmapped().ip();
+    if (turn_->allocated() && ip == turn_->relayed().unmapped().ip()) return true;
+    return ip == turn_->config().server.unmapped().ip();
+}
+
+void PeerPaths::permit_peer_relayed() {
+    if (relay_permitted_ || !turn_ || peer_relayed_.empty()) return;
+    relay_permitted_ = true;
+    turn_->permit(peer_relayed_);
+}
 
 net::Address PeerPaths::via() const {
     if (active_ >= 0) return candidates_[static_cast<size_t>(active_)].address;
@@ -129,7 +145,12 @@ void PeerPaths::set_peer_relayed(const net::Address &relayed) {
     peer_relayed_ = relayed.unmapped();
     // What the peer sends us through the relay still belongs to QUIC's one path.
     socket_.set_alias(peer_relayed_, options_.virtual_remote, options_.virtual_local);
-    if (turn_) turn_->permit(peer_relayed_);
+    // A ticket holder may name any address here; a permission would let that address send into
+    // our allocation and make it our fallback path. So: only with evidence it is the peer's.
+    if (on_our_relay(peer_relayed_))
+        permit_peer_relayed();
+    else
+        ++counters_.relay_unverified;
 }
 
 void PeerPaths::probe(Candidate &c, int ttl) {
@@ -160,6 +181,7 @@ bool PeerPaths::on_stun(const stun::Message &m, const net::Datagram &d) {
                           .add_xor_address(stun::attr::xor_mapped_address, from)
                           .finish(options_.key);
         if (from == peer_relayed_) {
+            permit_peer_relayed();  // the peer proved the address is its own (the probe key)
             agent_.send(from, answer);  // came through the relay: answered the same way
             return true;
         }

@@ -78,8 +78,13 @@ public:
 
     // The peer's direct candidates (local, reflexive, mapped): probing starts at once.
     void add_candidates(const std::vector<net::Address> &candidates);
-    // The peer's relayed address: the standby path of a connection that started direct.
+    // The peer's relayed address: the standby path of a connection that started direct. The TURN
+    // permission for it (which lets that IP send into our allocation and us send to it) is created
+    // only with evidence that the address is this peer's: it is on our own relay (the peer
+    // allocated with the ticket's relay credentials), or an authenticated probe came from it.
+    // Until then the relay is no standby (docs/SECURITY.md, "TURN permissions").
     void set_peer_relayed(const net::Address &relayed);
+    bool relay_permitted() const { return relay_permitted_; }
     // An authenticated probe (request or answer) of ours? Then it is handled and true comes back.
     bool on_stun(const stun::Message &m, const net::Datagram &d);
 
@@ -89,6 +94,8 @@ public:
     unsigned switches() const { return switches_; }
     struct Counters {
         uint64_t probes_sent = 0, probes_answered = 0, answers_received = 0, peer_reflexive = 0, punch_rounds = 0;
+        // A relayed address offered with no evidence it is the peer's: no permission (yet).
+        uint64_t relay_unverified = 0;
     };
     const Counters &counters() const { return counters_; }
     size_t candidates() const { return candidates_.size(); }
@@ -108,6 +115,8 @@ private:
     void use_direct(Candidate &c);
     uint64_t heard(const Candidate &c) const;
     bool has_relay() const;
+    bool on_our_relay(const net::Address &a) const;
+    void permit_peer_relayed();
 
     net::Loop &loop_;
     net::UdpSocket &socket_;
@@ -116,6 +125,7 @@ private:
     Options options_;
     Changed changed_;
     net::Address peer_relayed_;  // where the relay path reaches the peer
+    bool relay_permitted_ = false;  // the TURN permission for peer_relayed_ exists
     std::vector<Candidate> candidates_;
     int active_ = -1;  // index into candidates_, -1 = relay (or the first path when no relay)
     PathKind kind_;

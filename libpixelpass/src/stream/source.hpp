@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "stream/keyframe_budget.hpp"
+
 namespace pp::stream {
 
 // One viewer's cursor into the stream. Used only on the network loop thread.
@@ -34,7 +36,11 @@ public:
     // Starts a reader at a clean start point (for media: the newest keyframe, after PAT/PMT).
     // `wake` is called from any thread when data arrives after read() came back empty; it must be
     // cheap and thread-safe (the tunnel passes a uv_async_send).
-    virtual std::unique_ptr<Reader> subscribe(std::function<void()> wake) = 0;
+    std::unique_ptr<Reader> subscribe(std::function<void()> wake) { return subscribe(std::move(wake), nullptr); }
+    // The same for a viewer: `keyframes` (the viewer's budget, used only during the call) limits
+    // how often its joins may force a keyframe on everybody's stream; null means no limit (the
+    // host's own readers, e.g. the publisher).
+    virtual std::unique_ptr<Reader> subscribe(std::function<void()> wake, KeyframeBudget *keyframes) = 0;
     // Stream parameters for GET /info (codec, size, fps, bitrate, ...).
     virtual nlohmann::json describe() const = 0;
 };

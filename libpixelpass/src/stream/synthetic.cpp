@@ -275,7 +275,7 @@ SyntheticSource::SyntheticSource(SyntheticConfig config) : config_(config) {
 
 SyntheticSource::~SyntheticSource() = default;
 
-std::unique_ptr<Reader> SyntheticSource::subscribe(std::function<void()> wake) {
+std::unique_ptr<Reader> SyntheticSource::subscribe(std::function<void()> wake, KeyframeBudget *) {
     return std::make_unique<SyntheticReader>(config_, ticker_, std::move(wake));
 }
 

@@ -42,7 +42,9 @@ public:
 
     // Every reader starts at offset 0 and sees the same bytes. `wake` is only ever called for a
     // paced source, from the source's ticker thread, after read() came back empty.
-    std::unique_ptr<Reader> subscribe(std::function<void()> wake) override;
+    // Its bytes have no keyframes: `keyframes` is not used.
+    using Source::subscribe;
+    std::unique_ptr<Reader> subscribe(std::function<void()> wake, KeyframeBudget *keyframes) override;
     // {"kind":"synthetic","rate_bps":N,"length":N|null}
     nlohmann::json describe() const override;
 

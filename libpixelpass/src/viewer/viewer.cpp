@@ -57,6 +57,7 @@ std::string seconds_text(unsigned ms) {
 pp_result status_error(int status) {
     switch (status) {
     case 401: return PP_ERR_TICKET_REJECTED;
+    case 403: return PP_ERR_TICKET_REJECTED;  // a one-viewer ticket already used
     case 503: return PP_ERR_HOST_FULL;
     default: return PP_ERR_PROTOCOL;
     }
@@ -499,7 +500,8 @@ struct Viewer::Core : viewer::Upstream {
             return;
         }
         pp_result code = status_error(status);
-        if (code == PP_ERR_TICKET_REJECTED) fail(code, "ticket rejected by host");
+        if (status == 403) fail(code, "ticket rejected by host: it admits one viewer, and one already joined");
+        else if (code == PP_ERR_TICKET_REJECTED) fail(code, "ticket rejected by host");
         else if (code == PP_ERR_HOST_FULL) fail(code, full_message(body));
         else fail(code, "the host answered /info with HTTP status " + std::to_string(status));
     }
