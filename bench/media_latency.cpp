@@ -84,6 +84,7 @@
 #include "graph_recorder.hpp"
 #endif
 #include "sound_rig.hpp"
+#include "tick_phase.hpp"
 #include "url_reader.hpp"
 
 using namespace std::chrono_literals;
@@ -473,8 +474,10 @@ public:
         return d.contains("pts_epoch_unix_ms") ? double(d["pts_epoch_unix_ms"].get<int64_t>()) : 0;
     }
     const TsTimer &timer() const { return timer_; }
+    const bench::AudioTrack &audio() const { return audio_; }
     void on_data(std::vector<uint8_t> &&bytes) override {
         timer_.feed(bytes, now_unix_ms());
+        audio_.feed(bytes);
         std::lock_guard lock(client_mutex_);
         size_t off = 0;
         while (off < bytes.size()) {
@@ -513,6 +516,7 @@ private:
     uint16_t port_ = 0;
     std::unique_ptr<pp::media::Pipeline> pipeline_;
     TsTimer timer_;
+    bench::AudioTrack audio_;
     std::thread accept_;
     std::atomic<bool> started_{false};
     std::mutex client_mutex_;
@@ -559,6 +563,7 @@ struct Run {
     std::vector<double> recorder_diff;   // per tick: parec recorder − graph recorder, ms (the cross-check)
     std::vector<double> av_sessions;     // each player session's A/V offset (sound − picture medians), ms
     bool graph_clock = false;            // sound timed by PipeWire's graph clock (else parec's sample clock)
+    std::vector<double> tick_phase;      // where the ticks sit past each whole second, read from the stream, ms
     std::vector<double> picture_steady;  // picture latencies outside the live-edge script's catch-ups
     double catchup_ms = 0;               // time spent playing faster than 1x after the warm-up
     size_t catchups = 0;
@@ -578,6 +583,7 @@ void add(Run &into, const Run &r) {
     into.recorder_diff.insert(into.recorder_diff.end(), r.recorder_diff.begin(), r.recorder_diff.end());
     into.av_sessions.insert(into.av_sessions.end(), r.av_sessions.begin(), r.av_sessions.end());
     into.graph_clock = into.graph_clock || r.graph_clock;
+    into.tick_phase.insert(into.tick_phase.end(), r.tick_phase.begin(), r.tick_phase.end());
     into.picture_steady.insert(into.picture_steady.end(), r.picture_steady.begin(), r.picture_steady.end());
     into.catchup_ms += r.catchup_ms;
     into.catchups += r.catchups;
@@ -611,7 +617,11 @@ struct Recorders {
 
 // The sound figures of one session into `r`: tick latencies after the warm-up, continuity, and
 // the two recorders' disagreement per tick.
-void record_sound(Run &r, Recorders &rec, double epoch_ms) {
+void record_sound(Run &r, Recorders &rec, double epoch_ms, const bench::AudioTrack *stream) {
+    if (stream) r.tick_phase = stream->tick_phases_ms();
+    // Without the stream's own account (it could not be decoded) the ticks are taken at whole
+    // seconds, as before session 6, and the report says so.
+    double phase = r.tick_phase.empty() ? 0 : summarize(r.tick_phase).median;
     rec.parec.stop();
     if (rec.graph) rec.graph->stop();
     auto parec = rec.parec.onsets();
@@ -620,7 +630,7 @@ void record_sound(Run &r, Recorders &rec, double epoch_ms) {
         if (parec[i] - parec.front() >= g_warmup_s * 1000) r.read_lateness.push_back(late[i]);
     auto onsets = rec.graph ? rec.graph->onsets() : parec;
     r.graph_clock = rec.graph.has_value();
-    r.sound = bench::tick_latencies(onsets, epoch_ms, g_warmup_s * 1000);
+    r.sound = bench::tick_latencies(onsets, epoch_ms, g_warmup_s * 1000, phase);
     r.tick_error_ms = bench::worst_tick_interval_error(onsets, g_warmup_s * 1000);
     r.ticks = r.sound.size();
     if (!rec.graph || onsets.empty()) return;
@@ -658,7 +668,8 @@ void split_by_catchup(Run &r, const Mpv &mpv, double epoch_ms) {
 }
 
 // mpv on `url` for warm-up + `seconds`, the speaker recorded when there is sound.
-Run measure_mpv(const std::string &url, bool sound, double seconds, const std::function<double()> &epoch) {
+Run measure_mpv(const std::string &url, bool sound, double seconds, const std::function<double()> &epoch,
+                const bench::AudioTrack *stream) {
     std::optional<Recorders> ticks;
     if (sound) ticks.emplace();
     Mpv mpv(url);
@@ -678,7 +689,7 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
     r.avsync = mpv.avsync_ms();
     split_by_catchup(r, mpv, e);
     if (ticks) {
-        record_sound(r, *ticks, e);
+        record_sound(r, *ticks, e, stream);
         if (!r.sound.empty() && !r.picture.empty())
             r.av_sessions.push_back(summarize(r.sound).median - summarize(r.picture).median);
     }
@@ -688,9 +699,20 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
 // When the plain-socket stream's PES left the pipeline (TS at the socket − capture), with sound.
 std::vector<double> g_video_out, g_audio_out;
 
+// A second viewer of the host whose stream only feeds an AudioTrack: where the ticks sit on the
+// timeline of the stream the player gets (the same pipeline; a viewer more on loopback).
+struct StreamTap {
+    bench::AudioTrack track;
+    pp::Viewer viewer;
+    bench::UrlReader reader;
+    explicit StreamTap(const pp::Host &host)
+        : viewer(viewer_config(host), {}),
+          reader(viewer.url(), [this](std::span<const uint8_t> body) { track.feed(body); }) {}
+};
+
 Run run_baseline(bool sound, double seconds, std::pair<size_t, double> *holes) {
     PlainServer server(sound);
-    Run r = measure_mpv(server.url(), sound, seconds, [&] { return server.epoch_ms(); });
+    Run r = measure_mpv(server.url(), sound, seconds, [&] { return server.epoch_ms(); }, &server.audio());
     if (sound) {
         auto v = server.timer().lateness(true, server.epoch_ms()), a = server.timer().lateness(false, server.epoch_ms());
         g_video_out.insert(g_video_out.end(), v.begin(), v.end());
@@ -708,7 +730,9 @@ Run run_pixelpass(bool sound, double seconds) {
     pp::Host host(host_config(sound), {});
     host.start();
     pp::Viewer viewer(viewer_config(host), {});
-    return measure_mpv(viewer.url(), sound, seconds, [&] { return host_epoch_ms(host); });
+    std::optional<StreamTap> tap;
+    if (sound) tap.emplace(host);
+    return measure_mpv(viewer.url(), sound, seconds, [&] { return host_epoch_ms(host); }, tap ? &tap->track : nullptr);
 }
 
 // VLC as `pixelpass view --player vlc` launches it, run as `user` (VLC refuses root), reaching the
@@ -800,6 +824,7 @@ Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds)
     cmd.insert(cmd.begin() + 5, {"-u", "DISPLAY"});  // no picture; and libpulse would ask X11 for a server
     cmd.insert(cmd.end(), args.begin(), args.end());
     Recorders ticks;
+    StreamTap tap(host);
     std::string log = std::string(home) + "/vlc.log";
     int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     pid_t vlc = spawn(cmd, -1, log_fd);
@@ -821,7 +846,7 @@ Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds)
     stop_child(vlc);
     std::filesystem::remove_all(home);
     Run r;
-    record_sound(r, ticks, host_epoch_ms(host));
+    record_sound(r, ticks, host_epoch_ms(host), &tap.track);
     r.audio_output = "vlc default (pulse)";
     return r;
 }
@@ -1164,6 +1189,7 @@ void print_row(const Row &r, bool print, nlohmann::json &report) {
         j["tick_interval_worst_error_ms"] = r.run.tick_error_ms;
         j["parec_read_lateness_ms"] = to_json(summarize(r.run.read_lateness));
         j["parec_minus_graph_ms"] = to_json(summarize(r.run.recorder_diff));
+        j["tick_phase_ms"] = to_json(summarize(r.run.tick_phase));
         if (r.run.underruns_known) j["underruns"] = r.run.underruns;
         if (has_av) j["av_offset_ms"] = s.median - p.median;
         if (!sessions.empty()) j["av_offset_sessions_ms"] = sessions;
@@ -1176,15 +1202,23 @@ void print_row(const Row &r, bool print, nlohmann::json &report) {
 // (and 1 s after each) against all, mpv's own A/V estimate, and how late the recorder's reads were
 // (what its sample clock took out of the sound figures).
 void print_tail(const Row &r) {
-    if (!r.picture || r.run.picture.empty()) return;
-    Stats all = summarize(r.run.picture), steady = summarize(r.run.picture_steady);
-    std::printf("  %-26s picture p95 %.0f ms; outside catch-ups median %.0f / p95 %.0f ms (n=%zu); %zu catch-ups, "
-                "%.1f s at > 1x",
-                r.label.c_str(), all.p95, steady.median, steady.p95, steady.n, r.run.catchups, r.run.catchup_ms / 1000);
-    if (!r.run.avsync.empty()) std::printf("; mpv's A/V estimate median %+.0f ms", summarize(r.run.avsync).median);
+    if (r.run.picture.empty() && r.run.sound.empty()) return;
+    std::printf("  %-26s", r.label.c_str());
+    if (!r.run.picture.empty()) {
+        Stats all = summarize(r.run.picture), steady = summarize(r.run.picture_steady);
+        std::printf(" picture p95 %.0f ms; outside catch-ups median %.0f / p95 %.0f ms (n=%zu); %zu catch-ups, %.1f s "
+                    "at > 1x;",
+                    all.p95, steady.median, steady.p95, steady.n, r.run.catchups, r.run.catchup_ms / 1000);
+    }
+    if (!r.run.avsync.empty()) std::printf(" mpv's A/V estimate median %+.0f ms;", summarize(r.run.avsync).median);
+    if (r.sound && r.run.tick_phase.empty())
+        std::printf(" ticks taken at whole seconds (the stream's audio was not decoded);");
+    else if (r.sound)
+        std::printf(" ticks sit %+.1f ms from the whole second (read from the stream);",
+                    summarize(r.run.tick_phase).median);
     if (!r.run.recorder_diff.empty()) {
         Stats d = summarize(r.run.recorder_diff), l = summarize(r.run.read_lateness);
-        std::printf("; parec − graph clock median %+.1f ms (p95 %+.1f; parec's reads were late by median %.0f / p95 %.0f "
+        std::printf(" parec − graph clock median %+.1f ms (p95 %+.1f; parec's reads were late by median %.0f / p95 %.0f "
                     "ms, taken out by its sample clock)",
                     d.median, d.p95, l.median, l.p95);
     }

@@ -203,14 +203,19 @@ private:
 };
 
 // Sound latencies (ms): each tick heard after `skip_ms` since the first one, against its capture
-// time. Tick k is stream time k s (pts_epoch + 3600 s + k s in Unix ms); a latency under 1 s is
-// assumed (the onset's distance past the last whole stream second).
-inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms) {
+// time. Tick k is produced at stream time k s + `phase_ms` (where the ticks really sit, read from
+// the stream: bench/tick_phase.hpp; pts_epoch + 3600 s + k s + phase in Unix ms); a latency under
+// 1 s is assumed (the onset's distance past the last tick).
+inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms,
+                                          double phase_ms = 0) {
     std::vector<double> out;
     if (onsets.empty()) return out;
-    double stream_zero = epoch_ms + 3600.0 * 1000.0;
+    double stream_zero = epoch_ms + 3600.0 * 1000.0 + phase_ms;
     for (double t : onsets)
-        if (t - onsets.front() >= skip_ms) out.push_back(std::fmod(t - stream_zero, 1000.0));
+        if (t - onsets.front() >= skip_ms) {
+            double v = std::fmod(t - stream_zero, 1000.0);
+            out.push_back(v < 0 ? v + 1000.0 : v);
+        }
     return out;
 }
 
