@@ -24,11 +24,20 @@ namespace bench {
 // Collects the AAC track of a TS byte stream: each PES's ADTS payload with its PTS (90 kHz).
 class AudioTrack {
 public:
-    void feed(std::span<const uint8_t> bytes) {
+    // Any slicing of the byte stream (an HTTP body arrives in arbitrary pieces): a packet split
+    // between two calls is put together first.
+    void feed(std::span<const uint8_t> body) {
         namespace ts = pp::fanout::ts;
         std::lock_guard lock(mutex_);
-        for (size_t at = 0; at + ts::kPacketSize <= bytes.size(); at += ts::kPacketSize) {
-            auto packet = bytes.subspan(at, ts::kPacketSize);
+        pending_.insert(pending_.end(), body.begin(), body.end());
+        size_t at = 0;
+        while (at < pending_.size() && pending_[at] != 0x47) ++at;  // sync byte
+        for (; at + ts::kPacketSize <= pending_.size(); at += ts::kPacketSize) {
+            if (pending_[at] != 0x47) {  // lost sync: find the next sync byte
+                at -= ts::kPacketSize - 1;
+                continue;
+            }
+            auto packet = std::span<const uint8_t>(pending_).subspan(at, ts::kPacketSize);
             tracker_.feed(packet);
             auto p = ts::parse_packet(packet);
             if (!p || !p->has_payload || tracker_.audio_pid() == 0 || p->pid != tracker_.audio_pid()) continue;
@@ -44,6 +53,7 @@ public:
             pes_.back().adts.insert(pes_.back().adts.end(), payload.begin(), payload.end());
             bytes_ += payload.size();
         }
+        pending_.erase(pending_.begin(), pending_.begin() + long(std::min(at, pending_.size())));
     }
     // Each tick's place past the whole second on the stream's timeline (ms, −500..500), except
     // ticks in the first 100 ms of what was read (the stream's first tick, audiotestsrc's sample 0,
@@ -126,6 +136,7 @@ private:
     mutable std::mutex mutex_;
     pp::fanout::ts::ProgramTracker tracker_;
     std::vector<Pes> pes_;
+    std::vector<uint8_t> pending_;
     size_t bytes_ = 0;
 };
 
