@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
@@ -25,7 +26,7 @@ namespace bench {
 
 class GraphTickRecorder {
 public:
-    GraphTickRecorder() {
+    explicit GraphTickRecorder(const std::string &sink = "speaker") {
         pw_init(nullptr, nullptr);
         mono_to_unix_ms_ = mono_to_unix_offset_ms();
         loop_ = pw_thread_loop_new("pp-tick-graph", nullptr);
@@ -34,7 +35,7 @@ public:
         // so the recorder does not make the graph slower than the players would.
         pw_properties *props = pw_properties_new(PW_KEY_MEDIA_TYPE, "Audio", PW_KEY_MEDIA_CATEGORY, "Capture",
                                                  PW_KEY_MEDIA_ROLE, "Production", PW_KEY_STREAM_CAPTURE_SINK, "true",
-                                                 PW_KEY_TARGET_OBJECT, "speaker", PW_KEY_NODE_LATENCY, "256/48000",
+                                                 PW_KEY_TARGET_OBJECT, sink.c_str(), PW_KEY_NODE_LATENCY, "256/48000",
                                                  nullptr);
         events_.version = PW_VERSION_STREAM_EVENTS;
         events_.process = &GraphTickRecorder::on_process;

@@ -36,6 +36,8 @@
 // --calibrate: the known-signal check alone (ticks played by a pulsesink against the graph clock,
 // see recorder_delay_once), --rounds times.
 // --drift: one pixelpass session with sound for --seconds; first vs last minute (see run_drift).
+// --x11-sound: the X11 desktop source (the benchmark's Xvfb) with the desktop's sound, one
+// pixelpass session into the printed mpv command (see run_x11_sound).
 //
 // Usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate
 #include <arpa/inet.h>
@@ -594,18 +596,23 @@ void add(Run &into, const Run &r) {
 #if !PP_BENCH_PIPEWIRE
 namespace bench {
 struct GraphTickRecorder {  // never constructed: built without libpipewire
+    explicit GraphTickRecorder(const std::string &) {}
     std::vector<double> onsets() const { return {}; }
     void stop() {}
 };
 } // namespace bench
 #endif
+// The sink the players' sound is recorded from ("listener" in --x11-sound, where "speaker" is the
+// desktop's sound the host captures).
+std::string g_player_sink = "speaker";
+
 struct Recorders {
     std::optional<bench::GraphTickRecorder> graph;
-    bench::TickRecorder parec;
+    bench::TickRecorder parec{g_player_sink};
     Recorders() {
 #if PP_BENCH_PIPEWIRE
         try {
-            graph.emplace();
+            graph.emplace(g_player_sink);
         } catch (const std::exception &e) {
             std::fprintf(stderr, "media-latency: no graph-clock recorder (%s): sound timed by parec alone\n", e.what());
         }
@@ -1344,12 +1351,113 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     return 0;
 }
 
+// ---- --x11-sound: the X11 desktop source with sound ----
+
+// A real desktop share with sound: the host captures the benchmark's Xvfb (where mpv's own window
+// moves) and what the machine plays: the default sink's monitor ("speaker"). A GStreamer tick
+// player plays the test ticks there (the desktop's sound); so that the player's sound is not
+// captured again, mpv's stream, started with the printed command, is moved to a second null sink
+// "listener" once it appears (pactl move-sink-input), and the recorders listen there. The ticks'
+// capture times come from the stream itself (tick_phase.hpp), so the tick player's own timing
+// does not matter.
+std::string pactl(const std::string &args) {
+    std::string out;
+    FILE *p = popen(("pactl " + args + " 2>/dev/null").c_str(), "r");
+    if (!p) return out;
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+    return out;
+}
+
+// Moves every playback stream on "speaker" but the tick player's to "listener"; true once one was.
+bool move_players_to_speaker() {
+    bool moved = false;
+    std::istringstream lines(pactl("list short sink-inputs"));
+    std::string line;
+    auto desktop = pactl("list short sinks");
+    std::string desktop_id;
+    std::istringstream sinks(desktop);
+    while (std::getline(sinks, line)) {
+        std::istringstream w(line);
+        std::string id, name;
+        w >> id >> name;
+        if (name == "speaker") desktop_id = id;
+    }
+    while (std::getline(lines, line)) {
+        std::istringstream w(line);
+        std::string id, sink, client, driver;
+        w >> id >> sink >> client >> driver;
+        if (sink != desktop_id) continue;
+        std::string props = pactl("list sink-inputs");
+        auto at = props.find("Sink Input #" + id);
+        auto end = props.find("Sink Input #", at + 1);
+        std::string mine = props.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        if (mine.find("pp-desktop-ticks") != std::string::npos) continue;
+        pactl("move-sink-input " + id + " listener");
+        moved = true;
+    }
+    return moved;
+}
+
+int run_x11_sound(double seconds) {
+    bench::SoundRig rig(std::string(PP_SOURCE_ROOT) + "/tests/integration/audio_rig.sh");
+    if (g_display.empty()) throw std::runtime_error("--x11-sound needs Xvfb (apt-get install xvfb)");
+    pactl("load-module module-null-sink sink_name=listener");
+    wait_for([] { return pactl("list short sinks").find("listener") != std::string::npos; }, 20s, "the 'listener' sink");
+    g_player_sink = "listener";
+    pp::media::ensure_gst();
+    GError *raw = nullptr;
+    pp::media::ElementPtr ticks = pp::media::sink_ref(gst_parse_launch(
+        "audiotestsrc is-live=true wave=ticks freq=880 volume=0.3 samplesperbuffer=480 ! "
+        "audio/x-raw,format=S16LE,rate=48000,channels=2 ! "
+        "pulsesink device=speaker client-name=pp-desktop-ticks stream-properties=\"props,application.name=pp-desktop-ticks\"",
+        &raw));
+    if (raw) g_error_free(raw);
+    if (!ticks) throw std::runtime_error("cannot build the desktop tick player");
+    gst_element_set_state(ticks.get(), GST_STATE_PLAYING);
+    setenv("DISPLAY", g_display.c_str(), 1);
+    pp::HostConfig c = host_config(true);
+    c.source = "x11";
+    Run r;
+    {
+        pp::Host host(c, {});
+        host.start();
+        pp::Viewer viewer(viewer_config(host), {});
+        StreamTap tap(host);
+        std::atomic<bool> done{false};
+        std::thread mover([&] {
+            auto deadline = Clock::now() + 60s;
+            while (!done && Clock::now() < deadline && !move_players_to_speaker()) std::this_thread::sleep_for(50ms);
+        });
+        try {
+            r = measure_mpv(viewer.url(), true, seconds, [&] { return host_epoch_ms(host); }, &tap.track);
+        } catch (...) {
+            done = true;
+            mover.join();
+            throw;
+        }
+        done = true;
+        mover.join();
+    }
+    gst_element_set_state(ticks.get(), GST_STATE_NULL);
+    nlohmann::json report;
+    Row row{"X11 + sound, pixelpass", r, true, true};
+    std::printf("X11 desktop (Xvfb %s, 1920x1080 → 720p30 x264) with its sound (ticks played into the default sink "
+                "'speaker', captured from its monitor), the printed mpv command moved to 'listener':\n",
+                g_display.c_str());
+    print_row(row, true, report);
+    print_tail(row);
+    std::printf("%s\n", report.dump().c_str());
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
     double seconds = 10;
     int rounds = 2;
-    bool json_only = false, stages = false, vlc = true, calibrate = false, drift = false;
+    bool json_only = false, stages = false, vlc = true, calibrate = false, drift = false, x11 = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
@@ -1361,8 +1469,9 @@ int main(int argc, char **argv) {
         else if (a == "--stages") stages = true;
         else if (a == "--calibrate") calibrate = true;
         else if (a == "--drift") drift = true;
+        else if (a == "--x11-sound") x11 = true;
         else {
-            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate | --drift\n";
+            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate | --drift | --x11-sound\n";
             return 2;
         }
     }
@@ -1394,7 +1503,7 @@ int main(int argc, char **argv) {
     pid_t xvfb = start_xvfb();
     int rc = 1;
     try {
-        rc = drift ? run_drift(seconds) : run_comparison(seconds, rounds, json_only, vlc);
+        rc = x11 ? run_x11_sound(seconds) : drift ? run_drift(seconds) : run_comparison(seconds, rounds, json_only, vlc);
     } catch (const std::exception &e) {
         std::cerr << "media-latency: " << e.what() << "\n";
     }

@@ -103,7 +103,8 @@ private:
 // stretch of lost samples (the record stream overflowing) moves only the figures around it.
 class TickRecorder {
 public:
-    TickRecorder() {
+    explicit TickRecorder(const std::string &sink = "speaker") {
+        std::string device = "--device=" + sink + ".monitor";
         int out[2];
         if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
         pid_ = fork();
@@ -111,7 +112,7 @@ public:
             dup2(out[1], 1);
             int null = open("/dev/null", O_WRONLY);
             dup2(null, 2);
-            execlp("parec", "parec", "--device=speaker.monitor", "--raw", "--format=s16le", "--rate=48000",
+            execlp("parec", "parec", device.c_str(), "--raw", "--format=s16le", "--rate=48000",
                    "--channels=1", "--latency-msec=5", nullptr);
             _exit(127);
         }
