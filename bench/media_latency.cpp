@@ -12,9 +12,11 @@
 // Picture: each frame carries its capture time (pipeline PTS epoch + PTS). The reporting script
 // prints, after each displayed frame ("tick"), mpv's clock and the frame's time-pos; mpv's clock is
 // mapped to Unix time by the smallest (arrival − mpv clock) over all lines. Latency = display −
-// capture. Sound: the test source ticks at every whole second of stream time; a recorder on the
-// speaker's monitor notes when each tick is heard. Latency = heard − capture; A/V offset = sound −
-// picture (positive: the sound comes late). Audio continuity: after the warm-up the ticks must be
+// capture. Sound: the test source ticks at every whole second of stream time; a PipeWire capture
+// stream on the speaker's monitor notes when each tick is played, on the graph's own clock
+// (bench/graph_recorder.hpp: no reader's wake-up in the figure), and parec on its sample clock
+// records the same ticks as a cross-check. Latency = heard − capture; A/V offset = sound −
+// picture (positive: the sound comes late), with the range over the player sessions. Audio continuity: after the warm-up the ticks must be
 // 1 s apart (a gap or an underrun moves them), and the stream's AAC timestamps must have no holes.
 //   baseline   the same media::Pipeline (720p30, x264 ultrafast/zerolatency) written straight from
 //              its appsink to the player over a plain HTTP socket on loopback: no QUIC, no fan-out
@@ -31,8 +33,11 @@
 // its connect to its first decoded picture (in-process decoder = "first clean frame"), and to
 // mpv's first displayed frame (mpv's own start-up included).
 //
-// --calibrate: only the recorder's own delay (see recorder_delay_ms), --rounds times.
+// --calibrate: the known-signal check alone (ticks played by a pulsesink against the graph clock,
+// see recorder_delay_once), --rounds times.
 // --drift: one pixelpass session with sound for --seconds; first vs last minute (see run_drift).
+// --x11-sound: the X11 desktop source (the benchmark's Xvfb) with the desktop's sound, one
+// pixelpass session into the printed mpv command (see run_x11_sound).
 //
 // Usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate
 #include <arpa/inet.h>
@@ -77,7 +82,11 @@
 #include "media/pipeline.hpp"
 #include "player/player.hpp"
 #include "viewer/viewer.hpp"
+#if PP_BENCH_PIPEWIRE
+#include "graph_recorder.hpp"
+#endif
 #include "sound_rig.hpp"
+#include "tick_phase.hpp"
 #include "url_reader.hpp"
 
 using namespace std::chrono_literals;
@@ -98,6 +107,12 @@ mp.register_event("tick", function()
 end)
 -- clock lines carry the demuxer's queue (s): the player's share of the latency
 mp.add_periodic_timer(0.02, function() out("C", mp.get_property_number("demuxer-cache-duration") or -1) end)
+-- playback speed (the live-edge script's catch-up) and mpv's own A/V estimate, for the tail analysis
+mp.observe_property("speed", "number", function(_, v) if v then out("S", v) end end)
+mp.add_periodic_timer(0.1, function()
+  local d = mp.get_property_number("avsync")
+  if d then out("A", d) end
+end)
 -- the audio output's underruns (mpv warns "Audio device underrun detected."): gaps in the sound
 mp.enable_messages("warn")
 mp.register_event("log-message", function(e)
@@ -199,8 +214,7 @@ public:
     // After stop(): every displayed frame.
     std::vector<Frame> frames() const {
         std::lock_guard lock(mutex_);
-        double offset = 1e300;
-        for (const auto &l : lines_) offset = std::min(offset, l.arrival_ms - l.mpv_s * 1000);
+        double offset = clock_offset_locked();
         std::vector<Frame> out;
         for (const auto &l : lines_)
             if (l.kind == 'F') out.push_back({l.mpv_s * 1000 + offset, l.pts});
@@ -229,6 +243,27 @@ public:
             if (l.kind == 'U' && first >= 0 && l.arrival_ms - first >= g_warmup_s * 1000) ++n;
         }
         return n;
+    }
+    // mpv's own A/V estimate (s, audio − video as mpv sees it) after the warm-up, in ms.
+    std::vector<double> avsync_ms() const { return after_warmup('A', 1000); }
+    // Unix ms spans (after the clock mapping) in which mpv played faster than 1x: the live-edge
+    // script catching up on a backlog.
+    std::vector<std::pair<double, double>> speedup_spans() const {
+        std::lock_guard lock(mutex_);
+        double offset = clock_offset_locked();
+        std::vector<std::pair<double, double>> out;
+        double since = -1;
+        for (const auto &l : lines_) {
+            if (l.kind != 'S') continue;
+            double t = l.mpv_s * 1000 + offset;
+            if (l.pts > 1.0 && since < 0) since = t;
+            if (l.pts <= 1.0 && since >= 0) {
+                out.push_back({since, t});
+                since = -1;
+            }
+        }
+        if (since >= 0) out.push_back({since, 1e300});
+        return out;
     }
     std::optional<double> first_frame_unix_ms() const {
         auto f = frames();
@@ -259,9 +294,26 @@ public:
 
 private:
     struct Line {
-        char kind;  // F frame shown, C clock (pts = demuxer queue), U audio underrun
+        char kind;  // F frame shown, C clock (pts = demuxer queue), U audio underrun, S speed, A avsync
         double mpv_s, pts, arrival_ms;
     };
+    // mpv's clock → Unix ms: the smallest (arrival − mpv clock) over all lines.
+    double clock_offset_locked() const {
+        double offset = 1e300;
+        for (const auto &l : lines_) offset = std::min(offset, l.arrival_ms - l.mpv_s * 1000);
+        return offset;
+    }
+    // The values of `kind` lines after the warm-up (counted from the first frame), times `scale`.
+    std::vector<double> after_warmup(char kind, double scale) const {
+        std::lock_guard lock(mutex_);
+        std::vector<double> out;
+        double first = -1;
+        for (const auto &l : lines_) {
+            if (l.kind == 'F' && first < 0) first = l.arrival_ms;
+            if (l.kind == kind && first >= 0 && l.arrival_ms - first >= g_warmup_s * 1000) out.push_back(l.pts * scale);
+        }
+        return out;
+    }
     void read_loop() {
         std::string buf;
         char chunk[4096];
@@ -424,8 +476,10 @@ public:
         return d.contains("pts_epoch_unix_ms") ? double(d["pts_epoch_unix_ms"].get<int64_t>()) : 0;
     }
     const TsTimer &timer() const { return timer_; }
+    const bench::AudioTrack &audio() const { return audio_; }
     void on_data(std::vector<uint8_t> &&bytes) override {
         timer_.feed(bytes, now_unix_ms());
+        audio_.feed(bytes);
         std::lock_guard lock(client_mutex_);
         size_t off = 0;
         while (off < bytes.size()) {
@@ -464,6 +518,7 @@ private:
     uint16_t port_ = 0;
     std::unique_ptr<pp::media::Pipeline> pipeline_;
     TsTimer timer_;
+    bench::AudioTrack audio_;
     std::thread accept_;
     std::atomic<bool> started_{false};
     std::mutex client_mutex_;
@@ -505,6 +560,15 @@ struct Run {
     size_t underruns = 0;                // mpv's audio underruns after the warm-up
     bool underruns_known = false;
     std::string audio_output;
+    std::vector<double> avsync;          // mpv's own A/V estimate, ms
+    std::vector<double> read_lateness;   // what the parec recorder's sample clock took out, ms per tick
+    std::vector<double> recorder_diff;   // per tick: parec recorder − graph recorder, ms (the cross-check)
+    std::vector<double> av_sessions;     // each player session's A/V offset (sound − picture medians), ms
+    bool graph_clock = false;            // sound timed by PipeWire's graph clock (else parec's sample clock)
+    std::vector<double> tick_phase;      // where the ticks sit past each whole second, read from the stream, ms
+    std::vector<double> picture_steady;  // picture latencies outside the live-edge script's catch-ups
+    double catchup_ms = 0;               // time spent playing faster than 1x after the warm-up
+    size_t catchups = 0;
 };
 
 void add(Run &into, const Run &r) {
@@ -516,11 +580,104 @@ void add(Run &into, const Run &r) {
     into.underruns += r.underruns;
     into.underruns_known = into.underruns_known || r.underruns_known;
     if (!r.audio_output.empty()) into.audio_output = r.audio_output;
+    into.avsync.insert(into.avsync.end(), r.avsync.begin(), r.avsync.end());
+    into.read_lateness.insert(into.read_lateness.end(), r.read_lateness.begin(), r.read_lateness.end());
+    into.recorder_diff.insert(into.recorder_diff.end(), r.recorder_diff.begin(), r.recorder_diff.end());
+    into.av_sessions.insert(into.av_sessions.end(), r.av_sessions.begin(), r.av_sessions.end());
+    into.graph_clock = into.graph_clock || r.graph_clock;
+    into.tick_phase.insert(into.tick_phase.end(), r.tick_phase.begin(), r.tick_phase.end());
+    into.picture_steady.insert(into.picture_steady.end(), r.picture_steady.begin(), r.picture_steady.end());
+    into.catchup_ms += r.catchup_ms;
+    into.catchups += r.catchups;
+}
+
+// The speaker's recorders, started before the player: PipeWire's graph clock (the figures) when it
+// can connect, and parec on its sample clock (the cross-check, or the figures without the other).
+#if !PP_BENCH_PIPEWIRE
+namespace bench {
+struct GraphTickRecorder {  // never constructed: built without libpipewire
+    explicit GraphTickRecorder(const std::string &) {}
+    std::vector<double> onsets() const { return {}; }
+    void stop() {}
+};
+} // namespace bench
+#endif
+// The sink the players' sound is recorded from ("listener" in --x11-sound, where "speaker" is the
+// desktop's sound the host captures).
+std::string g_player_sink = "speaker";
+
+struct Recorders {
+    std::optional<bench::GraphTickRecorder> graph;
+    bench::TickRecorder parec{g_player_sink};
+    Recorders() {
+#if PP_BENCH_PIPEWIRE
+        try {
+            graph.emplace(g_player_sink);
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "media-latency: no graph-clock recorder (%s): sound timed by parec alone\n", e.what());
+        }
+#else
+        std::fprintf(stderr, "media-latency: built without libpipewire: sound timed by parec alone\n");
+#endif
+    }
+};
+
+// The sound figures of one session into `r`: tick latencies after the warm-up, continuity, and
+// the two recorders' disagreement per tick.
+void record_sound(Run &r, Recorders &rec, double epoch_ms, const bench::AudioTrack *stream) {
+    if (stream) r.tick_phase = stream->tick_phases_ms();
+    // Without the stream's own account (it could not be decoded) the ticks are taken at whole
+    // seconds, as before session 6, and the report says so.
+    double phase = r.tick_phase.empty() ? 0 : summarize(r.tick_phase).median;
+    rec.parec.stop();
+    if (rec.graph) rec.graph->stop();
+    auto parec = rec.parec.onsets();
+    auto late = rec.parec.read_lateness_ms();
+    for (size_t i = 0; i < parec.size(); ++i)
+        if (parec[i] - parec.front() >= g_warmup_s * 1000) r.read_lateness.push_back(late[i]);
+    auto onsets = rec.graph ? rec.graph->onsets() : parec;
+    r.graph_clock = rec.graph.has_value();
+    r.sound = bench::tick_latencies(onsets, epoch_ms, g_warmup_s * 1000, phase);
+    r.tick_error_ms = bench::worst_tick_interval_error(onsets, g_warmup_s * 1000);
+    r.ticks = r.sound.size();
+    if (!rec.graph || onsets.empty()) return;
+    for (double g : onsets) {
+        if (g - onsets.front() < g_warmup_s * 1000) continue;
+        auto near = std::min_element(parec.begin(), parec.end(),
+                                     [g](double a, double b) { return std::abs(a - g) < std::abs(b - g); });
+        if (near != parec.end() && std::abs(*near - g) < 300) r.recorder_diff.push_back(*near - g);
+    }
+}
+
+// Splits the picture figures by the live-edge script's catch-ups (mpv faster than 1x, plus 1 s
+// after each, while the last of the backlog plays): is the tail a backlog being played away (a
+// stall upstream or in mpv), or steady lateness?
+void split_by_catchup(Run &r, const Mpv &mpv, double epoch_ms) {
+    auto frames = mpv.frames();
+    if (frames.empty()) return;
+    double start = frames.front().display_unix_ms + g_warmup_s * 1000;
+    auto spans = mpv.speedup_spans();
+    double end = frames.back().display_unix_ms;
+    for (auto [from, to] : spans) {
+        double a = std::max(from, start), b = std::min(to, end);
+        if (b > a) {
+            r.catchup_ms += b - a;
+            ++r.catchups;
+        }
+    }
+    for (const auto &f : frames) {
+        if (f.display_unix_ms < start) continue;
+        bool in_catchup = std::any_of(spans.begin(), spans.end(), [&](auto s) {
+            return f.display_unix_ms >= s.first && f.display_unix_ms <= s.second + 1000;
+        });
+        if (!in_catchup) r.picture_steady.push_back(f.display_unix_ms - (epoch_ms + f.pts_s * 1000));
+    }
 }
 
 // mpv on `url` for warm-up + `seconds`, the speaker recorded when there is sound.
-Run measure_mpv(const std::string &url, bool sound, double seconds, const std::function<double()> &epoch) {
-    std::optional<bench::TickRecorder> ticks;
+Run measure_mpv(const std::string &url, bool sound, double seconds, const std::function<double()> &epoch,
+                const bench::AudioTrack *stream) {
+    std::optional<Recorders> ticks;
     if (sound) ticks.emplace();
     Mpv mpv(url);
     wait_for([&] {
@@ -536,12 +693,12 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
     r.audio_output = mpv.audio_output();
     r.underruns = mpv.underruns();
     r.underruns_known = sound;
+    r.avsync = mpv.avsync_ms();
+    split_by_catchup(r, mpv, e);
     if (ticks) {
-        ticks->stop();
-        auto onsets = ticks->onsets();
-        r.sound = bench::tick_latencies(onsets, e, g_warmup_s * 1000);
-        r.tick_error_ms = bench::worst_tick_interval_error(onsets, g_warmup_s * 1000);
-        r.ticks = r.sound.size();
+        record_sound(r, *ticks, e, stream);
+        if (!r.sound.empty() && !r.picture.empty())
+            r.av_sessions.push_back(summarize(r.sound).median - summarize(r.picture).median);
     }
     return r;
 }
@@ -549,9 +706,20 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
 // When the plain-socket stream's PES left the pipeline (TS at the socket − capture), with sound.
 std::vector<double> g_video_out, g_audio_out;
 
+// A second viewer of the host whose stream only feeds an AudioTrack: where the ticks sit on the
+// timeline of the stream the player gets (the same pipeline; a viewer more on loopback).
+struct StreamTap {
+    bench::AudioTrack track;
+    pp::Viewer viewer;
+    bench::UrlReader reader;
+    explicit StreamTap(const pp::Host &host)
+        : viewer(viewer_config(host), {}),
+          reader(viewer.url(), [this](std::span<const uint8_t> body) { track.feed(body); }) {}
+};
+
 Run run_baseline(bool sound, double seconds, std::pair<size_t, double> *holes) {
     PlainServer server(sound);
-    Run r = measure_mpv(server.url(), sound, seconds, [&] { return server.epoch_ms(); });
+    Run r = measure_mpv(server.url(), sound, seconds, [&] { return server.epoch_ms(); }, &server.audio());
     if (sound) {
         auto v = server.timer().lateness(true, server.epoch_ms()), a = server.timer().lateness(false, server.epoch_ms());
         g_video_out.insert(g_video_out.end(), v.begin(), v.end());
@@ -569,7 +737,9 @@ Run run_pixelpass(bool sound, double seconds) {
     pp::Host host(host_config(sound), {});
     host.start();
     pp::Viewer viewer(viewer_config(host), {});
-    return measure_mpv(viewer.url(), sound, seconds, [&] { return host_epoch_ms(host); });
+    std::optional<StreamTap> tap;
+    if (sound) tap.emplace(host);
+    return measure_mpv(viewer.url(), sound, seconds, [&] { return host_epoch_ms(host); }, tap ? &tap->track : nullptr);
 }
 
 // VLC as `pixelpass view --player vlc` launches it, run as `user` (VLC refuses root), reaching the
@@ -660,14 +830,15 @@ Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds)
                                     "PULSE_SERVER=" + rig.pulse_server_for_others(home)};
     cmd.insert(cmd.begin() + 5, {"-u", "DISPLAY"});  // no picture; and libpulse would ask X11 for a server
     cmd.insert(cmd.end(), args.begin(), args.end());
-    bench::TickRecorder ticks;
+    Recorders ticks;
+    StreamTap tap(host);
     std::string log = std::string(home) + "/vlc.log";
     int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     pid_t vlc = spawn(cmd, -1, log_fd);
     close(log_fd);
     // Started once the speaker hears the first tick (VLC has no per-frame report).
     try {
-        wait_for([&] { return !ticks.onsets().empty(); }, 60s, "VLC's first tick on the speaker");
+        wait_for([&] { return !ticks.parec.onsets().empty(); }, 60s, "VLC's first tick on the speaker");
     } catch (const std::exception &) {
         stop_child(vlc);
         std::ifstream in(log);
@@ -680,14 +851,9 @@ Run run_vlc(const std::string &user, const bench::SoundRig &rig, double seconds)
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
     stop_child(vlc);
-    ticks.stop();
     std::filesystem::remove_all(home);
     Run r;
-    auto onsets = ticks.onsets();
-    double e = host_epoch_ms(host);
-    r.sound = bench::tick_latencies(onsets, e, g_warmup_s * 1000);
-    r.tick_error_ms = bench::worst_tick_interval_error(onsets, g_warmup_s * 1000);
-    r.ticks = r.sound.size();
+    record_sound(r, ticks, host_epoch_ms(host), &tap.track);
     r.audio_output = "vlc default (pulse)";
     return r;
 }
@@ -797,11 +963,13 @@ pid_t start_xvfb() {
 // source's ticks into the speaker. GStreamer's audio sink places each sample by the device delay
 // the sound server reports, so the sample of running time t is due at the speaker at base time +
 // t + the pipeline's latency: tick k at base + k s + latency. Recorder delay = heard − due over the
-// ticks after the first second; it is what the monitor (a PipeWire cycle) and parec's fragments
-// add to every sound figure. The sink keeps its first placement (slave-method=none: skew slaving
-// jumps by its 40 ms tolerance when a loaded machine delays the sink's thread), and that placement
-// varies by some ms from start to start, so the calibration restarts the sink `starts` times and
-// takes the median of all ticks. Nothing when it cannot play.
+// ticks after the first second; it is what the monitor (a PipeWire cycle) and parec add to every
+// sound figure that the recorder's sample clock cannot see (TickRecorder: the shortest delivery).
+// The sink keeps its first placement (slave-method=none: skew slaving jumps by its 40 ms tolerance
+// when a loaded machine delays the sink's thread), and that placement varies from start to start,
+// so the calibration restarts the sink `starts` times: the median of all ticks is the delay, the
+// spread of the starts' medians its uncertainty (within one start the ticks are whole seconds of
+// samples apart, so they vary only with the recorder's clock). Nothing when it cannot play.
 bool recorder_delay_once(double seconds, std::vector<double> &delays, std::string &why) {
     pp::media::ensure_gst();
     GError *raw = nullptr;
@@ -819,7 +987,7 @@ bool recorder_delay_once(double seconds, std::vector<double> &delays, std::strin
     pp::media::GstPtr<GstClock> clock(GST_CLOCK(gst_object_ref_sink(
         g_object_new(GST_TYPE_SYSTEM_CLOCK, "clock-type", GST_CLOCK_TYPE_REALTIME, "name", "pp-cal", nullptr))));
     gst_pipeline_use_clock(GST_PIPELINE(pipeline.get()), clock.get());
-    bench::TickRecorder ticks;
+    Recorders ticks;
     gst_element_set_state(pipeline.get(), GST_STATE_PLAYING);
     GstState state = GST_STATE_NULL;
     if (gst_element_get_state(pipeline.get(), &state, nullptr, 10 * GST_SECOND) == GST_STATE_CHANGE_FAILURE ||
@@ -835,10 +1003,11 @@ bool recorder_delay_once(double seconds, std::vector<double> &delays, std::strin
     gst_query_unref(query);
     double due_zero_ms = double(gst_element_get_base_time(pipeline.get()) + min_latency) / 1e6;
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    ticks.stop();
+    ticks.parec.stop();
+    if (ticks.graph) ticks.graph->stop();
     gst_element_set_state(pipeline.get(), GST_STATE_NULL);
     size_t before = delays.size();
-    for (double t : ticks.onsets())
+    for (double t : ticks.graph ? ticks.graph->onsets() : ticks.parec.onsets())
         if (t - due_zero_ms >= 1000) delays.push_back(std::fmod(t - due_zero_ms, 1000.0));
     if (delays.size() - before < 2) {
         why = "the recorder heard " + std::to_string(delays.size() - before) + " of the calibration ticks";
@@ -848,15 +1017,32 @@ bool recorder_delay_once(double seconds, std::vector<double> &delays, std::strin
 }
 
 struct RecorderDelay {
-    double median = 0, low = 0, high = 0;
+    double median = 0, low = 0, high = 0;  // over all ticks
+    std::vector<double> ticks;             // every tick's heard − due
+    std::vector<double> starts;            // each sink start's median
+    double start_low() const { return *std::min_element(starts.begin(), starts.end()); }
+    double start_high() const { return *std::max_element(starts.begin(), starts.end()); }
 };
 
+// `starts` more sink starts into `d` (the benchmark calibrates before and after the players, so
+// the spread covers the whole run). False, with `why`, when the known signal could not be played.
+bool calibrate_more(RecorderDelay &d, int starts, std::string &why) {
+    for (int i = 0; i < starts; ++i) {
+        size_t before = d.ticks.size();
+        if (!recorder_delay_once(5, d.ticks, why)) return false;
+        d.starts.push_back(summarize({d.ticks.begin() + long(before), d.ticks.end()}).median);
+    }
+    Stats all = summarize(d.ticks);
+    d.median = all.median;
+    d.low = all.min;
+    d.high = *std::max_element(d.ticks.begin(), d.ticks.end());
+    return true;
+}
+
 std::optional<RecorderDelay> recorder_delay_ms(int starts, std::string &why) {
-    std::vector<double> delays;
-    for (int i = 0; i < starts; ++i)
-        if (!recorder_delay_once(5, delays, why)) return std::nullopt;
-    std::sort(delays.begin(), delays.end());
-    return RecorderDelay{delays[delays.size() / 2], delays.front(), delays.back()};
+    RecorderDelay d;
+    if (!calibrate_more(d, starts, why)) return std::nullopt;
+    return d;
 }
 
 // --calibrate: the recorder's delay alone, `rounds` times, in one rig (how repeatable it is).
@@ -867,7 +1053,8 @@ int run_calibration(int rounds) {
             std::string why;
             auto d = recorder_delay_ms(3, why);
             if (!d) throw std::runtime_error(why);
-            std::printf("recorder delay median %.1f ms (%.1f–%.1f over 3 sink starts)\n", d->median, d->low, d->high);
+            std::printf("recorder delay median %.1f ms (ticks %.1f–%.1f; sink starts' medians %.1f / %.1f / %.1f)\n",
+                        d->median, d->low, d->high, d->starts[0], d->starts[1], d->starts[2]);
         }
         return 0;
     } catch (const std::exception &e) {
@@ -972,14 +1159,11 @@ struct Row {
     bool picture = true, sound = false;
 };
 
-// The sound figures are heard − capture with the recorder's own delay taken out (when it could be
-// measured); the JSON keeps the figures as recorded too.
-void print_row(const Row &r, bool print, nlohmann::json &report, std::optional<double> recorder_ms) {
-    std::vector<double> heard = r.run.sound;
-    if (recorder_ms)
-        for (double &v : heard) v -= *recorder_ms;
-    Stats p = summarize(r.run.picture), s = summarize(heard);
-    char pic[64] = "          -", snd[64] = "          -", av[32] = "      -", cont[80] = "-";
+// The sound figures are heard − capture on PipeWire's graph clock (Recorders). The A/V offset is
+// the medians' difference over all sessions, with the range of the sessions' own offsets.
+void print_row(const Row &r, bool print, nlohmann::json &report) {
+    Stats p = summarize(r.run.picture), s = summarize(r.run.sound);
+    char pic[64] = "          -", snd[64] = "          -", av[48] = "      -", cont[80] = "-";
     if (r.picture) std::snprintf(pic, sizeof pic, "%6.0f %6.0f %5zu", p.median, p.p95, p.n);
     if (r.sound) {
         std::snprintf(snd, sizeof snd, "%6.0f %6.0f %5zu", s.median, s.p95, s.n);
@@ -987,22 +1171,65 @@ void print_row(const Row &r, bool print, nlohmann::json &report, std::optional<d
         if (r.run.underruns_known && at > 0 && size_t(at) < sizeof cont)
             std::snprintf(cont + at, sizeof cont - size_t(at), ", %zu underruns", r.run.underruns);
     }
-    if (r.picture && r.sound && p.n && s.n) std::snprintf(av, sizeof av, "%+6.0f", s.median - p.median);
+    bool has_av = r.picture && r.sound && p.n && s.n;
+    const auto &sessions = r.run.av_sessions;
+    if (has_av && !sessions.empty())
+        std::snprintf(av, sizeof av, "%+.0f (%+.0f..%+.0f)", s.median - p.median,
+                      *std::min_element(sessions.begin(), sessions.end()),
+                      *std::max_element(sessions.begin(), sessions.end()));
+    else if (has_av)
+        std::snprintf(av, sizeof av, "%+.0f", s.median - p.median);
     Stats q = summarize(r.run.queue);
     char queue[32] = "    -";
     if (q.n) std::snprintf(queue, sizeof queue, "%5.0f", q.median);
-    if (print) std::printf("%-28s %-20s  %-20s  %-7s  %-6s  %s\n", r.label.c_str(), pic, snd, av, queue, cont);
+    if (print) std::printf("%-28s %-20s  %-20s  %-17s  %-6s  %s\n", r.label.c_str(), pic, snd, av, queue, cont);
     nlohmann::json j = {{"audio_output", r.run.audio_output}};
     if (q.n) j["mpv_queue_ms"] = to_json(q);
-    if (r.picture) j["picture"] = to_json(p);
+    if (r.picture) {
+        j["picture"] = to_json(p);
+        j["picture_outside_catchups"] = to_json(summarize(r.run.picture_steady));
+        j["catchups"] = {{"count", r.run.catchups}, {"total_ms", r.run.catchup_ms}};
+    }
     if (r.sound) {
         j["sound"] = to_json(s);
-        if (recorder_ms) j["sound_as_recorded"] = to_json(summarize(r.run.sound));
+        j["sound_clock"] = r.run.graph_clock ? "pipewire graph" : "parec sample clock";
         j["tick_interval_worst_error_ms"] = r.run.tick_error_ms;
+        j["parec_read_lateness_ms"] = to_json(summarize(r.run.read_lateness));
+        j["parec_minus_graph_ms"] = to_json(summarize(r.run.recorder_diff));
+        j["tick_phase_ms"] = to_json(summarize(r.run.tick_phase));
         if (r.run.underruns_known) j["underruns"] = r.run.underruns;
-        if (r.picture) j["av_offset_ms"] = s.median - p.median;
+        if (has_av) j["av_offset_ms"] = s.median - p.median;
+        if (!sessions.empty()) j["av_offset_sessions_ms"] = sessions;
+        if (!r.run.avsync.empty()) j["mpv_avsync_ms"] = to_json(summarize(r.run.avsync));
     }
     report["rows"][r.label] = j;
+}
+
+// Where each row's picture tail comes from: the frames outside the live-edge script's catch-ups
+// (and 1 s after each) against all, mpv's own A/V estimate, and how late the recorder's reads were
+// (what its sample clock took out of the sound figures).
+void print_tail(const Row &r) {
+    if (r.run.picture.empty() && r.run.sound.empty()) return;
+    std::printf("  %-26s", r.label.c_str());
+    if (!r.run.picture.empty()) {
+        Stats all = summarize(r.run.picture), steady = summarize(r.run.picture_steady);
+        std::printf(" picture p95 %.0f ms; outside catch-ups median %.0f / p95 %.0f ms (n=%zu); %zu catch-ups, %.1f s "
+                    "at > 1x;",
+                    all.p95, steady.median, steady.p95, steady.n, r.run.catchups, r.run.catchup_ms / 1000);
+    }
+    if (!r.run.avsync.empty()) std::printf(" mpv's A/V estimate median %+.0f ms;", summarize(r.run.avsync).median);
+    if (r.sound && r.run.tick_phase.empty())
+        std::printf(" ticks taken at whole seconds (the stream's audio was not decoded);");
+    else if (r.sound)
+        std::printf(" ticks sit %+.1f ms from the whole second (read from the stream);",
+                    summarize(r.run.tick_phase).median);
+    if (!r.run.recorder_diff.empty()) {
+        Stats d = summarize(r.run.recorder_diff), l = summarize(r.run.read_lateness);
+        std::printf(" parec − graph clock median %+.1f ms (p95 %+.1f; parec's reads were late by median %.0f / p95 %.0f "
+                    "ms, taken out by its sample clock)",
+                    d.median, d.p95, l.median, l.p95);
+    }
+    std::printf("\n");
 }
 
 std::vector<Row> measure_players(double seconds, int rounds, std::pair<size_t, double> &holes, nlohmann::json &report) {
@@ -1070,16 +1297,18 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     report["display"] = g_display.empty() ? "mpv --vo=null" : "mpv --vo=x11 on " + g_display;
     report["mpv_command"] = mpv_command("URL");
     std::pair<size_t, double> holes;
+    // The recorder against a known signal before and after the players: 2 + 2 sink starts.
+    std::string why;
+    std::optional<RecorderDelay> recorder;
+    if (RecorderDelay d; calibrate_more(d, 2, why)) recorder = d;
     auto rows = measure_players(seconds, rounds, holes, report);
     if (vlc) measure_vlc(rows, rig, seconds, rounds, report);
-    std::string why;
-    std::optional<double> recorder_ms;
-    if (auto d = recorder_delay_ms(3, why)) {
-        recorder_ms = d->median;
-        report["recorder_delay_ms"] = {{"median", d->median}, {"low", d->low}, {"high", d->high}};
-    } else {
+    if (recorder && !calibrate_more(*recorder, 2, why)) recorder.reset();
+    if (recorder)
+        report["recorder_delay_ms"] = {{"median", recorder->median}, {"low", recorder->low}, {"high", recorder->high},
+                                       {"sink_starts", recorder->starts}};
+    else
         report["recorder_delay_ms"] = nullptr;
-    }
     if (!json_only) {
         std::string cmd;
         for (const auto &a : mpv_command("URL")) cmd += (cmd.empty() ? "" : " ") + a;
@@ -1087,19 +1316,26 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
                     "left out\nmpv command%s: %s (audio output: %s)\n",
                     report["display"].get<std::string>().c_str(), g_warmup_s, g_before ? " (before issue 15)" : "",
                     cmd.c_str(), rows[3].run.audio_output.c_str());
-        std::printf("%-28s %-20s  %-20s  %-7s  %-6s  %s\n", "", "picture ms: med  p95     n", "sound ms: med  p95     n",
-                    "A/V ms", "queue", "sound continuity");
+        std::printf("%-28s %-20s  %-20s  %-17s  %-6s  %s\n", "", "picture ms: med  p95     n", "sound ms: med  p95     n",
+                    "A/V ms (range)", "queue", "sound continuity");
     }
     if (!json_only) {
-        if (recorder_ms)
-            std::printf("recorder delay %.0f ms (ticks played by a GStreamer pulsesink on the realtime clock, heard − due, "
-                        "median of 3 sink starts, %.0f–%.0f); taken out of the sound and A/V columns\n",
-                        *recorder_ms, report["recorder_delay_ms"]["low"].get<double>(),
-                        report["recorder_delay_ms"]["high"].get<double>());
-        else
-            std::printf("recorder delay not measured (%s): sound and A/V columns as recorded\n", why.c_str());
+        std::printf("sound timed where PipeWire plays it (the graph clock of a capture stream on the null sink's "
+                    "monitor); A/V = sound − picture, in brackets the range over the player sessions\n");
+        if (recorder) {
+            std::string starts;
+            for (double v : recorder->starts) starts += (starts.empty() ? "" : " / ") + std::to_string(int(std::lround(v)));
+            std::printf("known-signal check (ticks played by a GStreamer pulsesink on the realtime clock, heard − due): "
+                        "median %.0f ms, sink starts before and after the players %s ms (pulsesink's own placement "
+                        "varies per start; not taken out of anything)\n",
+                        recorder->median, starts.c_str());
+        } else {
+            std::printf("known-signal check not run (%s)\n", why.c_str());
+        }
     }
-    for (const auto &r : rows) print_row(r, !json_only, report, recorder_ms);
+    for (const auto &r : rows) print_row(r, !json_only, report);
+    if (!json_only)
+        for (const auto &r : rows) print_tail(r);
     report["stream_audio_holes"] = {{"count", holes.first}, {"largest_ms", holes.second}};
     Stats vo = summarize(g_video_out), ao = summarize(g_audio_out);
     report["leaving_pipeline_ms"] = {{"video", to_json(vo)}, {"audio", to_json(ao)}};
@@ -1115,12 +1351,113 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     return 0;
 }
 
+// ---- --x11-sound: the X11 desktop source with sound ----
+
+// A real desktop share with sound: the host captures the benchmark's Xvfb (where mpv's own window
+// moves) and what the machine plays: the default sink's monitor ("speaker"). A GStreamer tick
+// player plays the test ticks there (the desktop's sound); so that the player's sound is not
+// captured again, mpv's stream, started with the printed command, is moved to a second null sink
+// "listener" once it appears (pactl move-sink-input), and the recorders listen there. The ticks'
+// capture times come from the stream itself (tick_phase.hpp), so the tick player's own timing
+// does not matter.
+std::string pactl(const std::string &args) {
+    std::string out;
+    FILE *p = popen(("pactl " + args + " 2>/dev/null").c_str(), "r");
+    if (!p) return out;
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+    return out;
+}
+
+// Moves every playback stream on "speaker" but the tick player's to "listener"; true once one was.
+bool move_players_to_speaker() {
+    bool moved = false;
+    std::istringstream lines(pactl("list short sink-inputs"));
+    std::string line;
+    auto desktop = pactl("list short sinks");
+    std::string desktop_id;
+    std::istringstream sinks(desktop);
+    while (std::getline(sinks, line)) {
+        std::istringstream w(line);
+        std::string id, name;
+        w >> id >> name;
+        if (name == "speaker") desktop_id = id;
+    }
+    while (std::getline(lines, line)) {
+        std::istringstream w(line);
+        std::string id, sink, client, driver;
+        w >> id >> sink >> client >> driver;
+        if (sink != desktop_id) continue;
+        std::string props = pactl("list sink-inputs");
+        auto at = props.find("Sink Input #" + id);
+        auto end = props.find("Sink Input #", at + 1);
+        std::string mine = props.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        if (mine.find("pp-desktop-ticks") != std::string::npos) continue;
+        pactl("move-sink-input " + id + " listener");
+        moved = true;
+    }
+    return moved;
+}
+
+int run_x11_sound(double seconds) {
+    bench::SoundRig rig(std::string(PP_SOURCE_ROOT) + "/tests/integration/audio_rig.sh");
+    if (g_display.empty()) throw std::runtime_error("--x11-sound needs Xvfb (apt-get install xvfb)");
+    pactl("load-module module-null-sink sink_name=listener");
+    wait_for([] { return pactl("list short sinks").find("listener") != std::string::npos; }, 20s, "the 'listener' sink");
+    g_player_sink = "listener";
+    pp::media::ensure_gst();
+    GError *raw = nullptr;
+    pp::media::ElementPtr ticks = pp::media::sink_ref(gst_parse_launch(
+        "audiotestsrc is-live=true wave=ticks freq=880 volume=0.3 samplesperbuffer=480 ! "
+        "audio/x-raw,format=S16LE,rate=48000,channels=2 ! "
+        "pulsesink device=speaker client-name=pp-desktop-ticks stream-properties=\"props,application.name=pp-desktop-ticks\"",
+        &raw));
+    if (raw) g_error_free(raw);
+    if (!ticks) throw std::runtime_error("cannot build the desktop tick player");
+    gst_element_set_state(ticks.get(), GST_STATE_PLAYING);
+    setenv("DISPLAY", g_display.c_str(), 1);
+    pp::HostConfig c = host_config(true);
+    c.source = "x11";
+    Run r;
+    {
+        pp::Host host(c, {});
+        host.start();
+        pp::Viewer viewer(viewer_config(host), {});
+        StreamTap tap(host);
+        std::atomic<bool> done{false};
+        std::thread mover([&] {
+            auto deadline = Clock::now() + 60s;
+            while (!done && Clock::now() < deadline && !move_players_to_speaker()) std::this_thread::sleep_for(50ms);
+        });
+        try {
+            r = measure_mpv(viewer.url(), true, seconds, [&] { return host_epoch_ms(host); }, &tap.track);
+        } catch (...) {
+            done = true;
+            mover.join();
+            throw;
+        }
+        done = true;
+        mover.join();
+    }
+    gst_element_set_state(ticks.get(), GST_STATE_NULL);
+    nlohmann::json report;
+    Row row{"X11 + sound, pixelpass", r, true, true};
+    std::printf("X11 desktop (Xvfb %s, 1920x1080 → 720p30 x264) with its sound (ticks played into the default sink "
+                "'speaker', captured from its monitor), the printed mpv command moved to 'listener':\n",
+                g_display.c_str());
+    print_row(row, true, report);
+    print_tail(row);
+    std::printf("%s\n", report.dump().c_str());
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
     double seconds = 10;
     int rounds = 2;
-    bool json_only = false, stages = false, vlc = true, calibrate = false, drift = false;
+    bool json_only = false, stages = false, vlc = true, calibrate = false, drift = false, x11 = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
@@ -1132,8 +1469,9 @@ int main(int argc, char **argv) {
         else if (a == "--stages") stages = true;
         else if (a == "--calibrate") calibrate = true;
         else if (a == "--drift") drift = true;
+        else if (a == "--x11-sound") x11 = true;
         else {
-            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate | --drift\n";
+            std::cerr << "usage: media-latency [--seconds N] [--rounds N] [--json] [--before] [--no-vlc] [--sound-only] | --stages | --calibrate | --drift | --x11-sound\n";
             return 2;
         }
     }
@@ -1165,7 +1503,7 @@ int main(int argc, char **argv) {
     pid_t xvfb = start_xvfb();
     int rc = 1;
     try {
-        rc = drift ? run_drift(seconds) : run_comparison(seconds, rounds, json_only, vlc);
+        rc = x11 ? run_x11_sound(seconds) : drift ? run_drift(seconds) : run_comparison(seconds, rounds, json_only, vlc);
     } catch (const std::exception &e) {
         std::cerr << "media-latency: " << e.what() << "\n";
     }

@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <cstdint>
 #include <chrono>
 #include <mutex>
 #include <sstream>
@@ -86,12 +88,23 @@ private:
     std::string script_, dir_;
 };
 
-// Records the speaker's monitor (parec, 48 kHz mono) and notes each tick's onset in Unix ms. The
-// time of a sample is the time its read returned, minus the samples after it in that read: an
-// upper bound (the monitor's own delivery, a few ms, is included).
+// Records the speaker's monitor (parec, 48 kHz mono) and notes each tick's onset in Unix ms.
+//
+// A sample's time comes from the sample clock, not from when a read returned: the null sink plays
+// (and its monitor delivers) exactly 48 000 samples a second without a gap, so sample n was heard
+// at t0 + n / 48 ms. A read that returns at t_end with n_end samples delivered so far says
+// t0 <= t_end - n_end / 48 (the samples existed before the read returned); the smallest such
+// bound over the reads around a sample is its t0. A read delayed by a loaded machine only gives
+// a looser bound, so one prompt read within the window is enough; timing each sample by its own
+// read (as before session 6) made every sound figure late by however long that read waited: the
+// "recorder delay" of 23-246 ms that moved with the load. What is left is the shortest delivery
+// from the sink to this process (a PipeWire cycle, pipewire-pulse, parec), a constant that
+// media-latency's calibration measures against a known signal. The window is local (±2 s) so a
+// stretch of lost samples (the record stream overflowing) moves only the figures around it.
 class TickRecorder {
 public:
-    TickRecorder() {
+    explicit TickRecorder(const std::string &sink = "speaker") {
+        std::string device = "--device=" + sink + ".monitor";
         int out[2];
         if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
         pid_ = fork();
@@ -99,7 +112,7 @@ public:
             dup2(out[1], 1);
             int null = open("/dev/null", O_WRONLY);
             dup2(null, 2);
-            execlp("parec", "parec", "--device=speaker.monitor", "--raw", "--format=s16le", "--rate=48000",
+            execlp("parec", "parec", device.c_str(), "--raw", "--format=s16le", "--rate=48000",
                    "--channels=1", "--latency-msec=5", nullptr);
             _exit(127);
         }
@@ -118,50 +131,92 @@ public:
         if (fd_ >= 0) close(fd_);
         fd_ = -1;
     }
+    // Each tick's onset, Unix ms, on the sample clock.
     std::vector<double> onsets() const {
         std::lock_guard lock(mutex_);
-        return onsets_;
+        std::vector<double> out;
+        for (uint64_t n : onset_samples_) out.push_back(sample_time_ms(n));
+        return out;
+    }
+    // How much later each onset would have been stamped by the read that delivered it (the old
+    // timing): what the sample clock takes out, for the report.
+    std::vector<double> read_lateness_ms() const {
+        std::lock_guard lock(mutex_);
+        std::vector<double> out;
+        for (size_t i = 0; i < onset_samples_.size(); ++i)
+            out.push_back(onset_read_ms_[i] - sample_time_ms(onset_samples_[i]));
+        return out;
     }
 
 private:
+    static constexpr double kWindowMs = 2000;
+    struct Read {
+        double t_end_ms;
+        uint64_t samples_end;
+    };
+    // t0 + n / 48 with t0 the tightest bound from the reads within kWindowMs of sample n.
+    // Called with mutex_ held.
+    double sample_time_ms(uint64_t n) const {
+        if (reads_.empty()) return 0;
+        double rough = reads_.front().t_end_ms - double(reads_.front().samples_end) / 48.0 + double(n) / 48.0;
+        auto first = std::lower_bound(reads_.begin(), reads_.end(), rough - kWindowMs,
+                                      [](const Read &r, double t) { return r.t_end_ms < t; });
+        double t0 = 1e300;
+        for (auto r = first; r != reads_.end() && r->t_end_ms <= rough + kWindowMs; ++r)
+            t0 = std::min(t0, r->t_end_ms - double(r->samples_end) / 48.0);
+        if (t0 == 1e300)  // no read near it (cannot happen for a sample that was read): all reads
+            for (const auto &r : reads_) t0 = std::min(t0, r.t_end_ms - double(r.samples_end) / 48.0);
+        return t0 + double(n) / 48.0;
+    }
     void read_loop() {
         std::vector<int16_t> chunk(4800);
         size_t quiet = 0;
+        uint64_t total = 0;
         while (true) {
             ssize_t n = read(fd_, chunk.data(), chunk.size() * 2);
             if (n <= 0) break;
             double t_end = now_unix_ms();
-            size_t samples = size_t(n) / 2;
+            size_t samples = size_t(n) / 2;  // parec writes whole samples; a split one is rare and harmless
+            std::lock_guard lock(mutex_);
             for (size_t i = 0; i < samples; ++i) {
                 // Ticks play at 0.3 of full scale; silence is digital zero (AAC adds a little).
                 if (std::abs(int(chunk[i])) > 3000) {
                     if (quiet > 48000 * 3 / 10) {
-                        std::lock_guard lock(mutex_);
-                        onsets_.push_back(t_end - double(samples - i) / 48.0);
+                        onset_samples_.push_back(total + i);
+                        onset_read_ms_.push_back(t_end - double(samples - i) / 48.0);
                     }
                     quiet = 0;
                 } else {
                     ++quiet;
                 }
             }
+            total += samples;
+            reads_.push_back({t_end, total});
         }
     }
     pid_t pid_ = -1;
     int fd_ = -1;
     std::thread reader_;
     mutable std::mutex mutex_;
-    std::vector<double> onsets_;
+    std::vector<Read> reads_;
+    std::vector<uint64_t> onset_samples_;
+    std::vector<double> onset_read_ms_;
 };
 
 // Sound latencies (ms): each tick heard after `skip_ms` since the first one, against its capture
-// time. Tick k is stream time k s (pts_epoch + 3600 s + k s in Unix ms); a latency under 1 s is
-// assumed (the onset's distance past the last whole stream second).
-inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms) {
+// time. Tick k is produced at stream time k s + `phase_ms` (where the ticks really sit, read from
+// the stream: bench/tick_phase.hpp; pts_epoch + 3600 s + k s + phase in Unix ms); a latency under
+// 1 s is assumed (the onset's distance past the last tick).
+inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms,
+                                          double phase_ms = 0) {
     std::vector<double> out;
     if (onsets.empty()) return out;
-    double stream_zero = epoch_ms + 3600.0 * 1000.0;
+    double stream_zero = epoch_ms + 3600.0 * 1000.0 + phase_ms;
     for (double t : onsets)
-        if (t - onsets.front() >= skip_ms) out.push_back(std::fmod(t - stream_zero, 1000.0));
+        if (t - onsets.front() >= skip_ms) {
+            double v = std::fmod(t - stream_zero, 1000.0);
+            out.push_back(v < 0 ? v + 1000.0 : v);
+        }
     return out;
 }
 

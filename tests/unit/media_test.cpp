@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -738,3 +740,180 @@ TEST_CASE("the test source's audio stays within full scale", "[media]") {
     CHECK(loudest > -40);  // the ticks are there
     CHECK(loudest <= 0.0);
 }
+
+#ifdef PP_TEST_HAVE_GST
+#include "media/pipeline.hpp"
+
+namespace {
+// The AAC track of `bytes` as ADTS (the PES headers taken off) and the PTS (90 kHz) of its first PES.
+std::pair<std::vector<uint8_t>, uint64_t> audio_elementary_stream(const std::vector<uint8_t> &bytes) {
+    fanout::ts::ProgramTracker tracker;
+    std::vector<uint8_t> adts;
+    std::optional<uint64_t> first_pts;
+    bool in_pes = false;
+    for (size_t off = 0; off + 188 <= bytes.size(); off += 188) {
+        auto pkt = std::span(bytes).subspan(off, 188);
+        tracker.feed(pkt);
+        auto p = fanout::ts::parse_packet(pkt);
+        if (!p || !p->has_payload || tracker.audio_pid() == 0 || p->pid != tracker.audio_pid()) continue;
+        auto payload = p->payload;
+        if (p->payload_start) {
+            if (payload.size() < 9) continue;
+            if (!first_pts) first_pts = fanout::ts::pes_pts(payload);
+            size_t header = 9 + size_t(payload[8]);
+            if (header > payload.size()) continue;
+            payload = payload.subspan(header);
+            in_pes = true;
+        }
+        if (in_pes) adts.insert(adts.end(), payload.begin(), payload.end());
+    }
+    return {adts, first_pts.value_or(0)};
+}
+
+// Decodes ADTS AAC with FFmpeg's decoder (what mpv and VLC use) to 48 kHz mono S16.
+std::vector<int16_t> decode_adts(const std::vector<uint8_t> &adts) {
+    media::ensure_gst();
+    GError *err = nullptr;
+    media::ElementPtr pipeline = media::sink_ref(gst_parse_launch(
+        "appsrc name=in caps=audio/mpeg,mpegversion=4,stream-format=adts ! aacparse ! avdec_aac ! audioconvert ! "
+        "audioresample ! audio/x-raw,format=S16LE,channels=1,rate=48000 ! fakesink name=out signal-handoffs=true",
+        &err));
+    if (err) g_error_free(err);
+    REQUIRE(pipeline);
+    std::vector<int16_t> samples;
+    media::GstPtr<GstElement> out(gst_bin_get_by_name(GST_BIN(pipeline.get()), "out"));
+    g_signal_connect(out.get(), "handoff", G_CALLBACK(+[](GstElement *, GstBuffer *b, GstPad *, gpointer data) {
+        GstMapInfo map;
+        if (!gst_buffer_map(b, &map, GST_MAP_READ)) return;
+        auto *into = static_cast<std::vector<int16_t> *>(data);
+        const auto *s = reinterpret_cast<const int16_t *>(map.data);
+        into->insert(into->end(), s, s + map.size / 2);
+        gst_buffer_unmap(b, &map);
+    }), &samples);
+    media::GstPtr<GstElement> in(gst_bin_get_by_name(GST_BIN(pipeline.get()), "in"));
+    REQUIRE(gst_element_set_state(pipeline.get(), GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstBuffer *buffer = gst_buffer_new_memdup(adts.data(), adts.size());
+    GstFlowReturn flow;
+    g_signal_emit_by_name(in.get(), "push-buffer", buffer, &flow);
+    gst_buffer_unref(buffer);
+    g_signal_emit_by_name(in.get(), "end-of-stream", &flow);
+    media::GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
+    media::MessagePtr msg(gst_bus_timed_pop_filtered(bus.get(), 30 * GST_SECOND,
+                                                     static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR)));
+    gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+    REQUIRE(msg);
+    REQUIRE(GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_EOS);
+    return samples;
+}
+
+// The test source with every tick's capture time noted where its audio leaves the source (buffer
+// PTS + the onset's place in the buffer): what the decoded stream must reproduce.
+class TickTimedSource final : public media::CaptureSource {
+public:
+    TickTimedSource() : inner_(media::make_test_source(240)) {}
+    std::string name() const override { return "test"; }
+    media::ElementPtr make_video(const media::CaptureParams &p) override { return inner_->make_video(p); }
+    media::ElementPtr make_audio(const media::CaptureParams &p) override {
+        media::ElementPtr bin = inner_->make_audio(p);
+        media::GstPtr<GstPad> src(gst_element_get_static_pad(bin.get(), "src"));
+        gst_pad_add_probe(src.get(), GST_PAD_PROBE_TYPE_BUFFER, &TickTimedSource::probe, this, nullptr);
+        return bin;
+    }
+    std::vector<double> ticks_ms() {
+        std::lock_guard lock(mutex_);
+        return ticks_ms_;
+    }
+
+private:
+    static GstPadProbeReturn probe(GstPad *, GstPadProbeInfo *info, gpointer data) {
+        auto *self = static_cast<TickTimedSource *>(data);
+        GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info);
+        GstMapInfo map;
+        if (!b || !GST_BUFFER_PTS_IS_VALID(b) || !gst_buffer_map(b, &map, GST_MAP_READ)) return GST_PAD_PROBE_OK;
+        const auto *s = reinterpret_cast<const int16_t *>(map.data);
+        std::lock_guard lock(self->mutex_);
+        for (size_t i = 0; i < map.size / 4; ++i) {  // S16 stereo: the left channel
+            if (std::abs(int(s[2 * i])) > 3000) {
+                if (self->quiet_ > 48000 * 3 / 10)
+                    self->ticks_ms_.push_back(double(GST_BUFFER_PTS(b)) / 1e6 + double(i) / 48.0);
+                self->quiet_ = 0;
+            } else {
+                ++self->quiet_;
+            }
+        }
+        gst_buffer_unmap(b, &map);
+        return GST_PAD_PROBE_OK;
+    }
+    std::unique_ptr<media::CaptureSource> inner_;
+    std::mutex mutex_;
+    std::vector<double> ticks_ms_;
+    size_t quiet_ = 1u << 30;
+};
+
+struct ByteSink final : fanout::Sink {
+    std::mutex mutex;
+    std::vector<uint8_t> bytes;
+    void on_data(std::vector<uint8_t> &&b) override {
+        std::lock_guard lock(mutex);
+        bytes.insert(bytes.end(), b.begin(), b.end());
+    }
+    void on_end(pp_result, const std::string &) override {}
+};
+} // namespace
+
+// Issue 15: AAC encoders output priming samples first (avenc_aac 1024 = 21 ms, voaacenc 1600) under
+// the first input's timestamp; uncorrected, each tick decoded 21 ms after its capture time, and a
+// player that syncs the picture to the sound showed the sound that much late. Every tick's decoded
+// time (its PES timestamp + its place among the decoded samples) must match when the source
+// produced it, within a few samples.
+TEST_CASE("the AAC track's timestamps are capture times: the encoder's priming is taken out", "[media]") {
+    if (!media::available()) PP_SKIP_TEST("GStreamer media elements are missing");
+    auto owned = std::make_unique<TickTimedSource>();
+    TickTimedSource *source = owned.get();
+    media::PipelineSpec spec;
+    spec.encoder = media::select_encoder("x264");
+    spec.bitrate_kbps = 800;
+    spec.capture.max_height = 240;
+    spec.aac = media::select_aac().value_or("");
+    REQUIRE(!spec.aac.empty());
+    media::Pipeline pipeline(spec, std::move(owned), nullptr);
+    ByteSink sink;
+    pipeline.start(sink);
+    // Four ticks captured (the fourth at ~3 s): the first three have left the encoder by then.
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (source->ticks_ms().size() < 4 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    REQUIRE(source->ticks_ms().size() >= 4);
+    pipeline.stop();
+    std::vector<uint8_t> bytes;
+    {
+        std::lock_guard lock(sink.mutex);
+        bytes = sink.bytes;
+    }
+    auto [adts, first_pts] = audio_elementary_stream(bytes);
+    REQUIRE(adts.size() > 1000);
+    auto samples = decode_adts(adts);
+    auto captured = source->ticks_ms();
+    INFO("encoder " << spec.aac << ", priming " << media::aac_priming_samples(spec.aac) << " samples, first audio PTS "
+                    << first_pts << ", ticks captured at " << nlohmann::json(captured).dump() << " ms");
+    std::vector<double> decoded;  // running time (ms) on the TS timeline: PES PTS − mpegtsmux's 3600 s
+    size_t quiet = 1u << 30;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        if (std::abs(int(samples[i])) > 3000) {
+            if (quiet > 48000 * 3 / 10) decoded.push_back(double(first_pts) / 90.0 - 3600e3 + double(i) / 48.0);
+            quiet = 0;
+        } else {
+            ++quiet;
+        }
+    }
+    INFO("ticks decoded at " << nlohmann::json(decoded).dump() << " ms");
+    REQUIRE(decoded.size() >= 2);
+    for (double d : decoded) {
+        auto near = std::min_element(captured.begin(), captured.end(),
+                                     [d](double a, double b) { return std::abs(a - d) < std::abs(b - d); });
+        REQUIRE(near != captured.end());
+        INFO("decoded " << d << " ms, captured " << *near << " ms");
+        CHECK(std::abs(d - *near) < 2.0);  // before the fix: +21.3 ms
+    }
+}
+#endif

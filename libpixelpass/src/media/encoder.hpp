@@ -51,6 +51,10 @@ bool set_encoder_bitrate(GstElement *encoder, const EncoderSpec &spec, unsigned 
 // The AAC encoder to use: fdkaacenc, avenc_aac or voaacenc, whichever exists first; nullopt if none.
 std::optional<std::string> select_aac();
 void configure_aac(GstElement *encoder, unsigned bitrate_bps);
+// The samples (48 kHz) an AAC encoder puts before the first input sample: its first frame decodes
+// to that much priming silence yet carries the first input's timestamp, so without a correction
+// every decoded sample plays that late against the picture. 0 for an encoder not measured.
+unsigned aac_priming_samples(std::string_view encoder);
 
 // /dev/dri render nodes present on this machine.
 std::vector<std::string> render_nodes();

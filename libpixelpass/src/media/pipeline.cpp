@@ -42,6 +42,32 @@ ElementPtr leaky_queue(const char *name, uint64_t max_time_ns) {
     return q;
 }
 
+// Moves an AAC encoder's output back by its priming (aac_priming_samples): a decoded sample's
+// timestamp is then its capture time, and a player that times the picture by the sound shows both
+// together (issue 15: with avenc_aac the sound came 21 ms after the picture). A frame that would
+// start before zero (the priming frame of a stream that starts at zero) is dropped: a decoder then
+// starts on the next frame, as it does for every viewer that joins late.
+GstPadProbeReturn shift_back(GstPad *, GstPadProbeInfo *info, gpointer data) {
+    GstClockTime shift = *static_cast<GstClockTime *>(data);
+    GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+    if (!buffer || !GST_BUFFER_PTS_IS_VALID(buffer)) return GST_PAD_PROBE_OK;
+    if (GST_BUFFER_PTS(buffer) < shift) return GST_PAD_PROBE_DROP;
+    buffer = gst_buffer_make_writable(buffer);
+    GST_BUFFER_PTS(buffer) -= shift;
+    if (GST_BUFFER_DTS_IS_VALID(buffer))
+        GST_BUFFER_DTS(buffer) = GST_BUFFER_DTS(buffer) >= shift ? GST_BUFFER_DTS(buffer) - shift : GST_BUFFER_PTS(buffer);
+    GST_PAD_PROBE_INFO_DATA(info) = buffer;
+    return GST_PAD_PROBE_OK;
+}
+
+void take_out_priming(GstElement *encoder, unsigned samples) {
+    if (samples == 0) return;
+    GstPtr<GstPad> src(gst_element_get_static_pad(encoder, "src"));
+    auto *shift = new GstClockTime(gst_util_uint64_scale(samples, GST_SECOND, 48000));
+    gst_pad_add_probe(src.get(), GST_PAD_PROBE_TYPE_BUFFER, shift_back, shift,
+                      [](gpointer p) { delete static_cast<GstClockTime *>(p); });
+}
+
 ElementPtr fake_sink(const char *name) {
     ElementPtr s = make_element("fakesink", name);
     set_property(s.get(), "sync", "false");
@@ -209,6 +235,7 @@ void Pipeline::build_mux(Run &run, Graph &graph, GstElement *h264) {
     ElementPtr acaps = make_capsfilter("audio/x-raw,rate=48000,channels=2", "audio-caps");
     ElementPtr aenc = make_element(spec_.aac, "aenc");
     configure_aac(aenc.get(), spec_.audio_bitrate);
+    take_out_priming(aenc.get(), aac_priming_samples(spec_.aac));
     ElementPtr aparse = make_element("aacparse", "aparse");
     add_and_link(bin, {audio.get(), aqueue.get(), aconvert.get(), aresample.get(), acaps.get(), aenc.get(),
                        aparse.get()});
