@@ -153,6 +153,33 @@ TEST_CASE("no viewers: the configured bitrate") {
     REQUIRE(c.update({}, Clock::now()) == 6000);
 }
 
+TEST_CASE("bytes QUIC holds beyond a round trip count as lag: a viewer is congested before its fan-out backlog shows it") {
+    Controller c(Options{});
+    auto t = Clock::time_point{} + 1h;
+    // 2 Mbit/s delivered; no fan-out backlog, but 100 KB held in QUIC (400 ms at 2 Mbit/s) on a 20 ms path.
+    Sample s{1, 0, 0, 0, 0, 0, 20};
+    c.update({s}, t);
+    for (int i = 1; i <= 4; ++i) {
+        s.acked_bytes += 2000 * 1000 / 8 / 2;  // 0.5 s at 2 Mbit/s
+        c.update({s}, t + i * 500ms);
+    }
+    REQUIRE_FALSE(c.viewers().at(0).congested);  // nothing held: fine
+    CHECK(c.viewers().at(0).lag_ms == 0);
+    s.held_bytes = 100'000;
+    s.acked_bytes += 2000 * 1000 / 8 / 2;
+    c.update({s}, t + 2500ms);
+    const auto &v = c.viewers().at(0);
+    CHECK(v.congested);
+    CHECK(v.lag_ms > 300);
+    CHECK(v.lag_ms < 450);
+    CHECK(c.target_kbps() < 2000);  // the encoder goes below what the path delivers
+    // Held bytes within one round trip are just in flight: no lag.
+    s.held_bytes = 4000;  // 16 ms at 2 Mbit/s on a 20 ms path
+    s.acked_bytes += 2000 * 1000 / 8 / 2;
+    c.update({s}, t + 3000ms);
+    CHECK(c.viewers().at(0).lag_ms == 0);
+}
+
 // ---- link_report: the host's verdict on one viewer's path, and the viewer's reading of it ----
 
 TEST_CASE("the host reports a path below the floor as too poor, and the viewer reads it back") {

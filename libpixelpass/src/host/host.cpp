@@ -532,9 +532,10 @@ struct Host::Core {
             auto *s = dynamic_cast<http3::ServerSession *>(c->app());
             if (it == viewers.end() || !s) continue;
             auto hs = s->stats();
+            auto qs = c->stats();
             if (hs.streaming)
                 samples.push_back({it->second.id, hs.body_bytes_acked, hs.backlog_ms, hs.drops,
-                                   c->stats().delivery_rate_bps / 1000});
+                                   qs.delivery_rate_bps / 1000, hs.held_bytes, qs.min_rtt_ms});
         }
         unsigned kbps = rate->update(samples, ratecontrol::Clock::now());
         if (kbps != applied_kbps) {
