@@ -372,7 +372,9 @@ PP_EXPORT pp_result pp_viewer_connect(pp_viewer **out, const pp_viewer_options *
 /** The local stream URL for a player: http://127.0.0.1:<port>/<random>.ts */
 PP_EXPORT pp_result pp_viewer_url(pp_viewer *viewer, char *buf, size_t buf_size, size_t *needed);
 
-/** Statistics as a JSON object: path, RTT, bytes, local clients. */
+/** Statistics as a JSON object: path, RTT, bytes, local clients; path_too_poor and link {too_poor,
+ * reason, receive_kbps, bitrate_kbps, floor_kbps, max_kbps, ...}: the host's verdict on this
+ * viewer's path while a stream runs (docs/network.md). */
 PP_EXPORT pp_result pp_viewer_stats_json(pp_viewer *viewer, char *buf, size_t buf_size,
                                          size_t *needed);
 

@@ -6,7 +6,9 @@
                                   connects, reads BYTES of the stream through the local URL, prints
                                   {"ok", "connect_ms", "first_byte_ms", "bytes", "stats"} or
                                   {"ok": false, "code", "error"}; with BYTES < 0 it keeps reading
-                                  and answers "stats" lines until "quit"
+                                  and answers "stats" lines until "quit"; with the option
+                                  "mpv": true, mpv plays it instead (mpv_frames) and "stats" adds
+                                  its displayed frames [display unix ms, pts s]
 Runs with PYTHONPATH at bindings/python and PIXELPASS_LIBRARY at the built library.
 """
 import json
@@ -16,6 +18,7 @@ import time
 import urllib.request
 
 import pixelpass
+from mpv_frames import MpvFrames
 from ts_frames import TsFrames
 
 
@@ -56,6 +59,7 @@ def host(options):
 def view(ticket, options, want):
     # frames=True: count the video frames arriving (ts_frames), with their PTS and arrival time.
     options_frames = options.pop("frames", False)
+    options_mpv = options.pop("mpv", False)
     start = time.monotonic()
     events, path_events = [], []
     try:
@@ -64,6 +68,9 @@ def view(ticket, options, want):
         out({"ok": False, "code": int(e.code), "error": str(e), "events": list(events)})
         return
     connect_ms = (time.monotonic() - start) * 1000
+    if options_mpv:
+        watch_with_mpv(v, connect_ms, events, path_events)
+        return
     got = 0
     first_byte_ms = None
     with urllib.request.urlopen(v.url, timeout=30) as r:
@@ -114,6 +121,24 @@ def view(ticket, options, want):
                     break
             state["stop"] = True
     v.close()
+
+
+def watch_with_mpv(v, connect_ms, events, path_events):
+    """mpv on the viewer's URL until "quit"; "stats" answers carry the frames it displayed."""
+    mpv = MpvFrames(v.url)
+    out({"ok": True, "connect_ms": connect_ms, "stats": v.stats(), "path_events": list(path_events),
+         "mpv_command": mpv.command})
+    try:
+        for line in sys.stdin:
+            cmd = line.strip()
+            if cmd == "stats":
+                out({"error": mpv.exited(), "stats": v.stats(), "events": list(events), "mpv": mpv.frames(),
+                     "path_events": list(path_events)})
+            elif cmd == "quit":
+                break
+    finally:
+        mpv.stop()
+        v.close()
 
 
 def main(argv):

@@ -21,15 +21,16 @@ FPS = 30
 ON_TIME_MS = 400  # a frame later than this after capture counts as late
 
 
-def stream(rig, peers, bitrate=6000, relayed=False, **host_options):
-    """A test-source host and a frame-counting viewer (over the rig's coturn when `relayed`);
-    returns (host, viewer, pts epoch)."""
+def stream(rig, peers, bitrate=6000, relayed=False, mpv=False, **host_options):
+    """A test-source host and a frame-counting viewer (over the rig's coturn when `relayed`; with
+    `mpv`, mpv plays the stream and counts the frames it displays); returns (host, viewer, pts epoch)."""
     if relayed:
         host_options.update(relay=rig.relay, relay_secret=rig.turn_secret, relay_only=True)
     host, ready = start_host(rig, source="test", bitrate_kbps=bitrate, fps=FPS, audio=False, no_stun=True,
                              no_port_mapping=True, **host_options)
     peers.append(host)
-    viewer = Peer(rig, "v", ["view", ready["ticket"], json.dumps(dict(no_stun=True, frames=True, relay_only=relayed,
+    viewer = Peer(rig, "v", ["view", ready["ticket"], json.dumps(dict(no_stun=True, frames=not mpv, mpv=mpv,
+                                                                     relay_only=relayed,
                                                                      connect_timeout_ms=20000)), "-1"])
     peers.append(viewer)
     first = viewer.read(timeout=90)
@@ -145,7 +146,10 @@ def test_bitrate_follows_a_bottleneck_down_and_back(peers):
 
 def test_a_path_below_the_floor_is_called_too_poor(peers):
     """A 300 kbit/s bottleneck cannot carry even the 500 kbit/s floor: the encoder goes to the
-    floor, the viewer is flagged below_floor and the host says so in plain words (once)."""
+    floor, the viewer is flagged below_floor and the host says so in plain words (once). The
+    viewer hears it from the host (GET /link) and tells its own user once, in its events and its
+    stats (path_too_poor); when the bottleneck lifts it says once that the path carries the stream
+    again."""
     with netsim.Rig(delay_ms=5) as rig:
         host, viewer, epoch = stream(rig, peers, bitrate=2000)
         rig.rate("v", 300)
@@ -163,3 +167,36 @@ def test_a_path_below_the_floor_is_called_too_poor(peers):
         assert rc["viewers"][0]["followed"] is False or rc["viewers"][0]["below_floor"], rc
         assert "at the floor" in told[0], told
         assert len(told) == 1, told  # said once, not every tick
+
+        # The viewer's side: it asks every 2 s; the answer crosses the same 300 kbit/s path.
+        seen = wait_viewer(viewer, lambda st, said: st["path_too_poor"] and said, 30)
+        st, said = seen
+        print(f"VIEWER told: {said[0]}")
+        assert "too little for this stream even at its lowest bitrate (500 kbit/s)" in said[0], said
+        link = st["stats"]["link"]
+        assert link["too_poor"] is True and link["reason"] == "below_floor", link
+        assert link["adaptive"] is True and link["floor_kbps"] == 500 and link["receive_kbps"] < 500, link
+
+        rig.rate("v", None)
+        st, said = wait_viewer(viewer, lambda st, said: not st["path_too_poor"], 40)
+        back = [e for e in st["events"] if "carries the stream again" in e]
+        print(f"VIEWER after the bottleneck lifted: {back}")
+        assert len(back) == 1, st["events"][-5:]
+        assert st["stats"]["link"]["reason"] == "none", st["stats"]["link"]
+        assert len(said) == 1, said  # the path was called too poor once for the whole episode
+
+
+def wait_viewer(viewer, pred, seconds):
+    """Polls the viewer until pred(answer with "path_too_poor", the too-poor events); returns both."""
+    deadline = time.monotonic() + seconds
+    while True:
+        st = viewer.ask()
+        assert st["error"] is None, st["error"]
+        link = st["stats"].get("link", {})
+        st["path_too_poor"] = st["stats"].get("path_too_poor")
+        assert st["path_too_poor"] is not None, st["stats"]  # the viewer's stats always carry the verdict
+        said = [e for e in st["events"] if "path from the host" in e and "too little" in e]
+        if pred(st, said):
+            return st, said
+        assert time.monotonic() < deadline, (link, st["events"][-5:])
+        time.sleep(0.3)

@@ -1,5 +1,7 @@
 """The tunnel from Python: a Host serving the deterministic test byte source, a Viewer connected
 over real QUIC on loopback, the stream pulled from its local URL, and both sides' statistics."""
+import threading
+import time
 import urllib.request
 
 import pytest
@@ -111,3 +113,41 @@ def test_the_default_congestion_control_is_reported():
         h.start()
         assert h.stats()["congestion_control"] in ("cubic", "bbr", "bbr2", "reno")
         assert "rate_control" not in h.stats()  # the synthetic source has no encoder to adapt
+
+
+def test_the_viewer_reports_the_hosts_verdict_on_its_path():
+    """While a stream runs the viewer asks the host how its path fares (GET /link) and its stats
+    say so: on loopback with an adapting media host, measured and not too poor. The too-poor side
+    is tests/netsim/test_lossy.py (a 300 kbit/s bottleneck)."""
+    try:
+        h = pixelpass.Host(source="test", encoder="x264", audio=False, bitrate_kbps=2000, bind_address="127.0.0.1",
+                           no_stun=True, no_port_mapping=True, no_relay=True)
+        h.start()
+    except pixelpass.UnsupportedError as e:  # a build without GStreamer must say so
+        assert "media" in e.detail
+        pytest.skip("built without media support")
+    with h, pixelpass.Viewer.connect(h.ticket(), no_stun=True, no_relay=True, no_dht=True) as viewer:
+        before = viewer.stats()
+        assert before["path_too_poor"] is False and before["link"]["reports"] == 0, before
+        stop = threading.Event()
+
+        def play():  # a player reading the stream, until the test has its answer
+            with urllib.request.urlopen(viewer.url, timeout=30) as body:
+                while not stop.is_set() and body.read(1 << 16):
+                    pass
+
+        player = threading.Thread(target=play, daemon=True)
+        player.start()
+        try:
+            deadline = time.monotonic() + 60  # the pipeline starts, the host measures, the viewer asks every 2 s
+            while not viewer.stats()["link"].get("measured"):
+                assert time.monotonic() < deadline, viewer.stats()
+                time.sleep(0.2)
+            stats = viewer.stats()
+        finally:
+            stop.set()
+            player.join(30)
+        link = stats["link"]
+        assert stats["path_too_poor"] is False and link["too_poor"] is False and link["reason"] == "none", link
+        assert link["adaptive"] is True and link["floor_kbps"] == 500 and link["max_kbps"] == 2000, link
+        assert 500 <= link["bitrate_kbps"] <= 2000 and link["reports"] >= 1 and link["supported"] is True, link

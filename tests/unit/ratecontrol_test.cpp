@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 
+#include "ratecontrol/link_report.hpp"
 #include "ratecontrol/ratecontrol.hpp"
 
 using namespace pp::ratecontrol;
@@ -150,4 +151,129 @@ TEST_CASE("a slow viewer leaving lets the bitrate climb back") {
 TEST_CASE("no viewers: the configured bitrate") {
     Controller c({});
     REQUIRE(c.update({}, Clock::now()) == 6000);
+}
+
+TEST_CASE("bytes QUIC holds beyond a round trip count as lag: a viewer is congested before its fan-out backlog shows it") {
+    Controller c(Options{});
+    auto t = Clock::time_point{} + 1h;
+    // 2 Mbit/s delivered; no fan-out backlog, but 100 KB held in QUIC (400 ms at 2 Mbit/s) on a 20 ms path.
+    Sample s{1, 0, 0, 0, 0, 0, 20};
+    c.update({s}, t);
+    for (int i = 1; i <= 4; ++i) {
+        s.acked_bytes += 2000 * 1000 / 8 / 2;  // 0.5 s at 2 Mbit/s
+        c.update({s}, t + i * 500ms);
+    }
+    REQUIRE_FALSE(c.viewers().at(0).congested);  // nothing held: fine
+    CHECK(c.viewers().at(0).lag_ms == 0);
+    s.held_bytes = 100'000;
+    s.acked_bytes += 2000 * 1000 / 8 / 2;
+    c.update({s}, t + 2500ms);
+    const auto &v = c.viewers().at(0);
+    CHECK(v.congested);
+    CHECK(v.lag_ms > 300);
+    CHECK(v.lag_ms < 450);
+    CHECK(c.target_kbps() < 2000);  // the encoder goes below what the path delivers
+    // Held bytes within one round trip are just in flight: no lag.
+    s.held_bytes = 4000;  // 16 ms at 2 Mbit/s on a 20 ms path
+    s.acked_bytes += 2000 * 1000 / 8 / 2;
+    c.update({s}, t + 3000ms);
+    CHECK(c.viewers().at(0).lag_ms == 0);
+}
+
+// ---- link_report: the host's verdict on one viewer's path, and the viewer's reading of it ----
+
+TEST_CASE("the host reports a path below the floor as too poor, and the viewer reads it back") {
+    Sim sim;
+    sim.paths[1] = Path{300};
+    sim.run(15);
+    LinkReport r = report_for(&sim.controller, 1, sim.controller.target_kbps());
+    REQUIRE(r.measured);
+    REQUIRE(r.poorness == Poorness::below_floor);
+    CHECK(r.floor_kbps == 500);
+    CHECK(r.max_kbps == 6000);
+    CHECK(r.receive_kbps > 100);
+    CHECK(r.receive_kbps < 400);  // what the 300 kbit/s path carried, not the stream's rate
+    auto back = parse_link_report(to_json(r).dump());
+    REQUIRE(back);
+    CHECK(back->poorness == Poorness::below_floor);
+    CHECK(back->receive_kbps == r.receive_kbps);
+    CHECK(back->bitrate_kbps == 500);
+    // A viewer the controller does not know (not streaming) is unmeasured; no controller: fixed.
+    CHECK_FALSE(report_for(&sim.controller, 7, 500).measured);
+    LinkReport fixed = report_for(nullptr, 1, 6000);
+    CHECK_FALSE(fixed.adaptive);
+    CHECK_FALSE(fixed.too_poor());
+    CHECK(fixed.bitrate_kbps == 6000);
+}
+
+TEST_CASE("an outlier viewer is reported as slower than the others") {
+    Sim sim;
+    sim.paths[1] = Path{20000};
+    sim.paths[2] = Path{20000};
+    sim.paths[3] = Path{1500};  // above the floor, far below the others
+    sim.run(20);
+    CHECK(report_for(&sim.controller, 3, sim.controller.target_kbps()).poorness == Poorness::slower_than_others);
+    CHECK_FALSE(report_for(&sim.controller, 1, sim.controller.target_kbps()).too_poor());
+}
+
+TEST_CASE("a link report that is not one is refused") {
+    CHECK_FALSE(parse_link_report(""));
+    CHECK_FALSE(parse_link_report("[]"));
+    CHECK_FALSE(parse_link_report("{\"too_poor\": 1}"));
+    CHECK_FALSE(parse_link_report("{\"reason\": \"cosmic rays\", \"too_poor\": true}"));
+    CHECK_FALSE(parse_link_report("{\"too_poor\": true}"));  // says poor, gives no reason
+    CHECK_FALSE(parse_link_report("{\"reason\": \"below_floor\"}"));  // a reason without the flag
+    CHECK_FALSE(parse_link_report("{\"receive_kbps\": -1}"));
+    CHECK_FALSE(parse_link_report("{\"receive_kbps\": 1.5}"));
+    CHECK_FALSE(parse_link_report("{\"receive_kbps\": 18446744073709551615}"));
+    CHECK_FALSE(parse_link_report("{\"receive_kbps\": 10000001}"));
+    auto empty = parse_link_report("{}");  // nothing known: not poor
+    REQUIRE(empty);
+    CHECK_FALSE(empty->too_poor());
+    auto more = parse_link_report("{\"too_poor\": false, \"reason\": \"none\", \"later_field\": [1]}");
+    REQUIRE(more);  // fields a newer host adds are ignored
+}
+
+TEST_CASE("the viewer's verdict is told once, and recovery after three good reports") {
+    PathVerdict v;
+    LinkReport poor;
+    poor.adaptive = poor.measured = true;
+    poor.poorness = Poorness::below_floor;
+    poor.receive_kbps = 290;
+    poor.bitrate_kbps = poor.floor_kbps = 500;
+    LinkReport fine = poor;
+    fine.poorness = Poorness::none;
+    fine.receive_kbps = 1900;
+    LinkReport idle = fine;
+    idle.measured = false;
+
+    CHECK_FALSE(v.update(fine));  // fine from the start: nothing to say
+    auto told = v.update(poor);
+    REQUIRE(told);
+    CHECK(told->too_poor);
+    CHECK(told->message.find("about 290 kbit/s") != std::string::npos);
+    CHECK(told->message.find("lowest bitrate (500 kbit/s)") != std::string::npos);
+    CHECK_FALSE(v.update(poor));  // once, not every report
+    CHECK(v.stats()["too_poor"] == true);
+    CHECK(v.stats()["reason"] == "below_floor");
+    CHECK_FALSE(v.update(fine));
+    CHECK_FALSE(v.update(poor));  // flapping at the edge: still poor, said nothing new
+    CHECK_FALSE(v.update(fine));
+    CHECK_FALSE(v.update(idle));  // no stream measured: says nothing about the path
+    CHECK_FALSE(v.update(fine));
+    auto back = v.update(fine);
+    REQUIRE(back);
+    CHECK_FALSE(back->too_poor);
+    CHECK(back->message.find("carries the stream again") != std::string::npos);
+    CHECK(v.stats()["too_poor"] == false);
+    CHECK(v.stats()["reason"] == "none");
+    CHECK(v.times_too_poor() == 1);
+    CHECK(v.reports() == 9);
+    LinkReport outlier = poor;
+    outlier.poorness = Poorness::slower_than_others;
+    outlier.bitrate_kbps = 5800;
+    auto slow = v.update(outlier);
+    REQUIRE(slow);
+    CHECK(slow->message.find("keeps the stream at 5800 kbit/s") != std::string::npos);
+    CHECK(v.times_too_poor() == 2);
 }

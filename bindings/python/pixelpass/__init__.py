@@ -439,6 +439,9 @@ class Viewer(_Owned):
         return _get_string(_c().pp_viewer_url, self._h())
 
     def stats(self) -> dict:
+        """Path, RTT, bytes, local clients; "path_too_poor" and "link" (the host's verdict on this
+        viewer's path while a stream runs: too_poor, reason, receive_kbps, bitrate_kbps,
+        floor_kbps, max_kbps, adaptive, measured, reports)."""
         return json.loads(_get_string(_c().pp_viewer_stats_json, self._h()))
 
     def wait(self, timeout: Optional[float] = None) -> bool:

@@ -32,6 +32,7 @@
 #include "net/interfaces.hpp"
 #include "net/loop.hpp"
 #include "net/timer.hpp"
+#include "ratecontrol/link_report.hpp"
 #include "ratecontrol/ratecontrol.hpp"
 #include "net/udp.hpp"
 #include "publish/publisher.hpp"
@@ -223,6 +224,14 @@ struct Host::Core {
             return r;
         }
         if (req.path == "/paths") return offer_paths(conn, req, it->second);
+        if (req.path == "/link") {
+            // How this viewer's path fares, for the viewer to tell its user (ratecontrol/link_report).
+            r.headers.push_back({"content-type", "application/json"});
+            r.headers.push_back({"cache-control", "no-store"});
+            r.body = ratecontrol::to_json(ratecontrol::report_for(rate_off.empty() ? rate.get() : nullptr, it->second.id,
+                                                                    current_bitrate_kbps())).dump();
+            return r;
+        }
         if (req.path == "/info") {
             r.headers.push_back({"content-type", "application/json"});
             r.body = nlohmann::json{{"name", name},
@@ -549,9 +558,10 @@ struct Host::Core {
             auto *s = dynamic_cast<http3::ServerSession *>(c->app());
             if (it == viewers.end() || !s) continue;
             auto hs = s->stats();
+            auto qs = c->stats();
             if (hs.streaming)
                 samples.push_back({it->second.id, hs.body_bytes_acked, hs.backlog_ms, hs.drops,
-                                   c->stats().delivery_rate_bps / 1000});
+                                   qs.delivery_rate_bps / 1000, hs.held_bytes, qs.min_rtt_ms});
         }
         unsigned kbps = rate->update(samples, ratecontrol::Clock::now());
         if (kbps != applied_kbps) {
@@ -574,6 +584,12 @@ struct Host::Core {
                       "): it skips ahead to keyframes",
                   "{}"});
         }
+    }
+
+    // The video bitrate the encoder runs at: what the controller last applied, else the configured one.
+    unsigned current_bitrate_kbps() const {
+        if (rate) return applied_kbps;
+        return media ? media->describe().value("bitrate_kbps", 0u) : 0u;
     }
 
     nlohmann::json rate_stats() const {

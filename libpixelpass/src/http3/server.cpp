@@ -248,6 +248,11 @@ void ServerSession::respond(Stream &st) {
         nva.push_back(make_nv("content-length", length));
         st.body = std::move(r.body);
         if (!st.body.empty()) reader = &dr;
+        // A short answer goes before the long bodies on this connection: a viewer asking how its
+        // path fares (GET /link) while the video saturates that path gets it within a round trip,
+        // not after the video queued ahead of it. Best effort: the default order still delivers.
+        nghttp3_pri urgent{NGHTTP3_DEFAULT_URGENCY - 1, 0};
+        nghttp3_conn_set_stream_priority(h3(), st.id, &urgent);
     }
     int rv = nghttp3_conn_submit_response(h3(), st.id, nva.data(), nva.size(), reader);
     if (rv != 0)

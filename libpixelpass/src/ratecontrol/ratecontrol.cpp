@@ -48,7 +48,8 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
     double inst_kbps = static_cast<double>(s.acked_bytes - std::min(s.acked_bytes, v.last_acked)) * 8 / 1000 / dt_s;
     v.receive_kbps = v.receive_kbps == 0 ? inst_kbps : 0.5 * v.receive_kbps + 0.5 * inst_kbps;
     bool skipped = s.skips > v.last_skips;
-    v.congested = skipped || s.backlog_ms > options_.congested_backlog.count();
+    v.lag_ms = lag_ms(v, s);
+    v.congested = skipped || v.lag_ms > options_.congested_backlog.count();
     if (v.congested) {
         // What the path really carried just now (the smoothed rate still remembers better times),
         // less a margin to drain the backlog, less the audio.
@@ -68,6 +69,14 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
     v.last_acked = s.acked_bytes;
     v.last_skips = s.skips;
     v.last_time = now;
+}
+
+// The fan-out backlog plus the time QUIC's held bytes take at the rate the path delivers, beyond
+// the one round trip any sent data needs.
+int64_t Controller::lag_ms(const ViewerState &v, const Sample &s) const {
+    double rate_kbps = std::max(v.receive_kbps, static_cast<double>(options_.floor_kbps));
+    double held_ms = static_cast<double>(s.held_bytes) * 8 / rate_kbps;
+    return s.backlog_ms + std::lround(std::max(0.0, held_ms - s.min_rtt_ms));
 }
 
 unsigned Controller::choose(Clock::time_point now, double dt_s) {
@@ -116,6 +125,7 @@ nlohmann::json Controller::stats() const {
                         {"receive_kbps", std::lround(v.receive_kbps)},
                         {"capacity_kbps", std::lround(v.capacity_kbps)},
                         {"congested", v.congested},
+                        {"lag_ms", v.lag_ms},
                         {"followed", v.followed},
                         {"below_floor", v.below_floor},
                         {"congestions", v.congestions}});

@@ -4,8 +4,10 @@
 // floor and the configured bitrate. Pure logic (no clock, no I/O): unit-tested with made-up paths.
 //
 // Policy (docs/network.md has the long form):
-//  * A viewer is congested when its fan-out backlog exceeds `congested_backlog` or it skipped
-//    ahead since the last tick: its path carries less than the stream. Its capacity is then
+//  * A viewer is congested when its lag exceeds `congested_backlog` or it skipped ahead since the
+//    last tick: its path carries less than the stream. Its lag is the fan-out backlog plus what
+//    QUIC holds for it beyond one round trip (held bytes at the rate the path delivers, less the
+//    minimum RTT): on a narrow path QUIC's send buffer hides several hundred ms from the fan-out. Its capacity is then
 //    `headroom` × what its path carries, minus the audio track. What it carries is the rate of
 //    acknowledged bytes, or the transport's delivery-rate estimate when that is higher:
 //    acknowledgements stall on a congested path (retransmissions), the bandwidth estimate not.
@@ -54,6 +56,10 @@ struct Sample {
     int64_t backlog_ms = 0;    // how far behind the live edge its fan-out cursor is
     uint64_t skips = 0;        // jumps to the newest keyframe
     double delivery_kbps = 0;  // the transport's own bandwidth estimate (ngtcp2's delivery rate); 0 = none
+    // Stream bytes handed to QUIC and not yet acknowledged, and the path's smallest RTT: what QUIC
+    // holds beyond one round trip is backlog too, only hidden from the fan-out (0 = unknown).
+    uint64_t held_bytes = 0;
+    double min_rtt_ms = 0;
 };
 
 struct ViewerState {
@@ -62,6 +68,7 @@ struct ViewerState {
     double capacity_kbps = 0;  // video bitrate this path is believed to carry
     double ceiling_kbps = 0;   // video bitrate it carried when it last congested (0 = never)
     bool congested = false;
+    int64_t lag_ms = 0;        // fan-out backlog + QUIC-held time beyond one round trip
     bool followed = true;      // its capacity bounds the encoder
     bool below_floor = false;  // cannot carry even the floor bitrate
     uint64_t congestions = 0;  // ticks it was congested on
@@ -88,6 +95,7 @@ public:
 private:
     ViewerState &state_for(uint64_t id);
     void observe(ViewerState &v, const Sample &s, Clock::time_point now);
+    int64_t lag_ms(const ViewerState &v, const Sample &s) const;
     unsigned choose(Clock::time_point now, double dt_s);
 
     Options options_;

@@ -25,6 +25,7 @@
 #include "rendezvous/punch.hpp"
 #include "rendezvous/rendezvous.hpp"
 #include "ticket/ticket.hpp"
+#include "viewer/link_watch.hpp"
 #include "viewer/local_http.hpp"
 
 namespace pp {
@@ -91,6 +92,7 @@ struct Viewer::Core : viewer::Upstream {
     std::unique_ptr<net::Timer> relay_delay;
     std::unique_ptr<net::Timer> stagger, deadline;
     std::unique_ptr<viewer::LocalHttpServer> local;
+    std::unique_ptr<viewer::LinkWatch> link;  // the host's verdict on our path, while streaming
     std::vector<net::Address> stun_servers;           // resolved before the loop starts
     std::unique_ptr<rendezvous::Rendezvous> rendezvous;  // where we leave our candidates for the host
     std::string offer_session;                         // USERNAME of the host's punch probes
@@ -139,6 +141,7 @@ struct Viewer::Core : viewer::Upstream {
         shutting_down = true;
         events_open = false;
         local.reset();  // players first: their requests still name the session
+        link.reset();
         stagger.reset();
         deadline.reset();
         if (endpoint) endpoint->close_all(http3::kNoError, "viewer closed");
@@ -530,7 +533,18 @@ struct Viewer::Core : viewer::Upstream {
                              {"host", host_info}};
         if (quic::Connection *c = endpoint->find(winner)) ready["rtt_ms"] = c->stats().rtt_ms;
         emit({PP_EVENT_READY, PP_LOG_INFO, 0, PP_OK, "connected to " + peer.to_string(), ready.dump()});
+        start_link_watch();
         start_paths();
+    }
+
+    // The user hears it when the host finds our path too poor for the stream, and when it recovers.
+    void start_link_watch() {
+        link = std::make_unique<viewer::LinkWatch>(
+            *loop, [this] { return session(); }, auth,
+            [this](const ratecontrol::PathVerdict::Notice &n, const nlohmann::json &details) {
+                emit({PP_EVENT_LOG, n.too_poor ? PP_LOG_WARNING : PP_LOG_INFO, 0, PP_OK, n.message,
+                      nlohmann::json{{"path_too_poor", n.too_poor}, {"link", details}}.dump()});
+            });
     }
 
     // ---- hole punching, path upgrade and failover ----
@@ -891,6 +905,10 @@ struct Viewer::Core : viewer::Upstream {
             }
         }
         if (local) j["local"] = local->stats();
+        if (link) {
+            j["link"] = link->stats();
+            j["path_too_poor"] = link->too_poor();
+        }
         if (!host_info.is_null()) j["host"] = host_info;
         return j;
     }
