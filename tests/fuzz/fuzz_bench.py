@@ -35,8 +35,11 @@ def run(exe: str, seeds: str, runs: int, out: str, max_seconds: int) -> dict:
     m = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
     executed = int(m.group(1)) if m else 0
     crashed = proc.returncode != 0
+    # The edges of the parser libFuzzer reached (its last "cov:"): a target that stays near its
+    # starting figure is not seeing the parser (tests/fuzz/covers_parser.sh checks that).
+    covs = re.findall(r"\bcov: (\d+)", log)
     return {"target": name, "executions": executed, "seconds": seconds, "crashes": 1 if crashed else 0,
-            "rc": proc.returncode, "corpus": len(os.listdir(work))}
+            "rc": proc.returncode, "corpus": len(os.listdir(work)), "edges": int(covs[-1]) if covs else 0}
 
 
 def main() -> int:
@@ -49,7 +52,8 @@ def main() -> int:
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     failed = False
-    print(f"{'target':<15} {'executions':>12} {'seconds':>8} {'exec/s':>8} {'crashes':>7} corpus", flush=True)
+    print(f"{'target':<15} {'executions':>12} {'seconds':>8} {'exec/s':>8} {'crashes':>7} {'edges':>6} corpus",
+          flush=True)
     for spec in args.targets:
         exe, seeds = spec.split(":", 1)
         name = os.path.basename(exe).removesuffix("_fuzz")
@@ -58,7 +62,7 @@ def main() -> int:
         r = run(exe, seeds, args.runs, args.out, args.max_seconds)
         rate = r["executions"] / r["seconds"] if r["seconds"] else 0
         short = r["executions"] < args.runs
-        print(f"{r['target']:<15} {r['executions']:>12} {r['seconds']:>8.0f} {rate:>8.0f} {r['crashes']:>7} "
+        print(f"{r['target']:<15} {r['executions']:>12} {r['seconds']:>8.0f} {rate:>8.0f} {r['crashes']:>7} {r['edges']:>6} "
               f"{r['corpus']}{'  (stopped before ' + str(args.runs) + ')' if short else ''}", flush=True)
         if r["crashes"]:
             print(f"  {r['target']}: libFuzzer exit {r['rc']}; see {args.out}/{r['target']}.log", flush=True)
