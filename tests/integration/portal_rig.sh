@@ -18,12 +18,16 @@ set -eu
 RIG_USER=${PP_PORTAL_RIG_USER:-nobody}
 die() { echo "portal_rig: $*" >&2; exit 1; }
 
-for tool in dbus-daemon pipewire wireplumber sway swaybg setpriv setsid /usr/libexec/xdg-desktop-portal \
+for tool in dbus-daemon pipewire wireplumber sway swaybg grim setpriv setsid /usr/libexec/xdg-desktop-portal \
             /usr/libexec/xdg-desktop-portal-wlr; do
   command -v "$tool" >/dev/null 2>&1 ||
-    die "$tool not found (apt-get install sway swaybg xdg-desktop-portal xdg-desktop-portal-wlr pipewire wireplumber dbus util-linux)"
+    die "$tool not found (apt-get install sway swaybg grim xdg-desktop-portal xdg-desktop-portal-wlr pipewire wireplumber dbus util-linux)"
 done
 
+# SWAYSOCK names sway's IPC socket before sway starts: sway 1.7 binds the path in SWAYSOCK when
+# that is set and does not exist yet. Left empty, it bound the empty path, i.e. one abstract
+# socket shared by the whole machine: a second rig's sway then aborted ("Unable to bind IPC
+# socket") and every swaymsg reached whichever rig's sway had bound it first.
 rig_env() {
   cat <<ENV
 export PP_PORTAL_RIG_DIR='$1'
@@ -36,7 +40,7 @@ export DBUS_SESSION_BUS_ADDRESS='unix:path=$1/runtime/bus'
 export WAYLAND_DISPLAY="$(cat '$1/wayland-name' 2>/dev/null || echo wayland-1)"
 export XDG_CURRENT_DESKTOP=sway
 export XDG_SESSION_TYPE=wayland
-export SWAYSOCK="$(ls '$1'/runtime/sway-ipc.*.sock 2>/dev/null | head -n 1)"
+export SWAYSOCK='$1/runtime/sway-ipc.sock'
 unset DISPLAY PULSE_SERVER PIPEWIRE_REMOTE
 ENV
 }
@@ -60,6 +64,16 @@ stop_rig() {
     kill -KILL -- "-$pgid" 2>/dev/null || true
   fi
   rm -rf "$dir"
+}
+
+# The output's centre pixel as rrggbb (empty when it cannot be read yet).
+centre_pixel() {
+  (eval "$(rig_env "$1")"; as_user grim -g "$(centre_geometry)" -t ppm - 2>/dev/null) |
+    tail -c 3 | od -An -tx1 | tr -d ' \n'
+}
+centre_geometry() {
+  size=${PP_PORTAL_RIG_SIZE:-640x360}
+  echo "$((${size%x*} / 2)),$((${size#*x} / 2)) 1x1"
 }
 
 logs() { for f in "$1"/*.log; do [ -s "$f" ] && { echo "--- $f"; tail -n 25 "$f"; }; done >&2 || true; }
@@ -137,6 +151,15 @@ CONF
         grep -q org.freedesktop.portal.ScreenCast; do
     i=$((i + 1))
     [ $i -lt 200 ] || { logs "$dir"; stop_rig "$dir"; die "the ScreenCast portal did not appear within 20 s"; }
+    sleep 0.1
+  done
+  # Until swaybg has drawn, the output shows sway's grey clear colour, and a share started then
+  # captures grey. Ready means the desktop shows COLOUR: read its centre pixel (grim, screencopy).
+  want=$(printf '%s' "$colour" | tr -d '#' | tr 'A-F' 'a-f')
+  i=0
+  until [ "$(centre_pixel "$dir")" = "$want" ]; do
+    i=$((i + 1))
+    [ $i -lt 300 ] || { logs "$dir"; stop_rig "$dir"; die "the desktop did not show $colour within 30 s (swaybg)"; }
     sleep 0.1
   done
   echo "$dir"
