@@ -687,7 +687,8 @@ private:
 };
 
 bool portal_rig_possible() {
-    for (const char *p : {"/usr/bin/sway", "/usr/libexec/xdg-desktop-portal", "/usr/libexec/xdg-desktop-portal-wlr"})
+    for (const char *p : {"/usr/bin/sway", "/usr/bin/swaybg", "/usr/bin/grim", "/usr/libexec/xdg-desktop-portal",
+                          "/usr/libexec/xdg-desktop-portal-wlr"})
         if (!std::filesystem::exists(p)) return false;
     return geteuid() == 0;  // it switches to an unprivileged user
 }
@@ -780,8 +781,8 @@ TEST_CASE("portal cancel (inner)", "[.portal-inner]") {
 TEST_CASE("Wayland portal: the viewer decodes the screen's colour; the restore token skips the dialog; cancel is "
           "a clear error", "[capture][portal]") {
     if (!portal_rig_possible())
-        PP_SKIP_TEST("the portal rig needs root (to run the desktop as an unprivileged user), sway, "
-                     "xdg-desktop-portal and xdg-desktop-portal-wlr");
+        PP_SKIP_TEST("the portal rig needs root (to run the desktop as an unprivileged user), sway, swaybg, "
+                     "grim, xdg-desktop-portal and xdg-desktop-portal-wlr");
     PortalRig rig("#e01e2a");
     struct LogsOnFailure {
         PortalRig &rig;
