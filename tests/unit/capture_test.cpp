@@ -611,7 +611,10 @@ TEST_CASE("system audio without an audio server: one warning, and the video stil
         CHECK(decoded.frames >= 20);
         reader.reset();
         // Past the grace period the pipeline stops; the next reader starts a new run.
-        std::this_thread::sleep_for(std::chrono::milliseconds(config.grace_ms + 300));
+        auto deadline = SteadyClock::now() + 30s;
+        while (source->stats().value("running", true) && SteadyClock::now() < deadline)
+            std::this_thread::sleep_for(50ms);
+        REQUIRE_FALSE(source->stats().value("running", true));
     }
     std::lock_guard lock(warnings.mutex);
     for (const auto &line : warnings.lines) INFO(line);
