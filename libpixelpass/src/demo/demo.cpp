@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -141,76 +142,93 @@ nlohmann::json parse_or_empty(const std::string &text) {
     return j.is_discarded() ? nlohmann::json::object() : j;
 }
 
-// Headless: read the viewer's URL for `seconds`, decode everything, measure.
-nlohmann::json play_headless(const Options &o, Host &host, Viewer &viewer, const std::string &url,
-                             Clock::time_point started) {
-    double seconds = o.seconds > 0 ? o.seconds : kDefaultSeconds;
+// What the headless player saw of the stream: every byte goes to the decoder and the arrival clock.
+struct Reception {
     media::TsDecoder decoder;
     ArrivalClock arrivals;
-    std::vector<uint8_t> chunk;
-    Fd sock;
-    sock.fd = open_stream(url, chunk, Clock::now() + std::chrono::seconds(20));
-    std::optional<Clock::time_point> first_byte, first_feed;
+    std::optional<Clock::time_point> first_byte;
     uint64_t bytes = 0;
-    auto take = [&](std::span<const uint8_t> data) {
+    bool eof = false;
+
+    void take(std::span<const uint8_t> data) {
         if (data.empty()) return;
-        auto now = Clock::now();
-        if (!first_byte) first_byte = now;
-        if (!first_feed) first_feed = now;
+        if (!first_byte) first_byte = Clock::now();
         arrivals.feed(data, unix_ms_now());
         decoder.feed(data);
         bytes += data.size();
-    };
-    take(chunk);
+    }
+};
+
+// Reads `fd` until `seconds` have passed since the first byte, the stream ends, or cancel.
+void receive(const Options &o, int fd, double seconds, Reception &rx) {
     // The clock for the duration starts at the first byte: the pipeline's start-up (encoder
     // warm-up on the first viewer) is reported separately as time to first frame.
     auto hard_deadline = Clock::now() + std::chrono::duration<double>(seconds + 20);
     std::vector<uint8_t> buf(64 * 1024);
-    bool eof = false;
     while (!cancelled(o)) {
         auto now = Clock::now();
-        if (first_byte && now - *first_byte >= std::chrono::duration<double>(seconds)) break;
+        if (rx.first_byte && now - *rx.first_byte >= std::chrono::duration<double>(seconds)) break;
         if (now >= hard_deadline) break;
-        pollfd p{sock.fd, POLLIN, 0};
+        pollfd p{fd, POLLIN, 0};
         if (poll(&p, 1, 100) <= 0) continue;
-        ssize_t n = recv(sock.fd, buf.data(), buf.size(), 0);
+        ssize_t n = recv(fd, buf.data(), buf.size(), 0);
         if (n <= 0) {
-            eof = true;
+            rx.eof = true;
             break;
         }
-        take({buf.data(), static_cast<size_t>(n)});
+        rx.take({buf.data(), static_cast<size_t>(n)});
     }
-    double streamed_s = first_byte ? std::chrono::duration<double>(Clock::now() - *first_byte).count() : 0;
+}
+
+// Capture-to-arrival latency per frame, or null when the host reported no PTS epoch.
+nlohmann::json latency_summary(const ArrivalClock &arrivals, const nlohmann::json &host_stats) {
+    auto epoch = host_stats.value("stream", nlohmann::json::object()).value("pts_epoch_unix_ms", nlohmann::json(nullptr));
+    if (!epoch.is_number()) return nullptr;
+    auto l = arrivals.latencies(epoch.get<int64_t>());
+    if (l.empty()) return nullptr;
+    return {{"median", round1(percentile(l, 0.5))},
+            {"p95", round1(percentile(l, 0.95))},
+            {"max", round1(percentile(l, 1.0))},
+            {"samples", l.size()},
+            {"method", "arrival at the viewer's local socket minus the frame's capture time "
+                       "(burnt-in clock = pipeline epoch + PTS)"}};
+}
+
+double mean_of(const std::vector<double> &v) {
+    double sum = 0;
+    for (double x : v) sum += x;
+    return v.empty() ? 0 : sum / static_cast<double>(v.size());
+}
+
+// A still or black picture decodes too: motion (more than one distinct picture) and some
+// brightness are what show that the moving test picture came through ("ok" below).
+size_t distinct_pictures(std::vector<uint64_t> signatures) {
+    std::sort(signatures.begin(), signatures.end());
+    return static_cast<size_t>(std::unique(signatures.begin(), signatures.end()) - signatures.begin());
+}
+
+// Headless: read the viewer's URL for `seconds`, decode everything, measure.
+nlohmann::json play_headless(const Options &o, Host &host, Viewer &viewer, const std::string &url,
+                             Clock::time_point started) {
+    double seconds = o.seconds > 0 ? o.seconds : kDefaultSeconds;
+    Reception rx;
+    std::vector<uint8_t> chunk;
+    Fd sock;
+    sock.fd = open_stream(url, chunk, Clock::now() + std::chrono::seconds(20));
+    rx.take(chunk);
+    receive(o, sock.fd, seconds, rx);
+    double streamed_s = rx.first_byte ? std::chrono::duration<double>(Clock::now() - *rx.first_byte).count() : 0;
     nlohmann::json host_stats = parse_or_empty(host.stats_json());
     nlohmann::json viewer_stats = parse_or_empty(viewer.stats_json());
     close(sock.fd);
     sock.fd = -1;
-    media::DecodeReport r = decoder.finish(std::chrono::seconds(20));
+    media::DecodeReport r = rx.decoder.finish(std::chrono::seconds(20));
 
-    nlohmann::json latency = nullptr;
-    auto epoch = host_stats.value("stream", nlohmann::json::object()).value("pts_epoch_unix_ms", nlohmann::json(nullptr));
-    if (epoch.is_number()) {
-        auto l = arrivals.latencies(epoch.get<int64_t>());
-        if (!l.empty())
-            latency = {{"median", round1(percentile(l, 0.5))},
-                       {"p95", round1(percentile(l, 0.95))},
-                       {"max", round1(percentile(l, 1.0))},
-                       {"samples", l.size()},
-                       {"method", "arrival at the viewer's local socket minus the frame's capture time "
-                                  "(burnt-in clock = pipeline epoch + PTS)"}};
-    }
     double ttff = -1;
-    if (first_feed && r.first_frame_ms >= 0)
-        ttff = std::chrono::duration<double, std::milli>(*first_feed - started).count() + r.first_frame_ms;
-    double mean_luma = 0;
-    for (double v : r.luma) mean_luma += v;
-    if (!r.luma.empty()) mean_luma /= static_cast<double>(r.luma.size());
-    size_t distinct = 0;
-    {
-        auto sigs = r.signature;
-        std::sort(sigs.begin(), sigs.end());
-        distinct = static_cast<size_t>(std::unique(sigs.begin(), sigs.end()) - sigs.begin());
-    }
+    if (rx.first_byte && r.first_frame_ms >= 0)
+        ttff = std::chrono::duration<double, std::milli>(*rx.first_byte - started).count() + r.first_frame_ms;
+    double mean_luma = mean_of(r.luma);
+    size_t distinct = distinct_pictures(r.signature);
     bool ok = r.video_frames > 0 && mean_luma > 16 && distinct > 1;
     nlohmann::json j{{"mode", "headless"},
                      {"seconds", round1(streamed_s)},
@@ -224,18 +242,18 @@ nlohmann::json play_headless(const Options &o, Host &host, Viewer &viewer, const
                      {"distinct_pictures", distinct},
                      {"mean_luma", round1(mean_luma)},
                      {"audio_samples", r.audio_samples},
-                     {"bytes", bytes},
-                     {"bitrate_kbps", streamed_s > 0 ? round1(static_cast<double>(bytes) * 8 / 1000 / streamed_s) : 0.0},
+                     {"bytes", rx.bytes},
+                     {"bitrate_kbps", streamed_s > 0 ? round1(static_cast<double>(rx.bytes) * 8 / 1000 / streamed_s) : 0.0},
                      {"time_to_first_frame_ms", round1(ttff)},
-                     {"latency_ms", latency},
+                     {"latency_ms", latency_summary(rx.arrivals, host_stats)},
                      {"problems", r.problems},
-                     {"stream_ended_early", eof},
+                     {"stream_ended_early", rx.eof},
                      {"ok", ok},
                      {"host", host_stats},
                      {"viewer", viewer_stats}};
     if (r.video_frames == 0)
         throw Error(PP_ERR_MEDIA, "the demo decoded no picture in " + std::to_string(static_cast<int>(seconds)) +
-                                      " s (" + std::to_string(bytes) + " bytes arrived)");
+                                      " s (" + std::to_string(rx.bytes) + " bytes arrived)");
     return j;
 }
 

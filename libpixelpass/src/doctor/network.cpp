@@ -27,27 +27,20 @@
 
 namespace pp::doctor {
 
-NatClassification classify_nat(const std::vector<std::string> &servers, unsigned timeout_ms) {
-    NatClassification out;
-    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw Error(PP_ERR_IO, std::string("socket: ") + std::strerror(errno));
-    std::unique_ptr<int, void (*)(int *)> owner(&fd, [](int *f) { ::close(*f); });
-    sockaddr_in any{};
-    any.sin_family = AF_INET;
-    socklen_t len = sizeof any;
-    if (::bind(fd, reinterpret_cast<sockaddr *>(&any), sizeof any) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr *>(&any), &len) != 0)
-        throw Error(PP_ERR_IO, std::string("bind: ") + std::strerror(errno));
-    out.local_port = ntohs(any.sin_port);
+namespace {
 
-    struct Query {
-        std::string server;
-        net::Address address;
-        nat::stun::TransactionId tid;
-        std::vector<uint8_t> wire;
-        bool answered = false;
-    };
-    std::vector<Query> queries;
+struct BindingQuery {
+    std::string server;
+    net::Address address;
+    nat::stun::TransactionId tid;
+    std::vector<uint8_t> wire;
+    bool answered = false;
+};
+
+// One Binding request per distinct IPv4 server address: the same address twice tells nothing,
+// and a server that does not resolve is left out rather than failing the whole check.
+std::vector<BindingQuery> binding_queries(const std::vector<std::string> &servers) {
+    std::vector<BindingQuery> queries;
     for (const auto &s : servers) {
         std::vector<net::Address> found;
         try {
@@ -56,16 +49,21 @@ NatClassification classify_nat(const std::vector<std::string> &servers, unsigned
         }
         auto v4 = std::find_if(found.begin(), found.end(), [](const net::Address &a) { return a.family() == AF_INET; });
         if (v4 == found.end()) continue;
-        // One query per distinct server address: the same address twice tells nothing.
-        if (std::any_of(queries.begin(), queries.end(), [&](const Query &q) { return q.address == *v4; })) continue;
-        Query q{s, *v4, nat::stun::new_transaction_id(), {}, false};
+        if (std::any_of(queries.begin(), queries.end(), [&](const BindingQuery &q) { return q.address == *v4; })) continue;
+        BindingQuery q{s, *v4, nat::stun::new_transaction_id(), {}, false};
         q.wire = nat::stun::Builder(nat::stun::Method::binding, nat::stun::Class::request, q.tid).finish();
         queries.push_back(std::move(q));
     }
+    return queries;
+}
+
+// Sends every query from the one socket `fd` and collects the mapped addresses into out.seen,
+// until all have answered or `timeout_ms` has passed.
+void ask_all(int fd, std::vector<BindingQuery> &queries, unsigned timeout_ms, NatClassification &out) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     auto next_send = std::chrono::steady_clock::now();
     uint8_t buf[1500];
-    while (std::any_of(queries.begin(), queries.end(), [](const Query &q) { return !q.answered; })) {
+    while (std::any_of(queries.begin(), queries.end(), [](const BindingQuery &q) { return !q.answered; })) {
         auto now = std::chrono::steady_clock::now();
         if (now >= deadline) break;
         if (now >= next_send) {  // retransmit to the silent ones: a lost datagram is no verdict
@@ -88,25 +86,44 @@ NatClassification classify_nat(const std::vector<std::string> &servers, unsigned
             if (mapped) out.seen.push_back({q.server, mapped->unmapped().to_string()});
         }
     }
-    out.asked = queries.size();
+}
+
+// The verdict from what the servers saw: one mapping for all of them is endpoint-independent,
+// several is endpoint-dependent, our own address and port unchanged is no NAT at all.
+std::string nat_kind(const NatClassification &out) {
     std::vector<std::string> distinct;
     for (const auto &[server, mapped] : out.seen)
         if (std::find(distinct.begin(), distinct.end(), mapped) == distinct.end()) distinct.push_back(mapped);
-    if (out.seen.empty()) {
-        out.kind = "unreachable";
-        return out;
-    }
+    if (out.seen.empty()) return "unreachable";
     auto public_ip = distinct.front().substr(0, distinct.front().rfind(':'));
     bool local = false;
     for (const auto &a : net::local_addresses(AF_INET, false)) local = local || a.ip() == public_ip;
     if (local && distinct.size() == 1 && distinct.front() == public_ip + ":" + std::to_string(out.local_port))
-        out.kind = "none";
-    else if (distinct.size() > 1)
-        out.kind = "endpoint-dependent";
-    else if (out.seen.size() > 1)
-        out.kind = "endpoint-independent";
-    else
-        out.kind = "unknown";
+        return "none";
+    if (distinct.size() > 1) return "endpoint-dependent";
+    if (out.seen.size() > 1) return "endpoint-independent";
+    return "unknown";
+}
+
+} // namespace
+
+NatClassification classify_nat(const std::vector<std::string> &servers, unsigned timeout_ms) {
+    NatClassification out;
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw Error(PP_ERR_IO, std::string("socket: ") + std::strerror(errno));
+    std::unique_ptr<int, void (*)(int *)> owner(&fd, [](int *f) { ::close(*f); });
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    socklen_t len = sizeof any;
+    if (::bind(fd, reinterpret_cast<sockaddr *>(&any), sizeof any) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr *>(&any), &len) != 0)
+        throw Error(PP_ERR_IO, std::string("bind: ") + std::strerror(errno));
+    out.local_port = ntohs(any.sin_port);
+
+    std::vector<BindingQuery> queries = binding_queries(servers);
+    ask_all(fd, queries, timeout_ms, out);
+    out.asked = queries.size();
+    out.kind = nat_kind(out);
     return out;
 }
 

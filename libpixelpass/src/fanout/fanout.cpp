@@ -58,6 +58,65 @@ private:
     uint64_t generation_;
 };
 
+// The control thread's side of the producer's runs, one at a time. Each step is entered and left
+// with c.mutex held through `lock`; the producer is called with it released, so that subscribing
+// and reading never wait for a producer that is starting or stopping.
+class RunControl {
+public:
+    RunControl(FanoutSource::Control &c, Producer &producer, std::unique_lock<std::mutex> &lock)
+        : c_(c), producer_(producer), lock_(lock) {}
+
+    // Starts a run on the current ring. A start that fails ends that ring with the error, so
+    // its readers learn why; the next reader asks for a new start.
+    void start() {
+        auto ring = c_.ring;
+        uint64_t generation = ++c_.generation;
+        sink_ = std::make_unique<RunSink>(ring, c_, generation);
+        lock_.unlock();
+        std::optional<Error> failure;
+        try {
+            producer_.start(*sink_);
+        } catch (const Error &e) {
+            failure = e;
+        } catch (const std::exception &e) {
+            failure = Error(PP_ERR_INTERNAL, e.what());
+        }
+        if (failure) {
+            producer_.stop();
+            if (c_.options.on_failure) c_.options.on_failure(failure->code(), failure->what());
+            ring->end(failure->code(), failure->what());
+        }
+        lock_.lock();
+        if (failure) {
+            sink_.reset();
+            if (c_.ring == ring) c_.ring = nullptr;
+        } else {
+            run_ring_ = std::move(ring);
+            c_.running = true;
+            ++c_.starts;
+        }
+    }
+
+    void stop(const char *why) {
+        auto ring = std::move(run_ring_);
+        if (c_.ring == ring) c_.ring = nullptr;
+        lock_.unlock();
+        producer_.stop();
+        if (ring) ring->end(PP_OK, why);
+        lock_.lock();
+        sink_.reset();
+        c_.running = false;
+        ++c_.stops;
+    }
+
+private:
+    FanoutSource::Control &c_;
+    Producer &producer_;
+    std::unique_lock<std::mutex> &lock_;
+    std::unique_ptr<RunSink> sink_;
+    std::shared_ptr<Ring> run_ring_;  // the running producer's ring (c.ring may already be a newer one)
+};
+
 // A viewer's cursor plus the segments it was handed and has not released yet.
 class RingReader final : public stream::Reader {
 public:
@@ -176,57 +235,19 @@ std::unique_ptr<stream::Reader> FanoutSource::subscribe(std::function<void()> wa
 void FanoutSource::control_loop() {
     auto &c = *control_;
     std::unique_lock lock(c.mutex);
-    std::unique_ptr<RunSink> sink;
-    std::shared_ptr<Ring> run_ring;  // the running producer's ring (c.ring may already be a newer one)
-
-    auto stop_run = [&](const char *why) {
-        auto ring = std::move(run_ring);
-        if (c.ring == ring) c.ring = nullptr;
-        lock.unlock();
-        producer_->stop();
-        if (ring) ring->end(PP_OK, why);
-        lock.lock();
-        sink.reset();
-        c.running = false;
-        ++c.stops;
-    };
+    RunControl run(c, *producer_, lock);
 
     while (!c.quit) {
         if (c.running && c.failed_generation == c.generation) {
             // The run stopped by itself (error or end of stream): release the producer so a new
             // reader can start it again. Readers of the ended ring drain and end.
             c.failed_generation.reset();
-            stop_run("the stream ended");
+            run.stop("the stream ended");
             continue;
         }
         if (c.start_pending) {
             c.start_pending = false;
-            auto ring = c.ring;
-            uint64_t generation = ++c.generation;
-            sink = std::make_unique<RunSink>(ring, c, generation);
-            lock.unlock();
-            std::optional<Error> failure;
-            try {
-                producer_->start(*sink);
-            } catch (const Error &e) {
-                failure = e;
-            } catch (const std::exception &e) {
-                failure = Error(PP_ERR_INTERNAL, e.what());
-            }
-            if (failure) {
-                producer_->stop();
-                if (c.options.on_failure) c.options.on_failure(failure->code(), failure->what());
-                ring->end(failure->code(), failure->what());
-            }
-            lock.lock();
-            if (failure) {
-                sink.reset();
-                if (c.ring == ring) c.ring = nullptr;
-            } else {
-                run_ring = std::move(ring);
-                c.running = true;
-                ++c.starts;
-            }
+            run.start();
             continue;
         }
         if (c.keyframe_wanted) {
@@ -241,7 +262,7 @@ void FanoutSource::control_loop() {
         if (c.running && c.readers == 0) {
             auto deadline = c.idle_since + c.options.grace;
             if (Clock::now() >= deadline) {
-                stop_run("stopped: no readers left");
+                run.stop("stopped: no readers left");
                 continue;
             }
             c.cv.wait_until(lock, deadline);
@@ -249,7 +270,7 @@ void FanoutSource::control_loop() {
         }
         c.cv.wait(lock);
     }
-    if (c.running) stop_run("the stream source was closed");
+    if (c.running) run.stop("the stream source was closed");
     if (c.ring) {  // a start that never happened
         c.ring->end(PP_OK, "the stream source was closed");
         c.ring = nullptr;

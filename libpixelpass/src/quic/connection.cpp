@@ -109,6 +109,35 @@ void tls_check(int rc, const char *what) {
     if (rc < 0) throw Error(PP_ERR_CRYPTO, std::string(what) + ": " + gnutls_strerror(rc));
 }
 
+// What both ends start from; the server-only parts (Retry, stateless reset) are added where the
+// connection is created.
+ngtcp2_settings base_settings(const TransportOptions &t) {
+    ngtcp2_settings settings;
+    ngtcp2_settings_default(&settings);
+    settings.initial_ts = now();
+    settings.cc_algo = cc_algo(t.congestion_control);
+    settings.max_window = t.max_conn_window;
+    settings.max_stream_window = t.max_stream_window;
+    settings.handshake_timeout = t.handshake_timeout_ms * NGTCP2_MILLISECONDS;
+    if (t.max_udp_payload) settings.max_tx_udp_payload_size = t.max_udp_payload;
+    if (std::getenv("PIXELPASS_QUIC_TRACE")) settings.log_printf = trace;
+    return settings;
+}
+
+ngtcp2_transport_params base_params(const TransportOptions &t, bool server) {
+    ngtcp2_transport_params params;
+    ngtcp2_transport_params_default(&params);
+    params.initial_max_stream_data_bidi_local = t.stream_window;
+    params.initial_max_stream_data_bidi_remote = t.stream_window;
+    params.initial_max_stream_data_uni = 256 * 1024;
+    params.initial_max_data = t.conn_window;
+    params.initial_max_streams_bidi = server ? t.max_streams_bidi : 0;
+    params.initial_max_streams_uni = t.max_streams_uni;
+    params.max_idle_timeout = t.idle_timeout_ms * NGTCP2_MILLISECONDS;
+    params.active_connection_id_limit = 4;
+    return params;
+}
+
 } // namespace
 
 const char *close_kind_name(CloseKind kind) {
@@ -262,6 +291,40 @@ struct Connection::Callbacks {
         auto *ref = static_cast<ngtcp2_crypto_conn_ref *>(gnutls_session_get_ptr(session));
         return static_cast<Connection *>(ref->user_data)->verify_peer();
     }
+
+    // The table handed to ngtcp2: packet protection from ngtcp2_crypto, the rest forwarded here.
+    static ngtcp2_callbacks table(bool server) {
+        ngtcp2_callbacks cb{};
+        cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+        cb.encrypt = ngtcp2_crypto_encrypt_cb;
+        cb.decrypt = ngtcp2_crypto_decrypt_cb;
+        cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
+        cb.update_key = ngtcp2_crypto_update_key_cb;
+        cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+        cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+        cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+        cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+        cb.rand = Callbacks::rand;
+        cb.get_new_connection_id = Callbacks::new_cid;
+        cb.remove_connection_id = Callbacks::remove_cid;
+        cb.handshake_completed = Callbacks::handshake_completed;
+        cb.recv_stream_data = Callbacks::recv_stream_data;
+        cb.acked_stream_data_offset = Callbacks::acked;
+        cb.stream_close = Callbacks::stream_close;
+        cb.stream_reset = Callbacks::stream_reset;
+        cb.stream_stop_sending = Callbacks::stream_stop_sending;
+        cb.extend_max_stream_data = Callbacks::extend_max_stream_data;
+        cb.extend_max_remote_streams_bidi = Callbacks::extend_remote_bidi;
+        cb.recv_rx_key = Callbacks::rx_key;
+        cb.recv_tx_key = Callbacks::tx_key;
+        if (server) {
+            cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+        } else {
+            cb.client_initial = ngtcp2_crypto_client_initial_cb;
+            cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
+        }
+        return cb;
+    }
 };
 
 Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
@@ -269,56 +332,22 @@ Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
       pin_(p.pin), conn_(nullptr, ngtcp2_conn_del),
       tls_(nullptr, [](gnutls_session_int *s) { gnutls_deinit(s); }), make_app_(p.make_app),
       transport_(p.transport) {
-    ngtcp2_callbacks cb{};
-    cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-    cb.encrypt = ngtcp2_crypto_encrypt_cb;
-    cb.decrypt = ngtcp2_crypto_decrypt_cb;
-    cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
-    cb.update_key = ngtcp2_crypto_update_key_cb;
-    cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
-    cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
-    cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
-    cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
-    cb.rand = Callbacks::rand;
-    cb.get_new_connection_id = Callbacks::new_cid;
-    cb.remove_connection_id = Callbacks::remove_cid;
-    cb.handshake_completed = Callbacks::handshake_completed;
-    cb.recv_stream_data = Callbacks::recv_stream_data;
-    cb.acked_stream_data_offset = Callbacks::acked;
-    cb.stream_close = Callbacks::stream_close;
-    cb.stream_reset = Callbacks::stream_reset;
-    cb.stream_stop_sending = Callbacks::stream_stop_sending;
-    cb.extend_max_stream_data = Callbacks::extend_max_stream_data;
-    cb.extend_max_remote_streams_bidi = Callbacks::extend_remote_bidi;
-    cb.recv_rx_key = Callbacks::rx_key;
-    cb.recv_tx_key = Callbacks::tx_key;
-    if (server_) {
-        cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
-    } else {
-        cb.client_initial = ngtcp2_crypto_client_initial_cb;
-        cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
-    }
+    create_conn(p);
+    create_tls(p);  // after create_conn: the TLS session is handed to ngtcp2's connection
+    timer_ = std::make_unique<net::Timer>(endpoint_.loop(), [this] { on_timer(); });
+    tx_.resize(kMaxBatchBytes + 4096);
 
-    ngtcp2_settings settings;
-    ngtcp2_settings_default(&settings);
-    settings.initial_ts = now();
-    settings.cc_algo = cc_algo(transport_.congestion_control);
-    settings.max_window = transport_.max_conn_window;
-    settings.max_stream_window = transport_.max_stream_window;
-    settings.handshake_timeout = transport_.handshake_timeout_ms * NGTCP2_MILLISECONDS;
-    if (transport_.max_udp_payload) settings.max_tx_udp_payload_size = transport_.max_udp_payload;
-    if (std::getenv("PIXELPASS_QUIC_TRACE")) settings.log_printf = trace;
+    cids_.push_back(p.scid);
+    if (server_) cids_.push_back(p.original_dcid);
+    if (server_ && !p.retry_scid.empty()) cids_.push_back(p.retry_scid);  // the client's DCID now
+    for (const auto &cid : cids_) endpoint_.add_cid(cid, this);
+}
 
-    ngtcp2_transport_params params;
-    ngtcp2_transport_params_default(&params);
-    params.initial_max_stream_data_bidi_local = transport_.stream_window;
-    params.initial_max_stream_data_bidi_remote = transport_.stream_window;
-    params.initial_max_stream_data_uni = 256 * 1024;
-    params.initial_max_data = transport_.conn_window;
-    params.initial_max_streams_bidi = server_ ? transport_.max_streams_bidi : 0;
-    params.initial_max_streams_uni = transport_.max_streams_uni;
-    params.max_idle_timeout = transport_.idle_timeout_ms * NGTCP2_MILLISECONDS;
-    params.active_connection_id_limit = 4;
+// ngtcp2's half: the connection object with our callbacks, settings and transport parameters.
+void Connection::create_conn(const Params &p) {
+    ngtcp2_callbacks cb = Callbacks::table(server_);
+    ngtcp2_settings settings = base_settings(transport_);
+    ngtcp2_transport_params params = base_params(transport_, server_);
 
     ngtcp2_cid dcid = make_cid(p.dcid), scid = make_cid(p.scid);
     ngtcp2_path path{{const_cast<sockaddr *>(local_.sa()), local_.len()},
@@ -347,7 +376,10 @@ Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
     }
     if (rv != 0) throw Error(PP_ERR_INTERNAL, std::string("QUIC connection: ") + ngtcp2_strerror(rv));
     conn_.reset(raw);
+}
 
+// GnuTLS's half: the session ngtcp2 drives the handshake through, and the peer checks.
+void Connection::create_tls(const Params &p) {
     conn_ref_ = std::make_unique<ConnRef>();
     conn_ref_->ref.get_conn = Callbacks::get_conn;
     conn_ref_->ref.user_data = this;
@@ -378,14 +410,6 @@ Connection::Connection(Endpoint &endpoint, uint64_t id, const Params &p)
         tls_check(gnutls_server_name_set(session, GNUTLS_NAME_DNS, "pixelpass", 9), "server name");
     }
     ngtcp2_conn_set_tls_native_handle(conn_.get(), session);
-
-    timer_ = std::make_unique<net::Timer>(endpoint_.loop(), [this] { on_timer(); });
-    tx_.resize(kMaxBatchBytes + 4096);
-
-    cids_.push_back(p.scid);
-    if (server_) cids_.push_back(p.original_dcid);
-    if (server_ && !p.retry_scid.empty()) cids_.push_back(p.retry_scid);  // the client's DCID now
-    for (const auto &cid : cids_) endpoint_.add_cid(cid, this);
 }
 
 Connection::~Connection() {

@@ -160,6 +160,10 @@ private:
     friend struct Callbacks;
     friend class Endpoint;
 
+    // The constructor's steps: ngtcp2's connection, then the TLS session attached to it.
+    void create_conn(const Params &p);
+    void create_tls(const Params &p);
+
     void handle_error(int liberr);
     void start_closing(const void *ccerr_opaque, CloseInfo info);
     void start_draining();

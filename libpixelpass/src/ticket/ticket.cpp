@@ -571,11 +571,11 @@ std::string encode(const Ticket &ticket) {
     return std::string(kPrefix) + base32_encode(data);
 }
 
-Ticket decode(std::string_view text, int64_t now) {
-    std::vector<Kept> kept = clean(text);
+namespace {
 
-    // A text that is not a ticket at all (a URL, a sentence) is told so, rather than being
-    // pointed at its first character outside the alphabet.
+// A text that is not a ticket at all (a URL, a sentence) is told so, rather than being pointed at
+// its first character outside the alphabet.
+void require_prefix(const std::vector<Kept> &kept) {
     bool prefixed = kept.size() >= kPrefix.size();
     for (size_t i = 0; prefixed && i < kPrefix.size(); ++i)
         prefixed = kept[i].glyph.size() == 1 && (kept[i].glyph[0] | 0x20) == kPrefix[i];
@@ -594,8 +594,11 @@ Ticket decode(std::string_view text, int64_t now) {
         throw Error(PP_ERR_TICKET_PREFIX, "ticket must start with \"pxp\"" +
                                               (start.empty() ? "" : " (it starts with \"" + start + "\")"));
     }
+}
 
-    std::span<const Kept> body(kept.begin() + kPrefix.size(), kept.end());
+// The body's characters as base32 digit values; the first one outside the alphabet is named with
+// its position and, where it looks like a common slip, a hint.
+std::vector<uint8_t> base32_values(std::span<const Kept> body) {
     std::vector<uint8_t> values;
     values.reserve(body.size());
     for (const Kept &k : body) {
@@ -605,6 +608,16 @@ Ticket decode(std::string_view text, int64_t now) {
                                                      std::to_string(k.position) + hint(k.glyph));
         values.push_back(static_cast<uint8_t>(v));
     }
+    return values;
+}
+
+} // namespace
+
+Ticket decode(std::string_view text, int64_t now) {
+    std::vector<Kept> kept = clean(text);
+    require_prefix(kept);
+    std::span<const Kept> body(kept.begin() + kPrefix.size(), kept.end());
+    std::vector<uint8_t> values = base32_values(body);
     const size_t chars = values.size();
     Base32Bits bits = base32_decode(values);
     std::span<const uint8_t> data(bits.bytes);
