@@ -11,10 +11,10 @@
 //          capture of the screen as it is, against the test source at HEIGHT.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -27,17 +27,12 @@
 #include "capture/capture.hpp"
 #include "common/error.hpp"
 #include "media/media.hpp"
+#include "proc_cpu.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double cpu_seconds() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 pid_t spawn(const std::vector<std::string> &argv, int out_fd = -1) {
     pid_t pid = fork();
@@ -74,7 +69,7 @@ double measure(std::unique_ptr<pp::fanout::FanoutSource> source, int seconds, si
         if (span.empty()) std::this_thread::sleep_for(5ms);
     }
     if (total == 0) throw pp::Error(PP_ERR_MEDIA, "no bytes within 30 s");
-    double cpu0 = cpu_seconds();
+    double cpu0 = bench::process_cpu_seconds();
     auto t0 = Clock::now();
     size_t bytes = 0;
     while (Clock::now() - t0 < std::chrono::seconds(seconds)) {
@@ -84,9 +79,66 @@ double measure(std::unique_ptr<pp::fanout::FanoutSource> source, int seconds, si
         if (span.empty()) std::this_thread::sleep_for(5ms);
     }
     double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-    double cpu = cpu_seconds() - cpu0;
+    double cpu = bench::process_cpu_seconds() - cpu0;
     *bytes_out = bytes;
     return 100.0 * cpu / wall;
+}
+
+// The host configuration both sides of a comparison share: only the source and its size differ.
+pp::HostConfig bench_config(const char *source, unsigned max_height) {
+    pp::HostConfig config;
+    config.encoder = "x264";
+    config.fps = 30;
+    config.audio = false;
+    config.grace_ms = 100;
+    config.source = source;
+    config.max_height = max_height;
+    return config;
+}
+
+// Measures `source` and prints its JSON line; `size_field` is the line's "height" or "size" member.
+void measure_and_print(const char *source, unsigned max_height, int seconds, const std::string &size_field) {
+    pp::HostConfig config = bench_config(source, max_height);
+    size_t bytes = 0;
+    double cpu = measure(pp::media::make_source(config, nullptr, pp::capture::make_capture_source(config)), seconds,
+                         &bytes);
+    std::printf("{\"source\":\"%s\",%s,\"fps\":30,\"encoder\":\"x264\",\"cpu_percent\":%.1f,\"kbit_s\":%.0f}\n", source,
+                size_field.c_str(), cpu, bytes * 8.0 / 1000 / seconds);
+}
+
+// A private Xvfb of w×h; its display name goes to `display`.
+pid_t start_xvfb(int w, int h, std::string &display) {
+    int fds[2];
+    if (pipe(fds) != 0) throw pp::Error(PP_ERR_IO, std::string("pipe: ") + std::strerror(errno));
+    std::string geometry = std::to_string(w) + "x" + std::to_string(h) + "x24";
+    pid_t xvfb = spawn({"Xvfb", "-displayfd", std::to_string(fds[1]), "-screen", "0", geometry, "-nolisten", "tcp"},
+                       fds[1]);
+    close(fds[1]);
+    std::string number;
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') number += c;
+    close(fds[0]);
+    if (number.empty()) throw pp::Error(PP_ERR_IO, "Xvfb did not start");
+    display = ":" + number;
+    return xvfb;
+}
+
+// One size: the test source, then the X11 capture of an Xvfb showing a moving picture.
+void x11_round(int h, int seconds) {
+    int w = h * 16 / 9;
+    std::string display;
+    pid_t xvfb = start_xvfb(w, h, display);
+    setenv("DISPLAY", display.c_str(), 1);
+    pid_t motion = spawn({"gst-launch-1.0", "-q", "videotestsrc", "pattern=smpte", "horizontal-speed=4", "is-live=true", "!",
+                          "video/x-raw,width=" + std::to_string(w) + ",height=" + std::to_string(h) + ",framerate=30/1",
+                          "!", "ximagesink", "display=" + display, "sync=false"});
+    std::this_thread::sleep_for(2s);
+    std::string size = "\"size\":\"" + std::to_string(w) + "x" + std::to_string(h) + "\"";
+    measure_and_print("test", static_cast<unsigned>(h), seconds, size);
+    measure_and_print("x11", 0, seconds, size);
+    std::fflush(stdout);
+    stop(motion);
+    stop(xvfb);
 }
 
 } // namespace
@@ -110,68 +162,16 @@ int main(int argc, char **argv) {
     }
     try {
         if (portal_height) {
-            pp::HostConfig config;
-            config.encoder = "x264";
-            config.fps = 30;
-            config.audio = false;
-            config.grace_ms = 100;
-            size_t bytes = 0;
             for (const char *source : {"test", "portal"}) {
-                config.source = source;
-                config.max_height = static_cast<unsigned>(portal_height);
-                double cpu = measure(pp::media::make_source(config, nullptr, pp::capture::make_capture_source(config)),
-                                     seconds, &bytes);
-                std::printf("{\"source\":\"%s\",\"height\":%d,\"fps\":30,\"encoder\":\"x264\",\"cpu_percent\":%.1f,"
-                            "\"kbit_s\":%.0f}\n", source, portal_height, cpu, bytes * 8.0 / 1000 / seconds);
+                measure_and_print(source, static_cast<unsigned>(portal_height), seconds,
+                                  "\"height\":" + std::to_string(portal_height));
                 std::fflush(stdout);
             }
             return 0;
         }
         unsetenv("WAYLAND_DISPLAY");
         unsetenv("XDG_SESSION_TYPE");
-        for (int h : heights) {
-            int w = h * 16 / 9;
-            int fds[2];
-            if (pipe(fds) != 0) return 1;
-            std::string geometry = std::to_string(w) + "x" + std::to_string(h) + "x24";
-            pid_t xvfb = spawn({"Xvfb", "-displayfd", std::to_string(fds[1]), "-screen", "0", geometry, "-nolisten",
-                                "tcp"}, fds[1]);
-            close(fds[1]);
-            std::string number;
-            char c;
-            while (read(fds[0], &c, 1) == 1 && c != '\n') number += c;
-            close(fds[0]);
-            if (number.empty()) throw pp::Error(PP_ERR_IO, "Xvfb did not start");
-            std::string display = ":" + number;
-            setenv("DISPLAY", display.c_str(), 1);
-            pid_t motion = spawn({"gst-launch-1.0", "-q", "videotestsrc", "pattern=smpte", "horizontal-speed=4", "is-live=true", "!",
-                                  "video/x-raw,width=" + std::to_string(w) + ",height=" + std::to_string(h) +
-                                      ",framerate=30/1",
-                                  "!", "ximagesink", "display=" + display, "sync=false"});
-            std::this_thread::sleep_for(2s);
-
-            pp::HostConfig config;
-            config.encoder = "x264";
-            config.fps = 30;
-            config.audio = false;
-            config.grace_ms = 100;
-            size_t bytes = 0;
-            config.source = "test";
-            config.max_height = static_cast<unsigned>(h);
-            double test_cpu = measure(pp::media::make_source(config, nullptr, pp::capture::make_capture_source(config)),
-                                      seconds, &bytes);
-            std::printf("{\"source\":\"test\",\"size\":\"%dx%d\",\"fps\":30,\"encoder\":\"x264\",\"cpu_percent\":%.1f,"
-                        "\"kbit_s\":%.0f}\n", w, h, test_cpu, bytes * 8.0 / 1000 / seconds);
-            config.source = "x11";
-            config.max_height = 0;
-            double x11_cpu = measure(pp::media::make_source(config, nullptr, pp::capture::make_capture_source(config)),
-                                     seconds, &bytes);
-            std::printf("{\"source\":\"x11\",\"size\":\"%dx%d\",\"fps\":30,\"encoder\":\"x264\",\"cpu_percent\":%.1f,"
-                        "\"kbit_s\":%.0f}\n", w, h, x11_cpu, bytes * 8.0 / 1000 / seconds);
-            std::fflush(stdout);
-            stop(motion);
-            stop(xvfb);
-        }
+        for (int h : heights) x11_round(h, seconds);
     } catch (const pp::Error &e) {
         std::fprintf(stderr, "capture-bench: %s\n", e.what());
         return 1;

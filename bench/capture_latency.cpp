@@ -307,6 +307,61 @@ pp::HostConfig host_config(const std::string &source) {
     return c;
 }
 
+// Capture (PTS) → decoded, per picture captured since `measure_from`.
+void frame_latencies(const pp::media::DecodeReport &report, double epoch_unix_ms, const std::vector<uint64_t> &wire,
+                     std::optional<uint64_t> first_pcr, double measure_from, const std::string &source,
+                     RoundResult &r) {
+    auto off = pts_offset_ns(report.pts_ns, wire, first_pcr);
+    if (!off) {
+        std::fprintf(stderr, "capture-latency: could not tie decoded pictures to stream PTS (%s)\n", source.c_str());
+        return;
+    }
+    for (size_t i = 0; i < report.decoded_unix_ms.size(); ++i) {
+        double captured = epoch_unix_ms + double(int64_t(report.pts_ns[i]) + *off) / 1e6;
+        if (captured >= measure_from) r.frame_ms.push_back(report.decoded_unix_ms[i] - captured);
+    }
+}
+
+// Each flip: the first picture decoded after it, and after the picture that showed the
+// previous flip, that shows the new colour, before the next flip. After a missed flip the
+// screen already had the colour the next flip sets, so that one is not measured either.
+void flip_latencies(const std::vector<Flip> &flips, const pp::media::DecodeReport &report, double measure_from,
+                    RoundResult &r) {
+    size_t after = 0;
+    bool previous_seen = false;
+    for (size_t f = 0; f < flips.size(); ++f) {
+        bool measured = flips[f].unix_ms >= measure_from;
+        double until = f + 1 < flips.size() ? flips[f + 1].unix_ms : flips[f].unix_ms + 1000;
+        bool seen = false;
+        for (size_t i = after; i < report.decoded_unix_ms.size(); ++i) {
+            double t = report.decoded_unix_ms[i];
+            if (t <= flips[f].unix_ms) continue;
+            if (t > until) break;
+            if ((report.luma[i] > 128) == flips[f].white) {
+                if (measured && previous_seen) r.flip_ms.push_back(t - flips[f].unix_ms);
+                after = i + 1;
+                seen = true;
+                break;
+            }
+        }
+        if (measured) {
+            ++r.flips;
+            if (!seen) ++r.missed;
+        }
+        previous_seen = seen;
+    }
+}
+
+void print_round(const std::string &source, const RoundResult &r, bool flipping) {
+    Stats frames = summarize(r.frame_ms), changes = summarize(r.flip_ms);
+    std::fprintf(stderr, "capture-latency: %s: capture→decoded median %.1f p95 %.1f ms (n=%zu)", source.c_str(),
+                 frames.median, frames.p95, frames.n);
+    if (flipping)
+        std::fprintf(stderr, "; screen change→decoded median %.1f p95 %.1f ms (n=%zu, %zu missed)", changes.median,
+                     changes.p95, changes.n, r.missed);
+    std::fprintf(stderr, "\n");
+}
+
 // One host + viewer + decoder for `seconds` of measured time after a 2 s warm-up. `make_flipper`
 // (screen sources) flips the screen throughout.
 RoundResult run_round(const std::string &source, double seconds,
@@ -344,54 +399,15 @@ RoundResult run_round(const std::string &source, double seconds,
     if (report.decoded_unix_ms.size() >= 1000)
         std::fprintf(stderr, "capture-latency: the decoder keeps 1000 pictures; shorten --seconds\n");
 
-    if (auto off = pts_offset_ns(report.pts_ns, wire, first_pcr)) {
-        for (size_t i = 0; i < report.decoded_unix_ms.size(); ++i) {
-            double captured = epoch.get<double>() + double(int64_t(report.pts_ns[i]) + *off) / 1e6;
-            if (captured >= measure_from) r.frame_ms.push_back(report.decoded_unix_ms[i] - captured);
-        }
-    } else {
-        std::fprintf(stderr, "capture-latency: could not tie decoded pictures to stream PTS (%s)\n", source.c_str());
-    }
-
+    frame_latencies(report, epoch.get<double>(), wire, first_pcr, measure_from, source, r);
     if (make_flipper) {
         auto [lo, hi] = std::minmax_element(report.luma.begin(), report.luma.end());
         std::fprintf(stderr, "capture-latency: %s: %zu flips, %zu pictures decoded, mean luma %.0f–%.0f\n",
                      source.c_str(), flips.size(), report.luma.size(), report.luma.empty() ? 0.0 : *lo,
                      report.luma.empty() ? 0.0 : *hi);
     }
-    // Each flip: the first picture decoded after it, and after the picture that showed the
-    // previous flip, that shows the new colour, before the next flip. After a missed flip the
-    // screen already had the colour the next flip sets, so that one is not measured either.
-    size_t after = 0;
-    bool previous_seen = false;
-    for (size_t f = 0; f < flips.size(); ++f) {
-        bool measured = flips[f].unix_ms >= measure_from;
-        double until = f + 1 < flips.size() ? flips[f + 1].unix_ms : flips[f].unix_ms + 1000;
-        bool seen = false;
-        for (size_t i = after; i < report.decoded_unix_ms.size(); ++i) {
-            double t = report.decoded_unix_ms[i];
-            if (t <= flips[f].unix_ms) continue;
-            if (t > until) break;
-            if ((report.luma[i] > 128) == flips[f].white) {
-                if (measured && previous_seen) r.flip_ms.push_back(t - flips[f].unix_ms);
-                after = i + 1;
-                seen = true;
-                break;
-            }
-        }
-        if (measured) {
-            ++r.flips;
-            if (!seen) ++r.missed;
-        }
-        previous_seen = seen;
-    }
-    Stats frames = summarize(r.frame_ms), changes = summarize(r.flip_ms);
-    std::fprintf(stderr, "capture-latency: %s: capture→decoded median %.1f p95 %.1f ms (n=%zu)", source.c_str(),
-                 frames.median, frames.p95, frames.n);
-    if (make_flipper)
-        std::fprintf(stderr, "; screen change→decoded median %.1f p95 %.1f ms (n=%zu, %zu missed)", changes.median,
-                     changes.p95, changes.n, r.missed);
-    std::fprintf(stderr, "\n");
+    flip_latencies(flips, report, measure_from, r);
+    print_round(source, r, bool(make_flipper));
     return r;
 }
 
@@ -438,96 +454,118 @@ pid_t start_xvfb(std::string &display) {
     throw std::runtime_error("Xvfb did not start on any of 20 display numbers (apt-get install xvfb)");
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
+struct Args {
     double seconds = 15;
     int rounds = 2;
-    std::string mode, wl_flip;
+    std::string mode, wl_flip;  // mode "x11" or "portal"; empty: the arguments were not understood
+};
+
+Args parse_args(int argc, char **argv) {
+    Args args;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
-        else if (a == "--rounds" && i + 1 < argc) rounds = std::stoi(argv[++i]);
-        else if (a == "--x11") mode = "x11";
+        if (a == "--seconds" && i + 1 < argc) args.seconds = std::stod(argv[++i]);
+        else if (a == "--rounds" && i + 1 < argc) args.rounds = std::stoi(argv[++i]);
+        else if (a == "--x11") args.mode = "x11";
         else if (a == "--portal" && i + 1 < argc) {
-            mode = "portal";
-            wl_flip = argv[++i];
+            args.mode = "portal";
+            args.wl_flip = argv[++i];
         } else {
-            mode.clear();
+            args.mode.clear();
             break;
         }
     }
-    if (mode.empty() || seconds <= 0 || seconds > 25 || rounds < 1) {
+    return args;
+}
+
+struct Paired {
+    RoundResult base, screen;
+    int skipped = 0;
+};
+
+// Interleaved rounds (test source, then the screen), so load on the machine hits both alike.
+Paired run_rounds(const Args &args, const std::function<std::unique_ptr<Flipper>(double)> &flipper) {
+    Paired p;
+    for (int r = 0; r < args.rounds; ++r) {
+        std::fprintf(stderr, "capture-latency: round %d: test source\n", r + 1);
+        RoundResult b, s;
+        // A round that fails (a loaded machine, a desktop component that died) is reported
+        // and left out on both sides, to keep the comparison paired.
+        try {
+            b = run_round("test", args.seconds, nullptr);
+            std::fprintf(stderr, "capture-latency: round %d: %s\n", r + 1, args.mode.c_str());
+            s = run_round(args.mode, args.seconds, flipper);
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "capture-latency: round %d left out: %s\n", r + 1, e.what());
+            ++p.skipped;
+            continue;
+        }
+        p.base.frame_ms.insert(p.base.frame_ms.end(), b.frame_ms.begin(), b.frame_ms.end());
+        p.screen.frame_ms.insert(p.screen.frame_ms.end(), s.frame_ms.begin(), s.frame_ms.end());
+        p.screen.flip_ms.insert(p.screen.flip_ms.end(), s.flip_ms.begin(), s.flip_ms.end());
+        p.screen.flips += s.flips;
+        p.screen.missed += s.missed;
+    }
+    return p;
+}
+
+// The three lines on stdout, and the same figures into `report`.
+void report_results(const Args &args, const Paired &p, nlohmann::json &report) {
+    report["rounds"] = args.rounds;
+    report["rounds_left_out"] = p.skipped;
+    Stats sb = summarize(p.base.frame_ms), sf = summarize(p.screen.frame_ms), sc = summarize(p.screen.flip_ms);
+    if (sb.n == 0 || sc.n == 0) throw std::runtime_error("no measurements (see the messages above)");
+    report["baseline_test_source_capture_to_decoded"] = to_json(sb);
+    report["screen_change_to_decoded"] = to_json(sc);
+    report["screen_capture_to_decoded"] = to_json(sf);
+    report["flips"] = p.screen.flips;
+    report["flips_missed"] = p.screen.missed;
+    report["ratio_median"] = sc.median / sb.median;
+    report["ratio_p95"] = sc.p95 / sb.p95;
+    std::printf("baseline  test source, capture→decoded      median %6.1f ms  p95 %6.1f ms  (n=%zu pictures)\n",
+                sb.median, sb.p95, sb.n);
+    std::printf("%-6s    screen change→decoded picture   median %6.1f ms  p95 %6.1f ms  (n=%zu flips, %zu missed)"
+                "  = %.2fx / %.2fx the baseline\n",
+                args.mode.c_str(), sc.median, sc.p95, sc.n, p.screen.missed, sc.median / sb.median, sc.p95 / sb.p95);
+    std::printf("%-6s    capture→decoded (PTS)           median %6.1f ms  p95 %6.1f ms  (n=%zu pictures)\n",
+                args.mode.c_str(), sf.median, sf.p95, sf.n);
+}
+
+void stop_xvfb(pid_t xvfb) {
+    if (xvfb <= 0) return;
+    kill(xvfb, SIGTERM);
+    waitpid(xvfb, nullptr, 0);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    Args args = parse_args(argc, argv);
+    if (args.mode.empty() || args.seconds <= 0 || args.seconds > 25 || args.rounds < 1) {
         std::cerr << "usage: capture-latency --x11 | --portal WL_FLIP  [--seconds N (1-25)] [--rounds N]\n";
         return 2;
     }
     pid_t xvfb = -1;
     std::string display;
-    nlohmann::json report = {{"source", mode}, {"size", "1280x720"}, {"fps", 30}, {"encoder", "x264"}};
+    nlohmann::json report = {{"source", args.mode}, {"size", "1280x720"}, {"fps", 30}, {"encoder", "x264"}};
     try {
-        if (mode == "x11") {
+        if (args.mode == "x11") {
             unsetenv("WAYLAND_DISPLAY");
             unsetenv("XDG_SESSION_TYPE");
             xvfb = start_xvfb(display);
             setenv("DISPLAY", display.c_str(), 1);
         }
         std::function<std::unique_ptr<Flipper>(double)> flipper = [&](double s) -> std::unique_ptr<Flipper> {
-            if (mode == "x11") return std::make_unique<X11Flipper>(display);
-            return std::make_unique<WaylandFlipper>(wl_flip, s);
+            if (args.mode == "x11") return std::make_unique<X11Flipper>(display);
+            return std::make_unique<WaylandFlipper>(args.wl_flip, s);
         };
-        RoundResult base, screen;
-        // Interleaved rounds, so load on the machine hits both alike.
-        int skipped = 0;
-        for (int r = 0; r < rounds; ++r) {
-            std::fprintf(stderr, "capture-latency: round %d: test source\n", r + 1);
-            RoundResult b, s;
-            // A round that fails (a loaded machine, a desktop component that died) is reported
-            // and left out on both sides, to keep the comparison paired.
-            try {
-                b = run_round("test", seconds, nullptr);
-                std::fprintf(stderr, "capture-latency: round %d: %s\n", r + 1, mode.c_str());
-                s = run_round(mode, seconds, flipper);
-            } catch (const std::exception &e) {
-                std::fprintf(stderr, "capture-latency: round %d left out: %s\n", r + 1, e.what());
-                ++skipped;
-                continue;
-            }
-            base.frame_ms.insert(base.frame_ms.end(), b.frame_ms.begin(), b.frame_ms.end());
-            screen.frame_ms.insert(screen.frame_ms.end(), s.frame_ms.begin(), s.frame_ms.end());
-            screen.flip_ms.insert(screen.flip_ms.end(), s.flip_ms.begin(), s.flip_ms.end());
-            screen.flips += s.flips;
-            screen.missed += s.missed;
-        }
-        report["rounds"] = rounds;
-        report["rounds_left_out"] = skipped;
-        Stats sb = summarize(base.frame_ms), sf = summarize(screen.frame_ms), sc = summarize(screen.flip_ms);
-        if (sb.n == 0 || sc.n == 0) throw std::runtime_error("no measurements (see the messages above)");
-        report["baseline_test_source_capture_to_decoded"] = to_json(sb);
-        report["screen_change_to_decoded"] = to_json(sc);
-        report["screen_capture_to_decoded"] = to_json(sf);
-        report["flips"] = screen.flips;
-        report["flips_missed"] = screen.missed;
-        report["ratio_median"] = sc.median / sb.median;
-        report["ratio_p95"] = sc.p95 / sb.p95;
-        std::printf("baseline  test source, capture→decoded      median %6.1f ms  p95 %6.1f ms  (n=%zu pictures)\n",
-                    sb.median, sb.p95, sb.n);
-        std::printf("%-6s    screen change→decoded picture   median %6.1f ms  p95 %6.1f ms  (n=%zu flips, %zu missed)"
-                    "  = %.2fx / %.2fx the baseline\n",
-                    mode.c_str(), sc.median, sc.p95, sc.n, screen.missed, sc.median / sb.median, sc.p95 / sb.p95);
-        std::printf("%-6s    capture→decoded (PTS)           median %6.1f ms  p95 %6.1f ms  (n=%zu pictures)\n",
-                    mode.c_str(), sf.median, sf.p95, sf.n);
+        report_results(args, run_rounds(args, flipper), report);
     } catch (const std::exception &e) {
         std::cerr << "capture-latency: " << e.what() << "\n";
-        if (xvfb > 0) {
-            kill(xvfb, SIGTERM);
-            waitpid(xvfb, nullptr, 0);
-        }
+        stop_xvfb(xvfb);
         return 1;
     }
-    if (xvfb > 0) {
-        kill(xvfb, SIGTERM);
-        waitpid(xvfb, nullptr, 0);
-    }
+    stop_xvfb(xvfb);
     std::printf("%s\n", report.dump().c_str());
     return 0;
 }

@@ -11,8 +11,6 @@
 // replaces it. Per-thread CPU of the full run is listed too.
 //
 // Usage: media-bench [--seconds N] [--heights 720,1080] [--encoder x264] [--no-audio]
-#include <dirent.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,7 +18,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -35,44 +32,12 @@
 #include "fanout/ts.hpp"
 #include "media/media.hpp"
 #include "media/pipeline.hpp"
+#include "proc_cpu.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double process_cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-// CPU seconds per thread name (threads of the same name summed), from /proc/self/task.
-std::map<std::string, double> thread_cpu() {
-    std::map<std::string, double> out;
-    long ticks = sysconf(_SC_CLK_TCK);
-    DIR *dir = opendir("/proc/self/task");
-    if (!dir) return out;
-    while (dirent *e = readdir(dir)) {
-        if (e->d_name[0] == '.') continue;
-        std::string base = std::string("/proc/self/task/") + e->d_name;
-        std::ifstream comm_file(base + "/comm"), stat_file(base + "/stat");
-        std::string comm, stat;
-        std::getline(comm_file, comm);
-        std::getline(stat_file, stat);
-        auto close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream fields(stat.substr(close + 2));
-        std::string f;
-        std::vector<std::string> v;
-        while (fields >> f) v.push_back(f);
-        if (v.size() < 13) continue;
-        double cpu = double(std::stoull(v[11]) + std::stoull(v[12])) / double(ticks);  // utime + stime
-        out[comm] += cpu;
-    }
-    closedir(dir);
-    return out;
-}
 
 class CountingSink final : public pp::fanout::Sink {
 public:
@@ -106,12 +71,12 @@ Result run_stage(unsigned height, const std::string &encoder, pp::media::Pipelin
     CountingSink sink;
     pipeline.start(sink);
     std::this_thread::sleep_for(1500ms);  // warm-up: encoder init, first keyframe
-    double cpu0 = process_cpu_seconds();
+    double cpu0 = bench::process_cpu_seconds();
     auto t0 = Clock::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     double wall = std::chrono::duration<double>(Clock::now() - t0).count();
     Result r;
-    r.cpu_percent = 100.0 * (process_cpu_seconds() - cpu0) / wall;
+    r.cpu_percent = 100.0 * (bench::process_cpu_seconds() - cpu0) / wall;
     pipeline.stop();
     return r;
 }
@@ -164,16 +129,16 @@ Result run_full(unsigned height, const std::string &encoder, bool audio, double 
     });
     std::this_thread::sleep_for(1500ms);
     measuring = true;
-    double cpu0 = process_cpu_seconds();
-    auto threads0 = thread_cpu();
+    double cpu0 = bench::process_cpu_seconds();
+    auto threads0 = bench::threads_cpu_by_name();
     uint64_t bytes0 = bytes;
     auto t0 = Clock::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     double wall = std::chrono::duration<double>(Clock::now() - t0).count();
     Result r;
-    r.cpu_percent = 100.0 * (process_cpu_seconds() - cpu0) / wall;
+    r.cpu_percent = 100.0 * (bench::process_cpu_seconds() - cpu0) / wall;
     r.mbit = double(bytes - bytes0) * 8 / wall / 1e6;
-    auto threads1 = thread_cpu();
+    auto threads1 = bench::threads_cpu_by_name();
     for (auto &[name, cpu] : threads1) {
         double d = 100.0 * (cpu - threads0[name]) / wall;
         if (d >= 0.5) r.threads[name] = d;

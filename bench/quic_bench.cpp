@@ -16,7 +16,6 @@
 //                   [--seconds N] [--rate BPS] [--no-gso] [--no-gro] [--congestion-control cubic|bbr|bbr2|reno]
 //                   (no mode = all three; fanout's host uses the default congestion control unless given)
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -29,7 +28,6 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <future>
 #include <map>
 #include <numeric>
@@ -46,6 +44,7 @@
 #include "http3/server.hpp"
 #include "net/loop.hpp"
 #include "net/udp.hpp"
+#include "proc_cpu.hpp"
 #include "quic/endpoint.hpp"
 #include "stream/synthetic.hpp"
 #include "ticket/ticket.hpp"
@@ -66,33 +65,6 @@ double thread_cpu() {
 }
 
 double loop_cpu(net::Loop &loop) { return loop.call([] { return thread_cpu(); }); }
-
-// CPU seconds of the process's threads with this name (from /proc/self/task/*/stat).
-double named_threads_cpu(const std::string &name) {
-    double total = 0;
-    long ticks = sysconf(_SC_CLK_TCK);
-    DIR *d = opendir("/proc/self/task");
-    if (!d) return 0;
-    while (dirent *e = readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        std::string base = std::string("/proc/self/task/") + e->d_name;
-        std::ifstream comm(base + "/comm");
-        std::string c;
-        std::getline(comm, c);
-        if (c != name) continue;
-        std::ifstream stat(base + "/stat");
-        std::string line;
-        std::getline(stat, line);
-        auto close = line.rfind(')');
-        std::istringstream rest(line.substr(close + 2));
-        std::string field;
-        std::vector<std::string> f;
-        while (rest >> field) f.push_back(field);
-        if (f.size() > 12) total += double(std::stoull(f[11]) + std::stoull(f[12])) / double(ticks);
-    }
-    closedir(d);
-    return total;
-}
 
 // A pattern of a prime size, pre-filled from the synthetic stream: byte i of a transfer is
 // pattern[i % size], so a receiver checks with memcmp instead of regenerating.
@@ -165,18 +137,17 @@ struct Counter : http3::ResponseHandler {
 
 // ---------------------------------------------------------------------------------------------
 
-nlohmann::json goodput(uint64_t length, bool gso, bool gro) {
-    nlohmann::json out;
-    auto identity = Identity::generate();
-    net::Loop server_loop("bench-server"), client_loop("bench-client");
-    std::unique_ptr<quic::Endpoint> server, client;
-    uint16_t port = server_loop.call([&] {
+// The serving side: an HTTP/3 server whose every GET answers `length` bytes of the pattern.
+std::unique_ptr<quic::Endpoint> pattern_server(net::Loop &loop, const std::shared_ptr<Identity> &identity,
+                                               uint64_t length, bool gso, bool gro, uint16_t &port) {
+    std::unique_ptr<quic::Endpoint> server;
+    port = loop.call([&] {
         net::UdpOptions uo{"127.0.0.1", 0};
         uo.gso = gso;
         uo.gro = gro;
-        auto sock = std::make_unique<net::UdpSocket>(server_loop, uo);
+        auto sock = std::make_unique<net::UdpSocket>(loop, uo);
         uint16_t p = sock->local_address().port();
-        server = std::make_unique<quic::Endpoint>(server_loop, std::move(sock), quic::Observer{});
+        server = std::make_unique<quic::Endpoint>(loop, std::move(sock), quic::Observer{});
         server->listen({identity,
                         [length](quic::Connection &c) {
                             return std::make_unique<http3::ServerSession>(c, [length](quic::Connection &, const http3::Request &) {
@@ -188,6 +159,16 @@ nlohmann::json goodput(uint64_t length, bool gso, bool gro) {
                         {}});
         return p;
     });
+    return server;
+}
+
+// One HTTP/3 GET of `length` bytes between two loop threads, each byte checked.
+nlohmann::json quic_goodput(uint64_t length, bool gso, bool gro) {
+    auto identity = Identity::generate();
+    net::Loop server_loop("bench-server"), client_loop("bench-client");
+    uint16_t port = 0;
+    std::unique_ptr<quic::Endpoint> server = pattern_server(server_loop, identity, length, gso, gro, port);
+    std::unique_ptr<quic::Endpoint> client;
     std::promise<void> up;
     quic::Connection *conn = nullptr;
     client_loop.call([&] {
@@ -218,23 +199,27 @@ nlohmann::json goodput(uint64_t length, bool gso, bool gro) {
     auto cstats = client_loop.call([&] { return conn->stats(); });
     auto ssock = server_loop.call([&] { return server->socket().counters(); });
     double gib = double(length) / double(1ull << 30);
-    out["quic"] = {{"bytes", counter->bytes.load()},
-                   {"byte_exact", !counter->bad && counter->bytes == length},
-                   {"seconds", secs},
-                   {"gbit_s", double(counter->bytes) * 8 / secs / 1e9},
-                   {"sender_cpu_s_per_gib", (s1 - s0) / gib},
-                   {"receiver_cpu_s_per_gib", (c1 - c0) / gib},
-                   {"sender_cpu_pct", 100 * (s1 - s0) / secs},
-                   {"receiver_cpu_pct", 100 * (c1 - c0) / secs},
-                   {"rtt_ms", cstats.rtt_ms},
-                   {"udp_payload", cstats.max_udp_payload},
-                   {"gso", ssock.gso},
-                   {"gro", ssock.gro},
-                   {"datagrams_per_send_call", double(ssock.tx_datagrams) / double(std::max<uint64_t>(1, ssock.tx_calls))}};
+    nlohmann::json out = {{"bytes", counter->bytes.load()},
+                         {"byte_exact", !counter->bad && counter->bytes == length},
+                         {"seconds", secs},
+                         {"gbit_s", double(counter->bytes) * 8 / secs / 1e9},
+                         {"sender_cpu_s_per_gib", (s1 - s0) / gib},
+                         {"receiver_cpu_s_per_gib", (c1 - c0) / gib},
+                         {"sender_cpu_pct", 100 * (s1 - s0) / secs},
+                         {"receiver_cpu_pct", 100 * (c1 - c0) / secs},
+                         {"rtt_ms", cstats.rtt_ms},
+                         {"udp_payload", cstats.max_udp_payload},
+                         {"gso", ssock.gso},
+                         {"gro", ssock.gro},
+                         {"datagrams_per_send_call", double(ssock.tx_datagrams) / double(std::max<uint64_t>(1, ssock.tx_calls))}};
     client_loop.call([&] { client.reset(); });
     server_loop.call([&] { server.reset(); });
+    return out;
+}
 
-    // Plain TCP over loopback, the same bytes, the same check.
+// Plain TCP over loopback, the same bytes, the same check: sender and receiver on their own threads.
+nlohmann::json tcp_goodput(uint64_t length) {
+    double gib = double(length) / double(1ull << 30);
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -279,12 +264,18 @@ nlohmann::json goodput(uint64_t length, bool gso, bool gro) {
     receiver.join();
     double tsecs = seconds_since(t1);
     close(lfd);
-    out["tcp"] = {{"bytes", length},
-                  {"byte_exact", tcp_ok.load()},
-                  {"seconds", tsecs},
-                  {"gbit_s", double(length) * 8 / tsecs / 1e9},
-                  {"sender_cpu_s_per_gib", send_cpu / gib},
-                  {"receiver_cpu_s_per_gib", recv_cpu / gib}};
+    return {{"bytes", length},
+            {"byte_exact", tcp_ok.load()},
+            {"seconds", tsecs},
+            {"gbit_s", double(length) * 8 / tsecs / 1e9},
+            {"sender_cpu_s_per_gib", send_cpu / gib},
+            {"receiver_cpu_s_per_gib", recv_cpu / gib}};
+}
+
+nlohmann::json goodput(uint64_t length, bool gso, bool gro) {
+    nlohmann::json out;
+    out["quic"] = quic_goodput(length, gso, gro);
+    out["tcp"] = tcp_goodput(length);
     out["quic_vs_tcp"] = out["quic"]["gbit_s"].get<double>() / out["tcp"]["gbit_s"].get<double>();
     return out;
 }
@@ -436,13 +427,13 @@ nlohmann::json fanout(int viewers, int seconds, uint64_t rate, const std::string
     auto counters = connect_viewers(loop, *ep, up, t, auth, viewers);
     // Let the streams start (the first burst), then measure a steady window.
     std::this_thread::sleep_for(1s);
-    double h0 = named_threads_cpu("pp-host"), v0 = loop_cpu(loop);
+    double h0 = bench::threads_cpu_by_name()["pp-host"], v0 = loop_cpu(loop);
     std::vector<uint64_t> b0;
     for (auto &c : counters) b0.push_back(c->bytes);
     auto t0 = Clock::now();
     std::this_thread::sleep_for(std::chrono::seconds(seconds));
     double secs = seconds_since(t0);
-    double h1 = named_threads_cpu("pp-host"), v1 = loop_cpu(loop);
+    double h1 = bench::threads_cpu_by_name()["pp-host"], v1 = loop_cpu(loop);
     uint64_t min_bytes = UINT64_MAX, total = 0;
     int exact = 0;
     for (size_t i = 0; i < counters.size(); ++i) {
