@@ -52,6 +52,18 @@ static int checks = 0;
         }                                                                                          \
     } while (0)
 
+/* An older program's options struct is only as long as its version's layout: `init` (a
+ * pp_*_options_init) fills the byte array `raw` for `version` and must leave every byte from
+ * `prefix_end` on as it found it (the fill byte `fill`). */
+#define INIT_OLD_LAYOUT(init, type, raw, version, prefix_end, fill)                                \
+    do {                                                                                           \
+        memset(raw, fill, sizeof raw);                                                             \
+        ASSERT_RC(PP_OK, init((type *)(void *)raw, version));                                      \
+        int untouched_ = 1;                                                                        \
+        for (size_t i_ = (prefix_end); i_ < sizeof raw; i_++) untouched_ &= raw[i_] == (fill);    \
+        ASSERT(untouched_);                                                                        \
+    } while (0)
+
 static const pp_result all_codes[] = {
     PP_OK,
     PP_ERR_INVALID_ARGUMENT,
@@ -528,10 +540,7 @@ static void test_options_versions(void) {
  * pp_host_new reads nothing past it. Version 2's publish targets are checked at pp_host_new. */
 static void test_publish_options(void) {
     unsigned char raw[sizeof(pp_host_options) + 16];
-    size_t v1 = offsetof(pp_host_options, publish);
-    memset(raw, 0xA5, sizeof raw);
-    ASSERT_RC(PP_OK, pp_host_options_init((pp_host_options *)(void *)raw, 1));
-    for (size_t i = v1; i < sizeof raw; i++) ASSERT(raw[i] == 0xA5);
+    INIT_OLD_LAYOUT(pp_host_options_init, pp_host_options, raw, 1, offsetof(pp_host_options, publish), 0xA5);
     pp_host_options v1_opts;
     memcpy(&v1_opts, raw, sizeof v1_opts); /* the garbage after the v1 prefix must be ignored */
     ASSERT(v1_opts.version == 1);
@@ -687,10 +696,8 @@ static void test_host_congestion_control(void) {
  * dereferenced as a bootstrap list if it did). */
 static void test_viewer_options_v1_prefix(void) {
     unsigned char raw[sizeof(pp_viewer_options) + 16];
-    size_t v1 = offsetof(pp_viewer_options, dht_bootstrap);
-    memset(raw, 0xA5, sizeof raw);
-    ASSERT_RC(PP_OK, pp_viewer_options_init((pp_viewer_options *)(void *)raw, 1));
-    for (size_t i = v1; i < sizeof raw; i++) ASSERT(raw[i] == 0xA5);
+    INIT_OLD_LAYOUT(pp_viewer_options_init, pp_viewer_options, raw, 1, offsetof(pp_viewer_options, dht_bootstrap),
+                    0xA5);
     pp_viewer_options v1_opts;
     memcpy(&v1_opts, raw, sizeof v1_opts);
     ASSERT(v1_opts.version == 1 && v1_opts.ticket == NULL);
@@ -1037,9 +1044,8 @@ static void test_demo_rendezvous(void) {
     pid_t dht;
     pp_result rc;
 
-    memset(raw, 0xAB, sizeof raw);
-    ASSERT_RC(PP_OK, pp_demo_options_init(o, 2)); /* a version-2 program's struct ends at publish_key */
-    ASSERT(raw[offsetof(pp_demo_options, dht_bootstrap)] == 0xAB && raw[sizeof raw - 1] == 0xAB);
+    /* A version-2 program's struct ends at publish_key. */
+    INIT_OLD_LAYOUT(pp_demo_options_init, pp_demo_options, raw, 2, offsetof(pp_demo_options, dht_bootstrap), 0xAB);
     ASSERT_RC(PP_OK, pp_demo_options_init(o, PP_DEMO_OPTIONS_VERSION));
     ASSERT(o->dht_bootstrap == NULL && o->dht_bootstrap_count == 0 && o->no_dht == 0);
 
@@ -1258,10 +1264,7 @@ static void test_mapped_candidate(void) {
  * with PP_ERR_TICKET_REJECTED, also after the first left. */
 static void test_one_viewer_ticket(void) {
     unsigned char raw[sizeof(pp_host_options)];
-    size_t v2 = offsetof(pp_host_options, one_viewer);
-    memset(raw, 0xA5, sizeof raw);
-    ASSERT_RC(PP_OK, pp_host_options_init((pp_host_options *)(void *)raw, 2));
-    for (size_t i = v2; i < sizeof raw; i++) ASSERT(raw[i] == 0xA5);
+    INIT_OLD_LAYOUT(pp_host_options_init, pp_host_options, raw, 2, offsetof(pp_host_options, one_viewer), 0xA5);
 
     pp_host_options o = PP_HOST_OPTIONS_INIT;
     ASSERT(o.one_viewer == 0);

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -85,44 +86,51 @@ def test_nothing_to_do_exits_zero(rig):
     assert report["servers"]["pulse"].startswith("PulseAudio (on PipeWire")
 
 
-def test_full_scenario_dry_run_then_repair_then_clean(rig):
-    dead, dead_node = dead_pid(), dead_pid()
-    dead_sink = f"pixelpass_capture_{dead}"
-    live_sink = f"pixelpass_capture_{LIVE}"
-    lingering = f"pixelpass_capture_{dead_node}"
+def _full_scenario(rig):
+    """Dead, live, decoy and lingering objects and remembered targets, all at once; returns their
+    names and ids and the state before repair."""
+    s = SimpleNamespace()
+    s.dead, s.dead_node = dead_pid(), dead_pid()
+    s.dead_sink = f"pixelpass_capture_{s.dead}"
+    s.live_sink = f"pixelpass_capture_{LIVE}"
+    s.lingering = f"pixelpass_capture_{s.dead_node}"
 
-    sink = rig.load_module("module-null-sink", f"sink_name={dead_sink}")
-    loop = rig.load_module("module-loopback", f"source={dead_sink}.monitor", "sink=speaker")
-    live = rig.load_module("module-null-sink", f"sink_name={live_sink}")
-    live_loop = rig.load_module("module-loopback", f"source={live_sink}.monitor", "sink=speaker")
+    s.sink = rig.load_module("module-null-sink", f"sink_name={s.dead_sink}")
+    s.loop = rig.load_module("module-loopback", f"source={s.dead_sink}.monitor", "sink=speaker")
+    s.live = rig.load_module("module-null-sink", f"sink_name={s.live_sink}")
+    s.live_loop = rig.load_module("module-loopback", f"source={s.live_sink}.monitor", "sink=speaker")
     # Decoys: arguments that mention a dead capture sink inside quoted, multi-line values. A
     # line-based reader of `pactl list modules` sees "sink_name=pixelpass_capture_<dead>" on a
     # line of its own here.
-    decoy_sink = rig.load_module("module-null-sink", "sink_name=decoy",
-                                 f'sink_properties=device.description="decoy\nsink_name={dead_sink}\n"')
-    decoy_loop = rig.load_module("module-loopback", "source=speaker.monitor", "sink=decoy",
-                                 f'sink_input_properties=media.name="{dead_sink}"')
-    rig.create_lingering_node(lingering)
+    s.decoy_sink = rig.load_module("module-null-sink", "sink_name=decoy",
+                                   f'sink_properties=device.description="decoy\nsink_name={s.dead_sink}\n"')
+    s.decoy_loop = rig.load_module("module-loopback", "source=speaker.monitor", "sink=decoy",
+                                   f'sink_input_properties=media.name="{s.dead_sink}"')
+    rig.create_lingering_node(s.lingering)
     # WirePlumber remembers per-app moves: ToneApp was moved into the dead sink, LiveApp into the
     # live one.
-    rig.remember_target("ToneApp", dead_sink)
-    rig.remember_target("LiveApp", live_sink)
+    rig.remember_target("ToneApp", s.dead_sink)
+    rig.remember_target("LiveApp", s.live_sink)
     assert rig.default_sink() == "speaker"
 
-    modules_before = rig.modules()
-    nodes_before = sorted(n for n in rig.node_names() if n)
-    state_before = rig.state_text()
-    assert f"ToneApp:target={dead_sink}" in state_before
-    assert any("\n" in m["argument"] for m in modules_before if m["name"] == "module-null-sink")
+    s.modules_before = rig.modules()
+    s.nodes_before = sorted(n for n in rig.node_names() if n)
+    s.state_before = rig.state_text()
+    assert f"ToneApp:target={s.dead_sink}" in s.state_before
+    assert any("\n" in m["argument"] for m in s.modules_before if m["name"] == "module-null-sink")
+    return s
 
-    # --- dry run: reports everything, changes nothing, is not clean ---
+
+def _check_dry_run(rig, s):
+    """A dry run reports everything, changes nothing, and is not clean."""
+    dead, dead_node, dead_sink, live_sink, lingering = s.dead, s.dead_node, s.dead_sink, s.live_sink, s.lingering
     code, report = repair_json(rig, "--dry-run")
     assert code == 1
     assert report["dry_run"] is True and report["clean"] is False and report["failed"] == []
     assert kinds(report["removed"]) == [
         ("loopback", "module-loopback"), ("sink", dead_sink), ("node", lingering),
         ("restore-target", "Output/Audio:application.name:ToneApp")]
-    assert [i["id"] for i in report["removed"][:2]] == [loop, sink]
+    assert [i["id"] for i in report["removed"][:2]] == [s.loop, s.sink]
     assert report["removed"][0]["source"] == f"{dead_sink}.monitor"
     assert report["removed"][2]["linger"] is True
     assert report["removed"][3]["target"] == dead_sink
@@ -131,20 +139,23 @@ def test_full_scenario_dry_run_then_repair_then_clean(rig):
     assert skipped == {("sink", live_sink), ("loopback", "module-loopback"),
                        ("restore-target", "Output/Audio:application.name:LiveApp")}
     assert all(i["reason"] == f"owner {LIVE} is alive" for i in report["skipped"])
-    assert {i["id"] for i in report["skipped"] if i["kind"] != "restore-target"} == {live, live_loop}
+    assert {i["id"] for i in report["skipped"] if i["kind"] != "restore-target"} == {s.live, s.live_loop}
     ids = {i["id"] for i in report["removed"] + report["skipped"]}
-    assert decoy_sink not in ids and decoy_loop not in ids
+    assert s.decoy_sink not in ids and s.decoy_loop not in ids
 
     code, out, _ = repair(rig, "--dry-run")
     assert code == 1
     assert "dry run: would remove 4 orphaned objects" in out
     assert "kept 3 objects of 1 live process" in out
 
-    assert rig.modules() == modules_before
-    assert sorted(n for n in rig.node_names() if n) == nodes_before
-    assert rig.state_text() == state_before
+    assert rig.modules() == s.modules_before
+    assert sorted(n for n in rig.node_names() if n) == s.nodes_before
+    assert rig.state_text() == s.state_before
 
-    # --- repair: removes the dead ones in order, keeps the rest ---
+
+def _check_repair(rig, s):
+    """Repair removes the dead ones in order and keeps the rest, WirePlumber's memory included."""
+    dead_sink, live_sink, lingering = s.dead_sink, s.live_sink, s.lingering
     events = ModuleEvents(rig)
     try:
         code, report = repair_json(rig)
@@ -156,12 +167,12 @@ def test_full_scenario_dry_run_then_repair_then_clean(rig):
     assert kinds(report["removed"]) == [
         ("loopback", "module-loopback"), ("sink", dead_sink), ("node", lingering),
         ("restore-target", "Output/Audio:application.name:ToneApp")]
-    assert order == [loop, sink]
+    assert order == [s.loop, s.sink]
     assert report["default_sink"] == {"before": "speaker", "after": "speaker"}
     assert rig.default_sink() == "speaker"
 
     after = rig.modules()
-    assert [m for m in modules_before if dead_sink not in m["argument"] or m["argument"].startswith("sink_name=decoy")
+    assert [m for m in s.modules_before if dead_sink not in m["argument"] or m["argument"].startswith("sink_name=decoy")
             or "sink=decoy" in m["argument"]] == after
     assert any(m["argument"] == f"sink_name={live_sink}" for m in after)
     assert lingering not in rig.node_names()
@@ -177,6 +188,12 @@ def test_full_scenario_dry_run_then_repair_then_clean(rig):
     assert "ToneApp:target" not in state and f"LiveApp:target={live_sink}" in state
     # The stand-in stream repair showed WirePlumber is gone, and left no state of its own.
     assert not any(n and n.startswith("pixelpass-repair-") for n in rig.node_names())
+
+
+def test_full_scenario_dry_run_then_repair_then_clean(rig):
+    s = _full_scenario(rig)
+    _check_dry_run(rig, s)
+    _check_repair(rig, s)
 
     # --- a second run: clean, exit 0, the live ones still reported ---
     code, out, err = repair(rig)

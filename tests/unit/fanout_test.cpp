@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -97,6 +98,18 @@ Limits test_limits() {
     return l;
 }
 
+// A clean start for cursor `c`: its next segments are PAT+PMT, then a keyframe. Returns that
+// keyframe's PTS (90 kHz), if it carries one.
+std::optional<uint64_t> expect_clean_start(Ring &ring, Cursor &c) {
+    auto psi = ring.next(c);
+    REQUIRE(psi);
+    CHECK(pid_of(psi) == 0);
+    auto key = ring.next(c);
+    REQUIRE(key);
+    CHECK(key->keyframe);
+    return ts::pes_pts(ts::parse_packet(std::span(key->bytes).first(188))->payload);
+}
+
 } // namespace
 
 TEST_CASE("ts: headers, PTS and the program tables are parsed", "[fanout][ts]") {
@@ -169,13 +182,7 @@ TEST_CASE("ring: a joiner starts at PAT+PMT and the newest keyframe, skipping ol
 
     Cursor c;
     CHECK_FALSE(ring.attach(c));  // a fresh keyframe is there: no need to ask the encoder
-    auto s1 = ring.next(c);
-    REQUIRE(s1);
-    CHECK(pid_of(s1) == 0);
-    auto s2 = ring.next(c);
-    REQUIRE(s2);
-    CHECK(s2->keyframe);
-    CHECK(ts::pes_pts(ts::parse_packet(std::span(s2->bytes).first(188))->payload) == 9000u);
+    CHECK(expect_clean_start(ring, c) == 9000u);  // the newest keyframe
     auto s3 = ring.next(c);
     REQUIRE(s3);
     CHECK_FALSE(s3->keyframe);
@@ -202,13 +209,7 @@ TEST_CASE("ring: with a stale keyframe a joiner asks for a fresh one and is woke
     CHECK_FALSE(ring.next(c));
     ring.push(frame(true, 3, cc, 4242));
     CHECK(wakes == 1);
-    auto psi = ring.next(c);
-    REQUIRE(psi);
-    CHECK(pid_of(psi) == 0);
-    auto key = ring.next(c);
-    REQUIRE(key);
-    CHECK(key->keyframe);
-    CHECK(ts::pes_pts(ts::parse_packet(std::span(key->bytes).first(188))->payload) == 4242u);
+    CHECK(expect_clean_start(ring, c) == 4242u);
     ring.detach(c);
 }
 
@@ -242,12 +243,7 @@ TEST_CASE("ring: a slow cursor skips to the newest keyframe, counted; a fast one
     CHECK(st.drops >= 1);
     CHECK(st.dropped_bytes > 0);
     // Its next bytes are a clean start again: PAT+PMT, then a keyframe.
-    auto a = ring.next(slow);
-    REQUIRE(a);
-    CHECK(pid_of(a) == 0);
-    auto b = ring.next(slow);
-    REQUIRE(b);
-    CHECK(b->keyframe);
+    expect_clean_start(ring, slow);
     // The ring itself holds at most the bound plus the current GOP.
     CHECK(ring.stats()["bytes_held"].get<size_t>() <= 40 * 188 + 23 * 188);
     ring.detach(slow);
@@ -566,13 +562,7 @@ TEST_CASE("ring: joiners while a keyframe is on its way ask once; a refused join
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     CHECK_FALSE(ring.attach(again, &budget));
     CHECK(budget.refused() == 1);
-    auto psi = ring.next(again);
-    REQUIRE(psi);
-    CHECK(pid_of(psi) == 0);
-    auto key = ring.next(again);
-    REQUIRE(key);
-    CHECK(key->keyframe);
-    CHECK(ts::pes_pts(ts::parse_packet(std::span(key->bytes).first(188))->payload) == 3000u);
+    CHECK(expect_clean_start(ring, again) == 3000u);
     auto s = ring.stats();
     CHECK(s["keyframes_forced"] == 2);
     CHECK(s["keyframes_refused"] == 1);

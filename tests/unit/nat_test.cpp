@@ -7,7 +7,9 @@
 #include <chrono>
 #include <set>
 #include <cstdlib>
+#include <functional>
 #include <future>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -487,96 +489,141 @@ TEST_CASE("a NAT-PMP answer of the wrong type, port or length is not taken for t
     ::close(cl);
 }
 
-TEST_CASE("a TURN refresh answer without the relay's MESSAGE-INTEGRITY is ignored", "[nat][turn]") {
-    // A relay of our own on loopback: 401 with realm and nonce, then a signed allocation of 8 s;
-    // the refresh (due after 5 s) is answered with an unsigned success claiming 3600 s, as anyone
-    // who sees the transaction id could send. The old client took it and would have refreshed
-    // an hour later, long after the relay dropped the allocation.
-    int srv = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    REQUIRE(srv >= 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    REQUIRE(::bind(srv, reinterpret_cast<sockaddr *>(&sa), sizeof sa) == 0);
-    REQUIRE(::getsockname(srv, reinterpret_cast<sockaddr *>(&sa), &sl) == 0);
-    timeval tv{0, 200 * 1000};
-    ::setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    auto key = stun::long_term_key("user", "realm", "pass");
-    std::atomic<bool> stop{false};
-    std::atomic<int> refreshes_answered{0};
-    std::thread relay([&] {
+namespace {
+
+// A TURN relay of the test's own on loopback, on its own thread. It asks an unsigned Allocate for
+// credentials (401, realm "realm", nonce "nonce"; user "user", password "pass") and hands every
+// other request to `answer`, which returns the reply's bytes or nothing to stay silent.
+class FakeRelay {
+public:
+    using Answer = std::function<std::optional<std::vector<uint8_t>>(const stun::Message &, const net::Address &client)>;
+
+    explicit FakeRelay(Answer answer) : answer_(std::move(answer)) {
+        fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd_ >= 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t sl = sizeof sa;
+        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr *>(&sa), sizeof sa) == 0);
+        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr *>(&sa), &sl) == 0);
+        address_ = net::Address(reinterpret_cast<sockaddr *>(&sa), sizeof sa);
+        // A receive timeout, so the thread sees `stop_` without a datagram to wake it.
+        timeval tv{0, 200 * 1000};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~FakeRelay() {
+        stop_ = true;
+        thread_.join();
+        ::close(fd_);
+    }
+    const net::Address &address() const { return address_; }
+
+private:
+    void serve() {
         uint8_t buf[1500];
-        while (!stop) {
+        while (!stop_) {
             sockaddr_in from{};
             socklen_t fl = sizeof from;
-            ssize_t n = ::recvfrom(srv, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &fl);
+            ssize_t n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &fl);
             if (n <= 0) continue;
             auto m = stun::parse(std::span<const uint8_t>(buf, size_t(n)));
             if (!m || m->cls != stun::Class::request) continue;
-            net::Address client(reinterpret_cast<sockaddr *>(&from), fl);
-            std::vector<uint8_t> out;
-            if (m->method == stun::Method::allocate && !m->find(stun::attr::message_integrity)) {
+            std::optional<std::vector<uint8_t>> out;
+            if (m->method == stun::Method::allocate && !m->find(stun::attr::message_integrity))
                 out = stun::Builder(m->method, stun::Class::error, m->tid)
                           .add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 1})
                           .add(stun::attr::realm, "realm")
                           .add(stun::attr::nonce, "nonce")
                           .finish();
-            } else if (m->method == stun::Method::allocate) {
-                out = stun::Builder(m->method, stun::Class::success, m->tid)
-                          .add_xor_address(stun::attr::xor_relayed_address, net::Address::parse("127.0.0.1", 50000))
-                          .add_xor_address(stun::attr::xor_mapped_address, client)
-                          .add_u32(stun::attr::lifetime, 8)
-                          .finish(key);
-            } else if (m->method == stun::Method::refresh) {
-                out = stun::Builder(m->method, stun::Class::success, m->tid).add_u32(stun::attr::lifetime, 3600).finish();
-                ++refreshes_answered;
-            } else {
-                continue;
-            }
-            ::sendto(srv, out.data(), out.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
+            else
+                out = answer_(*m, net::Address(reinterpret_cast<sockaddr *>(&from), fl));
+            if (out) ::sendto(fd_, out->data(), out->size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
         }
-    });
+    }
 
-    net::Loop loop("turn-test");
+    Answer answer_;
+    int fd_ = -1;
+    net::Address address_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+// Our TURN client on `loop` (its own loopback socket and agent), allocating on a FakeRelay with
+// its credentials. Created and destroyed on the loop thread, as the loop's objects must be.
+struct TestTurn {
+    TestTurn(net::Loop &l, const net::Address &relay) : loop(l) {
+        auto done = std::make_shared<std::promise<pp_result>>();
+        allocated = done->get_future();
+        loop.call([&] {
+            net::UdpOptions opt;
+            opt.bind_ip = "127.0.0.1";
+            sock = std::make_unique<net::UdpSocket>(loop, opt);
+            agent = std::make_unique<Agent>(loop, *sock);
+            TurnConfig config;
+            config.server = relay;
+            config.username = "user";
+            config.password = "pass";
+            config.label = "turn:test";
+            turn = std::make_unique<TurnClient>(*agent, *sock, loop, config);
+            turn->allocate([done](pp_result rc, const std::string &) { done->set_value(rc); });
+        });
+    }
+    ~TestTurn() {
+        loop.call([&] {
+            turn.reset();
+            agent.reset();
+            sock.reset();
+        });
+    }
+    // The allocation's outcome; fails the test if there is none within 15 s.
+    pp_result wait_allocated() {
+        REQUIRE(allocated.wait_for(std::chrono::seconds(15)) == std::future_status::ready);
+        return allocated.get();
+    }
+
+    net::Loop &loop;
     std::unique_ptr<net::UdpSocket> sock;
     std::unique_ptr<Agent> agent;
     std::unique_ptr<TurnClient> turn;
-    net::UdpOptions opt;
-    opt.bind_ip = "127.0.0.1";
-    auto allocated = std::make_shared<std::promise<pp_result>>();
-    auto f = allocated->get_future();
-    loop.call([&] {
-        sock = std::make_unique<net::UdpSocket>(loop, opt);
-        agent = std::make_unique<Agent>(loop, *sock);
-        TurnConfig config;
-        config.server = net::Address(reinterpret_cast<sockaddr *>(&sa), sizeof sa);
-        config.username = "user";
-        config.password = "pass";
-        config.label = "turn:test";
-        turn = std::make_unique<TurnClient>(*agent, *sock, loop, config);
-        turn->allocate([allocated](pp_result rc, const std::string &) { allocated->set_value(rc); });
+    std::future<pp_result> allocated;
+};
+
+} // namespace
+
+TEST_CASE("a TURN refresh answer without the relay's MESSAGE-INTEGRITY is ignored", "[nat][turn]") {
+    // A relay of our own on loopback: 401 with realm and nonce, then a signed allocation of 8 s;
+    // the refresh (due after 5 s) is answered with an unsigned success claiming 3600 s, as anyone
+    // who sees the transaction id could send. The old client took it and would have refreshed
+    // an hour later, long after the relay dropped the allocation.
+    std::atomic<int> refreshes_answered{0};
+    const auto key = stun::long_term_key("user", "realm", "pass");
+    FakeRelay relay([&](const stun::Message &m, const net::Address &client) -> std::optional<std::vector<uint8_t>> {
+        if (m.method == stun::Method::allocate)
+            return stun::Builder(m.method, stun::Class::success, m.tid)
+                .add_xor_address(stun::attr::xor_relayed_address, net::Address::parse("127.0.0.1", 50000))
+                .add_xor_address(stun::attr::xor_mapped_address, client)
+                .add_u32(stun::attr::lifetime, 8)
+                .finish(key);
+        if (m.method != stun::Method::refresh) return std::nullopt;
+        ++refreshes_answered;
+        return stun::Builder(m.method, stun::Class::success, m.tid).add_u32(stun::attr::lifetime, 3600).finish();
     });
-    REQUIRE(f.wait_for(std::chrono::seconds(15)) == std::future_status::ready);
-    CHECK(f.get() == PP_OK);
+
+    net::Loop loop("turn-test");
+    TestTurn t(loop, relay.address());
+    CHECK(t.wait_allocated() == PP_OK);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     uint64_t unauthenticated = 0;
     while (std::chrono::steady_clock::now() < deadline) {
-        loop.call([&] { unauthenticated = turn->counters().unauthenticated; });
+        loop.call([&] { unauthenticated = t.turn->counters().unauthenticated; });
         if (unauthenticated >= 1) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     CHECK(refreshes_answered >= 1);
     CHECK(unauthenticated >= 1);
-    loop.call([&] { CHECK(turn->lifetime_s() == 8); });
-    loop.call([&] {
-        turn.reset();
-        agent.reset();
-        sock.reset();
-    });
-    stop = true;
-    relay.join();
-    ::close(srv);
+    loop.call([&] { CHECK(t.turn->lifetime_s() == 8); });
 }
 
 // The bounds of port guessing, on its bookkeeping alone (nat/guess_limits): no socket, a fake
@@ -652,103 +699,74 @@ TEST_CASE("at most 2 fans and 2 sprays at once, each session once, IPv4 only", "
     CHECK_FALSE(limits.admit(Kind::spray, "fill" + std::to_string(guess::kSessionMemory - 1), peer, 0));
 }
 
+namespace {
+
+// The addresses a FakeRelay was asked to permit, written by its thread, read by the test's.
+class PermissionLog {
+public:
+    void add(const std::string &ip) {
+        std::lock_guard lock(mutex_);
+        ips_.insert(ip);
+    }
+    bool has(const std::string &ip) const {
+        std::lock_guard lock(mutex_);
+        return ips_.count(ip) > 0;
+    }
+    bool wait_for(const std::string &ip) const {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (!has(ip) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return has(ip);
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::set<std::string> ips_;
+};
+
+// The host's paths to one viewer whose QUIC path comes from 127.0.0.1:viewer_port, on the
+// TestTurn's socket, agent and relay. Call on the loop thread.
+std::unique_ptr<nat::PeerPaths> test_paths(TestTurn &t, uint16_t viewer_port, const std::vector<uint8_t> &key,
+                                           const std::string &session) {
+    nat::PeerPaths::Options o;
+    o.virtual_remote = net::Address::parse("127.0.0.1", viewer_port);
+    o.virtual_local = t.sock->local_address();
+    o.key = key;
+    o.session = session;
+    return std::make_unique<nat::PeerPaths>(t.loop, *t.sock, *t.agent, t.turn.get(), o,
+                                            [](nat::PathKind, const net::Address &) {});
+}
+
+} // namespace
+
 TEST_CASE("a TURN permission goes only to a relayed address the viewer proved is its own", "[nat][turn]") {
     // A relay of our own on loopback (127.0.0.1) that allocates 127.0.0.1:50000 and records the
     // peer of every CreatePermission. A ticket holder's /paths offer names 127.0.0.2:40000 (a
     // third party) as its relayed address: the host used to grant it a permission at once.
-    int srv = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    REQUIRE(srv >= 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    REQUIRE(::bind(srv, reinterpret_cast<sockaddr *>(&sa), sizeof sa) == 0);
-    REQUIRE(::getsockname(srv, reinterpret_cast<sockaddr *>(&sa), &sl) == 0);
-    timeval tv{0, 200 * 1000};
-    ::setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    auto key = stun::long_term_key("user", "realm", "pass");
-    std::atomic<bool> stop{false};
-    std::mutex mutex;
-    std::set<std::string> permitted;  // peer IPs of CreatePermission requests
-    std::thread relay([&] {
-        uint8_t buf[1500];
-        while (!stop) {
-            sockaddr_in from{};
-            socklen_t fl = sizeof from;
-            ssize_t n = ::recvfrom(srv, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &fl);
-            if (n <= 0) continue;
-            auto m = stun::parse(std::span<const uint8_t>(buf, size_t(n)));
-            if (!m || m->cls != stun::Class::request) continue;
-            net::Address client(reinterpret_cast<sockaddr *>(&from), fl);
-            stun::Builder b(m->method, stun::Class::success, m->tid);
-            if (m->method == stun::Method::allocate && !m->find(stun::attr::message_integrity)) {
-                b = stun::Builder(m->method, stun::Class::error, m->tid);
-                b.add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 1}).add(stun::attr::realm, "realm").add(stun::attr::nonce, "nonce");
-                auto out = b.finish();
-                ::sendto(srv, out.data(), out.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
-                continue;
-            }
-            if (m->method == stun::Method::allocate) {
-                b.add_xor_address(stun::attr::xor_relayed_address, net::Address::parse("127.0.0.1", 50000))
-                    .add_xor_address(stun::attr::xor_mapped_address, client)
-                    .add_u32(stun::attr::lifetime, 600);
-            } else if (m->method == stun::Method::create_permission) {
-                if (auto peer = m->xor_address(stun::attr::xor_peer_address)) {
-                    std::lock_guard lock(mutex);
-                    permitted.insert(peer->unmapped().ip());
-                }
-            } else if (m->method != stun::Method::refresh) {
-                continue;
-            }
-            auto out = b.finish(key);
-            ::sendto(srv, out.data(), out.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
+    PermissionLog permitted;  // peer IPs of CreatePermission requests
+    const auto key = stun::long_term_key("user", "realm", "pass");
+    FakeRelay relay([&](const stun::Message &m, const net::Address &client) -> std::optional<std::vector<uint8_t>> {
+        stun::Builder b(m.method, stun::Class::success, m.tid);
+        if (m.method == stun::Method::allocate) {
+            b.add_xor_address(stun::attr::xor_relayed_address, net::Address::parse("127.0.0.1", 50000))
+                .add_xor_address(stun::attr::xor_mapped_address, client)
+                .add_u32(stun::attr::lifetime, 600);
+        } else if (m.method == stun::Method::create_permission) {
+            if (auto peer = m.xor_address(stun::attr::xor_peer_address)) permitted.add(peer->unmapped().ip());
+        } else if (m.method != stun::Method::refresh) {
+            return std::nullopt;
         }
+        return b.finish(key);
     });
-    auto was_permitted = [&](const std::string &ip) {
-        std::lock_guard lock(mutex);
-        return permitted.count(ip) > 0;
-    };
-    auto wait_permitted = [&](const std::string &ip) {
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (!was_permitted(ip) && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        return was_permitted(ip);
-    };
 
     net::Loop loop("turn-perm-test");
-    std::unique_ptr<net::UdpSocket> sock;
-    std::unique_ptr<Agent> agent;
-    std::unique_ptr<TurnClient> turn;
+    TestTurn t(loop, relay.address());
+    REQUIRE(t.wait_allocated() == PP_OK);
     std::unique_ptr<nat::PeerPaths> stranger, sibling;
-    net::UdpOptions opt;
-    opt.bind_ip = "127.0.0.1";
-    auto allocated = std::make_shared<std::promise<pp_result>>();
-    auto f = allocated->get_future();
-    loop.call([&] {
-        sock = std::make_unique<net::UdpSocket>(loop, opt);
-        agent = std::make_unique<Agent>(loop, *sock);
-        TurnConfig config;
-        config.server = net::Address(reinterpret_cast<sockaddr *>(&sa), sizeof sa);
-        config.username = "user";
-        config.password = "pass";
-        config.label = "turn:test";
-        turn = std::make_unique<TurnClient>(*agent, *sock, loop, config);
-        turn->allocate([allocated](pp_result rc, const std::string &) { allocated->set_value(rc); });
-    });
-    REQUIRE(f.wait_for(std::chrono::seconds(15)) == std::future_status::ready);
-    REQUIRE(f.get() == PP_OK);
 
     const auto probe_key = nat::probe_key(std::vector<uint8_t>(16, 7));
     const std::string session = "0123456789abcdef0123";
-    auto make_paths = [&](uint16_t viewer_port) {
-        nat::PeerPaths::Options o;
-        o.virtual_remote = net::Address::parse("127.0.0.1", viewer_port);  // the viewer's QUIC path
-        o.virtual_local = sock->local_address();
-        o.key = probe_key;
-        o.session = session;
-        return std::make_unique<nat::PeerPaths>(loop, *sock, *agent, turn.get(), o,
-                                                [](nat::PathKind, const net::Address &) {});
-    };
+    auto make_paths = [&](uint16_t viewer_port) { return test_paths(t, viewer_port, probe_key, session); };
     const auto third_party = net::Address::parse("127.0.0.2", 40000);
     loop.call([&] {
         stranger = make_paths(9);
@@ -763,8 +781,8 @@ TEST_CASE("a TURN permission goes only to a relayed address the viewer proved is
     });
     // Requests leave in order on one socket: once the sibling's permission arrived, the stranger's
     // would have too.
-    REQUIRE(wait_permitted("127.0.0.1"));
-    CHECK_FALSE(was_permitted("127.0.0.2"));
+    REQUIRE(permitted.wait_for("127.0.0.1"));
+    CHECK_FALSE(permitted.has("127.0.0.2"));
 
     // A probe from the third party without the probe key proves nothing...
     auto probe_from = [&](const std::vector<uint8_t> &with_key) {
@@ -774,7 +792,7 @@ TEST_CASE("a TURN permission goes only to a relayed address the viewer proved is
         auto m = stun::parse(wire);
         REQUIRE(m);
         return loop.call([&] {
-            net::Address local = sock->local_address();
+            net::Address local = t.sock->local_address();
             net::Datagram d{std::span<const uint8_t>(wire), third_party, local, 0};
             stranger->on_stun(*m, d);
             return stranger->relay_permitted();
@@ -783,16 +801,10 @@ TEST_CASE("a TURN permission goes only to a relayed address the viewer proved is
     CHECK_FALSE(probe_from(nat::probe_key(std::vector<uint8_t>(16, 8))));
     // ... one with it (the viewer probing from its relayed address) does: now it is permitted.
     CHECK(probe_from(probe_key));
-    CHECK(wait_permitted("127.0.0.2"));
+    CHECK(permitted.wait_for("127.0.0.2"));
 
-    loop.call([&] {
+    loop.call([&] {  // before the TURN client they use
         stranger.reset();
         sibling.reset();
-        turn.reset();
-        agent.reset();
-        sock.reset();
     });
-    stop = true;
-    relay.join();
-    ::close(srv);
 }
