@@ -106,6 +106,24 @@ def _to_bytes(value) -> Optional[bytes]:
     raise TypeError(f"expected str, bytes or None, not {type(value).__name__}")
 
 
+class _Closeable:
+    """An owner of a library handle (self._handle, freed by close()): a context manager that closes
+    on exit, and closed when collected, unless the library is already unloaded (interpreter
+    shutdown)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_handle", None) and _lib is not None and _lib._loaded is not None:
+            self.close()
+
+
 # ---- tickets ------------------------------------------------------------------------------------
 
 class Candidate(NamedTuple):
@@ -114,7 +132,7 @@ class Candidate(NamedTuple):
     port: int
 
 
-class Ticket:
+class Ticket(_Closeable):
     """A pixelpass ticket: the host key fingerprint it pins, the access secret, candidate
     addresses, an optional relay and an optional expiry. Build one with Ticket.new() or
     Ticket.decode(); str(ticket) is its text."""
@@ -224,16 +242,6 @@ class Ticket:
     def __hash__(self):
         return hash(self.encode())
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_handle", None) and _lib is not None and _lib._loaded is not None:
-            self.close()
-
 
 # ---- events -------------------------------------------------------------------------------------
 
@@ -319,7 +327,7 @@ def _fill_options(struct, options: dict, lists: dict):
 
 # ---- host ---------------------------------------------------------------------------------------
 
-class _Owned:
+class _Owned(_Closeable):
     """A library handle with a callback: close() frees it (pp_<kind>_free waits for an in-flight
     callback, so the thunk is released only after), and so do `with` and garbage collection."""
 
@@ -335,16 +343,6 @@ class _Owned:
             getattr(_c(), f"pp_{self._KIND}_free")(self._handle)
             self._handle = None
         self._callback_thunk = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_handle", None) and _lib is not None and _lib._loaded is not None:
-            self.close()
 
 
 class Host(_Owned):

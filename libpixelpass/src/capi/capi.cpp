@@ -142,14 +142,55 @@ size_t viewer_options_size(unsigned version) {
     return version == 1 ? offsetof(pp_viewer_options, dht_bootstrap) : sizeof(pp_viewer_options);
 }
 
+// Each versioned options struct's current version, name and defaults, for the two things every
+// one of them needs: init (defaults cut to the caller's version) and reading (the caller's prefix
+// over the defaults).
+template <typename Options> struct Layout;
+template <> struct Layout<pp_host_options> {
+    static constexpr unsigned current = PP_HOST_OPTIONS_VERSION;
+    static constexpr const char *name = "pp_host_options";
+    static pp_host_options defaults() { return PP_HOST_OPTIONS_INIT; }
+    static size_t size(unsigned version) { return host_options_size(version); }
+};
+template <> struct Layout<pp_viewer_options> {
+    static constexpr unsigned current = PP_VIEWER_OPTIONS_VERSION;
+    static constexpr const char *name = "pp_viewer_options";
+    static pp_viewer_options defaults() { return PP_VIEWER_OPTIONS_INIT; }
+    static size_t size(unsigned version) { return viewer_options_size(version); }
+};
+template <> struct Layout<pp_demo_options> {
+    static constexpr unsigned current = PP_DEMO_OPTIONS_VERSION;
+    static constexpr const char *name = "pp_demo_options";
+    static pp_demo_options defaults() { return PP_DEMO_OPTIONS_INIT; }
+    static size_t size(unsigned version) { return demo_options_size(version); }
+};
+
+template <typename Options>
+pp_result init_options(Options *options, unsigned version) {
+    using L = Layout<Options>;
+    require(options, "options");
+    check_version(version, L::current, L::name);
+    Options defaults = L::defaults();
+    defaults.version = version;
+    std::memcpy(options, &defaults, L::size(version));
+    return PP_OK;
+}
+
+// The caller's struct read up to its version's size: fields added after that keep their defaults.
+template <typename Options>
+Options upgraded(const Options &given) {
+    using L = Layout<Options>;
+    check_version(given.version, L::current, L::name);
+    Options out = L::defaults();
+    std::memcpy(&out, &given, L::size(given.version));
+    return out;
+}
+
 pp::HostConfig host_config(const pp_host_options *given) {
     pp::HostConfig c;
     if (!given) return c;
-    check_version(given->version, PP_HOST_OPTIONS_VERSION, "pp_host_options");
-    // Fields added after the caller's version keep their defaults.
-    pp_host_options upgraded = PP_HOST_OPTIONS_INIT;
-    std::memcpy(&upgraded, given, host_options_size(given->version));
-    const pp_host_options *o = &upgraded;
+    const pp_host_options current = upgraded(*given);
+    const pp_host_options *o = &current;
     if (o->source) c.source = o->source;
     c.bind_address = str(o->bind_address);
     c.port = o->port;
@@ -185,11 +226,8 @@ pp::HostConfig host_config(const pp_host_options *given) {
 
 pp::ViewerConfig viewer_config(const pp_viewer_options *given) {
     require(given, "options");
-    check_version(given->version, PP_VIEWER_OPTIONS_VERSION, "pp_viewer_options");
-    // Fields added after the caller's version keep their defaults.
-    pp_viewer_options upgraded = PP_VIEWER_OPTIONS_INIT;
-    std::memcpy(&upgraded, given, viewer_options_size(given->version));
-    const pp_viewer_options *o = &upgraded;
+    const pp_viewer_options current = upgraded(*given);
+    const pp_viewer_options *o = &current;
     if (!o->ticket) throw pp::Error(PP_ERR_INVALID_ARGUMENT, "options.ticket must be set");
     pp::ViewerConfig c;
     c.ticket_text = o->ticket;
@@ -346,14 +384,7 @@ PP_EXPORT void pp_ticket_free(pp_ticket *ticket) { delete ticket; }
 /* ---- host ---- */
 
 PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version) {
-    return wrap([&] {
-        require(options, "options");
-        check_version(version, PP_HOST_OPTIONS_VERSION, "pp_host_options");
-        pp_host_options defaults = PP_HOST_OPTIONS_INIT;
-        defaults.version = version;
-        std::memcpy(options, &defaults, host_options_size(version));
-        return PP_OK;
-    });
+    return wrap([&] { return init_options(options, version); });
 }
 
 PP_EXPORT pp_result pp_host_new(pp_host **out, const pp_host_options *options, pp_event_cb callback,
@@ -419,14 +450,7 @@ PP_EXPORT void pp_host_free(pp_host *host) {
 /* ---- viewer ---- */
 
 PP_EXPORT pp_result pp_viewer_options_init(pp_viewer_options *options, unsigned version) {
-    return wrap([&] {
-        require(options, "options");
-        check_version(version, PP_VIEWER_OPTIONS_VERSION, "pp_viewer_options");
-        pp_viewer_options defaults = PP_VIEWER_OPTIONS_INIT;
-        defaults.version = version;
-        std::memcpy(options, &defaults, viewer_options_size(version));
-        return PP_OK;
-    });
+    return wrap([&] { return init_options(options, version); });
 }
 
 PP_EXPORT pp_result pp_viewer_connect(pp_viewer **out, const pp_viewer_options *options,
@@ -530,14 +554,7 @@ PP_EXPORT pp_result pp_repair(const pp_repair_options *options, char *report, si
 /* ---- demo ---- */
 
 PP_EXPORT pp_result pp_demo_options_init(pp_demo_options *options, unsigned version) {
-    return wrap([&] {
-        require(options, "options");
-        check_version(version, PP_DEMO_OPTIONS_VERSION, "pp_demo_options");
-        pp_demo_options defaults = PP_DEMO_OPTIONS_INIT;
-        defaults.version = version;
-        std::memcpy(options, &defaults, demo_options_size(version));
-        return PP_OK;
-    });
+    return wrap([&] { return init_options(options, version); });
 }
 
 /* ---- relay set-up ---- */
@@ -567,11 +584,10 @@ PP_EXPORT pp_result pp_demo_run(const pp_demo_options *options, pp_event_cb call
                                 char *report, size_t report_size, size_t *needed) {
     return wrap([&] {
         pp::demo::Options o;
-        pp_demo_options upgraded = PP_DEMO_OPTIONS_INIT;  // fields newer than the caller's keep defaults
+        pp_demo_options current{};
         if (options) {
-            check_version(options->version, PP_DEMO_OPTIONS_VERSION, "pp_demo_options");
-            std::memcpy(&upgraded, options, demo_options_size(options->version));
-            options = &upgraded;
+            current = upgraded(*options);  // fields newer than the caller's keep defaults
+            options = &current;
             o.seconds = options->seconds;
             o.headless = options->headless != 0;
             if (options->encoder) o.encoder = options->encoder;
