@@ -52,6 +52,23 @@ std::string get_string(const std::function<pp_result(char *, size_t, size_t *)> 
     return out;
 }
 
+// The C API's optional strings and string lists: empty means "not given", which is NULL there.
+const char *or_null(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
+
+// A list of strings as the options' (const char *const *, count) pair. It must outlive every
+// call that is handed the options pointing into it.
+class CList {
+public:
+    explicit CList(const std::vector<std::string> &items) {
+        for (const auto &item : items) ptrs_.push_back(item.c_str());
+    }
+    const char *const *data() const { return ptrs_.empty() ? nullptr : ptrs_.data(); }
+    size_t size() const { return ptrs_.size(); }
+
+private:
+    std::vector<const char *> ptrs_;
+};
+
 // Secrets need not go on the command line, where every local user reads them (ps, /proc):
 // "-" stands for a ticket on stdin, and a file holds the relay secret.
 constexpr size_t kMaxSecretInput = 64 * 1024;
@@ -184,7 +201,7 @@ template <class Options> bool PublishOptions::fill(const HostArgs &a, Options &o
     for (const auto &url : a.publish) urls.push_back(url.c_str());
     o.publish = urls.empty() ? nullptr : urls.data();
     o.publish_count = urls.size();
-    o.publish_key = key.empty() ? nullptr : key.c_str();
+    o.publish_key = or_null(key);
     return true;
 }
 
@@ -256,31 +273,28 @@ int run_host(const HostArgs &args) {
         std::fprintf(stderr, "pixelpass: %s\n", forgotten ? "forgot the screen chosen earlier; the share dialog will ask"
                                                         : "no screen choice was stored");
     }
-    std::vector<const char *> apps;
-    for (const auto &app : a.apps) apps.push_back(app.c_str());
-    o.apps = apps.empty() ? nullptr : apps.data();
+    CList apps(a.apps);
+    o.apps = apps.data();
     o.app_count = apps.size();
-    o.bind_address = a.bind.empty() ? nullptr : a.bind.c_str();
+    o.bind_address = or_null(a.bind);
     o.port = a.port;
     o.ticket_lifetime_s = a.expires;
-    o.relay = a.relay.empty() ? nullptr : a.relay.c_str();
-    o.relay_secret = a.relay_secret.empty() ? nullptr : a.relay_secret.c_str();
-    o.relay_username = a.relay_username.empty() ? nullptr : a.relay_username.c_str();
-    o.relay_password = a.relay_password.empty() ? nullptr : a.relay_password.c_str();
-    std::vector<const char *> stun;
-    for (const auto &server : a.stun) stun.push_back(server.c_str());
-    o.stun_servers = stun.empty() ? nullptr : stun.data();
+    o.relay = or_null(a.relay);
+    o.relay_secret = or_null(a.relay_secret);
+    o.relay_username = or_null(a.relay_username);
+    o.relay_password = or_null(a.relay_password);
+    CList stun(a.stun);
+    o.stun_servers = stun.data();
     o.stun_server_count = stun.size();
     o.no_stun = a.no_stun;
     o.no_port_mapping = a.no_port_mapping;
     o.relay_only = a.relay_only;
     o.no_relay = a.no_relay;
-    std::vector<const char *> dht;
-    for (const auto &node : a.dht_bootstrap) dht.push_back(node.c_str());
-    o.dht_bootstrap = dht.empty() ? nullptr : dht.data();
+    CList dht(a.dht_bootstrap);
+    o.dht_bootstrap = dht.data();
     o.dht_bootstrap_count = dht.size();
     o.no_dht = a.no_dht;
-    o.congestion_control = a.congestion_control.empty() ? nullptr : a.congestion_control.c_str();
+    o.congestion_control = or_null(a.congestion_control);
     o.fixed_bitrate = a.fixed_bitrate;
     PublishOptions publish;
     if (!publish.fill(a, o)) return kExitUsage;
@@ -313,16 +327,14 @@ int run_view(const std::string &ticket, const std::string &player, const ViewArg
     pp_viewer_options o;
     pp_viewer_options_init(&o, PP_VIEWER_OPTIONS_VERSION);
     o.ticket = ticket.c_str();
-    std::vector<const char *> stun;
-    for (const auto &server : v.stun) stun.push_back(server.c_str());
-    o.stun_servers = stun.empty() ? nullptr : stun.data();
+    CList stun(v.stun);
+    o.stun_servers = stun.data();
     o.stun_server_count = stun.size();
     o.no_stun = v.no_stun;
     o.relay_only = v.relay_only;
     o.no_relay = v.no_relay;
-    std::vector<const char *> dht;
-    for (const auto &node : v.dht_bootstrap) dht.push_back(node.c_str());
-    o.dht_bootstrap = dht.empty() ? nullptr : dht.data();
+    CList dht(v.dht_bootstrap);
+    o.dht_bootstrap = dht.data();
     o.dht_bootstrap_count = dht.size();
     o.no_dht = v.no_dht;
     pp_viewer *viewer = nullptr;
@@ -376,9 +388,8 @@ int run_demo(double seconds, bool headless, bool json, bool verbose, const HostA
     o.audio = a.no_audio ? 0 : 1;
     PublishOptions publish;
     if (!publish.fill(a, o)) return kExitUsage;
-    std::vector<const char *> dht;
-    for (const auto &node : a.dht_bootstrap) dht.push_back(node.c_str());
-    o.dht_bootstrap = dht.empty() ? nullptr : dht.data();
+    CList dht(a.dht_bootstrap);
+    o.dht_bootstrap = dht.data();
     o.dht_bootstrap_count = dht.size();
     o.no_dht = a.no_dht;
     std::fprintf(stderr, "pixelpass: demo: hosting the test source and viewing it over QUIC on loopback\n");
