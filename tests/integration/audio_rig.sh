@@ -32,25 +32,12 @@ unset PULSE_SERVER PULSE_SINK PULSE_SOURCE PIPEWIRE_REMOTE PIPEWIRE_RUNTIME_DIR
 EOF
 }
 
-stop_rig() {
-  dir=$1
-  [ -n "$dir" ] && [ -d "$dir" ] || return 0
-  if [ -f "$dir/pgid" ]; then
-    pgid=$(cat "$dir/pgid")
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    # Wait until only zombies (reaped by init in its own time) are left, at most 5 s.
-    i=0
-    while ps -o stat= --sid "$pgid" 2>/dev/null | grep -qv '^Z' && [ $i -lt 50 ]; do
-      sleep 0.05; i=$((i + 1))
-    done
-    kill -KILL -- "-$pgid" 2>/dev/null || true
-  fi
-  rm -rf "$dir"
-}
+# shellcheck source=rig_common.sh
+. "$(dirname "$(readlink -f "$0")")/rig_common.sh"
 
-logs() {  # the daemons' logs, for a failure message
-  for f in "$1"/*.log; do [ -s "$f" ] && { echo "--- $f"; tail -n 20 "$f"; }; done >&2 || true
-}
+pulse_answers() { [ -f "$dir/pgid" ] && pactl info >/dev/null 2>&1; }
+default_sink_published() { pactl get-default-sink 2>/dev/null | grep -qv '^@DEFAULT_SINK@$'; }
+default_sink_is() { [ "$(pactl get-default-sink)" = "$1" ]; }
 
 start_rig() {
   dir=$(mktemp -d "${TMPDIR:-/tmp}/pp-audio-rig.XXXXXX")
@@ -73,31 +60,16 @@ start_rig() {
       wait' </dev/null >/dev/null 2>&1 &
   )
   eval "$(rig_env "$dir")"
-  i=0
-  until [ -f "$dir/pgid" ] && pactl info >/dev/null 2>&1; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { logs "$dir"; stop_rig "$dir"; die "pipewire-pulse did not answer within 10 s"; }
-    sleep 0.1
-  done
+  rig_wait "$dir" 10 "pipewire-pulse did not answer within 10 s" pulse_answers
   # WirePlumber is ready once it has published a default sink (module-always-sink's auto_null).
-  i=0
-  until pactl get-default-sink 2>/dev/null | grep -qv '^@DEFAULT_SINK@$'; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { logs "$dir"; stop_rig "$dir"; die "WirePlumber published no default sink within 10 s"; }
-    sleep 0.1
-  done
+  rig_wait "$dir" 10 "WirePlumber published no default sink within 10 s" default_sink_published
   before=$(pactl get-default-sink)
   pactl load-module module-null-sink sink_name=speaker \
     sink_properties=device.description=Speaker >/dev/null ||
     { logs "$dir"; stop_rig "$dir"; die "could not create the speaker sink"; }
   # The first null sink on a machine without a sound card becomes the default; wait for it, so a
   # test never races WirePlumber's switch.
-  i=0
-  until [ "$(pactl get-default-sink)" = speaker ]; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { logs "$dir"; stop_rig "$dir"; die "default sink stayed '$before' instead of speaker"; }
-    sleep 0.1
-  done
+  rig_wait "$dir" 10 "default sink stayed '$before' instead of speaker" default_sink_is speaker
   echo "$dir"
 }
 

@@ -45,25 +45,15 @@ unset DISPLAY PULSE_SERVER PIPEWIRE_REMOTE
 ENV
 }
 
+# shellcheck source=rig_common.sh
+. "$(dirname "$(readlink -f "$0")")/rig_common.sh"
+
 as_user() { setpriv --reuid="$RIG_USER" --regid="$(id -g "$RIG_USER")" --clear-groups -- "$@"; }
 
 # True when xdg-desktop-portal owns its bus name (asking this never activates anything).
 portal_owned() {
   as_user gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
     --method org.freedesktop.DBus.NameHasOwner org.freedesktop.portal.Desktop 2>/dev/null | grep -q true
-}
-
-stop_rig() {
-  dir=$1
-  [ -d "$dir" ] || return 0
-  if [ -f "$dir/pgid" ]; then
-    pgid=$(cat "$dir/pgid")
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    i=0
-    while ps -o stat= --sid "$pgid" 2>/dev/null | grep -qv '^Z' && [ $i -lt 50 ]; do sleep 0.05; i=$((i + 1)); done
-    kill -KILL -- "-$pgid" 2>/dev/null || true
-  fi
-  rm -rf "$dir"
 }
 
 # The output's centre pixel as rrggbb (empty when it cannot be read yet).
@@ -76,7 +66,12 @@ centre_geometry() {
   echo "$((${size%x*} / 2)),$((${size#*x} / 2)) 1x1"
 }
 
-logs() { for f in "$1"/*.log; do [ -s "$f" ] && { echo "--- $f"; tail -n 25 "$f"; }; done >&2 || true; }
+screencast_ready() {
+  [ -s "$dir/wayland-name" ] && portal_owned && as_user gdbus introspect --session \
+      --dest org.freedesktop.portal.Desktop --object-path /org/freedesktop/portal/desktop 2>/dev/null |
+    grep -q org.freedesktop.portal.ScreenCast
+}
+shows_colour() { [ "$(centre_pixel "$dir")" = "$1" ]; }
 
 start_rig() {
   colour=$1
@@ -142,26 +137,14 @@ CONF
       wait' </dev/null >/dev/null 2>&1 &
   )
   eval "$(rig_env "$dir")"
-  i=0
   # Ask whether the portal's name is owned before introspecting it: introspecting a name nobody owns
   # makes dbus-daemon activate a second xdg-desktop-portal, which races the rig's own for the name
   # and activates a second, shim-less xdg-desktop-portal-wlr ("File exists", "Screencast failed").
-  until [ -s "$dir/wayland-name" ] && portal_owned && as_user gdbus introspect --session \
-          --dest org.freedesktop.portal.Desktop --object-path /org/freedesktop/portal/desktop 2>/dev/null |
-        grep -q org.freedesktop.portal.ScreenCast; do
-    i=$((i + 1))
-    [ $i -lt 200 ] || { logs "$dir"; stop_rig "$dir"; die "the ScreenCast portal did not appear within 20 s"; }
-    sleep 0.1
-  done
+  rig_wait "$dir" 20 "the ScreenCast portal did not appear within 20 s" screencast_ready
   # Until swaybg has drawn, the output shows sway's grey clear colour, and a share started then
   # captures grey. Ready means the desktop shows COLOUR: read its centre pixel (grim, screencopy).
   want=$(printf '%s' "$colour" | tr -d '#' | tr 'A-F' 'a-f')
-  i=0
-  until [ "$(centre_pixel "$dir")" = "$want" ]; do
-    i=$((i + 1))
-    [ $i -lt 300 ] || { logs "$dir"; stop_rig "$dir"; die "the desktop did not show $colour within 30 s (swaybg)"; }
-    sleep 0.1
-  done
+  rig_wait "$dir" 30 "the desktop did not show $colour within 30 s (swaybg)" shows_colour "$want"
   echo "$dir"
 }
 
