@@ -16,6 +16,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,27 +26,13 @@ import pytest
 
 import pixelpass
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from hostkit import gst_env_without, host_options, wait_until  # noqa: E402
+
 CLI = os.environ.get("PIXELPASS_CLI")
 MPV = shutil.which("mpv")
 VLC = shutil.which("cvlc") or shutil.which("vlc")
 TEST_USER = "pixelpass-test"
-
-
-def wait_until(predicate, timeout, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def host_options(**extra):
-    opts = dict(source="test", bind_address="127.0.0.1", no_stun=True, no_port_mapping=True,
-                no_relay=True, encoder="x264", max_viewers=4)
-    opts.update(extra)
-    return opts
 
 
 def connect(host):
@@ -437,15 +424,8 @@ def test_missing_encoder_names_the_package(tmp_path):
 
     # x264 hidden from GStreamer (a plugin directory without it, a fresh registry): the host
     # fails at start and names gstreamer1.0-plugins-ugly.
-    system = glob.glob("/usr/lib/*/gstreamer-1.0/libgstcoreelements.so")
-    assert system, "GStreamer plugins not found"
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    for lib in glob.glob(os.path.join(os.path.dirname(system[0]), "*.so")):
-        if not os.path.basename(lib).startswith("libgstx264"):
-            os.symlink(lib, plugins / os.path.basename(lib))
-    env = dict(os.environ, GST_PLUGIN_SYSTEM_PATH_1_0=str(plugins), GST_PLUGIN_PATH_1_0="",
-               GST_REGISTRY_1_0=str(tmp_path / "registry.bin"))
+    env = gst_env_without(tmp_path, "libgstx264")
+    assert env, "GStreamer plugins not found"
     r = run_cli("host", "--source", "test", "--encoder", "x264", "--bind", "127.0.0.1", env=env)
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

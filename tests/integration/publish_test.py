@@ -35,6 +35,10 @@ import pytest
 
 import pixelpass
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hostkit  # noqa: E402
+from hostkit import wait_until  # noqa: E402
+
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -137,14 +141,9 @@ def need(condition, what):
     pytest.skip(f"{what} is missing")
 
 
-def wait_until(predicate, timeout, interval=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def need_nginx_rtmp():
+    need(shutil.which("nginx"), "nginx (Debian package nginx)")
+    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -154,10 +153,7 @@ def free_port(kind=socket.SOCK_STREAM):
 
 
 def host_options(**extra):
-    opts = dict(source="test", bind_address="127.0.0.1", no_stun=True, no_port_mapping=True,
-                no_relay=True, encoder="x264", max_viewers=4, bitrate_kbps=2000)
-    opts.update(extra)
-    return opts
+    return hostkit.host_options(**{"bitrate_kbps": 2000, **extra})
 
 
 def target(host):
@@ -207,6 +203,20 @@ class Pipe(threading.Thread):
 
     def text(self):
         return "".join(self.seen)
+
+
+def wait_cli_publish_live(host, out, err, timeout=90):
+    """Reads a `pixelpass host --json` child's events (`out`, `err`: its Pipes) until its publish
+    target reports "live"; fails with the child's output if it does not within `timeout` s."""
+    states = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and "live" not in states:
+        line = out.line(deadline - time.monotonic())
+        if line is None:
+            break
+        if '"publish"' in line:
+            states.append(json.loads(line).get("details", {}).get("publish", {}).get("state"))
+    assert "live" in states, f"exit {host.poll()}: {out.text()[-1500:]} {err.text()[-1500:]}"
 
 
 class Flow(threading.Thread):
@@ -443,8 +453,7 @@ def run_publish_scenario(tmp_path, server, url, server_url):
 
 
 def test_rtmp_nginx_publish_kill_and_resume(tmp_path):
-    need(shutil.which("nginx"), "nginx (Debian package nginx)")
-    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    need_nginx_rtmp()
     nginx = Nginx(tmp_path)
     run_publish_scenario(tmp_path, nginx, f"rtmp://127.0.0.1:{nginx.port}/live/test",
                          f"rtmp://127.0.0.1:{nginx.port}/live/test")
@@ -460,8 +469,7 @@ def test_slow_server_drops_to_keyframes_while_viewer_and_other_target_go_on(tmp_
     """A server behind a 1 Mbit/s link gets the 2 Mbit/s stream: its target's bounded queue drops
     to the next keyframe (counted) and stays live; the P2P viewer and the target on a fast server
     are unaffected (no drop, no reconnect) and both servers still give decodable video."""
-    need(shutil.which("nginx"), "nginx (Debian package nginx)")
-    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    need_nginx_rtmp()
     need_netns()
     (tmp_path / "fast").mkdir()
     (tmp_path / "slow").mkdir()
@@ -530,8 +538,7 @@ def test_rtmps_verifies_the_certificate_and_a_trusted_one_goes_live(tmp_path):
     refused by default (the target retries, saying why); once it is in the system's trust store
     (here: a copy of the bundle with it appended, bind-mounted over the system's in a private
     mount namespace, so nothing outside this test sees it) the same host goes live over TLS."""
-    need(shutil.which("nginx"), "nginx (Debian package nginx)")
-    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    need_nginx_rtmp()
     need(os.path.exists(STREAM_MODULE), "the nginx stream module (Debian package libnginx-mod-stream)")
     need(os.path.exists(SYSTEM_CA_BUNDLE), f"{SYSTEM_CA_BUNDLE} (Debian package ca-certificates)")
     need(os.geteuid() == 0 and shutil.which("unshare"), "root and unshare (util-linux) for a private mount namespace")
@@ -559,15 +566,7 @@ def test_rtmps_verifies_the_certificate_and_a_trusted_one_goes_live(tmp_path):
                   "--no-port-mapping", "--encoder", "x264", "--publish", url],
                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = Pipe(host.stdout), Pipe(host.stderr)
-    states = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and "live" not in states:
-        line = out.line(deadline - time.monotonic())
-        if line is None:
-            break
-        if '"publish"' in line:
-            states.append(json.loads(line).get("details", {}).get("publish", {}).get("state"))
-    assert "live" in states, f"exit {host.poll()}: {out.text()[-1500:]} {err.text()[-1500:]}"
+    wait_cli_publish_live(host, out, err)
     # What went in over TLS comes out of the plain RTMP side of the same server.
     mpv_decodes(nginx.url(), tmp_path / "rtmps.log")
     # Not == 1: rtmp2sink over GIO's TLS (GStreamer 1.22, glib-networking 2.74) sometimes stops
@@ -579,8 +578,7 @@ def test_rtmps_verifies_the_certificate_and_a_trusted_one_goes_live(tmp_path):
 
 
 def test_rtmp_key_from_publish_key_file_never_in_stats(tmp_path):
-    need(shutil.which("nginx"), "nginx (Debian package nginx)")
-    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    need_nginx_rtmp()
     nginx = Nginx(tmp_path)
     nginx.start()
     try:
@@ -630,8 +628,7 @@ def test_server_refusing_the_stream_is_never_live_and_backs_off(tmp_path):
     """nginx-rtmp refuses a second publisher of a stream name in use. That target must never show
     "live" (rtmp2sink takes flvmux's header buffers before the server answers) and its waits
     grow 1, 2, 4 s; the first publisher stays live."""
-    need(shutil.which("nginx"), "nginx (Debian package nginx)")
-    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    need_nginx_rtmp()
     nginx = Nginx(tmp_path)
     nginx.start()
     try:
@@ -671,8 +668,7 @@ def test_unsupported_scheme_and_missing_key_are_one_line_errors():
 
 @pytest.mark.skipif(not CLI, reason="PIXELPASS_CLI not set")
 def test_cli_key_from_stdin_json_events_and_demo(tmp_path):
-    need(shutil.which("nginx"), "nginx (Debian package nginx)")
-    need(os.path.exists(RTMP_MODULE), "the nginx RTMP module (Debian package libnginx-mod-rtmp)")
+    need_nginx_rtmp()
     nginx = Nginx(tmp_path)
     nginx.start()
     try:
@@ -687,16 +683,7 @@ def test_cli_key_from_stdin_json_events_and_demo(tmp_path):
         try:
             host.stdin.write("test\n")
             host.stdin.close()
-            states = []
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and "live" not in states:
-                line = out.line(deadline - time.monotonic())
-                if line is None:
-                    break
-                if '"publish"' in line:
-                    j = json.loads(line)
-                    states.append(j.get("details", {}).get("publish", {}).get("state"))
-            assert "live" in states, f"exit {host.poll()}: {out.text()[-1500:]} {err.text()[-1500:]}"
+            wait_cli_publish_live(host, out, err)
             assert "/live/test" not in out.text(), "the key from stdin appears in the output"
             mpv_decodes(f"rtmp://127.0.0.1:{nginx.port}/live/test", tmp_path / "cli.log")
         finally:
@@ -721,16 +708,8 @@ def test_cli_key_from_stdin_json_events_and_demo(tmp_path):
 
 @pytest.mark.skipif(not CLI, reason="PIXELPASS_CLI not set")
 def test_missing_rtmp2sink_names_its_package(tmp_path):
-    import glob
-    system = glob.glob("/usr/lib/*/gstreamer-1.0/libgstcoreelements.so")
-    need(system, "GStreamer plugins")
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    for lib in glob.glob(os.path.join(os.path.dirname(system[0]), "*.so")):
-        if not os.path.basename(lib).startswith("libgstrtmp2"):
-            os.symlink(lib, plugins / os.path.basename(lib))
-    env = dict(os.environ, GST_PLUGIN_SYSTEM_PATH_1_0=str(plugins), GST_PLUGIN_PATH_1_0="",
-               GST_REGISTRY_1_0=str(tmp_path / "registry.bin"))
+    env = hostkit.gst_env_without(tmp_path, "libgstrtmp2")
+    need(env, "GStreamer plugins")
     r = run([CLI, "host", "--source", "test", "--bind", "127.0.0.1", "--no-stun", "--encoder", "x264",
              "--publish", "rtmp://127.0.0.1:1/live/x"], 120, env=env)
     assert r.returncode == 1
