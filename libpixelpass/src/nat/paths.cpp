@@ -81,8 +81,8 @@ PeerPaths::PeerPaths(net::Loop &loop, net::UdpSocket &socket, Agent &agent, Turn
 }
 
 PeerPaths::~PeerPaths() {
-    // Our permission for the peer's relayed address goes with us (one QUIC's own path came through
-    // holds none of ours).
+    // Our permission for the peer's relayed address goes with us (a connection that started
+    // relayed holds none of ours: the relay lets its path in already).
     if (relay_permitted_ && !options_.started_relayed && turn_) turn_->unpermit(peer_relayed_);
     for (const auto &c : candidates_) socket_.clear_alias(c.address);
     if (!options_.started_relayed && !peer_relayed_.empty()) socket_.clear_alias(peer_relayed_);
