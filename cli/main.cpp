@@ -132,6 +132,7 @@ struct HostArgs {
     bool no_dht = false;
     std::string congestion_control;
     bool fixed_bitrate = false;
+    bool one_viewer = false;
     // media servers fed the same encode
     std::vector<std::string> publish;
     std::string publish_key_file;
@@ -247,6 +248,8 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
         ->check(CLI::IsMember({"cubic", "bbr", "bbr2", "reno"}));
     cmd->add_flag("--fixed-bitrate", a.fixed_bitrate,
                   "Keep --bitrate even when a viewer's path cannot carry it (default: adapt, down to 500 kbit/s)");
+    cmd->add_flag("--one-viewer", a.one_viewer,
+                  "The ticket admits one viewer: any other is refused, and this one too once it leaves");
     add_publish_options(cmd, a);
 }
 
@@ -296,6 +299,7 @@ int run_host(const HostArgs &args) {
     o.no_dht = a.no_dht;
     o.congestion_control = or_null(a.congestion_control);
     o.fixed_bitrate = a.fixed_bitrate;
+    o.one_viewer = a.one_viewer ? 1 : 0;
     PublishOptions publish;
     if (!publish.fill(a, o)) return kExitUsage;
 
@@ -311,6 +315,8 @@ int run_host(const HostArgs &args) {
     try {
         std::string ticket = get_string([&](char *b, size_t s, size_t *n) { return pp_host_ticket(host, b, s, n); });
         pixelpass_cli::ux::announce_ticket(ticket);
+        if (a.one_viewer)
+            std::fprintf(stderr, "pixelpass: this ticket admits one viewer: any other is refused, and this one too once it leaves\n");
     } catch (pp_result e) {
         pp_host_free(host);
         return report(e);

@@ -1281,6 +1281,18 @@ static void test_one_viewer_ticket(void) {
     ASSERT_RC(PP_OK, pp_host_start(h));
     char *text = get_host_string(pp_host_ticket, h);
     ASSERT(text != NULL);
+    if (!text) {
+        pp_host_free(h);
+        return;
+    }
+    /* The ticket carries the flag: a viewer knows before it dials. */
+    pp_ticket *decoded = NULL;
+    ASSERT_RC(PP_OK, pp_ticket_decode(&decoded, text));
+    char json[1024];
+    size_t needed = 0;
+    ASSERT_RC(PP_OK, pp_ticket_to_json(decoded, json, sizeof json, &needed));
+    ASSERT(strstr(json, "\"one_viewer\":true") != NULL);
+    pp_ticket_free(decoded);
     pp_viewer_options vo = PP_VIEWER_OPTIONS_INIT;
     vo.ticket = text;
     vo.no_stun = 1;
@@ -1289,7 +1301,7 @@ static void test_one_viewer_ticket(void) {
     pp_viewer *first = NULL, *second = NULL;
     ASSERT_RC(PP_OK, pp_viewer_connect(&first, &vo, NULL, NULL));
     ASSERT_RC(PP_ERR_TICKET_REJECTED, pp_viewer_connect(&second, &vo, NULL, NULL));
-    ASSERT(second == NULL && strstr(pp_last_error(), "one viewer") != NULL);
+    ASSERT(second == NULL && strstr(pp_last_error(), "this ticket admits one viewer and one is already watching") != NULL);
     pp_viewer_free(first);
     ASSERT_RC(PP_ERR_TICKET_REJECTED, pp_viewer_connect(&second, &vo, NULL, NULL)); /* spent */
     char *stats = get_host_string(pp_host_stats_json, h);

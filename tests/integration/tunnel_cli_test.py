@@ -129,6 +129,31 @@ def test_a_viewer_killed_mid_stream_leaves_the_others_alone(procs):
     assert h.p.poll() is None
 
 
+def test_one_viewer_ticket_says_so_and_refuses_a_second_viewer_plainly(procs):
+    h, ticket = host(procs, "--one-viewer", "--max-viewers", "4")
+    # The ticket carries the flag: inspect shows it before anyone dials.
+    inspect = subprocess.run([CLI, "ticket", "inspect", ticket], capture_output=True, text=True, timeout=30)
+    assert inspect.returncode == 0, inspect.stderr
+    assert json.loads(inspect.stdout)["one_viewer"] is True
+    first = procs("view", ticket)
+    body = urllib.request.urlopen(first.first_line(), timeout=30)
+    assert len(body.read(1 << 20)) > 0
+    # max-viewers would seat a second one; the ticket does not.
+    second = procs("view", ticket)
+    assert second.wait(timeout=30) == 1
+    assert second.p.stdout.read() == ""
+    err = second.p.stderr.read()
+    # Told before dialling (from the ticket), and the refusal is the last line, in plain words.
+    assert "this ticket admits one viewer: the host refuses any other" in err, err
+    assert "this ticket admits one viewer and one is already watching" in err.strip().splitlines()[-1], err
+    assert len(body.read(4 << 20)) == 4 << 20  # the first still streams
+    body.close()
+    # Without the flag, a ticket says so too.
+    _, plain = host(procs)
+    inspect = subprocess.run([CLI, "ticket", "inspect", plain], capture_output=True, text=True, timeout=30)
+    assert json.loads(inspect.stdout)["one_viewer"] is False
+
+
 def test_a_mangled_ticket_is_one_clear_line_and_exit_1(procs):
     _, ticket = host(procs)
     broken = ticket[:-7]  # the end of the line lost in the paste

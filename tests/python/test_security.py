@@ -106,6 +106,8 @@ def test_a_one_viewer_ticket_admits_its_first_viewer_only():
                         one_viewer=True) as host:
         host.start()
         ticket = host.ticket()
+        # The ticket says so: a viewer (and `pixelpass ticket inspect`) knows before dialling.
+        assert pixelpass.Ticket.decode(ticket).one_viewer
         with pixelpass.Viewer.connect(ticket) as viewer:
             with urllib.request.urlopen(viewer.url, timeout=30) as body:
                 assert len(body.read(1 << 16)) == 1 << 16
@@ -113,12 +115,13 @@ def test_a_one_viewer_ticket_admits_its_first_viewer_only():
             with pytest.raises(ConnectionFailed) as refused:
                 pixelpass.Viewer.connect(ticket)
             assert refused.value.code == Result.TICKET_REJECTED
-            assert "one viewer" in str(refused.value)
+            assert "this ticket admits one viewer and one is already watching" in str(refused.value)
         events.wait_for(lambda e: e.type == EventType.VIEWER_LEFT, 30)
         # Spent: the first viewer left, and still nobody else gets in.
         with pytest.raises(ConnectionFailed) as refused:
             pixelpass.Viewer.connect(ticket)
         assert refused.value.code == Result.TICKET_REJECTED
+        assert "this ticket admitted one viewer, who has left: ask the host for a new ticket" in str(refused.value)
         stats = host.stats()
         assert stats["totals"]["refused_one_viewer"] == 2
         assert stats["totals"]["viewers_joined"] == 1
@@ -130,6 +133,7 @@ def test_without_one_viewer_a_ticket_admits_several():
     with pixelpass.Host(source="synthetic", bind_address="127.0.0.1", max_viewers=4) as host:
         host.start()
         ticket = host.ticket()
+        assert not pixelpass.Ticket.decode(ticket).one_viewer
         with pixelpass.Viewer.connect(ticket), pixelpass.Viewer.connect(ticket):
             assert len(host.stats()["viewers"]) == 2
         assert host.stats()["totals"]["refused_one_viewer"] == 0

@@ -26,10 +26,12 @@
 #include "nat/guess.hpp"
 #include "nat/path_offer.hpp"
 #include "nat/paths.hpp"
+#include "nat/probe_budget.hpp"
 #include "nat/portmap_wire.hpp"
 #include "nat/turn.hpp"
 #include "net/loop.hpp"
 #include "net/udp.hpp"
+#include "loopback_relay.hpp"
 
 using namespace pp;
 using namespace pp::nat;
@@ -283,6 +285,96 @@ TEST_CASE("an offer of a thousand candidates gets at most sixteen probes", "[nat
         CHECK(paths->candidates() <= nat::kMaxPeerCandidates + 1);
         CHECK(paths->counters().probes_sent <= nat::kMaxPeerCandidates + 1);
         paths.reset();
+        agent.reset();
+        sock.reset();
+    });
+}
+
+TEST_CASE("a token bucket gives its burst at once, then its rate", "[nat]") {
+    TokenBucket b(10, 4);
+    uint64_t t = 7'000'000'000;
+    int taken = 0;
+    while (b.take(t)) ++taken;
+    CHECK(taken == 10);
+    CHECK_FALSE(b.take(t + 200'000'000));  // 0.8 of a token after 200 ms
+    CHECK(b.take(t + 250'000'000));        // one after 250 ms
+    CHECK(b.available(t + 100'000'000'000) == 10);  // never more than the burst
+    CHECK(b.available(t) == 10);  // a clock that steps back takes nothing
+}
+
+TEST_CASE("a ticket holder's flood of authenticated probes is answered at a bounded rate", "[nat]") {
+    // A ticket holder knows the probe key, not where its probes come from: signed Binding requests
+    // with spoofed sources were each answered toward that source, one for one. Now answers and
+    // probes of a peer come from its budget (kPeerProbeBurst, then kPeerProbesPerSecond), and all
+    // peers of a host share the host's.
+    net::Loop loop("nat-test");
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<Agent> agent;
+    std::unique_ptr<nat::PeerPaths> a, b;
+    ProbeBudget host_budget(20, 1);
+    net::UdpOptions opt;
+    opt.bind_ip = "127.0.0.1";
+    const auto key = nat::probe_key(std::vector<uint8_t>(16, 3));
+    auto make = [&](const std::string &session, ProbeBudget *shared) {
+        nat::PeerPaths::Options o;
+        o.virtual_remote = sock->local_address();  // anything we send lands on our own socket
+        o.virtual_local = sock->local_address();
+        o.key = key;
+        o.session = session;
+        o.shared_budget = shared;
+        return std::make_unique<nat::PeerPaths>(loop, *sock, *agent, nullptr, o, [](nat::PathKind, const net::Address &) {});
+    };
+    // From before the peer exists: every probe and answer it sends falls in the measured span.
+    auto start = std::chrono::steady_clock::now();
+    loop.call([&] {
+        sock = std::make_unique<net::UdpSocket>(loop, opt);
+        agent = std::make_unique<Agent>(loop, *sock);
+        a = make("0123456789abcdef", nullptr);
+    });
+    const int flood = 2000;
+    loop.call([&] {
+        for (int i = 0; i < flood; ++i) {
+            auto wire = stun::Builder(stun::Method::binding, stun::Class::request, stun::new_transaction_id())
+                            .add(stun::attr::username, "0123456789abcdef")
+                            .finish(key);
+            auto m = stun::parse(wire);
+            net::Address from = sock->local_address();
+            net::Datagram d{std::span<const uint8_t>(wire), from, from, 0};
+            REQUIRE(a->on_stun(*m, d));
+        }
+    });
+    double elapsed = 0;
+    loop.call([&] {
+        elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const auto &c = a->counters();
+        INFO(c.probes_answered << " answered, " << c.answers_refused << " refused in " << elapsed << " s");
+        CHECK(c.probes_answered + c.answers_refused == flood);
+        CHECK(c.probes_answered + c.probes_sent <= kPeerProbeBurst + kPeerProbesPerSecond * elapsed + 1);
+        CHECK(c.answers_refused > 0);
+    });
+
+    // Two peers sharing a host budget of 20, then 1/s: their offers of 16 candidates each are
+    // probed 20 times in all, the rest put off (counted) to later ticks.
+    start = std::chrono::steady_clock::now();
+    loop.call([&] {
+        a.reset();
+        a = make("aaaaaaaaaaaaaaaa", &host_budget);
+        b = make("bbbbbbbbbbbbbbbb", &host_budget);
+        std::vector<net::Address> offer;
+        for (int i = 0; i < 16; ++i) offer.push_back(net::Address::parse("127.0.0.1", static_cast<uint16_t>(9 + i)));
+        a->add_candidates(offer);
+        b->add_candidates(offer);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a window of ticks (50 ms each)
+    loop.call([&] {
+        elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        uint64_t sent = a->counters().probes_sent + b->counters().probes_sent;
+        INFO(sent << " probes in " << elapsed << " s");
+        CHECK(sent <= 20 + elapsed + 1);
+        CHECK(a->counters().probes_deferred + b->counters().probes_deferred > 0);
+        CHECK(host_budget.deferred > 0);
+        a.reset();
+        b.reset();
         agent.reset();
         sock.reset();
     });
@@ -807,4 +899,156 @@ TEST_CASE("a TURN permission goes only to a relayed address the viewer proved is
         stranger.reset();
         sibling.reset();
     });
+}
+
+namespace {
+
+// A TURN client on its own loop and socket, allocating on `relay`.
+struct TurnRig {
+    net::Loop loop{"turn-rig"};
+    std::unique_ptr<net::UdpSocket> sock;
+    std::unique_ptr<Agent> agent;
+    std::unique_ptr<TurnClient> turn;
+
+    explicit TurnRig(const test::LoopbackRelay &relay) {
+        loop.call([&] {
+            net::UdpOptions opt;
+            opt.bind_ip = "127.0.0.1";
+            sock = std::make_unique<net::UdpSocket>(loop, opt);
+            agent = std::make_unique<Agent>(loop, *sock);
+            TurnConfig config;
+            config.server = relay.address();
+            config.username = test::LoopbackRelay::kUser;
+            config.password = test::LoopbackRelay::kPassword;
+            config.label = "turn:test";
+            turn = std::make_unique<TurnClient>(*agent, *sock, loop, config);
+        });
+    }
+    ~TurnRig() {
+        loop.call([&] {
+            turn.reset();
+            agent.reset();
+            sock.reset();
+        });
+    }
+    std::pair<pp_result, std::string> allocate() {
+        auto done = std::make_shared<std::promise<std::pair<pp_result, std::string>>>();
+        auto f = done->get_future();
+        loop.call([&] { turn->allocate([done](pp_result rc, const std::string &d) { done->set_value({rc, d}); }); });
+        if (f.wait_for(std::chrono::seconds(20)) != std::future_status::ready) return {PP_ERR_INTERNAL, "no outcome in 20 s"};
+        return f.get();
+    }
+    TurnClient::Counters counters() {
+        return loop.call([&] { return turn->counters(); });
+    }
+};
+
+template <typename Pred> bool eventually(Pred pred) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+std::vector<uint8_t> stale_nonce(const stun::Message &m, const std::string &realm, const std::string &nonce) {
+    return stun::Builder(m.method, stun::Class::error, m.tid)
+        .add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 38})
+        .add(stun::attr::realm, realm)
+        .add(stun::attr::nonce, nonce)
+        .finish();
+}
+
+} // namespace
+
+TEST_CASE("an unsigned TURN 438 cannot change the realm, and its nonce lasts one request (RFC 8489 9.2.5)", "[nat][turn]") {
+    // The relay signs with realm "realm" and nonce "nonce". Anyone who sees a transaction id can
+    // answer it first with an unsigned 438. The old client took its realm and nonce for good: every
+    // later request was signed for the forger's realm, or carried its nonce.
+    struct Seen {
+        std::string peer, realm, nonce;
+        bool signed_ok;
+    };
+    std::mutex mutex;
+    std::vector<Seen> seen;  // every CreatePermission the relay got
+    std::set<std::string> forged_once;
+    const auto good_key = stun::long_term_key(test::LoopbackRelay::kUser, test::LoopbackRelay::kRealm,
+                                              test::LoopbackRelay::kPassword);
+    test::LoopbackRelay relay([&](const stun::Message &m, const net::Address &) -> std::optional<std::vector<uint8_t>> {
+        if (m.method != stun::Method::create_permission) return std::nullopt;
+        auto peer = m.xor_address(stun::attr::xor_peer_address);
+        std::string ip = peer ? peer->unmapped().ip() : "";
+        std::lock_guard lock(mutex);
+        seen.push_back({ip, m.text(stun::attr::realm), m.text(stun::attr::nonce), m.integrity_ok(good_key)});
+        if (ip == "127.0.0.3" && forged_once.insert(ip).second) return stale_nonce(m, "evil", "evil-nonce");
+        if (ip == "127.0.0.4" && forged_once.insert(ip).second) return stale_nonce(m, "realm", "forged");
+        if (m.text(stun::attr::nonce) != "nonce") return stale_nonce(m, "realm", "nonce");  // the relay's own
+        return std::nullopt;  // signed success
+    });
+    auto seen_for = [&](const std::string &ip) {
+        std::lock_guard lock(mutex);
+        std::vector<Seen> out;
+        for (const auto &s : seen)
+            if (s.peer == ip) out.push_back(s);
+        return out;
+    };
+    TurnRig rig(relay);
+    REQUIRE(rig.allocate().first == PP_OK);
+
+    // Another realm: refused, never re-signed for it; later requests keep the relay's realm.
+    rig.loop.call([&] { rig.turn->permit(net::Address::parse("127.0.0.3", 1)); });
+    REQUIRE(eventually([&] { return rig.counters().realm_refused == 1; }));
+    rig.loop.call([&] { rig.turn->permit(net::Address::parse("127.0.0.5", 1)); });
+    REQUIRE(eventually([&] { return !seen_for("127.0.0.5").empty(); }));
+    CHECK(seen_for("127.0.0.3").size() == 1);
+    CHECK(seen_for("127.0.0.5").front().realm == "realm");
+    CHECK(seen_for("127.0.0.5").front().signed_ok);
+
+    // The relay's realm with a forged nonce: tried for that request, once; not kept.
+    rig.loop.call([&] { rig.turn->permit(net::Address::parse("127.0.0.4", 1)); });
+    REQUIRE(eventually([&] { return seen_for("127.0.0.4").size() == 2; }));
+    rig.loop.call([&] { rig.turn->permit(net::Address::parse("127.0.0.6", 1)); });
+    REQUIRE(eventually([&] { return !seen_for("127.0.0.6").empty(); }));
+    CHECK(seen_for("127.0.0.4").at(1).nonce == "forged");
+    CHECK(seen_for("127.0.0.6").front().nonce == "nonce");
+    CHECK(seen_for("127.0.0.6").size() == 1);  // no stale-nonce round trip: signed with the proven nonce
+    CHECK(seen_for("127.0.0.4").size() == 2);  // re-signed at most once
+    std::lock_guard lock(mutex);
+    for (const auto &s : seen) CHECK(s.realm != "evil");
+}
+
+TEST_CASE("a second 401 for the re-signed Allocate is a credentials error; an unsigned 400 is no answer", "[nat][turn]") {
+    SECTION("401 twice") {
+        std::atomic<int> allocates{0};
+        test::LoopbackRelay relay([&](const stun::Message &m, const net::Address &) -> std::optional<std::vector<uint8_t>> {
+            if (m.method != stun::Method::allocate) return std::nullopt;
+            ++allocates;
+            return stun::Builder(m.method, stun::Class::error, m.tid)
+                .add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 1})
+                .add(stun::attr::realm, "realm")
+                .add(stun::attr::nonce, "nonce")
+                .finish();
+        });
+        TurnRig rig(relay);
+        auto [rc, detail] = rig.allocate();
+        CHECK(rc == PP_ERR_TICKET_REJECTED);
+        CHECK(detail.find("rejected the credentials (401") != std::string::npos);
+        CHECK(allocates == 2);  // the unsigned one and one re-signed, no more
+    }
+    SECTION("unsigned 400") {
+        // Anyone who sees the transaction id could refuse our allocation with it.
+        test::LoopbackRelay relay([&](const stun::Message &m, const net::Address &) -> std::optional<std::vector<uint8_t>> {
+            if (m.method != stun::Method::allocate || !m.find(stun::attr::message_integrity)) return std::nullopt;
+            return stun::Builder(m.method, stun::Class::error, m.tid)
+                .add(stun::attr::error_code, std::vector<uint8_t>{0, 0, 4, 0})
+                .finish();
+        });
+        TurnRig rig(relay);
+        auto [rc, detail] = rig.allocate();
+        INFO(detail);
+        CHECK(rc == PP_ERR_PROTOCOL);
+        CHECK(detail.find("without its MESSAGE-INTEGRITY") != std::string::npos);
+        CHECK(rig.counters().unauthenticated == 1);
+    }
 }

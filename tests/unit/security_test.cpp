@@ -3,12 +3,16 @@
 // streams of the video nor force keyframes on everybody's, and the pre-auth limits of the QUIC endpoint (docs/SECURITY.md).
 #include <catch2/catch.hpp>
 
+#include <poll.h>
+
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "fanout/fanout.hpp"
 #include "host/host.hpp"
+#include "loopback_relay.hpp"
+#include "nat/stun.hpp"
 #include "ticket/ticket.hpp"
 #include "tunnel_harness.hpp"
 
@@ -237,4 +241,126 @@ TEST_CASE("one connection reopening the stream cannot force keyframes on everybo
     REQUIRE(h->finished.wait(20s));
     CHECK(h->status == 200);
     CHECK(p->asked == before + 1);
+}
+
+namespace {
+
+// UDP sockets on loopback that count the STUN Binding requests reaching them: the addresses a
+// ticket holder offers in GET /paths, as the host's probes see them.
+class ProbeSinks {
+public:
+    explicit ProbeSinks(size_t n) {
+        for (size_t i = 0; i < n; ++i) {
+            int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            sockaddr_in sa{};
+            sa.sin_family = AF_INET;
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            socklen_t sl = sizeof sa;
+            ::bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa);
+            ::getsockname(fd, reinterpret_cast<sockaddr *>(&sa), &sl);
+            fds_.push_back({fd, POLLIN, 0});
+            ports.push_back(ntohs(sa.sin_port));
+        }
+        thread_ = std::thread([this] { run(); });
+    }
+    ~ProbeSinks() {
+        stop_ = true;
+        thread_.join();
+        for (auto &p : fds_) ::close(p.fd);
+    }
+    std::vector<uint16_t> ports;
+    std::atomic<int> probes{0};
+
+private:
+    void run() {
+        uint8_t buf[1500];
+        while (!stop_) {
+            if (::poll(fds_.data(), fds_.size(), 50) <= 0) continue;
+            for (auto &p : fds_)
+                while (p.revents & POLLIN) {
+                    ssize_t n = ::recv(p.fd, buf, sizeof buf, 0);
+                    if (n < 0) break;
+                    auto m = nat::stun::parse(std::span<const uint8_t>(buf, size_t(n)));
+                    if (m && m->method == nat::stun::Method::binding && m->cls == nat::stun::Class::request) ++probes;
+                }
+        }
+    }
+    std::vector<pollfd> fds_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+} // namespace
+
+TEST_CASE("GET /paths cannot make the host probe faster than its probe budget", "[security]") {
+    // Four connections of one ticket holder each offer the same 16 addresses (sockets of ours
+    // that count what arrives). The host used to probe all of them at once per connection, then
+    // 5 times a second each: 4 x 16 at once and ~320/s after. Now all connections share the
+    // host's budget (here 40 at once, then 5/s; nat/probe_budget), and a /paths it cannot pay the
+    // first round of gets 429 with a reason.
+    LoopbackRelay relay;
+    HostConfig config = loopback(4);
+    config.relay = relay.spec();
+    config.relay_username = LoopbackRelay::kUser;
+    config.relay_password = LoopbackRelay::kPassword;
+    config.probe_burst = 40;
+    config.probes_per_second = 5;
+    Host host(config, {});
+    host.start();
+    REQUIRE(stats(host)["nat"]["relay"]["allocated"] == true);
+    Target t = target_of(host);
+    ProbeSinks sinks(16);
+    nlohmann::json candidates = nlohmann::json::array();
+    for (uint16_t port : sinks.ports) candidates.push_back({"127.0.0.1", port});
+
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 4; ++i) {
+        clients.push_back(std::make_unique<Client>(t.port, t.pin));
+        REQUIRE(clients.back()->up.wait(5s));
+        auto info = request(*clients.back(), "/info", t.bearer);  // admitted as a viewer first
+        REQUIRE(info->finished.wait(10s));
+        REQUIRE(info->status == 200);
+    }
+    auto start = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<CheckingHandler>> answers;
+    for (int i = 0; i < 4; ++i) {
+        nlohmann::json offer{{"session", "0123456789abcdef-" + std::to_string(i)},
+                             {"candidates", candidates},
+                             {"relayed", {"127.0.0.1", 50001 + i}}};
+        Client &c = *clients[i];
+        answers.push_back(c.loop.call([&] {
+            auto h = std::make_shared<CheckingHandler>(c.session());
+            h->synthetic = false;
+            c.session()->request("GET", "/paths", {{"authorization", t.bearer}, {"pixelpass-paths", offer.dump()}}, h);
+            return h;
+        }));
+    }
+    int admitted = 0, refused = 0;
+    for (auto &a : answers) {
+        REQUIRE(a->finished.wait(10s));
+        if (a->status == 200) {
+            ++admitted;
+            CHECK(nlohmann::json::parse(a->body).contains("relayed"));
+        } else {
+            REQUIRE(a->status == 429);
+            ++refused;
+            auto body = nlohmann::json::parse(a->body);
+            CHECK(body["error"] == "the host is probing paths for too many viewers at once; ask again later");
+            CHECK(body["retry_after_s"].get<int>() >= 1);
+        }
+    }
+    // 17 probes per admitted offer (its 16 and the QUIC path): two fit in 40, the next waits >2 s.
+    CHECK(admitted >= 1);
+    CHECK(refused >= 1);
+    // A window of 2 s of probing: what reached the offered addresses stays within the budget.
+    while (std::chrono::steady_clock::now() - start < 2s) std::this_thread::sleep_for(50ms);
+    int probes = sinks.probes;
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    INFO(probes << " probes reached the offered addresses in " << elapsed << " s");
+    CHECK(probes >= 16);  // the first admitted offer got its first round
+    CHECK(probes <= 40 + 5 * elapsed + 1);
+    auto s = stats(host);
+    CHECK(s["totals"]["refused_paths"] == refused);
+    CHECK(s["nat"]["paths"]["peers"] == admitted);
+    CHECK(s["nat"]["paths"]["probes_deferred"].get<int>() > 0);  // the admitted ones wanted more
 }

@@ -620,6 +620,35 @@ TEST_CASE("to_json describes the ticket without its secrets", "[ticket]") {
     CHECK(failure_of([&] { to_json(bare); }).code == PP_ERR_INVALID_ARGUMENT);
 }
 
+TEST_CASE("a one-viewer ticket says so in flag bit 3; tickets without it are unchanged", "[ticket]") {
+    Ticket t = base_ticket();
+    add_candidate(t, PP_CANDIDATE_LOCAL, "192.0.2.1", 4433);
+    const std::string plain = encode(t);
+    CHECK_FALSE(decode(plain, kNow).one_viewer);
+    CHECK((body_of(plain)[1] & 0x08) == 0);  // tickets written before the flag read the same
+    CHECK_FALSE(nlohmann::json::parse(to_json(t))["one_viewer"].get<bool>());
+
+    t.one_viewer = true;
+    const std::string one = encode(t);
+    CHECK(one.size() == plain.size());  // a flag bit: no longer
+    CHECK(body_of(one)[1] == 0x08);
+    Ticket back = decode(one, kNow);
+    CHECK(back.one_viewer);
+    CHECK(back == t);
+    CHECK(encode(back) == one);
+    CHECK(nlohmann::json::parse(to_json(t))["one_viewer"].get<bool>());
+    // The fuzz seed tests/fuzz/corpus/ticket/valid-one-viewer is this ticket with port 4433.
+    CHECK(one == "pxpaeeaaaicamcakbqhbaequcymbuha6earcijrifiwc4mbsgq3dqor4hyqibaueq2eivdeoscjjjfuytkoj4aqjqaaaiarculmuyz7g");
+
+    // A ticket from before the flag (the fuzz seed valid-bare) still decodes, without it.
+    Ticket old = decode("pxpaeaaccapcyosikzshfaeotsvlrrwu4lyp6di3fe3uku3bn56yxgnhwqqamfbcga7eywtio2cjfifoxtfnqakes57tq", kNow);
+    CHECK_FALSE(old.one_viewer);
+    // The bits above it are still unknown.
+    auto body = body_of(one);
+    body[1] = 0x18;
+    require_failure(seal(body), PP_ERR_TICKET_MALFORMED, "malformed ticket: unknown flag bits 0x10 are set");
+}
+
 TEST_CASE("encode refuses tickets that break a limit", "[ticket]") {
     Ticket t = base_ticket();
     t.expiry = -5;

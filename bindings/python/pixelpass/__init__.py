@@ -184,6 +184,11 @@ class Ticket(_Closeable):
         return self.to_json().get("relay")
 
     @property
+    def one_viewer(self) -> bool:
+        """True when the host admits one viewer with this ticket (it refuses any other)."""
+        return bool(self.to_json().get("one_viewer", False))
+
+    @property
     def expiry(self) -> int:
         """Unix seconds; 0 when the ticket never expires."""
         return _c().pp_ticket_expiry(self._h())

@@ -119,6 +119,7 @@ struct Host::Core {
     uint16_t port = 0;
     std::vector<std::pair<std::string, uint16_t>> direct_candidates;  // what /paths offers
     std::vector<uint8_t> probe_key;
+    std::unique_ptr<nat::ProbeBudget> probe_budget;  // shared by every PeerPaths (nat/probe_budget): outlives them
     std::map<uint64_t, std::unique_ptr<nat::PeerPaths>> paths;  // by connection id
     std::unique_ptr<rendezvous::Rendezvous> rendezvous;  // where viewers leave their candidates
     std::unique_ptr<rendezvous::Puncher> puncher;        // probes toward them
@@ -147,7 +148,7 @@ struct Host::Core {
     struct Totals {
         uint64_t requests = 0, joined = 0, refused_full = 0, refused_auth = 0, bytes_sent = 0, drops = 0;
         uint64_t refused_expired = 0, ended_expired = 0, refused_streams = 0, refusals_not_logged = 0;
-        uint64_t keyframes_refused = 0, refused_one_viewer = 0;
+        uint64_t keyframes_refused = 0, refused_one_viewer = 0, refused_paths = 0;
     } totals;
     double refusal_tokens = 10;  // token bucket of VIEWER_REFUSED events (see refusal_logged())
     std::chrono::steady_clock::time_point refusal_refill = std::chrono::steady_clock::now();
@@ -285,7 +286,12 @@ struct Host::Core {
         r.status = 403;
         r.close_connection = true;
         r.headers.push_back({"content-type", "application/json"});
-        r.body = nlohmann::json{{"error", "this ticket admits one viewer and it was already used"}}.dump();
+        bool watching = !viewers.empty();  // else that viewer left: the ticket is spent
+        r.body = nlohmann::json{{"error", watching ? "this ticket admits one viewer and one is already watching"
+                                                   : "this ticket admitted one viewer, who has left: ask the host for a new ticket"},
+                                {"one_viewer", true},
+                                {"watching", watching}}
+                     .dump();
         return r;
     }
 
@@ -421,12 +427,14 @@ struct Host::Core {
         answer["relayed"] = {turn->relayed().ip(), turn->relayed().port()};
         r.body = answer.dump();
         if (paths.count(conn.id())) return r;  // asked again: the probing already runs
+        if (auto refused = refuse_probing(offer->candidates.size())) return std::move(*refused);
         nat::PeerPaths::Options o;
         o.virtual_remote = conn.remote();
         o.virtual_local = conn.local();
         o.started_relayed = endpoint->socket().routed(conn.remote());
         o.key = probe_key;
         o.session = session;
+        o.shared_budget = probe_budget.get();
         uint64_t viewer_id = v.id, conn_id = conn.id();
         auto p = std::make_unique<nat::PeerPaths>(*loop, endpoint->socket(), *agent, turn.get(), o,
                                                   [this, viewer_id, conn_id](nat::PathKind kind, const net::Address &via) {
@@ -435,6 +443,23 @@ struct Host::Core {
         p->set_peer_relayed(offer->relayed);
         p->add_candidates(offer->candidates);
         paths.emplace(conn.id(), std::move(p));
+        return r;
+    }
+
+    // A new peer's first punch probes all its candidates at once: when the host-wide budget
+    // cannot pay for that now, the viewer gets 429 and may ask again (it keeps the relay path).
+    std::optional<http3::Response> refuse_probing(size_t offered) {
+        double first_round = static_cast<double>(std::min(offered, nat::kMaxPeerCandidates) + 1);
+        if (probe_budget->bucket.available(net::monotonic_ns()) >= first_round) return std::nullopt;
+        ++totals.refused_paths;
+        unsigned retry_s = static_cast<unsigned>(std::ceil(first_round / probe_budget->per_second));
+        http3::Response r;
+        r.status = 429;
+        r.headers.push_back({"content-type", "application/json"});
+        r.headers.push_back({"retry-after", std::to_string(retry_s)});
+        r.body = nlohmann::json{{"error", "the host is probing paths for too many viewers at once; ask again later"},
+                                {"retry_after_s", retry_s}}
+                     .dump();
         return r;
     }
 
@@ -455,7 +480,8 @@ struct Host::Core {
         return {{"via", p->second->via().to_string()}, {"candidates", p->second->candidates()},
                 {"sent", pc.probes_sent}, {"answered", pc.probes_answered}, {"answers", pc.answers_received},
                 {"peer_reflexive", pc.peer_reflexive}, {"rounds", pc.punch_rounds},
-                {"relay_permitted", p->second->relay_permitted()}, {"relay_unverified", pc.relay_unverified}};
+                {"relay_permitted", p->second->relay_permitted()}, {"relay_unverified", pc.relay_unverified},
+                {"deferred", pc.probes_deferred}, {"answers_refused", pc.answers_refused}};
     }
 
     bool on_probe(const nat::stun::Message &m, const net::Datagram &d) {
@@ -501,11 +527,13 @@ struct Host::Core {
                      {"allocated", turn->allocated()},
                      {"relayed", turn->allocated() ? turn->relayed().to_string() : ""},
                      {"tx_datagrams", t.tx_datagrams}, {"rx_datagrams", t.rx_datagrams},
-                     {"tx_bytes", t.tx_bytes}, {"rx_bytes", t.rx_bytes}, {"refreshes", t.refreshes}};
+                     {"tx_bytes", t.tx_bytes}, {"rx_bytes", t.rx_bytes}, {"refreshes", t.refreshes},
+                     {"permissions", turn->permissions()}};
         }
         return {{"reflexive", reflexive},
                 {"relay", relay},
                 {"port_mapping", portmap ? portmap->stats() : nlohmann::json(nullptr)},
+                {"paths", {{"probes_deferred", probe_budget ? probe_budget->deferred : 0}, {"peers", paths.size()}}},
                 {"stun", {{"requests", c.requests_sent}, {"retransmits", c.retransmits},
                           {"answers", c.answers}, {"timeouts", c.timeouts},
                           {"bindings_answered", c.bindings_answered}, {"bindings_refused", c.bindings_refused}}}};
@@ -658,6 +686,7 @@ struct Host::Core {
                            {"refused_streams", totals.refused_streams},
                            {"keyframes_refused", totals.keyframes_refused},
                            {"refused_one_viewer", totals.refused_one_viewer},
+                           {"refused_paths", totals.refused_paths},
                            {"refusals_not_logged", totals.refusals_not_logged}}}};
         j["expiry"] = expiry ? nlohmann::json(expiry) : nlohmann::json(nullptr);
         j["expired"] = expired;
@@ -871,6 +900,9 @@ std::future<void> start_discovery(Host::Core &core, std::vector<net::Address> se
         c->agent = std::make_unique<nat::Agent>(*c->loop, c->endpoint->socket());
         c->agent->add_listener([c](const nat::stun::Message &m, const net::Datagram &d) { return c->on_probe(m, d); });
         c->probe_key = nat::probe_key(c->secret);
+        const HostConfig &hc = c->config;
+        c->probe_budget = std::make_unique<nat::ProbeBudget>(hc.probe_burst ? hc.probe_burst : nat::kHostProbeBurst,
+                                                             hc.probes_per_second ? hc.probes_per_second : nat::kHostProbesPerSecond);
         c->agent->discover(std::move(servers), [discovered] { discovered->set_value(); });
     });
     return future;
@@ -1098,6 +1130,7 @@ std::string Host::ticket_text() const {
     }
     if (relay_ && core_) ticket::set_relay(t, *relay_);
     t.expiry = expiry_;
+    t.one_viewer = config_.one_viewer;  // so a viewer knows before it dials
     if (!core_ && config_.ticket_lifetime_s > 0)
         t.expiry = static_cast<int64_t>(time(nullptr)) + config_.ticket_lifetime_s;
     return ticket::encode(t);

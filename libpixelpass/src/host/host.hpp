@@ -59,6 +59,9 @@ struct HostConfig {
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;
     // Internal: concurrent GET /stream.ts per viewer connection; 0 = 2. More get 429.
     unsigned max_streams_per_viewer = 0;
+    // Internal: the host-wide path-probe budget (nat/probe_budget); 0 = its defaults. Tests
+    // shrink it to see refusals without dozens of connections.
+    unsigned probe_burst = 0, probes_per_second = 0;
 };
 
 // An event for the user's callback; the facade converts it to pp_event.

@@ -24,7 +24,7 @@ constexpr uint64_t kFollowMs = 300;    // the viewer's delay behind the host in 
 constexpr uint64_t kPunchProbeMs = 200;
 constexpr uint64_t kStandbyProbeMs = 500;  // on the relay: known-good direct paths, to come back
 constexpr uint64_t kSentMemoryMs = 5000;   // answers later than this are ignored
-constexpr size_t kMaxSent = 1024;           // probes remembered at once (16 candidates x 5 s x 5/s ~ 400)
+constexpr size_t kMaxSent = 1024;           // probes remembered at once (the budget allows ~690 in 5 s)
 constexpr std::string_view kKeyLabel = "pixelpass path probe v1";
 } // namespace
 
@@ -81,6 +81,9 @@ PeerPaths::PeerPaths(net::Loop &loop, net::UdpSocket &socket, Agent &agent, Turn
 }
 
 PeerPaths::~PeerPaths() {
+    // Our permission for the peer's relayed address goes with us (a connection that started
+    // relayed holds none of ours: the relay lets its path in already).
+    if (relay_permitted_ && !options_.started_relayed && turn_) turn_->unpermit(peer_relayed_);
     for (const auto &c : candidates_) socket_.clear_alias(c.address);
     if (!options_.started_relayed && !peer_relayed_.empty()) socket_.clear_alias(peer_relayed_);
     if (options_.started_relayed && turn_) {
@@ -153,8 +156,25 @@ void PeerPaths::set_peer_relayed(const net::Address &relayed) {
         ++counters_.relay_unverified;
 }
 
+bool PeerPaths::spend() {
+    uint64_t now = net::monotonic_ns();
+    ProbeBudget *host = options_.shared_budget;
+    if (budget_.available(now) < 1 || (host && host->bucket.available(now) < 1)) {
+        if (host) ++host->deferred;
+        return false;
+    }
+    budget_.take(now);
+    if (host) host->bucket.take(now);
+    return true;
+}
+
 void PeerPaths::probe(Candidate &c, int ttl) {
     uint64_t now = net::monotonic_ns();
+    // Over budget: the candidate keeps its last probe time, so the next tick tries again.
+    if (!ttl && !spend()) {
+        ++counters_.probes_deferred;
+        return;
+    }
     auto tid = stun::new_transaction_id();
     auto wire = stun::Builder(stun::Method::binding, stun::Class::request, tid)
                     .add(stun::attr::username, options_.session)
@@ -164,9 +184,12 @@ void PeerPaths::probe(Candidate &c, int ttl) {
     c.last_probe_ns = now;
     ++counters_.probes_sent;
     // Oldest first: expiry pops from the front instead of scanning every probe ever sent.
-    while (!sent_.empty() && (sent_.front().at_ns + kSentMemoryMs * kMs < now || sent_.size() >= kMaxSent))
-        sent_.pop_front();
-    sent_.push_back({tid, c.address, now});
+    while (!sent_order_.empty() && (sent_order_.front().first + kSentMemoryMs * kMs < now || sent_order_.size() >= kMaxSent)) {
+        sent_.erase(sent_order_.front().second);  // if not answered already
+        sent_order_.pop_front();
+    }
+    sent_order_.emplace_back(now, tid);
+    sent_[tid] = Sent{c.address, now};
 }
 
 bool PeerPaths::on_stun(const stun::Message &m, const net::Datagram &d) {
@@ -175,13 +198,19 @@ bool PeerPaths::on_stun(const stun::Message &m, const net::Datagram &d) {
     uint64_t now = net::monotonic_ns();
     if (m.cls == stun::Class::request) {
         if (m.text(stun::attr::username) != options_.session || !m.integrity_ok(options_.key)) return false;
+        if (from == peer_relayed_) permit_peer_relayed();  // the peer proved the address is its own (the probe key)
+        // The key proves a ticket holder sent it, not from where: a flood of them (from spoofed
+        // sources) must not be answered one for one.
+        if (!spend()) {
+            ++counters_.answers_refused;
+            return true;
+        }
         ++counters_.probes_answered;
         auto answer = stun::Builder(stun::Method::binding, stun::Class::success, m.tid)
                           .add(stun::attr::username, options_.session)
                           .add_xor_address(stun::attr::xor_mapped_address, from)
                           .finish(options_.key);
         if (from == peer_relayed_) {
-            permit_peer_relayed();  // the peer proved the address is its own (the probe key)
             agent_.send(from, answer);  // came through the relay: answered the same way
             return true;
         }
@@ -199,8 +228,8 @@ bool PeerPaths::on_stun(const stun::Message &m, const net::Datagram &d) {
         return true;
     }
     if (m.cls != stun::Class::success) return false;
-    auto it = std::find_if(sent_.begin(), sent_.end(), [&](const Sent &s) { return s.tid == m.tid && s.to == from; });
-    if (it == sent_.end()) return false;
+    auto it = sent_.find(m.tid);
+    if (it == sent_.end() || it->second.to != from) return false;
     sent_.erase(it);
     if (!m.integrity_ok(options_.key)) return true;  // not from the peer: ignore
     Candidate *c = find(from);

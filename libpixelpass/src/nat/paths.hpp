@@ -25,11 +25,13 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "nat/agent.hpp"
+#include "nat/probe_budget.hpp"
 #include "nat/stun.hpp"
 #include "nat/turn.hpp"
 #include "net/address.hpp"
@@ -65,6 +67,8 @@ public:
         std::string session;          // USERNAME of every probe: which connection it belongs to
         bool leads = false;           // probes first in the first round (the viewer)
         bool behind_nat = false;      // our reflexive address is none of our own
+        // The host's budget shared by all its peers (nat/probe_budget); null = this one's only.
+        ProbeBudget *shared_budget = nullptr;
     };
     using Changed = std::function<void(PathKind kind, const net::Address &via)>;
 
@@ -96,6 +100,8 @@ public:
         uint64_t probes_sent = 0, probes_answered = 0, answers_received = 0, peer_reflexive = 0, punch_rounds = 0;
         // A relayed address offered with no evidence it is the peer's: no permission (yet).
         uint64_t relay_unverified = 0;
+        // Over budget (ours or the host's): probes put off to a later tick, answers not sent.
+        uint64_t probes_deferred = 0, answers_refused = 0;
     };
     const Counters &counters() const { return counters_; }
     size_t candidates() const { return candidates_.size(); }
@@ -109,6 +115,7 @@ private:
     };
     Candidate *find(const net::Address &a);
     Candidate *add(const net::Address &a);  // null when the table is full
+    bool spend();  // one probe or answer from our budget and the host's; false = over budget
     void probe(Candidate &c, int ttl = 0);
     void tick();
     void use_relay();
@@ -135,12 +142,16 @@ private:
     uint64_t round_start_ns_ = 0;
     uint64_t last_keeper_ns_ = 0;
     unsigned rounds_ = 0;          // punch rounds after the first
+    // Probes awaiting an answer, by transaction id (any datagram to the port may claim to be an
+    // answer: a lookup, not a scan), and their ids oldest first, for expiry from the front.
+    // Bounded by the probe budget x kSentMemoryMs and by kMaxSent.
     struct Sent {
-        stun::TransactionId tid;
         net::Address to;
         uint64_t at_ns;
     };
-    std::deque<Sent> sent_;  // oldest first; bounded by kMaxPeerCandidates x the probe rate
+    std::map<stun::TransactionId, Sent> sent_;
+    std::deque<std::pair<uint64_t, stun::TransactionId>> sent_order_;
+    TokenBucket budget_{kPeerProbeBurst, kPeerProbesPerSecond};
     net::Timer timer_;
     Counters counters_;
 };

@@ -95,63 +95,80 @@ TurnClient::~TurnClient() {
         auto tid = stun::new_transaction_id();
         stun::Builder b(stun::Method::refresh, stun::Class::request, tid);
         b.add_u32(stun::attr::lifetime, 0);
-        agent_.send(config_.server, signed_request(b));
+        agent_.send(config_.server, signed_request(b, auth_));
     }
 }
 
-std::vector<uint8_t> TurnClient::signed_request(stun::Builder &b) {
-    if (key_.empty()) return b.finish();
+std::vector<uint8_t> TurnClient::signed_request(stun::Builder &b, const Auth &auth) {
+    if (auth.key.empty()) return b.finish();
     b.add(stun::attr::username, config_.username);
-    b.add(stun::attr::realm, realm_);
-    b.add(stun::attr::nonce, nonce_);
-    return b.finish(key_);
+    b.add(stun::attr::realm, auth.realm);
+    b.add(stun::attr::nonce, auth.nonce);
+    return b.finish(auth.key);
 }
 
-void TurnClient::request(stun::Method method, std::function<void(stun::Builder &)> fill,
-                         std::function<void(const stun::Message *)> reply, unsigned timeout_ms, bool retried) {
+void TurnClient::request(stun::Method method, std::function<void(stun::Builder &)> fill, Reply reply,
+                         unsigned timeout_ms, std::shared_ptr<const Auth> retry) {
     auto tid = stun::new_transaction_id();
     stun::Builder b(method, stun::Class::request, tid);
     if (fill) fill(b);
-    auto wire = signed_request(b);
+    Auth used = retry ? *retry : auth_;
+    auto wire = signed_request(b, used);
     auto alive = alive_;
+    // The agent hands us only the answer to this transaction, from the relay's address.
     agent_.transact(config_.server, std::move(wire), tid,
-                    [this, alive, method, fill, reply, timeout_ms, retried](const stun::Message *m) {
-                        if (!*alive) return;
-                        if (m && m->cls == stun::Class::error && !retried) {
-                            int code = m->error_code();
-                            // 401 before we had a nonce, or 438 stale nonce: sign (again) and retry.
-                            // These come unauthenticated by design (RFC 8489 9.2.4).
-                            if ((code == 401 && key_.empty()) || code == 438) {
-                                std::string realm = m->text(stun::attr::realm);
-                                if (!realm.empty()) realm_ = realm;
-                                nonce_ = m->text(stun::attr::nonce);
-                                key_ = stun::long_term_key(config_.username, realm_, config_.password);
-                                request(method, fill, reply, timeout_ms, true);
-                                return;
-                            }
-                        }
-                        // Any other answer to a signed request must be signed by the relay (RFC
-                        // 8489 9.2.5): one that is not may be anybody's, and counts as no answer.
-                        // 400, 401 and 438 say the relay could not check our signature, so they
-                        // cannot carry one; they are taken as they are (a refusal, not a grant).
-                        int code = m && m->cls == stun::Class::error ? m->error_code() : 0;
-                        bool unsignable = code == 400 || code == 401 || code == 438;
-                        if (m && !key_.empty() && !unsignable && !m->integrity_ok(key_)) {
-                            ++counters_.unauthenticated;
-                            m = nullptr;
-                        }
-                        reply(m);
+                    [this, alive, used, retried = retry != nullptr, method, fill, reply, timeout_ms](const stun::Message *m) {
+                        if (*alive) answered(m, used, retried, method, fill, reply, timeout_ms);
                     },
                     timeout_ms);
 }
 
+void TurnClient::answered(const stun::Message *m, const Auth &used, bool retried, stun::Method method,
+                          std::function<void(stun::Builder &)> fill, Reply reply, unsigned timeout_ms) {
+    int code = m && m->cls == stun::Class::error ? m->error_code() : 0;
+    // 401 to an unsigned request, or 438 (stale nonce): they come unsigned by design (RFC 8489
+    // 9.2.4), so anybody who saw the transaction id could have sent one. Their nonce (and, on the
+    // first 401, realm) is tried for this request only, once; a realm other than the one we
+    // signed with is refused.
+    if (!retried && ((code == 401 && used.key.empty()) || code == 438)) {
+        std::string realm = m->text(stun::attr::realm), nonce = m->text(stun::attr::nonce);
+        if (!used.realm.empty() && realm != used.realm) {
+            ++counters_.realm_refused;
+            problem_ = "relay " + config_.label + " answered with another realm (\"" + realm + "\", not \"" +
+                       used.realm + "\"): refused";
+            reply(nullptr);
+            return;
+        }
+        if (!realm.empty() && !nonce.empty()) {
+            auto next = std::make_shared<Auth>(Auth{realm, nonce, stun::long_term_key(config_.username, realm, config_.password)});
+            request(method, fill, reply, timeout_ms, next);
+            return;
+        }
+    }
+    // Every other answer to a signed request must be signed by the relay (RFC 8489 9.2.5): one
+    // that is not may be anybody's, and counts as no answer. Only 401 and 438 say the relay could
+    // not check our signature, so they cannot carry one: a refusal, never a grant.
+    bool unsignable = code == 401 || code == 438;
+    if (m && !used.key.empty() && !unsignable && !m->integrity_ok(used.key)) {
+        ++counters_.unauthenticated;
+        problem_ = "relay " + config_.label + " sent an answer without its MESSAGE-INTEGRITY (ignored)";
+        m = nullptr;
+    }
+    if (m && retried && !unsignable) auth_ = used;  // signed by the relay: the realm and nonce are its
+    reply(m);
+}
+
 void TurnClient::allocate(Done done, unsigned timeout_ms) {
     auto alive = alive_;
+    problem_.clear();
     request(
         stun::Method::allocate, [](stun::Builder &b) { b.add_u32(stun::attr::requested_transport, kUdpTransport); },
         [this, alive, done](const stun::Message *m) {
             if (!m) {
-                done(PP_ERR_UNREACHABLE, "relay " + config_.label + " does not answer (is it running, and is UDP to it allowed?)");
+                if (!problem_.empty())
+                    done(PP_ERR_PROTOCOL, problem_);
+                else
+                    done(PP_ERR_UNREACHABLE, "relay " + config_.label + " does not answer (is it running, and is UDP to it allowed?)");
                 return;
             }
             if (m->cls == stun::Class::error) {
@@ -167,7 +184,7 @@ void TurnClient::allocate(Done done, unsigned timeout_ms) {
                 return;
             }
             auto relayed = m->xor_address(stun::attr::xor_relayed_address);
-            if (!relayed || !m->integrity_ok(key_)) {
+            if (!relayed || !m->integrity_ok(auth_.key)) {
                 done(PP_ERR_PROTOCOL, "relay " + config_.label + " sent an allocation answer that does not check out");
                 return;
             }
@@ -206,7 +223,12 @@ void TurnClient::refresh() {
 
 void TurnClient::permit(const net::Address &peer) {
     net::Address ip = ip_only(peer);
-    if (std::find(permitted_.begin(), permitted_.end(), ip) == permitted_.end()) permitted_.push_back(ip);
+    auto held = std::find_if(permitted_.begin(), permitted_.end(), [&](const auto &p) { return p.first == ip; });
+    if (held != permitted_.end()) {
+        ++held->second;
+        return;  // the permission exists and is refreshed
+    }
+    permitted_.emplace_back(ip, 1);
     request(
         stun::Method::create_permission,
         [peer](stun::Builder &b) { b.add_xor_address(stun::attr::xor_peer_address, peer); },
@@ -221,9 +243,15 @@ void TurnClient::keepalive() {
     keepalive_timer_->arm_at(net::monotonic_ns() + kKeepaliveMs * kMs);
 }
 
+void TurnClient::unpermit(const net::Address &peer) {
+    net::Address ip = ip_only(peer);
+    auto held = std::find_if(permitted_.begin(), permitted_.end(), [&](const auto &p) { return p.first == ip; });
+    if (held != permitted_.end() && --held->second == 0) permitted_.erase(held);
+}
+
 void TurnClient::refresh_permissions() {
-    for (const auto &ip : permitted_) {
-        net::Address peer = ip;
+    for (const auto &held : permitted_) {
+        net::Address peer = held.first;
         request(
             stun::Method::create_permission,
             [peer](stun::Builder &b) { b.add_xor_address(stun::attr::xor_peer_address, peer); },

@@ -55,7 +55,11 @@ public:
     const TurnConfig &config() const { return config_; }
 
     // Lets packets from `peer`'s IP address through our allocation (refreshed every 4 minutes).
+    // Counted per IP: each permit() is undone by one unpermit(); at none the permission is no
+    // longer refreshed and lapses at the relay (5 min), so the table holds what live peers need.
     void permit(const net::Address &peer);
+    void unpermit(const net::Address &peer);
+    size_t permissions() const { return permitted_.size(); }
     // Sends to `peer` through the relay: makes it a route on the socket.
     void route(const net::Address &peer);
     // Sends to `peer` through the relay without touching the socket's routes (a standby path).
@@ -68,15 +72,29 @@ public:
         // Responses to our signed requests without a valid MESSAGE-INTEGRITY (other than the
         // 401/438 that hand us a nonce): ignored, as if unanswered.
         uint64_t unauthenticated = 0;
+        // A 401/438 naming another realm than the one we signed with: refused, not re-signed.
+        uint64_t realm_refused = 0;
     };
     const Counters &counters() const { return counters_; }
     // The allocation's lifetime as the relay last confirmed it (seconds).
     uint32_t lifetime_s() const { return lifetime_s_; }
 
 private:
-    std::vector<uint8_t> signed_request(stun::Builder &b);
-    void request(stun::Method method, std::function<void(stun::Builder &)> fill,
-                 std::function<void(const stun::Message *)> reply, unsigned timeout_ms, bool retried = false);
+    // What a request is signed with (long-term credentials, RFC 8489 9.2). A 401/438 is unsigned
+    // by necessity, so what it hands us is tried for that one request and becomes ours only when
+    // the relay's signed answer to it proves it (a forged one cannot poison later requests).
+    struct Auth {
+        std::string realm, nonce;
+        std::vector<uint8_t> key;
+    };
+    std::vector<uint8_t> signed_request(stun::Builder &b, const Auth &auth);
+    using Reply = std::function<void(const stun::Message *)>;
+    // `retry`: the credentials a 401/438 handed us; a request is re-signed at most once.
+    void request(stun::Method method, std::function<void(stun::Builder &)> fill, Reply reply, unsigned timeout_ms,
+                 std::shared_ptr<const Auth> retry = nullptr);
+    // The answer to one of our requests: re-signed once on 401/438, checked, then to `reply`.
+    void answered(const stun::Message *m, const Auth &used, bool retried, stun::Method method,
+                  std::function<void(stun::Builder &)> fill, Reply reply, unsigned timeout_ms);
     bool on_message(const stun::Message &m, const net::Datagram &d);
     void refresh();
     void refresh_permissions();
@@ -87,11 +105,11 @@ private:
     net::UdpSocket &socket_;
     net::Loop &loop_;
     TurnConfig config_;
-    std::string realm_, nonce_;
-    std::vector<uint8_t> key_;
+    Auth auth_;  // proven by a signed answer (empty before the first allocation)
+    std::string problem_;  // why the last request got no usable answer, for messages
     net::Address relayed_, mapped_;
     uint32_t lifetime_s_ = 600;
-    std::vector<net::Address> permitted_;  // by IP (port ignored)
+    std::vector<std::pair<net::Address, unsigned>> permitted_;  // by IP (port ignored), with holders
     std::vector<net::Address> routes_;
     std::unique_ptr<net::Timer> refresh_timer_, permission_timer_, keepalive_timer_;
     Counters counters_;

@@ -23,7 +23,8 @@ namespace {
 constexpr uint8_t kFlagRelay = 0x01;
 constexpr uint8_t kFlagExpiry = 0x02;
 constexpr uint8_t kFlagSharedPort = 0x04;  // every candidate has the same port, written once
-constexpr uint8_t kKnownFlags = kFlagRelay | kFlagExpiry | kFlagSharedPort;
+constexpr uint8_t kFlagOneViewer = 0x08;   // the host admits one viewer (it enforces that itself)
+constexpr uint8_t kKnownFlags = kFlagRelay | kFlagExpiry | kFlagSharedPort | kFlagOneViewer;
 constexpr uint8_t kFamilyIPv4 = 4;
 constexpr uint8_t kFamilyIPv6 = 6;
 constexpr uint8_t kHostName = 0;
@@ -227,7 +228,7 @@ std::vector<uint8_t> serialize(const Ticket &t) {
                       return c.port == cands.front().port;
                   });
     uint8_t flags = (t.relay ? kFlagRelay : 0) | (t.expiry != 0 ? kFlagExpiry : 0) |
-                    (shared ? kFlagSharedPort : 0);
+                    (shared ? kFlagSharedPort : 0) | (t.one_viewer ? kFlagOneViewer : 0);
 
     Writer w;
     w.u8(kVersion);
@@ -399,6 +400,7 @@ Ticket build(const RawBody &b) {
     Ticket t;
     std::copy(b.fingerprint.begin(), b.fingerprint.end(), t.fingerprint.begin());
     t.secret.assign(b.secret.begin(), b.secret.end());
+    t.one_viewer = (b.flags & kFlagOneViewer) != 0;
 
     if (b.shared_port) {
         if (b.candidates.size() < 2) throw malformed("a shared candidate port needs at least 2 candidates");
@@ -709,6 +711,7 @@ std::string to_json(const Ticket &ticket) {
         j["expiry"] = nullptr;
         j["expires_at"] = nullptr;
     }
+    j["one_viewer"] = ticket.one_viewer;
     j["length"] = length;
     // A username is whatever bytes the relay operator chose: never let invalid UTF-8 throw.
     return j.dump(-1, ' ', false, json::error_handler_t::replace);

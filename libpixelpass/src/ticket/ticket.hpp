@@ -41,6 +41,9 @@ struct Ticket {
     std::vector<Candidate> candidates;
     std::optional<Relay> relay;
     int64_t expiry = 0;  // Unix seconds; 0 = never
+    // The host admits one viewer with it. Tells the viewer beforehand; the host enforces it
+    // whatever the ticket says (the CRC protects nothing).
+    bool one_viewer = false;
     bool operator==(const Ticket &) const = default;
 };
 
@@ -81,7 +84,7 @@ std::string access_token(std::span<const uint8_t> secret, int64_t expiry);
 inline constexpr uint64_t kExpiredCloseCode = 0x7078'7065;  // "pxpe"
 
 // JSON for `pixelpass ticket inspect`: fingerprint as hex, candidates, relay (credential as a
-// short hash), expiry, length; the secret only as a short hash. Never the secret itself.
+// short hash), expiry, one_viewer, length; the secret only as a short hash. Never the secret itself.
 std::string to_json(const Ticket &ticket);
 
 } // namespace pp::ticket

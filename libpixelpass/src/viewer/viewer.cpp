@@ -194,6 +194,10 @@ struct Viewer::Core : viewer::Upstream {
 
     void start() {
         auth = {{"authorization", "Bearer " + ticket::access_token(ticket.secret, ticket.expiry)}};
+        if (ticket.one_viewer)
+            emit({PP_EVENT_LOG, PP_LOG_INFO, 0, PP_OK,
+                  "this ticket admits one viewer: the host refuses any other, and this one again once it leaves",
+                  nlohmann::json{{"one_viewer", true}}.dump()});
         auto socket = std::make_unique<net::UdpSocket>(*loop, net::UdpOptions{});
         std::vector<net::Address> relayed;
         for (const auto &cand : ticket.candidates) {
@@ -503,10 +507,19 @@ struct Viewer::Core : viewer::Upstream {
             return;
         }
         pp_result code = status_error(status);
-        if (status == 403) fail(code, "ticket rejected by host: it admits one viewer, and one already joined");
+        if (status == 403) fail(code, one_viewer_refusal(body));
         else if (code == PP_ERR_TICKET_REJECTED) fail(code, "ticket rejected by host");
         else if (code == PP_ERR_HOST_FULL) fail(code, full_message(body));
         else fail(code, "the host answered /info with HTTP status " + std::to_string(status));
+    }
+
+    // The host's 403 for a one-viewer ticket, in plain words (its JSON says whether that viewer
+    // is still watching; the host is the one the ticket pins, so its answer is trusted).
+    static std::string one_viewer_refusal(const std::string &body) {
+        auto j = nlohmann::json::parse(body, nullptr, false);
+        bool left = j.is_object() && j.contains("watching") && j["watching"].is_boolean() && !j["watching"].get<bool>();
+        return left ? "this ticket admitted one viewer, who has left: ask the host for a new ticket"
+                    : "this ticket admits one viewer and one is already watching";
     }
 
     void connect_done() {
@@ -622,6 +635,13 @@ struct Viewer::Core : viewer::Upstream {
     void paths_answer(int status, const std::string &body) {
         if (!paths) return;
         auto j = nlohmann::json::parse(body, nullptr, false);
+        if (status == 429) {
+            // The host's probe budget is spent (nat/probe_budget): the relay path stays.
+            std::string why = j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : "busy";
+            emit({PP_EVENT_LOG, PP_LOG_WARNING, 0, PP_OK,
+                  "the host does not look for a direct path now (" + why + "): the stream stays on the relay", "{}"});
+            return;
+        }
         if (status != 200 || !j.is_object()) {
             // An older host: no upgrade, the relay path stays (and works).
             emit({PP_EVENT_LOG, PP_LOG_DEBUG, 0, PP_OK, "the host does not trade paths (HTTP " + std::to_string(status) + ")", "{}"});
