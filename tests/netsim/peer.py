@@ -133,7 +133,7 @@ def watch_with_mpv(v, connect_ms, events, path_events):
             cmd = line.strip()
             if cmd == "stats":
                 out({"error": mpv.exited(), "stats": v.stats(), "events": list(events), "mpv": mpv.frames(),
-                     "path_events": list(path_events)})
+                     "mpv_ticks": mpv.ticks(), "mpv_counters": mpv.counters(), "path_events": list(path_events)})
             elif cmd == "quit":
                 break
     finally:
