@@ -854,7 +854,8 @@ static int open_local_stream(const char *url) {
 }
 
 /* The viewer's stats carry the host's verdict on its path ("link", "path_too_poor"; asked every
- * 2 s while a stream runs): on loopback, with an adapting media host, the path is measured and
+ * 2 s while a stream runs) and the player queue's skips ("local": "skips", "skipped_bytes", per
+ * player "lag_ms"): on loopback, with an adapting media host, the path is measured and
  * not too poor. tests/netsim/test_lossy.py shows the other verdict behind a 300 kbit/s
  * bottleneck. Skipped only without media support. */
 static void test_viewer_link_report(void) {
@@ -906,6 +907,11 @@ static void test_viewer_link_report(void) {
     ASSERT(stats && strstr(stats, "\"adaptive\":true") != NULL);
     ASSERT(stats && strstr(stats, "\"floor_kbps\":500") != NULL);
     ASSERT(stats && strstr(stats, "\"max_kbps\":2000") != NULL);
+    /* The viewer's player queue (viewer/live_queue): a player that keeps up is never skipped;
+     * tests/netsim/test_lossy.py pauses one and sees the skips. */
+    ASSERT(stats && strstr(stats, "\"skips\":0") != NULL);
+    ASSERT(stats && strstr(stats, "\"skipped_bytes\":0") != NULL);
+    ASSERT(stats && strstr(stats, "\"lag_ms\":") != NULL);
     if (stats && !measured) fprintf(stderr, "viewer stats: %s\n", stats);
     if (fd >= 0) close(fd);
     free(stats);

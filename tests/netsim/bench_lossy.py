@@ -116,7 +116,31 @@ def measure_mpv(viewer, epoch, warmup_s, seconds):
     span = (end_ms - start_ms) / 1000
     return {"fps": len(shown) / span, "p50_ms": percentile(lat, 0.5) if lat else None,
             "p95_ms": percentile(lat, 0.95) if lat else None, "max_gap_ms": max(gaps),
-            "on_time": sum(1 for x in lat if x <= 400) / (FPS * span)}
+            "on_time": sum(1 for x in lat if x <= 400) / (FPS * span), "why": mpv_counters(st, shown, start_ms, end_ms)}
+
+
+def mpv_counters(st, shown, start_ms, end_ms):
+    """Where a frame mpv did not show went, over the window: mpv's own counters (frames dropped at
+    the output and at the decoder, shown late, mistimed), the live-edge script's speed changes and
+    seeks; how many ticks (one per displayed frame) there were, how many frames their time-pos
+    reads alone would have counted (distinct values: the count before the ticks were matched), and
+    how many frames came in a burst (≤ 4 ms after the one before)."""
+    inside = [values for at, values in st["mpv_counters"] if start_ms <= at < end_ms]
+    before = [values for at, values in st["mpv_counters"] if at < start_ms and "vo_drop" in values]
+    counts = [v for v in inside if "vo_drop" in v]
+    out = {}
+    if counts:
+        first = before[-1] if before else counts[0]
+        for key in ("vo_drop", "dec_drop", "vo_delayed", "mistimed"):
+            out[key] = int(counts[-1][key]) - int(first[key])
+    ticks = [pts for at, pts in st["mpv_ticks"] if start_ms <= at < end_ms]
+    times = sorted(at for at, _ in shown)
+    out.update(ticks=len(ticks), distinct_reads=len(set(ticks)),
+               burst=sum(1 for a, b in zip(times, times[1:]) if b - a <= 4),
+               speed_changes=sum(1 for v in inside if "speed_change" in v),
+               seeks=sum(1 for v in inside if "seek" in v),
+               max_speed=max((float(v["speed"]) for v in counts), default=None))
+    return out
 
 
 @pytest.mark.parametrize("cc,fixed", [("bbr2", False), ("cubic", True), ("cubic", False)])
@@ -135,6 +159,7 @@ def test_mpv_at_2pct_100ms(peers, cc, fixed):  # noqa: F811
         print(f"\nMPV | {cc} | {'fixed' if fixed else 'adaptive'} | {m['fps']:.1f} | {m['on_time'] * 100:.0f} % | "
               f"{ms(m['p50_ms'])} | {ms(m['p95_ms'])} | {m['max_gap_ms']:.0f} | {bitrate} | "
               f"{hs['viewers'][0]['skips']} |", flush=True)
+        print(f"MPV-WHY | {cc} | {'fixed' if fixed else 'adaptive'} | {m['why']} |", flush=True)
 
 
 def test_latency_at_a_narrow_path(peers):  # noqa: F811

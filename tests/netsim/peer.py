@@ -6,12 +6,15 @@
                                   connects, reads BYTES of the stream through the local URL, prints
                                   {"ok", "connect_ms", "first_byte_ms", "bytes", "stats"} or
                                   {"ok": false, "code", "error"}; with BYTES < 0 it keeps reading
-                                  and answers "stats" lines until "quit"; with the option
+                                  and answers "stats" lines until "quit" ("pace KB/S",
+                                  "pause SECONDS" and "rcvbuf BYTES" make it read like a
+                                  real-time or a paused player); with the option
                                   "mpv": true, mpv plays it instead (mpv_frames) and "stats" adds
                                   its displayed frames [display unix ms, pts s]
 Runs with PYTHONPATH at bindings/python and PIXELPASS_LIBRARY at the built library.
 """
 import json
+import socket
 import sys
 import threading
 import time
@@ -92,13 +95,31 @@ def view(ticket, options, want):
                 elif cmd == "quit":
                     break
         else:
-            state = {"bytes": 0, "stop": False, "error": None, "last": time.monotonic()}
+            # "pace KBYTES_PER_S" reads at most that fast from then on, as a player playing in
+            # real time does (0: as fast as it comes); "pause SECONDS" stops reading that long,
+            # as a paused player does.
+            state = {"bytes": 0, "stop": False, "error": None, "last": time.monotonic(), "rate": 0,
+                     "pause_until": 0.0}
             ts = TsFrames() if options_frames else None
 
             def pump():
+                tokens, refilled = 0.0, time.monotonic()
                 try:
                     while not state["stop"]:
-                        chunk = r.read1(65536)
+                        now = time.monotonic()
+                        if now < state["pause_until"]:
+                            time.sleep(0.01)  # the pause is the scenario, not synchronisation
+                            continue
+                        want = 65536
+                        if state["rate"]:
+                            tokens = min(tokens + (now - refilled) * state["rate"], state["rate"] * 0.1)
+                            refilled = now
+                            if tokens < 4096:
+                                time.sleep((4096 - tokens) / state["rate"])
+                                continue
+                            want = min(want, int(tokens))
+                        chunk = r.read1(want)
+                        tokens -= len(chunk)
                         if not chunk:
                             break
                         if ts:
@@ -117,6 +138,15 @@ def view(ticket, options, want):
                     out({"bytes": state["bytes"], "idle_s": time.monotonic() - state["last"], "now": time.monotonic(),
                          "error": state["error"], "stats": v.stats(), "events": list(events),
                          "path_events": list(path_events), "frames": list(ts.frames) if ts else None})
+                elif cmd.startswith("pace "):
+                    state["rate"] = float(cmd.split()[1]) * 1000
+                    out({"rate": state["rate"]})
+                elif cmd.startswith("rcvbuf "):  # a player with a fixed receive buffer (no autotuning)
+                    r.fp.raw._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(cmd.split()[1]))
+                    out({"rcvbuf": r.fp.raw._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)})
+                elif cmd.startswith("pause "):
+                    state["pause_until"] = time.monotonic() + float(cmd.split()[1])
+                    out({"paused_unix_ms": time.time() * 1000})
                 elif cmd == "quit":
                     break
             state["stop"] = True
@@ -133,7 +163,7 @@ def watch_with_mpv(v, connect_ms, events, path_events):
             cmd = line.strip()
             if cmd == "stats":
                 out({"error": mpv.exited(), "stats": v.stats(), "events": list(events), "mpv": mpv.frames(),
-                     "path_events": list(path_events)})
+                     "mpv_ticks": mpv.ticks(), "mpv_counters": mpv.counters(), "path_events": list(path_events)})
             elif cmd == "quit":
                 break
     finally:

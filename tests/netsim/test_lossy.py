@@ -3,7 +3,8 @@ the real host (test source → x264 → fan-out → QUIC) and viewer in network 
 counted as they reach the viewer's local URL (ts_frames: PTS and arrival time).
 
 Default suite: one lossy path (2 % loss each way, 100 ms RTT, 6 Mbit/s setting: ≥ 95 % of the
-frames arrive, and the encoder keeps a high bitrate) and one bottleneck drop (6 Mbit/s setting into 2 Mbit/s: the encoder's
+frames arrive, and the encoder keeps a high bitrate), a player that pauses (it resumes at the live
+edge: the viewer skips its queue to the newest keyframe) and one bottleneck drop (6 Mbit/s setting into 2 Mbit/s: the encoder's
 bitrate follows within 3 s and climbs back once the bottleneck lifts). The whole table is the
 `netsim-lossy` benchmark (bench_lossy.py)."""
 import json
@@ -98,6 +99,45 @@ def test_lossy_path_delivers_the_stream(peers):
         # Loss is visible per viewer: ~2 % of the stream's packets are dropped towards the viewer.
         assert v["lost_packets"] > 0, v
         assert 0.5 <= v["loss_pct"] <= 10, v
+
+
+def test_a_player_that_stops_reading_resumes_at_the_live_edge(peers):
+    """A player with a fixed 64 KiB receive buffer pauses for 5 s. The viewer keeps taking the
+    stream and skips this player's queue to the newest keyframe (viewer stats local.skips): after
+    the pause the player reads what the kernel held, then the stream from the newest keyframe (at
+    most a GOP, 2 s, old), not the 5 s it missed. Without the skip the stream waits for the player
+    in the viewer, the tunnel and the host, and it reads all of it late."""
+    with netsim.Rig(delay_ms=5) as rig:
+        host, viewer, epoch = stream(rig, peers)
+        viewer.ask("rcvbuf 32768")  # the kernel doubles it: 64 KiB, like a player that sets its own
+        before = measure(viewer, epoch, warmup_s=5, seconds=2)
+        resumed_ms = viewer.ask("pause 5")["paused_unix_ms"] + 5000
+        deadline = time.monotonic() + 30
+        while time.time() * 1000 < resumed_ms + 3000:  # the pause, then 3 s of reading again
+            st = viewer.ask()
+            assert st["error"] is None, st["error"]
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        after = measure(viewer, epoch, warmup_s=0, seconds=3)
+        local = after["stats"]["local"]
+        frames = viewer.ask()["frames"]
+        # Read after the pause but captured more than 2.5 s before its end (a GOP and a half).
+        stale = [f for f in frames if f[0] >= resumed_ms and epoch + f[1] / 90.0 < resumed_ms - 2500]
+        span = (max(f[1] for f in stale) - min(f[1] for f in stale)) / 90.0 if stale else 0
+        print(f"\nPAUSED 5 s: before {before['fps']:.1f} fps p50 {before['p50_ms']:.0f} ms; stale frames read after "
+              f"the pause {len(stale)} ({span:.0f} ms of stream); from 3 s after it {after['fps']:.1f} fps "
+              f"p50 {after['p50_ms']:.0f} ms p95 {after['p95_ms']:.0f} ms; viewer skips {local['skips']}, "
+              f"skipped {local['skipped_bytes']} bytes, peak backlog {local['peak_backlog']} bytes")
+        assert local["skips"] >= 1, local
+        assert local["players"][0]["skips"] == local["skips"], local
+        # What the kernel held when the player stopped is read first: ≤ ~64 kB unsent at the
+        # viewer (TCP_NOTSENT_LOWAT) and the reader's 64 KiB receive buffer, ~0.6 s of this
+        # ~1.8 Mbit/s stream (the test source at the 6 Mbit/s setting). A player that leaves its
+        # receive buffer to autotuning had 300–400 kB here, out of the viewer's reach. Beyond that
+        # the 5 s missed are gone, not read late: without the skip ≥ 2.5 s of them would be.
+        assert span <= 1500, (span, len(stale))
+        # The queue held at most a GOP (2 s) and the allowed second.
+        assert local["peak_backlog"] <= 4 * 1024 * 1024, local
 
 
 def wait_bitrate(host, pred, seconds):

@@ -117,7 +117,7 @@ def test_the_default_congestion_control_is_reported():
 
 def test_the_viewer_reports_the_hosts_verdict_on_its_path():
     """While a stream runs the viewer asks the host how its path fares (GET /link) and its stats
-    say so: on loopback with an adapting media host, measured and not too poor. The too-poor side
+    say so (and count the player queue's skips: none for a player that keeps up): on loopback with an adapting media host, measured and not too poor. The too-poor side
     is tests/netsim/test_lossy.py (a 300 kbit/s bottleneck)."""
     try:
         h = pixelpass.Host(source="test", encoder="x264", audio=False, bitrate_kbps=2000, bind_address="127.0.0.1",
@@ -151,3 +151,8 @@ def test_the_viewer_reports_the_hosts_verdict_on_its_path():
         assert stats["path_too_poor"] is False and link["too_poor"] is False and link["reason"] == "none", link
         assert link["adaptive"] is True and link["floor_kbps"] == 500 and link["max_kbps"] == 2000, link
         assert 500 <= link["bitrate_kbps"] <= 2000 and link["reports"] >= 1 and link["supported"] is True, link
+        # The player queue (viewer/live_queue): a player that keeps up is never skipped to a newer
+        # keyframe; tests/netsim/test_lossy.py pauses one and sees the skips.
+        local = stats["local"]
+        assert local["skips"] == 0 and local["skipped_bytes"] == 0, local
+        assert local["players"][0]["skips"] == 0 and local["players"][0]["lag_ms"] >= 0, local

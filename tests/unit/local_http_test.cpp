@@ -29,7 +29,10 @@
 #include "net/loop.hpp"
 #include "viewer/http_request.hpp"
 #include "stream/synthetic.hpp"
+#include "viewer/live_queue.hpp"
 #include "viewer/local_http.hpp"
+#include "fanout/ts.hpp"
+#include "ts_packets.hpp"
 
 using namespace pp;
 using namespace pp::viewer;
@@ -866,4 +869,149 @@ TEST_CASE("the request reader decides the same whatever the read sizes", "[local
     viewer::RequestReader reader(1024);
     reader.feed("GET /a HTTP/1.1\r\n\r\n");
     CHECK(reader.feed("GET /b HTTP/1.1\r\n\r\n").path == "/a");  // what follows is ignored
+}
+
+// ---- viewer/live_queue: a player's queue of a live TS stream, bounded in time ----
+
+namespace {
+
+// A live stream as the host's muxer writes it: 30 fps, a keyframe every `gop` frames behind PAT
+// and PMT, keyframes 20 packets, other frames 5.
+struct TsStream {
+    int gop = 60;
+    int next = 0;
+    uint8_t cc = 0, table_cc = 0;
+    static constexpr uint64_t kStart = 900000; // 10 s, in 90 kHz
+
+    std::vector<uint8_t> frame() {
+        bool key = next % gop == 0;
+        std::vector<uint8_t> out;
+        if (key) {
+            auto a = test::tsp::pat(table_cc), b = test::tsp::pmt(table_cc);
+            ++table_cc;
+            out.insert(out.end(), a.begin(), a.end());
+            out.insert(out.end(), b.begin(), b.end());
+        }
+        auto f = test::tsp::frame(key, key ? 20 : 5, cc, kStart + static_cast<uint64_t>(next) * 3000);
+        out.insert(out.end(), f.begin(), f.end());
+        ++next;
+        return out;
+    }
+};
+
+// What a decoder would see first in `bytes`: the PIDs of the first packets, and the first video
+// frame's PTS and whether it is a keyframe.
+fanout::ts::StreamSummary summary(std::span<const uint8_t> bytes) {
+    return fanout::ts::summarize(bytes, 3);
+}
+
+} // namespace
+
+TEST_CASE("live queue: a player that keeps up gets every byte as it came, no skip", "[live_queue]") {
+    LiveQueue q;
+    TsStream stream;
+    std::vector<uint8_t> sent, got;
+    for (int i = 0; i < 300; ++i) {
+        auto f = stream.frame();
+        sent.insert(sent.end(), f.begin(), f.end());
+        // Split anywhere, as the tunnel delivers: here in 1000-byte pieces.
+        for (size_t at = 0; at < f.size(); at += 1000)
+            q.push(std::span(f).subspan(at, std::min<size_t>(1000, f.size() - at)));
+        auto front = q.front();
+        got.insert(got.end(), front.begin(), front.end());
+        q.pop(front.size());
+        CHECK(q.lag() <= 40ms);
+    }
+    CHECK(q.is_ts());
+    CHECK(q.skips() == 0);
+    CHECK(q.skipped_bytes() == 0);
+    CHECK(got == sent);
+}
+
+TEST_CASE("live queue: a player that stops reading for 5 s resumes at the newest keyframe", "[live_queue]") {
+    LiveQueue q({std::chrono::milliseconds(1000), 16 * MiB});
+    TsStream stream;
+    size_t pushed = 0;
+    for (int i = 0; i < 30; ++i) { // one second read as it comes
+        auto f = stream.frame();
+        q.push(f);
+        q.pop(q.size());
+    }
+    size_t max_size = 0;
+    for (int i = 0; i < 150; ++i) { // five seconds nobody reads
+        auto f = stream.frame();
+        pushed += f.size();
+        q.push(f);
+        max_size = std::max(max_size, q.size());
+        // Never more than a GOP (2 s) plus the allowed lag behind.
+        CHECK(q.lag() <= std::chrono::milliseconds(3000));
+    }
+    INFO("skips " << q.skips() << ", skipped " << q.skipped_bytes() << " of " << pushed << ", max queue " << max_size);
+    // Keyframes came at 2 s and 4 s of the pause (frames 60, 120, 150 of the stream): each found
+    // the player over a second behind.
+    CHECK(q.skips() == 2);
+    CHECK(q.skipped_bytes() > 0);
+    CHECK(max_size < pushed / 2);
+    // Resuming: PAT, PMT, then the newest keyframe (frame 120 of the stream, 1 s before the newest).
+    auto s = summary(q.front());
+    REQUIRE(s.first_pids.size() == 3);
+    CHECK(s.first_pids[0] == 0);
+    CHECK(s.first_pids[1] == test::tsp::kPmtPid);
+    CHECK(s.first_pids[2] == test::tsp::kVideoPid);
+    CHECK(s.first_video_is_keyframe);
+    CHECK(s.first_video_pts == TsStream::kStart + 120 * 3000);
+    CHECK(s.bad_packets == 0);
+    CHECK(q.lag() == std::chrono::milliseconds(59 * 100 / 3)); // frames 120..179: 59 frames of 33.3 ms
+    // Caught up, it streams on without another skip.
+    q.pop(q.size());
+    for (int i = 0; i < 90; ++i) {
+        q.push(stream.frame());
+        q.pop(q.size());
+    }
+    CHECK(q.skips() == 2);
+}
+
+TEST_CASE("live queue: without a keyframe in reach, a queue past its byte bound waits for the next", "[live_queue]") {
+    LiveQueue q({std::chrono::milliseconds(1000), 64 * 1024});
+    TsStream stream;
+    stream.gop = 1000; // one keyframe, then none for 33 s
+    for (int i = 0; i < 200; ++i) q.push(stream.frame()); // ~190 kB, nobody reads
+    CHECK(q.skips() >= 1);
+    CHECK(q.size() <= 64 * 1024);
+    uint64_t skips = q.skips();
+    stream.gop = 1; // the next frame is a keyframe
+    q.pop(q.size());
+    // Whatever came after the drop and before the keyframe is not handed out.
+    auto s = summary(q.front());
+    CHECK(q.size() == 0);
+    q.push(stream.frame());
+    s = summary(q.front());
+    REQUIRE(s.first_pids.size() == 3);
+    CHECK(s.first_pids[0] == 0);
+    CHECK(s.first_pids[2] == test::tsp::kVideoPid);
+    CHECK(s.first_video_is_keyframe);
+    CHECK(q.skips() == skips);
+}
+
+TEST_CASE("live queue: bytes that are not MPEG-TS pass through untouched and unbounded", "[live_queue]") {
+    LiveQueue q({std::chrono::milliseconds(1), 1024});
+    std::vector<uint8_t> bytes(100000);
+    stream::synthetic_fill(0, bytes);
+    REQUIRE(bytes[0] != 0x47);
+    q.push(std::span(bytes).first(50000));
+    q.push(std::span(bytes).subspan(50000));
+    CHECK_FALSE(q.is_ts());
+    CHECK(q.size() == bytes.size());
+    CHECK(std::equal(bytes.begin(), bytes.end(), q.front().begin()));
+    CHECK(q.skips() == 0);
+
+    // A TS start that loses its sync later switches to passing through from there on.
+    LiveQueue r({std::chrono::milliseconds(1), 1 * MiB});
+    TsStream stream;
+    auto f = stream.frame();
+    r.push(f);
+    CHECK(r.is_ts());
+    r.push(std::span(bytes).first(5000));
+    CHECK_FALSE(r.is_ts());
+    CHECK(r.size() == f.size() + 5000);
 }

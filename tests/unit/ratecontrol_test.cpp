@@ -180,6 +180,42 @@ TEST_CASE("bytes QUIC holds beyond a round trip count as lag: a viewer is conges
     CHECK(c.viewers().at(0).lag_ms == 0);
 }
 
+TEST_CASE("a congested viewer's lag is drained: the encoder goes lower by the lag's share, its capacity does not") {
+    Controller c(Options{});
+    auto t = Clock::time_point{} + 1h;
+    Sample s{1, 0, 0, 0, 0, 0, 20};
+    c.update({s}, t);
+    for (int i = 1; i <= 4; ++i) {
+        s.acked_bytes += 2000 * 1000 / 8 / 2;  // 0.5 s at 2 Mbit/s
+        c.update({s}, t + i * 500ms);
+    }
+    s.held_bytes = 125'000;  // 500 ms at 2 Mbit/s beyond the 20 ms round trip: 480 ms of lag
+    s.acked_bytes += 2000 * 1000 / 8 / 2;
+    c.update({s}, t + 2500ms);
+    const auto &v = c.viewers().at(0);
+    REQUIRE(v.congested);
+    // Capacity: 0.85 × 2000 − 128 audio = 1572. The encoder: a further 480/2000 × 2000 lower.
+    CHECK(v.capacity_kbps == Approx(1572).margin(5));
+    CHECK(v.drain_kbps == Approx(480).margin(10));
+    CHECK(c.target_kbps() == Approx(1092).margin(15));
+    // Drained: the encoder climbs back to the capacity at the usual pace, not at once.
+    s.held_bytes = 0;
+    s.acked_bytes += 2000 * 1000 / 8 / 2;
+    c.update({s}, t + 3000ms);
+    CHECK(c.viewers().at(0).drain_kbps == 0);
+    CHECK(c.target_kbps() > 1092);
+    CHECK(c.target_kbps() <= 1092 * 1.12 + 1);  // 25 %/s for 0.5 s
+    // Back at the capacity within ~1.5 s (meanwhile the capacity stays: within the hold).
+    s.acked_bytes += 2000 * 1000 / 8 / 2;
+    c.update({s}, t + 3500ms);
+    CHECK(c.viewers().at(0).capacity_kbps == Approx(1572).margin(5));
+    for (int i = 8; i <= 9; ++i) {
+        s.acked_bytes += 2000 * 1000 / 8 / 2;
+        c.update({s}, t + i * 500ms);
+    }
+    CHECK(c.target_kbps() >= 1500);
+}
+
 // ---- link_report: the host's verdict on one viewer's path, and the viewer's reading of it ----
 
 TEST_CASE("the host reports a path below the floor as too poor, and the viewer reads it back") {

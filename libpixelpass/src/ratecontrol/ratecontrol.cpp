@@ -58,9 +58,15 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
         v.ceiling_kbps = std::max(path_kbps - options_.audio_kbps, 1.0);
         v.below_floor = carried < options_.floor_kbps;
         v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(carried, options_.floor_kbps));
+        v.drain_kbps = path_kbps * std::min(1.0, static_cast<double>(v.lag_ms) / static_cast<double>(options_.drain.count()));
         v.last_congested = now;
         ++v.congestions;
-    } else if (now - v.last_congested >= options_.hold) {
+    } else {
+        v.drain_kbps = 0;
+    }
+    // A capacity grows only once the encoder runs at it: while the encoder climbs back from a
+    // drain, the path carrying less than the capacity proves nothing about more.
+    if (!v.congested && now - v.last_congested >= options_.hold && target_kbps_ >= 0.95 * v.capacity_kbps) {
         bool near = v.capacity_kbps >= 0.95 * v.ceiling_kbps && v.capacity_kbps < 1.08 * v.ceiling_kbps;
         double rate = near ? options_.increase_near_ceiling_per_s : options_.increase_per_s;
         v.capacity_kbps = std::min<double>(options_.max_kbps, v.capacity_kbps * std::pow(1 + rate, dt_s));
@@ -90,7 +96,9 @@ unsigned Controller::choose(Clock::time_point now, double dt_s) {
         double want = options_.max_kbps;
         for (auto &v : viewers_) {
             v.followed = viewers_.size() == 1 || v.capacity_kbps >= options_.outlier_ratio * mid;
-            if (v.followed) want = std::min(want, v.capacity_kbps);
+            // The drain lowers the encoder, not the capacity the viewers are compared by: a
+            // draining viewer is not an outlier for it.
+            if (v.followed) want = std::min(want, v.capacity_kbps - v.drain_kbps);
         }
         want = std::clamp<double>(want, options_.floor_kbps, options_.max_kbps);
         if (want < target) {
@@ -126,6 +134,7 @@ nlohmann::json Controller::stats() const {
                         {"capacity_kbps", std::lround(v.capacity_kbps)},
                         {"congested", v.congested},
                         {"lag_ms", v.lag_ms},
+                        {"drain_kbps", std::lround(v.drain_kbps)},
                         {"followed", v.followed},
                         {"below_floor", v.below_floor},
                         {"congestions", v.congestions}});

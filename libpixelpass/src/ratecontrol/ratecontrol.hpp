@@ -8,7 +8,9 @@
 //    last tick: its path carries less than the stream. Its lag is the fan-out backlog plus what
 //    QUIC holds for it beyond one round trip (held bytes at the rate the path delivers, less the
 //    minimum RTT): on a narrow path QUIC's send buffer hides several hundred ms from the fan-out. Its capacity is then
-//    `headroom` × what its path carries, minus the audio track. What it carries is the rate of
+//    `headroom` × what its path carries, minus the audio track; while it is congested the encoder
+//    goes a further `lag / drain` × that rate lower, to drain the lag within about `drain` (the
+//    capacity the viewers are compared by stays). What it carries is the rate of
 //    acknowledged bytes, or the transport's delivery-rate estimate when that is higher:
 //    acknowledgements stall on a congested path (retransmissions), the bandwidth estimate not.
 //    A capacity never goes below the floor (the viewer is then flagged below_floor instead), so
@@ -46,6 +48,10 @@ struct Options {
     // the skips they cost) happen there.
     double increase_near_ceiling_per_s = 0.10;
     std::chrono::milliseconds hold{1500};
+    // A congested viewer's lag is drained over about this long: its capacity is lowered by the
+    // lag's share of it (a 500 ms lag at 2 Mbit/s: 500 kbit/s less). With the headroom alone a
+    // probe's overshoot took ~3 s to drain at a 2 Mbit/s bottleneck, most of the p95 there.
+    std::chrono::milliseconds drain{2000};
     double outlier_ratio = 0.4;
 };
 
@@ -69,6 +75,7 @@ struct ViewerState {
     double ceiling_kbps = 0;   // video bitrate it carried when it last congested (0 = never)
     bool congested = false;
     int64_t lag_ms = 0;        // fan-out backlog + QUIC-held time beyond one round trip
+    double drain_kbps = 0;     // while congested: taken off its capacity for the encoder, to drain the lag
     bool followed = true;      // its capacity bounds the encoder
     bool below_floor = false;  // cannot carry even the floor bitrate
     uint64_t congestions = 0;  // ticks it was congested on

@@ -6,6 +6,8 @@
 #include <map>
 #include <vector>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "net/loop.hpp"
 #include "net/peer_uid.hpp"
 #include "viewer/http_request.hpp"
+#include "viewer/live_queue.hpp"
 
 namespace pp::viewer {
 
@@ -103,6 +106,7 @@ public:
     // Counters.
     size_t clients_ = 0;
     uint64_t requests_ = 0, refused_ = 0, refused_other_user_ = 0, upstream_errors_ = 0, bytes_ = 0;
+    uint64_t skips_ = 0, skipped_bytes_ = 0; // players moved to the live edge (all players so far)
     size_t peak_backlog_ = 0;
 
 private:
@@ -135,7 +139,8 @@ public:
     };
 
     LocalHttpConnection(LocalHttpServer::Impl &server, uint64_t id)
-        : server_(&server), id_(id), request_(server.options_.max_header_bytes) {
+        : server_(&server), id_(id), request_(server.options_.max_header_bytes),
+          live_({server.options_.max_lag, server.options_.max_live_bytes}) {
         tcp_.data = this;
         deadline_ = Clock::now() + server.options_.header_timeout;
     }
@@ -208,10 +213,15 @@ public:
         }
     }
 
-    size_t backlog() const { return inflight_.size() + pending_.size(); }
+    size_t backlog() const { return inflight_.size() + pending_.size() + live_.size(); }
     nlohmann::json stats() const {
-        return {
-            {"id", id_}, {"bytes", body_written()}, {"backlog", backlog()}, {"paused", paused_}};
+        return {{"id", id_},
+                {"bytes", body_written()},
+                {"backlog", backlog()},
+                {"paused", paused_},
+                {"lag_ms", live_.lag().count()},
+                {"skips", live_.skips()},
+                {"skipped_bytes", live_.skipped_bytes()}};
     }
     bool is_client() const { return client_; }
 
@@ -239,9 +249,16 @@ public:
         if (!sink_open_) return false;
         if (!response_started_) start("application/octet-stream");
         if (state_ != State::streaming) return false;
-        queue(std::as_bytes(bytes));
+        uint64_t skips = live_.skips(), skipped = live_.skipped_bytes();
+        live_.push(bytes);
+        if (live_.skips() != skips) on_skipped(live_.skips() - skips, live_.skipped_bytes() - skipped);
+        if (!writing_) write_pending();
         size_t b = backlog();
         server_->peak_backlog_ = std::max(server_->peak_backlog_, b);
+        // A TS stream is bounded by the live queue's skips: the upstream never waits for the
+        // player (waiting would park the stream in the tunnel, to be played late). Anything else
+        // is paced by the player with backpressure.
+        if (live_.is_ts()) return true;
         if (b > server_->options_.hard_limit) {
             server_->log(PP_LOG_WARNING, "player " + std::to_string(id_) +
                                              ": upstream ignored backpressure; dropping it");
@@ -379,11 +396,21 @@ private:
     }
 
     // One write in flight at a time; everything queued meanwhile goes out as the next write, so
-    // many small upstream chunks per loop iteration cost one syscall, not one each.
+    // many small upstream chunks per loop iteration cost one syscall, not one each. A TS body goes
+    // in slices of at most kLiveWrite: what is handed to libuv can no longer be skipped.
     void write_pending() {
-        if (pending_.empty() || fail_pending_) return;
-        inflight_.swap(pending_);
-        pending_.clear();
+        if (fail_pending_) return;
+        if (!pending_.empty()) {
+            inflight_.swap(pending_);
+            pending_.clear();
+        } else if (live_.size() > 0) {
+            auto bytes = live_.front();
+            if (live_.is_ts()) bytes = bytes.first(std::min(bytes.size(), kLiveWrite));
+            inflight_.assign(bytes.begin(), bytes.end());
+            live_.pop(bytes.size());
+        } else {
+            return;
+        }
         uv_buf_t buf = uv_buf_init(reinterpret_cast<char *>(inflight_.data()),
                                    static_cast<unsigned>(inflight_.size()));
         int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t *>(&tcp_), &buf, 1,
@@ -452,6 +479,18 @@ private:
         server_->schedule_reap(id_);
     }
 
+    // Logged at the 1st, 2nd, 4th, 8th... skip of a player: a paused one skips every keyframe.
+    void on_skipped(uint64_t skips, uint64_t bytes) {
+        server_->skips_ += skips;
+        server_->skipped_bytes_ += bytes;
+        uint64_t n = live_.skips();
+        if ((n & (n - 1)) != 0) return;
+        server_->log(PP_LOG_INFO, "player " + std::to_string(id_) + " fell more than " +
+                                      std::to_string(server_->options_.max_lag.count()) +
+                                      " ms behind the stream: skipped to the newest keyframe (" +
+                                      std::to_string(n) + " skips so far)");
+    }
+
     void set_client(bool on) {
         if (on == client_ || !server_) return;
         client_ = on;
@@ -486,7 +525,11 @@ private:
     bool writing_ = false;
     std::unique_ptr<UpstreamRequest> upstream_;
 
-    std::vector<uint8_t> inflight_, pending_;
+    // 64 KiB of whole TS packets: ~90 ms of a 6 Mbit/s stream.
+    static constexpr size_t kLiveWrite = 348 * 188;
+
+    std::vector<uint8_t> inflight_, pending_; // pending_: heads and error bodies
+    LiveQueue live_;                          // a 200 response's body
     uint64_t written_ = 0;
     uint64_t stream_head_bytes_ = 0;
 };
@@ -601,6 +644,10 @@ void LocalHttpServer::Impl::on_connection(uv_stream_t *listener, int status) {
     // are delay the backpressure above cannot see.
     int send_buffer = static_cast<int>(me->options_.socket_send_buffer);
     if (send_buffer > 0) uv_send_buffer_size(reinterpret_cast<uv_handle_t *>(conn->tcp()), &send_buffer);
+    uv_os_fd_t fd = -1;
+    int unsent = static_cast<int>(me->options_.socket_unsent_limit);
+    if (unsent > 0 && uv_fileno(reinterpret_cast<uv_handle_t *>(conn->tcp()), &fd) == 0)
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &unsent, sizeof unsent);
     LocalHttpConnection &c = *conn;
     me->connections_.emplace(c.id(), std::move(conn));
     c.start_reading();
@@ -635,6 +682,8 @@ nlohmann::json LocalHttpServer::Impl::stats() const {
             {"upstream_errors", upstream_errors_},
             {"bytes", bytes_},
             {"peak_backlog", peak_backlog_},
+            {"skips", skips_},
+            {"skipped_bytes", skipped_bytes_},
             {"players", std::move(players)}};
 }
 
@@ -650,7 +699,8 @@ LocalHttpServer::LocalHttpServer(net::Loop &loop, uint16_t port, std::string tok
         throw Error(PP_ERR_INVALID_ARGUMENT,
                     "local server token must be non-empty letters, digits, '-' or '_'");
     if (options.low_water > options.high_water || options.high_water > options.hard_limit ||
-        options.max_header_bytes == 0 || options.max_connections == 0)
+        options.max_header_bytes == 0 || options.max_connections == 0 || options.max_lag.count() <= 0 ||
+        options.max_live_bytes == 0)
         throw Error(PP_ERR_INVALID_ARGUMENT, "local server limits are inconsistent");
     loop_.call([&] {
         // A write to a player that just left raises SIGPIPE, which would kill the whole

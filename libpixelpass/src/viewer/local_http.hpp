@@ -81,13 +81,24 @@ struct LocalHttpOptions {
     std::chrono::milliseconds header_timeout{10000};
     // Request line + headers; more gets 431.
     size_t max_header_bytes = 16 * 1024;
-    // Per-player backlog (queued, not yet taken by the kernel) above which the upstream is
-    // paused, and below which it is resumed.
+    // An MPEG-TS body (viewer/live_queue) is never paused: a player more than `max_lag` behind
+    // the newest frame the viewer has skips to the newest keyframe (counted: "skips"), and one
+    // whose queue passes `max_live_bytes` drops it and waits for the next keyframe.
+    std::chrono::milliseconds max_lag{1000};
+    size_t max_live_bytes = 16 * 1024 * 1024;
+    // Any other body: the per-player backlog (queued, not yet taken by the kernel) above which
+    // the upstream is paused, and below which it is resumed.
     // Kept small: this backlog is delay for a player that reads slower than the stream comes.
     size_t high_water = 1 * 1024 * 1024;
     size_t low_water = 256 * 1024;
     // SO_SNDBUF of a player's socket (the kernel doubles it); 0 keeps the kernel's autotuning.
-    size_t socket_send_buffer = 256 * 1024;
+    // Bytes in the kernel are past the live queue's reach: a player that stops reading finds them
+    // first when it resumes. 64 KiB (128 KiB in the kernel) is ~170 ms of a 6 Mbit/s stream.
+    size_t socket_send_buffer = 64 * 1024;
+    // TCP_NOTSENT_LOWAT of a player's socket: the kernel takes no more while this much is unsent,
+    // so a player that stops reading leaves at most this (and its own receive buffer) behind the
+    // live queue's reach. 0 leaves it unset.
+    size_t socket_unsent_limit = 32 * 1024;
     // A player whose backlog passes this (an upstream that ignores body()'s false) is dropped.
     size_t hard_limit = 64 * 1024 * 1024;
     // Open TCP connections at once; more are closed right after accept.
@@ -123,7 +134,9 @@ public:
 
     // {"clients": players being served, "connections": open TCP connections, "requests": N,
     //  "refused": N (4xx), "refused_other_user": N (closed at accept), "upstream_errors": N, "bytes": body bytes written to players,
-    //  "peak_backlog": largest backlog seen, "players": [{"id","bytes","backlog","paused"}]}
+    //  "peak_backlog": largest backlog seen, "skips": times a player was moved to the newest
+    //  keyframe, "skipped_bytes": stream dropped for that (both over all players so far),
+    //  "players": [{"id","bytes","backlog","paused","lag_ms","skips","skipped_bytes"}]}
     nlohmann::json stats() const;
 
     // 32 lowercase hex characters from pp::random_bytes.

@@ -1,0 +1,47 @@
+"""mpv_frames.match_ticks: mpv's ticks (one per displayed frame, each with the time-pos the
+reporting script read when it got to it) become one frame each, also after a burst in which the
+script read the burst's last frame first."""
+from mpv_frames import match_ticks
+
+STEP = 1 / 30
+
+
+def ticks(reads, start=3600.0):
+    """Ticks 10 ms apart reading the frame numbers `reads` (None: no time-pos yet)."""
+    return [(i * 0.01, -1 if n is None else start + n * STEP) for i, n in enumerate(reads)]
+
+
+def numbers(frames, start=3600.0):
+    return [round((pts - start) / STEP) for _, pts in frames]
+
+
+def test_a_steady_stream_is_one_frame_per_tick():
+    frames = match_ticks(ticks([None, 0, 1, 2, 3, 4]))
+    assert numbers(frames) == [0, 1, 2, 3, 4]
+    assert [clock for clock, _ in frames] == [0.01, 0.02, 0.03, 0.04, 0.05]
+
+
+def test_a_burst_read_late_still_counts_every_frame():
+    # Frames 2, 3, 4 displayed within a few ms: the script's first tick of the three reads 4.
+    frames = match_ticks(ticks([0, 1, 4, 4, 4, 5]))
+    assert numbers(frames) == [0, 1, 2, 3, 4, 5]
+    # Each is given the clock of the tick that matched it: at or after its display.
+    assert [clock for clock, _ in frames] == [0.0, 0.01, 0.02, 0.03, 0.04, 0.05]
+
+
+def test_distinct_reads_alone_would_miss_the_burst():
+    reads = [0, 1, 4, 4, 4, 5]
+    assert len(set(reads)) == 4 and len(match_ticks(ticks(reads))) == 6
+
+
+def test_a_frame_never_displayed_is_not_invented():
+    # A jump with no ticks to match it (mpv dropped frames 2 and 3): only ticks count.
+    frames = match_ticks(ticks([0, 1, 4, 5]))
+    assert len(frames) == 4
+
+
+def test_a_time_pos_jump_starts_the_count_afresh():
+    # mpv's time-pos before it learnt the stream's start, then the real values: no 100k frames.
+    frames = match_ticks([(0.0, 0.0), (0.01, 3605.0), (0.02, 3605.0 + STEP), (0.03, 3605.0 + 2 * STEP)])
+    assert len(frames) == 4
+    assert [round(pts, 3) for _, pts in frames] == [0.0, 3605.0, round(3605.0 + STEP, 3), round(3605.0 + 2 * STEP, 3)]
