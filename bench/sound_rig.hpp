@@ -207,16 +207,26 @@ private:
 // time. Tick k is produced at stream time k s + `phase_ms` (where the ticks really sit, read from
 // the stream: bench/tick_phase.hpp; pts_epoch + 3600 s + k s + phase in Unix ms); a latency under
 // 1 s is assumed (the onset's distance past the last tick).
-inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms,
+struct HeardTick {
+    double heard_ms;    // when it was played (Unix ms)
+    double latency_ms;  // heard − produced
+};
+inline std::vector<HeardTick> heard_ticks(const std::vector<double> &onsets, double epoch_ms, double skip_ms,
                                           double phase_ms = 0) {
-    std::vector<double> out;
+    std::vector<HeardTick> out;
     if (onsets.empty()) return out;
     double stream_zero = epoch_ms + 3600.0 * 1000.0 + phase_ms;
     for (double t : onsets)
         if (t - onsets.front() >= skip_ms) {
             double v = std::fmod(t - stream_zero, 1000.0);
-            out.push_back(v < 0 ? v + 1000.0 : v);
+            out.push_back({t, v < 0 ? v + 1000.0 : v});
         }
+    return out;
+}
+inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms,
+                                          double phase_ms = 0) {
+    std::vector<double> out;
+    for (const auto &t : heard_ticks(onsets, epoch_ms, skip_ms, phase_ms)) out.push_back(t.latency_ms);
     return out;
 }
 
