@@ -126,6 +126,9 @@ end)
 std::string g_lua_path, g_display;
 bool g_before = false;         // the mpv command from before issue 15
 bool g_sound_only = false;     // skip the video-only rows (for comparing player settings)
+// How the kernel schedules the audio path (issue 15: underruns came with stalls): the rig's
+// PipeWire daemons and the player, read while a player with sound runs.
+std::string g_pipewire_sched, g_player_sched;
 double g_warmup_s = 4.0;       // left out of every figure: start-up and the player's catch-up
 
 // The mpv command as `pixelpass view` prints it (or as it was, with --before).
@@ -192,6 +195,7 @@ public:
         unlink(log_.c_str());
     }
     const std::string &exit_reason() const { return exit_; }
+    pid_t pid() const { return pid_; }
     std::string log_tail() const {
         std::ifstream in(log_);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -737,6 +741,7 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
         return mpv.has_frames();
     }, 60s, "mpv's first frame");
     std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
+    if (sound) g_player_sched = bench::thread_priorities(mpv.pid());
     mpv.stop();
     Run r;
     double e = epoch();
@@ -1116,11 +1121,34 @@ int run_calibration(int rounds) {
     }
 }
 
+// The rig's daemons' scheduling, as a desktop gives it (PipeWire's module-rt: nice -11, its data
+// threads SCHED_FIFO), next to the player's (Debian 12's client.conf loads no module-rt, so a
+// native PipeWire client such as mpv's audio output runs SCHED_OTHER at the player's nice value,
+// on a desktop too: 0 there, the benchmark's own here).
+void note_rig_priorities(const bench::SoundRig &rig, nlohmann::json &report) {
+    std::string out;
+    for (const char *name : {"pipewire", "pipewire-pulse"}) {
+        pid_t pid = bench::rig_process(rig.dir(), name);
+        out += (out.empty() ? "" : "; ") + std::string(name) + " " + (pid > 0 ? bench::thread_priorities(pid) : "not found");
+    }
+    g_pipewire_sched = out;
+    report["scheduling"] = {{"pipewire", g_pipewire_sched}};
+}
+
+void print_priorities(bool print, nlohmann::json &report) {
+    report["scheduling"]["player"] = g_player_sched;
+    if (print)
+        std::printf("scheduling: %s; mpv (last session with sound) %s\n", g_pipewire_sched.c_str(),
+                    g_player_sched.c_str());
+}
+
 // --drift: one pixelpass session with sound for `seconds` (a benchmark of its own, not the default
 // run): the first minute's picture median against the last minute's (issue 15: within 20 ms, no
 // drift between the capture clock and the player's audio clock).
 int run_drift(double seconds) {
     bench::SoundRig rig(std::string(PP_SOURCE_ROOT) + "/tests/integration/audio_rig.sh");
+    nlohmann::json sched;
+    note_rig_priorities(rig, sched);
     Run r = run_pixelpass(true, seconds);
     size_t minute = 30 * 60;  // frames at 30 fps
     if (r.picture.size() < 2 * minute) throw std::runtime_error("fewer than two minutes of frames");
@@ -1134,8 +1162,17 @@ int run_drift(double seconds) {
                 "%zu underruns after the warm-up\n",
                 seconds, first.median, first.p95, last.median, last.p95, last.median - first.median, sf.median,
                 sl.median, r.underruns);
+    // A/V (per tick) in the first and last minute: a skew between the capture clock and the
+    // player's audio clock would move it.
+    std::vector<double> av = r.av_ticks;
+    Stats af = summarize({av.begin(), av.begin() + long(std::min<size_t>(60, av.size()))});
+    Stats al = summarize({av.end() - long(std::min<size_t>(60, av.size())), av.end()});
+    std::printf("A/V per tick first minute median %+.0f ms, last minute %+.0f ms; ", af.median, al.median);
+    print_priorities(true, sched);
     nlohmann::json j = {{"first_minute", to_json(first)}, {"last_minute", to_json(last)},
-                        {"change_ms", last.median - first.median}, {"underruns", r.underruns}};
+                        {"change_ms", last.median - first.median}, {"underruns", r.underruns},
+                        {"av_first_minute", to_json(af)}, {"av_last_minute", to_json(al)},
+                        {"scheduling", sched["scheduling"]}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
 }
@@ -1380,6 +1417,7 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     report["display"] = g_display.empty() ? "mpv --vo=null" : "mpv --vo=x11 on " + g_display;
     report["mpv_command"] = mpv_command("URL");
     std::pair<size_t, double> holes;
+    note_rig_priorities(rig, report);
     // The recorder against a known signal before and after the players: 2 + 2 sink starts.
     std::string why;
     std::optional<RecorderDelay> recorder;
@@ -1420,6 +1458,7 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     if (!json_only)
         for (const auto &r : rows) print_tail(r);
     print_done_when(rows[3], !json_only, report);
+    print_priorities(!json_only, report);
     report["stream_audio_holes"] = {{"count", holes.first}, {"largest_ms", holes.second}};
     Stats vo = summarize(g_video_out), ao = summarize(g_audio_out);
     report["leaving_pipeline_ms"] = {{"video", to_json(vo)}, {"audio", to_json(ao)}};
