@@ -722,7 +722,7 @@ void av_per_tick(Run &r, const Mpv &mpv, double epoch_ms) {
         bool after_underrun = std::any_of(underruns.begin(), underruns.end(),
                                           [&](double u) { return u <= t.heard_ms && t.heard_ms - u <= 2000; });
         if (!catching_up && !after_underrun) r.av_ticks_steady.push_back(av);
-        if (getenv("PP_BENCH_TICKS"))  // each pair, for looking into a session
+        if (const char *v = getenv("PP_BENCH_TICKS"); v && *v)  // each pair, for looking into a session
             std::fprintf(stderr, "media-latency: tick heard %.0f: sound %.0f ms, picture %.0f ms, A/V %+.0f ms%s%s\n",
                          t.heard_ms, t.latency_ms, picture, av, catching_up ? ", catching up" : "",
                          after_underrun ? ", after an underrun" : "");
@@ -1168,10 +1168,18 @@ int run_drift(double seconds) {
     Stats af = summarize({av.begin(), av.begin() + long(std::min<size_t>(60, av.size()))});
     Stats al = summarize({av.end() - long(std::min<size_t>(60, av.size())), av.end()});
     std::printf("A/V per tick first minute median %+.0f ms, last minute %+.0f ms; ", af.median, al.median);
+    // Every minute's picture median: a start starved by the machine's load shows here, not as drift.
+    std::vector<double> minutes;
+    for (size_t at = 0; at + minute <= r.picture.size(); at += minute)
+        minutes.push_back(summarize({r.picture.begin() + long(at), r.picture.begin() + long(at + minute)}).median);
+    std::printf("picture median per minute:");
+    for (double m : minutes) std::printf(" %.0f", m);
+    std::printf(" ms; ");
     print_priorities(true, sched);
     nlohmann::json j = {{"first_minute", to_json(first)}, {"last_minute", to_json(last)},
                         {"change_ms", last.median - first.median}, {"underruns", r.underruns},
                         {"av_first_minute", to_json(af)}, {"av_last_minute", to_json(al)},
+                        {"picture_median_per_minute_ms", minutes},
                         {"scheduling", sched["scheduling"]}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
