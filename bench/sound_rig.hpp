@@ -46,7 +46,8 @@ inline std::string thread_priorities(pid_t pid) {
     std::string realtime;
     long nice = 0;
     bool any = false;
-    for (const auto &task : std::filesystem::directory_iterator(dir, std::filesystem::directory_options::skip_permission_denied)) {
+    std::error_code gone;  // the process may have exited: say so instead of throwing
+    for (const auto &task : std::filesystem::directory_iterator(dir, gone)) {
         std::ifstream stat_file(task.path() / "stat");
         std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
         auto open = stat.find('('), close = stat.rfind(')');
