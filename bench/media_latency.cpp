@@ -126,6 +126,9 @@ end)
 std::string g_lua_path, g_display;
 bool g_before = false;         // the mpv command from before issue 15
 bool g_sound_only = false;     // skip the video-only rows (for comparing player settings)
+// How the kernel schedules the audio path (issue 15: underruns came with stalls): the rig's
+// PipeWire daemons and the player, read while a player with sound runs.
+std::string g_pipewire_sched, g_player_sched;
 double g_warmup_s = 4.0;       // left out of every figure: start-up and the player's catch-up
 
 // The mpv command as `pixelpass view` prints it (or as it was, with --before).
@@ -192,6 +195,7 @@ public:
         unlink(log_.c_str());
     }
     const std::string &exit_reason() const { return exit_; }
+    pid_t pid() const { return pid_; }
     std::string log_tail() const {
         std::ifstream in(log_);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -243,6 +247,15 @@ public:
             if (l.kind == 'U' && first >= 0 && l.arrival_ms - first >= g_warmup_s * 1000) ++n;
         }
         return n;
+    }
+    // When mpv reported an audio underrun (Unix ms, after the clock mapping), warm-up included.
+    std::vector<double> underrun_times_ms() const {
+        std::lock_guard lock(mutex_);
+        double offset = clock_offset_locked();
+        std::vector<double> out;
+        for (const auto &l : lines_)
+            if (l.kind == 'U') out.push_back(l.mpv_s * 1000 + offset);
+        return out;
     }
     // mpv's own A/V estimate (s, audio − video as mpv sees it) after the warm-up, in ms.
     std::vector<double> avsync_ms() const { return after_warmup('A', 1000); }
@@ -569,6 +582,10 @@ struct Run {
     std::vector<double> picture_steady;  // picture latencies outside the live-edge script's catch-ups
     double catchup_ms = 0;               // time spent playing faster than 1x after the warm-up
     size_t catchups = 0;
+    std::vector<bench::HeardTick> heard; // this session's ticks (not merged by add)
+    std::vector<double> av_ticks;        // per tick: sound − picture of the same moment, ms
+    std::vector<double> av_ticks_steady; // the same, for ticks away from catch-ups and underruns
+    std::vector<double> av_tick_sessions;  // each session's median of av_ticks
 };
 
 void add(Run &into, const Run &r) {
@@ -589,6 +606,9 @@ void add(Run &into, const Run &r) {
     into.picture_steady.insert(into.picture_steady.end(), r.picture_steady.begin(), r.picture_steady.end());
     into.catchup_ms += r.catchup_ms;
     into.catchups += r.catchups;
+    into.av_ticks.insert(into.av_ticks.end(), r.av_ticks.begin(), r.av_ticks.end());
+    into.av_ticks_steady.insert(into.av_ticks_steady.end(), r.av_ticks_steady.begin(), r.av_ticks_steady.end());
+    into.av_tick_sessions.insert(into.av_tick_sessions.end(), r.av_tick_sessions.begin(), r.av_tick_sessions.end());
 }
 
 // The speaker's recorders, started before the player: PipeWire's graph clock (the figures) when it
@@ -637,6 +657,7 @@ void record_sound(Run &r, Recorders &rec, double epoch_ms, const bench::AudioTra
         if (parec[i] - parec.front() >= g_warmup_s * 1000) r.read_lateness.push_back(late[i]);
     auto onsets = rec.graph ? rec.graph->onsets() : parec;
     r.graph_clock = rec.graph.has_value();
+    r.heard = bench::heard_ticks(onsets, epoch_ms, g_warmup_s * 1000, phase);
     r.sound = bench::tick_latencies(onsets, epoch_ms, g_warmup_s * 1000, phase);
     r.tick_error_ms = bench::worst_tick_interval_error(onsets, g_warmup_s * 1000);
     r.ticks = r.sound.size();
@@ -674,6 +695,41 @@ void split_by_catchup(Run &r, const Mpv &mpv, double epoch_ms) {
     }
 }
 
+// A/V per tick: each tick's sound latency against the picture latency of the frame captured at
+// the same moment of stream time (nearest in capture time, within a frame period), so both sides
+// of a pair went through the same stall or catch-up; the session medians' difference mixes
+// moments. A tick is steady when the live-edge script was not catching up (nor in the second
+// after) and mpv reported no underrun in the 2 s before: the sync when nothing disturbs it.
+void av_per_tick(Run &r, const Mpv &mpv, double epoch_ms) {
+    auto frames = mpv.frames();
+    auto spans = mpv.speedup_spans();
+    auto underruns = mpv.underrun_times_ms();
+    for (const auto &t : r.heard) {
+        double captured = t.heard_ms - t.latency_ms, nearest = 1e300, picture = 0;
+        for (const auto &f : frames) {
+            double c = epoch_ms + f.pts_s * 1000;
+            if (std::abs(c - captured) < nearest) {
+                nearest = std::abs(c - captured);
+                picture = f.display_unix_ms - c;
+            }
+        }
+        if (nearest > 34) continue;  // that frame was not shown
+        double av = t.latency_ms - picture;
+        r.av_ticks.push_back(av);
+        bool catching_up = std::any_of(spans.begin(), spans.end(), [&](auto s) {
+            return t.heard_ms >= s.first && t.heard_ms <= s.second + 1000;
+        });
+        bool after_underrun = std::any_of(underruns.begin(), underruns.end(),
+                                          [&](double u) { return u <= t.heard_ms && t.heard_ms - u <= 2000; });
+        if (!catching_up && !after_underrun) r.av_ticks_steady.push_back(av);
+        if (const char *v = getenv("PP_BENCH_TICKS"); v && *v)  // each pair, for looking into a session
+            std::fprintf(stderr, "media-latency: tick heard %.0f: sound %.0f ms, picture %.0f ms, A/V %+.0f ms%s%s\n",
+                         t.heard_ms, t.latency_ms, picture, av, catching_up ? ", catching up" : "",
+                         after_underrun ? ", after an underrun" : "");
+    }
+    if (!r.av_ticks.empty()) r.av_tick_sessions.push_back(summarize(r.av_ticks).median);
+}
+
 // mpv on `url` for warm-up + `seconds`, the speaker recorded when there is sound.
 Run measure_mpv(const std::string &url, bool sound, double seconds, const std::function<double()> &epoch,
                 const bench::AudioTrack *stream) {
@@ -685,6 +741,7 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
         return mpv.has_frames();
     }, 60s, "mpv's first frame");
     std::this_thread::sleep_for(std::chrono::duration<double>(g_warmup_s + seconds));
+    if (sound) g_player_sched = bench::thread_priorities(mpv.pid());
     mpv.stop();
     Run r;
     double e = epoch();
@@ -699,6 +756,7 @@ Run measure_mpv(const std::string &url, bool sound, double seconds, const std::f
         record_sound(r, *ticks, e, stream);
         if (!r.sound.empty() && !r.picture.empty())
             r.av_sessions.push_back(summarize(r.sound).median - summarize(r.picture).median);
+        av_per_tick(r, mpv, e);
     }
     return r;
 }
@@ -1063,11 +1121,34 @@ int run_calibration(int rounds) {
     }
 }
 
+// The rig's daemons' scheduling, as a desktop gives it (PipeWire's module-rt: nice -11, its data
+// threads SCHED_FIFO), next to the player's (Debian 12's client.conf loads no module-rt, so a
+// native PipeWire client such as mpv's audio output runs SCHED_OTHER at the player's nice value,
+// on a desktop too: 0 there, the benchmark's own here).
+void note_rig_priorities(const bench::SoundRig &rig, nlohmann::json &report) {
+    std::string out;
+    for (const char *name : {"pipewire", "pipewire-pulse"}) {
+        pid_t pid = bench::rig_process(rig.dir(), name);
+        out += (out.empty() ? "" : "; ") + std::string(name) + " " + (pid > 0 ? bench::thread_priorities(pid) : "not found");
+    }
+    g_pipewire_sched = out;
+    report["scheduling"] = {{"pipewire", g_pipewire_sched}};
+}
+
+void print_priorities(bool print, nlohmann::json &report) {
+    report["scheduling"]["player"] = g_player_sched;
+    if (print)
+        std::printf("scheduling: %s; mpv (last session with sound) %s\n", g_pipewire_sched.c_str(),
+                    g_player_sched.c_str());
+}
+
 // --drift: one pixelpass session with sound for `seconds` (a benchmark of its own, not the default
 // run): the first minute's picture median against the last minute's (issue 15: within 20 ms, no
 // drift between the capture clock and the player's audio clock).
 int run_drift(double seconds) {
     bench::SoundRig rig(std::string(PP_SOURCE_ROOT) + "/tests/integration/audio_rig.sh");
+    nlohmann::json sched;
+    note_rig_priorities(rig, sched);
     Run r = run_pixelpass(true, seconds);
     size_t minute = 30 * 60;  // frames at 30 fps
     if (r.picture.size() < 2 * minute) throw std::runtime_error("fewer than two minutes of frames");
@@ -1081,8 +1162,25 @@ int run_drift(double seconds) {
                 "%zu underruns after the warm-up\n",
                 seconds, first.median, first.p95, last.median, last.p95, last.median - first.median, sf.median,
                 sl.median, r.underruns);
+    // A/V (per tick) in the first and last minute: a skew between the capture clock and the
+    // player's audio clock would move it.
+    std::vector<double> av = r.av_ticks;
+    Stats af = summarize({av.begin(), av.begin() + long(std::min<size_t>(60, av.size()))});
+    Stats al = summarize({av.end() - long(std::min<size_t>(60, av.size())), av.end()});
+    std::printf("A/V per tick first minute median %+.0f ms, last minute %+.0f ms; ", af.median, al.median);
+    // Every minute's picture median: a start starved by the machine's load shows here, not as drift.
+    std::vector<double> minutes;
+    for (size_t at = 0; at + minute <= r.picture.size(); at += minute)
+        minutes.push_back(summarize({r.picture.begin() + long(at), r.picture.begin() + long(at + minute)}).median);
+    std::printf("picture median per minute:");
+    for (double m : minutes) std::printf(" %.0f", m);
+    std::printf(" ms; ");
+    print_priorities(true, sched);
     nlohmann::json j = {{"first_minute", to_json(first)}, {"last_minute", to_json(last)},
-                        {"change_ms", last.median - first.median}, {"underruns", r.underruns}};
+                        {"change_ms", last.median - first.median}, {"underruns", r.underruns},
+                        {"av_first_minute", to_json(af)}, {"av_last_minute", to_json(al)},
+                        {"picture_median_per_minute_ms", minutes},
+                        {"scheduling", sched["scheduling"]}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
 }
@@ -1201,6 +1299,11 @@ void print_row(const Row &r, bool print, nlohmann::json &report) {
         if (has_av) j["av_offset_ms"] = s.median - p.median;
         if (!sessions.empty()) j["av_offset_sessions_ms"] = sessions;
         if (!r.run.avsync.empty()) j["mpv_avsync_ms"] = to_json(summarize(r.run.avsync));
+        if (!r.run.av_ticks.empty()) {
+            j["av_per_tick_ms"] = to_json(summarize(r.run.av_ticks));
+            j["av_per_tick_steady_ms"] = to_json(summarize(r.run.av_ticks_steady));
+            j["av_per_tick_sessions_ms"] = r.run.av_tick_sessions;
+        }
     }
     report["rows"][r.label] = j;
 }
@@ -1218,6 +1321,14 @@ void print_tail(const Row &r) {
                     all.p95, steady.median, steady.p95, steady.n, r.run.catchups, r.run.catchup_ms / 1000);
     }
     if (!r.run.avsync.empty()) std::printf(" mpv's A/V estimate median %+.0f ms;", summarize(r.run.avsync).median);
+    if (!r.run.av_ticks.empty()) {
+        const auto &v = r.run.av_tick_sessions;
+        Stats all = summarize(r.run.av_ticks), steady = summarize(r.run.av_ticks_steady);
+        std::printf(" A/V per tick (sound − the picture of the same moment) median %+.0f ms, sessions %+.0f..%+.0f, "
+                    "steady ticks (no catch-up, no underrun in 2 s) %+.0f ms (n=%zu of %zu);",
+                    all.median, *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()),
+                    steady.median, steady.n, all.n);
+    }
     if (r.sound && r.run.tick_phase.empty())
         std::printf(" ticks taken at whole seconds (the stream's audio was not decoded);");
     else if (r.sound)
@@ -1230,6 +1341,23 @@ void print_tail(const Row &r) {
                     d.median, d.p95, l.median, l.p95);
     }
     std::printf("\n");
+}
+
+// Issue 15's Done-when from this run: the printed mpv command through pixelpass with sound,
+// picture median ≤ 150 ms and p95 ≤ 200 ms, and every session's A/V (per tick) within ±40 ms.
+void print_done_when(const Row &sound, bool print, nlohmann::json &report) {
+    Stats p = summarize(sound.run.picture);
+    const auto &av = sound.run.av_tick_sessions;
+    bool median_ok = p.n && p.median <= 150, p95_ok = p.n && p.p95 <= 200;
+    bool av_ok = !av.empty() && std::all_of(av.begin(), av.end(), [](double v) { return std::abs(v) <= 40; });
+    report["done_when"] = {{"median_le_150", median_ok}, {"p95_le_200", p95_ok}, {"av_every_session_within_40", av_ok}};
+    if (!print) return;
+    std::string sessions;
+    for (double v : av) sessions += (sessions.empty() ? "" : ", ") + std::to_string(int(std::lround(v)));
+    std::printf("Done-when (%s): picture median %.0f ms ≤ 150: %s; p95 %.0f ms ≤ 200: %s; A/V per session (%s ms) "
+                "within ±40: %s\n",
+                sound.label.c_str(), p.median, median_ok ? "yes" : "NO", p.p95, p95_ok ? "yes" : "NO",
+                sessions.c_str(), av_ok ? "yes" : "NO");
 }
 
 std::vector<Row> measure_players(double seconds, int rounds, std::pair<size_t, double> &holes, nlohmann::json &report) {
@@ -1297,6 +1425,7 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     report["display"] = g_display.empty() ? "mpv --vo=null" : "mpv --vo=x11 on " + g_display;
     report["mpv_command"] = mpv_command("URL");
     std::pair<size_t, double> holes;
+    note_rig_priorities(rig, report);
     // The recorder against a known signal before and after the players: 2 + 2 sink starts.
     std::string why;
     std::optional<RecorderDelay> recorder;
@@ -1336,6 +1465,8 @@ int run_comparison(double seconds, int rounds, bool json_only, bool vlc) {
     for (const auto &r : rows) print_row(r, !json_only, report);
     if (!json_only)
         for (const auto &r : rows) print_tail(r);
+    print_done_when(rows[3], !json_only, report);
+    print_priorities(!json_only, report);
     report["stream_audio_holes"] = {{"count", holes.first}, {"largest_ms", holes.second}};
     Stats vo = summarize(g_video_out), ao = summarize(g_audio_out);
     report["leaving_pipeline_ms"] = {{"video", to_json(vo)}, {"audio", to_json(ao)}};

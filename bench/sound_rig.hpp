@@ -19,6 +19,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -33,6 +36,54 @@ inline double now_unix_ms() {
                       std::chrono::system_clock::now().time_since_epoch())
                       .count()) /
            1000.0;
+}
+
+// How the kernel schedules a process's threads, as a desktop's audio needs it: the process's nice
+// value and each thread with a realtime policy (name, policy, priority), read from /proc. E.g.
+// "nice -11; realtime: data-loop.0 FIFO 88"; "nice 19; no realtime thread".
+inline std::string thread_priorities(pid_t pid) {
+    std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    std::string realtime;
+    long nice = 0;
+    bool any = false;
+    std::error_code gone;  // the process may have exited: say so instead of throwing
+    for (const auto &task : std::filesystem::directory_iterator(dir, gone)) {
+        std::ifstream stat_file(task.path() / "stat");
+        std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+        auto open = stat.find('('), close = stat.rfind(')');
+        if (open == std::string::npos || close == std::string::npos) continue;
+        std::string name = stat.substr(open + 1, close - open - 1);
+        std::istringstream fields(stat.substr(close + 2));  // field 3 (state) onwards
+        std::vector<std::string> f{std::istream_iterator<std::string>(fields), std::istream_iterator<std::string>()};
+        if (f.size() < 39) continue;
+        long thread_nice = std::stol(f[16]), rt_priority = std::stol(f[37]), policy = std::stol(f[38]);
+        if (task.path().filename() == std::to_string(pid)) nice = thread_nice;
+        any = true;
+        if (policy == 1 || policy == 2)
+            realtime += (realtime.empty() ? "" : ", ") + name + (policy == 1 ? " FIFO " : " RR ") + std::to_string(rt_priority);
+    }
+    if (!any) return "gone";
+    return "nice " + std::to_string(nice) + "; " + (realtime.empty() ? "no realtime thread" : "realtime: " + realtime);
+}
+
+// The rig's daemon called `name` (pipewire, pipewire-pulse): its pid, or -1.
+inline pid_t rig_process(const std::string &rig_dir, const std::string &name) {
+    std::ifstream pgid_file(rig_dir + "/pgid");
+    long session = -1;
+    if (!(pgid_file >> session)) return -1;
+    for (const auto &proc : std::filesystem::directory_iterator("/proc")) {
+        std::string pid = proc.path().filename();
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat_file(proc.path() / "stat");
+        std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+        auto open = stat.find('('), close = stat.rfind(')');
+        if (open == std::string::npos || close == std::string::npos) continue;
+        std::istringstream fields(stat.substr(close + 2));
+        std::string state, ppid, pgrp, sid;
+        fields >> state >> ppid >> pgrp >> sid;
+        if (stat.substr(open + 1, close - open - 1) == name && sid == std::to_string(session)) return std::stoi(pid);
+    }
+    return -1;
 }
 
 // Starts the rig and puts its environment into this process (players started later inherit it).
@@ -50,6 +101,7 @@ public:
     ~SoundRig() {
         if (!dir_.empty()) std::system((script_ + " stop '" + dir_ + "' >/dev/null 2>&1").c_str());
     }
+    const std::string &dir() const { return dir_; }
     SoundRig(const SoundRig &) = delete;
     SoundRig &operator=(const SoundRig &) = delete;
 
@@ -207,16 +259,26 @@ private:
 // time. Tick k is produced at stream time k s + `phase_ms` (where the ticks really sit, read from
 // the stream: bench/tick_phase.hpp; pts_epoch + 3600 s + k s + phase in Unix ms); a latency under
 // 1 s is assumed (the onset's distance past the last tick).
-inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms,
+struct HeardTick {
+    double heard_ms;    // when it was played (Unix ms)
+    double latency_ms;  // heard − produced
+};
+inline std::vector<HeardTick> heard_ticks(const std::vector<double> &onsets, double epoch_ms, double skip_ms,
                                           double phase_ms = 0) {
-    std::vector<double> out;
+    std::vector<HeardTick> out;
     if (onsets.empty()) return out;
     double stream_zero = epoch_ms + 3600.0 * 1000.0 + phase_ms;
     for (double t : onsets)
         if (t - onsets.front() >= skip_ms) {
             double v = std::fmod(t - stream_zero, 1000.0);
-            out.push_back(v < 0 ? v + 1000.0 : v);
+            out.push_back({t, v < 0 ? v + 1000.0 : v});
         }
+    return out;
+}
+inline std::vector<double> tick_latencies(const std::vector<double> &onsets, double epoch_ms, double skip_ms,
+                                          double phase_ms = 0) {
+    std::vector<double> out;
+    for (const auto &t : heard_ticks(onsets, epoch_ms, skip_ms, phase_ms)) out.push_back(t.latency_ms);
     return out;
 }
 
