@@ -227,11 +227,32 @@ class ModuleEvents:
         self.queue = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         # pactl prints nothing until something happens; a sink that comes and goes proves it is
-        # listening before the test acts.
-        idx = rig.load_module("module-null-sink", "sink_name=pp_subscribe_probe")
-        rig.pactl("unload-module", str(idx))
+        # listening before the test acts. pactl may not have subscribed yet when the first probe
+        # comes and goes (seen once in a 20-round soak: "saw []"), so the probe is repeated until
+        # one is heard, within the deadline.
         self.lines = []
-        self._read_until(f"'remove' on module #{idx}")
+        deadline = time.monotonic() + timeout
+        while True:
+            idx = rig.load_module("module-null-sink", "sink_name=pp_subscribe_probe")
+            rig.pactl("unload-module", str(idx))
+            if self._heard(f"'remove' on module #{idx}", min(deadline, time.monotonic() + 2.0)):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pactl subscribe: heard none of its probes within {timeout:.0f} s; "
+                                     f"saw {self.lines[-10:]}")
+
+    def _heard(self, text: str, until: float) -> bool:
+        """Whether a line holding `text` comes before `until` (monotonic clock)."""
+        while True:
+            try:
+                line = self.queue.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                raise AssertionError(f"pactl subscribe ended before {text!r}")
+            self.lines.append(line.strip())
+            if text in line:
+                return True
 
     def _pump(self):
         for line in self.proc.stdout:

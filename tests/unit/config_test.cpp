@@ -83,6 +83,16 @@ TEST_CASE("values are read and checked") {
     CHECK_THROWS_WITH(cfg::parse("[viewer]\nplayer = \"totem\"\n", "c.toml"), Catch::Contains("one of: auto, mpv, vlc"));
 }
 
+TEST_CASE("a float where a whole number belongs is refused, however large") {
+    // 5.6e25 does not fit int64_t: converting it was undefined behaviour (UBSan, config_edit
+    // fuzzer). It must be the ordinary "whole number" error.
+    for (const char *value : {"5555532092777777777777777774.0", "3000.0", "-1e300", "nan", "inf"}) {
+        INFO(value);
+        CHECK_THROWS_WITH(cfg::parse(std::string("[host]\nbitrate_kbps = ") + value + "\n", "c.toml"),
+                          Catch::Contains("bitrate_kbps") && Catch::Contains("must be a whole number"));
+    }
+}
+
 TEST_CASE("[network] congestion_control is read, checked and applied") {
     auto c = cfg::parse("[network]\ncongestion_control = \"cubic\"\n", "c.toml");
     CHECK(c.congestion_control == "cubic");

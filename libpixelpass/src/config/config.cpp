@@ -75,8 +75,10 @@ std::string join(const std::vector<std::string> &items) {
 std::string mismatch(const Key &key, const toml::node &node) {
     switch (key.type) {
     case Type::integer: {
-        auto v = node.value<int64_t>();
-        if (!node.is_integer() || !v || *v < key.min || *v > key.max)
+        // Only an integer node is asked for its value: toml++ converts a float to int64_t
+        // unchecked, which is undefined beyond int64_t's range (found by the config_edit fuzzer).
+        auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
+        if (!v || *v < key.min || *v > key.max)
             return "must be a whole number from " + std::to_string(int64_t(key.min)) + " to " +
                    std::to_string(int64_t(key.max));
         return "";
