@@ -325,7 +325,12 @@ def test_late_joiner_gets_a_clean_first_frame_quickly(tmp_path):
     assert first_frame_s < 3.0, f"first picture {first_frame_s:.2f} s after starting mpv"
 
 
-def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
+def test_slow_player_is_skipped_and_counted_while_another_viewer_stays_on_time():
+    """A player that reads at a trickle is moved to the live edge by its own viewer (the player
+    queue, viewer/live_queue: it never pauses the tunnel for an MPEG-TS body), so the host sees two
+    viewers that keep up and skips neither, and the other viewer stays on time. The host's own skip
+    for a viewer whose network path is too slow is tested in tests/netsim/test_lossy.py and
+    unit-fanout."""
     with pixelpass.Host(**host_options(bitrate_kbps=4000)) as host:
         host.start()
         with connect(host) as slow_viewer, connect(host) as fast_viewer:
@@ -336,18 +341,20 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
             wait_until(lambda: fast.bytes > 0 and slow.bytes > 0, 30, what="both streams")
             rss_start = rss_kb()
 
-            def slow_drops():
-                s = host.stats()
-                ours = [v for v in s["viewers"] if v["drops"] > 0]
-                return s if ours else None
+            def slow_player_skipped():
+                local = slow_viewer.stats()["local"]
+                return local if local["skips"] > 0 else None
 
-            # The slow player's backlog first fills the viewer's local buffer and the QUIC stream
-            # window (about 2 MiB: seconds at a trickle); only then does the host skip.
-            t_drop = time.monotonic()
-            stats = wait_until(slow_drops, 120, interval=0.5, what="the slow viewer's drops in stats")
-            t_drop = time.monotonic() - t_drop
-            time.sleep(3)
+            # The slow player falls 1 s behind within seconds at a trickle; the kernel's socket
+            # buffers are read first, so allow for load.
+            t_skip = time.monotonic()
+            slow_local = wait_until(slow_player_skipped, 60, interval=0.5,
+                                    what="the slow player's skips in its viewer's stats")
+            t_skip = time.monotonic() - t_skip
+            time.sleep(3)  # the fast viewer keeps reading beside the skipped one (not a wait for an event)
             stats = host.stats()
+            slow_local = slow_viewer.stats()["local"]
+            fast_local = fast_viewer.stats()["local"]
             rss_end = rss_kb()
             slow.stop.set()
             fast.stop.set()
@@ -359,25 +366,26 @@ def test_slow_viewer_is_skipped_and_counted_while_another_stays_on_time():
     p95 = sorted(steady)[int(len(steady) * 0.95)]
     median = sorted(steady)[len(steady) // 2]
     # Held back by the slow one, the fast viewer would fall further behind frame after frame until
-    # the host's 1 s skip drops it too (drops[0] below). The bound sits under that skip: with the
-    # README's two tests at a time (this one beside netsim's encoders) the encoder itself runs
-    # late, p95 583 ms with no skip was measured. A loaded 2-core CI machine can still stall this
-    # whole process once for a second, so one late frame is tolerated; a late stream is not.
+    # a 1 s skip drops it too. With the README's two tests at a time (this one beside netsim's
+    # encoders) the encoder itself runs late, p95 583 ms with no skip was measured. A loaded 2-core
+    # CI machine can still stall this whole process once for a second, so one late frame is
+    # tolerated; a late stream is not.
     assert p95 < 900 and steady[worst] < 2500, (
         f"fast viewer fell behind: median {median:.0f} ms, 95th percentile {p95:.0f} ms, worst "
-        f"{steady[worst]:.0f} ms at frame {worst + 15} of {len(late)}; drops seen after {t_drop:.1f} s")
+        f"{steady[worst]:.0f} ms at frame {worst + 15} of {len(late)}; slow player skipped after {t_skip:.1f} s")
     pts = [p for _, p in fast.clock.samples]
     gaps = [b - a for a, b in zip(pts, pts[1:])]
     # A skip to the newest keyframe would jump a GOP (1–2 s); load may cost a frame here and there.
     assert max(gaps) < 45000, f"the fast viewer skipped {max(gaps) / 90:.0f} ms of stream"
-    drops = sorted(v["drops"] for v in stats["viewers"])
-    assert drops[0] == 0 and drops[1] > 0, drops
-    assert stats["totals"]["drops"] >= drops[1]
+    assert fast_local["skips"] == 0, fast_local
+    assert slow_local["skips"] >= 1 and slow_local["skipped_bytes"] > 0, slow_local
+    # The slow player's backlog stays in its viewer, bounded; the host skips nobody.
+    assert [v["drops"] for v in stats["viewers"]] == [0, 0], stats["viewers"]
     ring = stats["media"]["ring"]
     assert ring["bytes_held"] <= 32 * 1024 * 1024, ring  # fanout::Limits::max_ring_bytes
-    assert rss_end - rss_start < 100 * 1024, f"host process grew {rss_end - rss_start} kB"
-    print(f"slow viewer: drops seen after {t_drop:.1f} s; fast viewer worst {steady[worst]:.0f} ms; "
-          f"RSS +{rss_end - rss_start} kB")
+    assert rss_end - rss_start < 100 * 1024, f"host and viewers grew {rss_end - rss_start} kB"
+    print(f"slow player: skipped after {t_skip:.1f} s ({slow_local['skips']} skips); fast viewer "
+          f"worst {steady[worst]:.0f} ms; RSS +{rss_end - rss_start} kB")
 
 
 def test_teardown_after_grace_and_restart_with_a_new_viewer():
