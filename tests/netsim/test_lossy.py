@@ -9,6 +9,7 @@ bitrate follows within 3 s and climbs back once the bottleneck lifts). The whole
 `netsim-lossy` benchmark (bench_lossy.py)."""
 import json
 import os
+import statistics
 import time
 
 import pytest
@@ -54,9 +55,9 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
-def measure(viewer, epoch, warmup_s, seconds):
+def measure(viewer, epoch, warmup_s, seconds, every=None):
     """Frames per second and arrival latency (arrival − capture, the PTS-epoch method) over
-    `seconds` after `warmup_s`."""
+    `seconds` after `warmup_s`; `every()` is called at each 0.5 s poll (a sampler)."""
     time.sleep(warmup_s)  # settling time being measured around, not synchronisation
     start_ms = time.time() * 1000
     start_bytes = viewer.ask()["bytes"]
@@ -65,6 +66,8 @@ def measure(viewer, epoch, warmup_s, seconds):
         time.sleep(0.5)
         st = viewer.ask()
         assert st["error"] is None, st["error"]
+        if every:
+            every()
     end_ms = time.time() * 1000
     got = window(st["frames"], start_ms, end_ms)
     lat = [arrival - (epoch + pts / 90.0) for arrival, pts in got]
@@ -82,11 +85,14 @@ def test_lossy_path_delivers_the_stream(peers):
     with netsim.Rig(delay_ms=25) as rig:
         rig.loss("v", 2)
         host, viewer, epoch = stream(rig, peers)
-        m = measure(viewer, epoch, warmup_s=5, seconds=10)
+        bitrates = []
+        m = measure(viewer, epoch, warmup_s=5, seconds=10,
+                    every=lambda: bitrates.append(host.ask()["stats"]["rate_control"]["bitrate_kbps"]))
         hs = host.ask()["stats"]
         v = hs["viewers"][0]
         print(f"\nLOSSY 2% 100ms cc={hs['congestion_control']}: {m['fps']:.1f} fps, arrival p50 {m['p50_ms']:.0f} ms "
-              f"p95 {m['p95_ms']:.0f} ms, bitrate {hs['rate_control']['bitrate_kbps']} kbit/s, "
+              f"p95 {m['p95_ms']:.0f} ms, bitrate median {statistics.median(bitrates)} min {min(bitrates)} "
+              f"end {hs['rate_control']['bitrate_kbps']} kbit/s, "
               f"rtt {v['rtt_ms']:.0f} ms, congestion events {v['congestion_events']}, skips {v['skips']}, "
               f"lost packets {v['lost_packets']} ({v['loss_pct']:.1f} % of datagrams)")
         assert m["fps"] >= 0.95 * FPS, m
@@ -95,7 +101,10 @@ def test_lossy_path_delivers_the_stream(peers):
         # process) single runs reached 954 ms, so the suite's bound is what holds 20/20.
         assert m["p50_ms"] <= 400, m
         assert m["p95_ms"] <= 1500, m
-        assert hs["rate_control"]["bitrate_kbps"] >= 3000, hs["rate_control"]  # no collapse to the floor
+        # No collapse to the floor, over the whole window: not the last sample alone. In a soak
+        # beside a CI run and a benchmark (2026-12-03, load 6–10) the window ended just after one
+        # congested tick, at 2980 kbit/s on its way back to 6000, with 30 fps and p95 198 ms.
+        assert statistics.median(bitrates) >= 3000, (bitrates, hs["rate_control"])
         # Loss is visible per viewer: ~2 % of the stream's packets are dropped towards the viewer.
         assert v["lost_packets"] > 0, v
         assert 0.5 <= v["loss_pct"] <= 10, v
