@@ -164,22 +164,42 @@ def test_mpv_at_2pct_100ms(peers, cc, fixed):  # noqa: F811
 
 def test_latency_at_a_narrow_path(peers):  # noqa: F811
     """The issue's 2 Mbit/s bottleneck with the 6 Mbit/s setting: arrival latency once the first
-    reaction is over (6 s to 22 s after the drop), the part the controller's steady behaviour decides."""
+    reaction is over (6 s to 22 s after the drop), the part the controller's steady behaviour decides.
+    Also a trace every 0.5 s (`NARROW-TRACE`): the encoder's bitrate, the viewer's lag, capacity and
+    state as the controller saw them, and the arrival latency of the frames in that half second."""
     with netsim.Rig(delay_ms=5) as rig:
         host, viewer, epoch = stream(rig, peers)
         time.sleep(4)  # the stream settles at 6 Mbit/s first: part of the scenario, not synchronisation
         rig.rate("v", 2000)
-        m = measure(viewer, epoch, warmup_s=6, seconds=16)
+        trace = []
+
+        def sample():
+            rc = host.ask()["stats"]["rate_control"]
+            v = rc["viewers"][0] if rc.get("viewers") else {}
+            trace.append((time.time() * 1000, rc["bitrate_kbps"], v.get("lag_ms"), v.get("capacity_kbps"),
+                          v.get("receive_kbps"), "C" if v.get("congested") else ("Q" if v.get("queue_rising") else "-")))
+
+        m = measure(viewer, epoch, warmup_s=6, seconds=16, every=sample)
         hs = host.ask()["stats"]
+        frames = viewer.ask()["frames"]
         print(f"\nNARROW | 6 Mbit/s setting, 2 Mbit/s path | {m['fps']:.1f} | {m['p50_ms']:.0f} | {m['p95_ms']:.0f} | "
               f"{m['max_gap_ms']:.0f} | {hs['rate_control']['bitrate_kbps']} | {hs['viewers'][0]['skips']} |", flush=True)
+        for (at, kbps, lag, cap, recv, state), (nxt, *_) in zip(trace, trace[1:]):
+            lat = [a - (epoch + pts / 90.0) for a, pts in window(frames, at, nxt)]
+            print(f"NARROW-TRACE | {(at - trace[0][0]) / 1000:5.1f} s | encoder {kbps} | lag {lag} | cap {cap} | "
+                  f"recv {recv} | {state} | arrival max {max(lat) if lat else float('nan'):.0f} ms |", flush=True)
 
 
-def test_latency_drift(peers):  # noqa: F811
+@pytest.mark.parametrize("through", ["url", "mpv"])
+def test_latency_drift(peers, through):  # noqa: F811
+    """Arrival at the viewer's URL, or glass-to-glass through mpv (display − capture, the frames mpv
+    displayed, as the MPV rows count them), per minute."""
+    if through == "mpv" and shutil.which("mpv") is None:
+        pytest.skip("needs mpv (Debian package mpv): the player whose displayed frames are counted")
     minutes = int(os.environ.get("PIXELPASS_DRIFT_MINUTES", "10"))
     with netsim.Rig(delay_ms=25) as rig:
         rig.loss("v", 2)
-        host, viewer, epoch = stream(rig, peers)
+        host, viewer, epoch = stream(rig, peers, mpv=through == "mpv")
         start_ms = time.time() * 1000
         deadline = time.monotonic() + minutes * 60
         while time.monotonic() < deadline:
@@ -187,15 +207,19 @@ def test_latency_drift(peers):  # noqa: F811
             st = viewer.ask()
             assert st["error"] is None, st["error"]
         st = viewer.ask()
+        if through == "mpv":
+            frames = [(display, pts * 1000) for display, pts in st["mpv"]]
+        else:
+            frames = [(arrival, pts / 90.0) for arrival, pts in st["frames"]]
         rows = []
         for i in range(minutes):
-            got = window(st["frames"], start_ms + i * 60000, start_ms + (i + 1) * 60000)
-            lat = [arrival - (epoch + pts / 90.0) for arrival, pts in got]
+            got = window(frames, start_ms + i * 60000, start_ms + (i + 1) * 60000)
+            lat = [at - (epoch + pts_ms) for at, pts_ms in got]
             rows.append((len(got) / 60, percentile(lat, 0.5), percentile(lat, 0.95)))
-            print(f"\nDRIFT | minute {i + 1} | {rows[-1][0]:.1f} fps | p50 {rows[-1][1]:.0f} ms | "
+            print(f"\nDRIFT | {through} | minute {i + 1} | {rows[-1][0]:.1f} fps | p50 {rows[-1][1]:.0f} ms | "
                   f"p95 {rows[-1][2]:.0f} ms |", flush=True)
         hs = host.ask()["stats"]
-        print(f"DRIFT end: encoder {hs['rate_control']['bitrate_kbps']} kbit/s, skips {hs['viewers'][0]['skips']}, "
-              f"loss {hs['viewers'][0]['loss_pct']:.1f} %", flush=True)
+        print(f"DRIFT {through} end: encoder {hs['rate_control']['bitrate_kbps']} kbit/s, skips "
+              f"{hs['viewers'][0]['skips']}, loss {hs['viewers'][0]['loss_pct']:.1f} %", flush=True)
         first, last = rows[0][2], rows[-1][2]
         assert last <= max(first * 1.25, first + 50), rows

@@ -17,12 +17,14 @@ namespace {
 // One viewer's path: capacity in kbit/s, what it acknowledged, its backlog and skips.
 struct Path {
     double capacity_kbps;
+    double overhead = 1.0;  // stream bits per encoded bit (MPEG-TS packets and PES headers: ~1.05)
     double acked_bytes = 0;
     double backlog_kbit = 0;
     uint64_t skips = 0;
 
     // The stream (video + audio) offered at `offered_kbps` for `dt` seconds.
     Sample step(uint64_t id, double offered_kbps, double dt) {
+        offered_kbps *= overhead;
         double queued = backlog_kbit + offered_kbps * dt;
         double sent = std::min(queued, capacity_kbps * dt);
         acked_bytes += sent * 1000 / 8;
@@ -44,12 +46,15 @@ struct Sim {
     double t = 0;
     static constexpr double kTick = 0.5;
 
+    std::vector<Sample> last;
+
     explicit Sim(Options o = {}) : controller(o) {}
 
     unsigned tick() {
         std::vector<Sample> samples;
         double offered = controller.target_kbps() + controller.options().audio_kbps;
         for (auto &[id, path] : paths) samples.push_back(path.step(id, offered, kTick));
+        last = samples;
         now += std::chrono::milliseconds(static_cast<int>(kTick * 1000));
         t += kTick;
         return controller.update(samples, now);
@@ -107,6 +112,48 @@ TEST_CASE("a capacity drop is followed within 3 s, its return within 10 s, with 
     double recovered = sim.until(12, [](unsigned kbps) { return kbps >= 5700; });
     REQUIRE(recovered >= 0);
     REQUIRE(recovered <= 10.0);
+}
+
+TEST_CASE("probing a narrow path backs off on a forming queue: the lag a probe builds stays small") {
+    // The issue's 2 Mbit/s bottleneck with the 6 Mbit/s setting, with the multiplex's overhead:
+    // without the back-off each probe ran the lag past 250 ms (congestion) and the fan-out's skip.
+    Sim sim;
+    sim.paths[1] = Path{8000, 1.05};
+    sim.run(10);
+    sim.paths[1].capacity_kbps = 2000;
+    sim.run(10);  // the first reaction and its drain
+    uint64_t skips = sim.paths[1].skips;
+    auto congestions = sim.controller.viewers().at(0).congestions;
+    int64_t worst_lag = 0;
+    double sum = 0;
+    const int ticks = 120;  // 60 s
+    for (int i = 0; i < ticks; ++i) {
+        sum += sim.tick();
+        worst_lag = std::max(worst_lag, sim.last.at(0).backlog_ms);
+    }
+    const auto &v = sim.controller.viewers().at(0);
+    INFO("worst lag " << worst_lag << " ms; mean " << sum / ticks << " kbit/s; backoffs " << v.backoffs
+                      << "; congestions " << v.congestions - congestions);
+    CHECK(v.backoffs >= 2);  // it kept probing, and backed off each time
+    CHECK(v.congestions == congestions);  // no probe got as far as congestion
+    CHECK(worst_lag < 250);
+    CHECK(sim.paths[1].skips == skips);
+    CHECK((sum / ticks + 128) * 1.05 >= 0.75 * 2000);  // it still uses most of the path
+}
+
+TEST_CASE("a lag that stays put is not a forming queue") {
+    // A lossy path's retransmissions hold bytes for a round trip or so: a lag that is high but not
+    // rising leaves the bitrate alone.
+    Controller c(Options{});
+    auto t = Clock::time_point{} + 1h;
+    Sample s{1, 0, 0, 0, 0, 0, 100};
+    for (int i = 0; i <= 40; ++i) {
+        s.acked_bytes += 6000 * 1000 / 8 / 2;
+        s.backlog_ms = i % 2 ? 240 : 210;  // past the queue threshold (100 ms + the RTT), noisy, not growing
+        c.update({s}, t + i * 500ms);
+    }
+    CHECK(c.viewers().at(0).backoffs == 0);
+    CHECK(c.target_kbps() == 6000);
 }
 
 TEST_CASE("several viewers: the slowest is followed unless far below the rest") {

@@ -40,6 +40,7 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
         v.last_acked = s.acked_bytes;
         v.last_skips = s.skips;
         v.last_time = now;
+        v.lag_ms = s.backlog_ms;  // QUIC's share needs a receive rate, known from the next tick
         return;
     }
     auto dt = now - v.last_time;
@@ -47,34 +48,85 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
     double dt_s = seconds(dt);
     double inst_kbps = static_cast<double>(s.acked_bytes - std::min(s.acked_bytes, v.last_acked)) * 8 / 1000 / dt_s;
     v.receive_kbps = v.receive_kbps == 0 ? inst_kbps : 0.5 * v.receive_kbps + 0.5 * inst_kbps;
+    // Not just after a congestion or back-off: the queue draining then is acknowledged in a burst
+    // (2.2 Mbit/s through a 2 Mbit/s path) that says nothing about the path.
+    if (now - v.last_congested >= options_.hold)
+        v.receive_history[v.receive_next++ % v.receive_history.size()] = v.receive_kbps;
     bool skipped = s.skips > v.last_skips;
+    v.last_lag_ms = v.lag_ms;
     v.lag_ms = lag_ms(v, s);
+    v.lag_rises = v.lag_ms > v.last_lag_ms ? v.lag_rises + 1 : 0;
     v.congested = skipped || v.lag_ms > options_.congested_backlog.count();
-    if (v.congested) {
-        // What the path really carried just now (the smoothed rate still remembers better times),
-        // less a margin to drain the backlog, less the audio.
-        double path_kbps = std::max(std::min(inst_kbps, v.receive_kbps), s.delivery_kbps);
-        double carried = options_.headroom * path_kbps - options_.audio_kbps;
-        v.ceiling_kbps = std::max(path_kbps - options_.audio_kbps, 1.0);
-        v.below_floor = carried < options_.floor_kbps;
-        v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(carried, options_.floor_kbps));
-        v.drain_kbps = path_kbps * std::min(1.0, static_cast<double>(v.lag_ms) / static_cast<double>(options_.drain.count()));
-        v.last_congested = now;
-        ++v.congestions;
-    } else {
+    // Rising for a second, or by half the threshold in one tick (a fast probe leaves no time for two).
+    v.queue_rising = !v.congested && v.lag_ms >= queue_threshold_ms(s) &&
+                     (v.lag_rises >= 2 || v.lag_ms - v.last_lag_ms >= queue_threshold_ms(s) / 2);
+    if (v.congested)
+        on_congested(v, s, inst_kbps, now);
+    else
         v.drain_kbps = 0;
-    }
-    // A capacity grows only once the encoder runs at it: while the encoder climbs back from a
-    // drain, the path carrying less than the capacity proves nothing about more.
-    if (!v.congested && now - v.last_congested >= options_.hold && target_kbps_ >= 0.95 * v.capacity_kbps) {
-        bool near = v.capacity_kbps >= 0.95 * v.ceiling_kbps && v.capacity_kbps < 1.08 * v.ceiling_kbps;
-        double rate = near ? options_.increase_near_ceiling_per_s : options_.increase_per_s;
-        v.capacity_kbps = std::min<double>(options_.max_kbps, v.capacity_kbps * std::pow(1 + rate, dt_s));
-    }
+    if (v.queue_rising) on_queue_forming(v, dt_s, now);
+    grow(v, s, dt_s, now);
     if (!v.congested && v.capacity_kbps > options_.floor_kbps) v.below_floor = false;
     v.last_acked = s.acked_bytes;
     v.last_skips = s.skips;
     v.last_time = now;
+}
+
+int64_t Controller::queue_threshold_ms(const Sample &s) const {
+    return options_.queue_forming.count() + std::lround(s.min_rtt_ms);
+}
+
+double ViewerState::recent_receive_kbps() const {
+    return *std::max_element(receive_history.begin(), receive_history.end());
+}
+
+// What the path really carried just now (the smoothed rate still remembers better times), less a
+// margin to drain the backlog, less the audio; the encoder goes a further share lower while the lag lasts.
+// Acknowledgements stall on a congested path (retransmissions), so the transport's delivery-rate
+// estimate counts too, but only up to the best rate the viewer received in the last seconds: behind
+// a token bucket it measures the bucket's bursts (3.4 Mbit/s at a 2 Mbit/s tbf), not the path.
+void Controller::on_congested(ViewerState &v, const Sample &s, double inst_kbps, Clock::time_point now) {
+    double acked_kbps = std::min(inst_kbps, v.receive_kbps);
+    double path_kbps = std::max(acked_kbps, std::min(s.delivery_kbps, v.recent_receive_kbps()));
+    double carried = options_.headroom * path_kbps - options_.audio_kbps;
+    v.ceiling_kbps = std::max(path_kbps - options_.audio_kbps, 1.0);
+    v.below_floor = carried < options_.floor_kbps;
+    v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(carried, options_.floor_kbps));
+    double share = static_cast<double>(v.lag_ms) / static_cast<double>(options_.drain.count());
+    v.drain_kbps = path_kbps * std::min(options_.drain_max_share, share);
+    v.last_congested = now;
+    ++v.congestions;
+}
+
+// The lag grew by `growth` seconds per second: the stream runs (1 + growth) × what the path carries.
+void Controller::on_queue_forming(ViewerState &v, double dt_s, Clock::time_point now) {
+    double growth = std::clamp(static_cast<double>(v.lag_ms - v.last_lag_ms) / 1000 / dt_s, 0.02, 1.0);
+    double stream_kbps = static_cast<double>(target_kbps_) + options_.audio_kbps;
+    // The lag's growth measures against the encoder's target, which the encoder reaches only over a
+    // second or so; what the saturated path delivers bounds the estimate from the other side.
+    double fits = std::min(stream_kbps / (1 + growth), v.recent_receive_kbps()) - options_.audio_kbps;
+    fits = std::max(fits, 1.0);
+    v.ceiling_kbps = fits;
+    v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(options_.backoff_headroom * fits, options_.floor_kbps));
+    v.last_congested = now;
+    v.lag_rises = 0;
+    ++v.backoffs;
+}
+
+// A capacity grows only once the encoder runs at it (while the encoder climbs back from a drain,
+// the path carrying less than the capacity proves nothing about more) and no queue is left.
+void Controller::grow(ViewerState &v, const Sample &s, double dt_s, Clock::time_point now) {
+    if (v.congested || now - v.last_congested < options_.hold || target_kbps_ < 0.95 * v.capacity_kbps) return;
+    if (v.lag_ms >= queue_threshold_ms(s)) return;
+    // Near the rate the path last congested or queued at, and the viewer has not received more since:
+    // probe slowly. Once it receives more (the path widened), the usual pace finds the rest. (The
+    // encoder's output trails its target by a second, so a capacity bound alone let the probe run
+    // on at the usual pace above a path that had not widened.)
+    bool at_ceiling = v.capacity_kbps >= 0.95 * v.ceiling_kbps;
+    bool path_widened = v.recent_receive_kbps() > 1.08 * (v.ceiling_kbps + options_.audio_kbps);
+    bool near = at_ceiling && !path_widened;
+    double rate = near ? options_.increase_near_ceiling_per_s : options_.increase_per_s;
+    v.capacity_kbps = std::min<double>(options_.max_kbps, v.capacity_kbps * std::pow(1 + rate, dt_s));
 }
 
 // The fan-out backlog plus the time QUIC's held bytes take at the rate the path delivers, beyond
@@ -133,6 +185,8 @@ nlohmann::json Controller::stats() const {
                         {"receive_kbps", std::lround(v.receive_kbps)},
                         {"capacity_kbps", std::lround(v.capacity_kbps)},
                         {"congested", v.congested},
+                        {"queue_rising", v.queue_rising},
+                        {"backoffs", v.backoffs},
                         {"lag_ms", v.lag_ms},
                         {"drain_kbps", std::lround(v.drain_kbps)},
                         {"followed", v.followed},

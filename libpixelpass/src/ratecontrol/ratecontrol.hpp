@@ -15,10 +15,18 @@
 //    acknowledgements stall on a congested path (retransmissions), the bandwidth estimate not.
 //    A capacity never goes below the floor (the viewer is then flagged below_floor instead), so
 //    the recovery starts from there.
+//  * A queue forming is caught before it is congestion: when a viewer's lag is past
+//    `queue_forming` (plus its minimum RTT, the noise a lossy path's retransmissions add) and rose
+//    over the last two ticks, the encoder runs faster than the path. The rate the path carries is
+//    then the encoder's rate divided by the lag's growth (a lag growing 100 ms per second: the stream
+//    is 10 % too fast); the capacity backs off to `backoff_headroom` × that, without a drain, and
+//    that rate becomes the viewer's ceiling. A probe above a narrow path thus costs ~100–150 ms of
+//    lag instead of the 250 ms + that congestion takes to show (measured: docs/network.md).
 //  * An uncongested viewer's capacity grows by `increase_per_s` (compounded) once `hold` has
-//    passed since its last congestion, up to the configured bitrate, and by only
-//    `increase_near_ceiling_per_s` within -5..+8 % of the rate at which it last congested:
-//    capacity that returns is found again within seconds, a still-narrow path is probed gently.
+//    passed since its last congestion or back-off and its lag is below the queue threshold, up to
+//    the configured bitrate; by only `increase_near_ceiling_per_s` from 95 % of the rate at which
+//    it last congested or queued (its ceiling) until it receives 8 % more than it did then: a
+//    still-narrow path is probed gently, capacity that returns is found again within seconds.
 //  * Several viewers: the encoder follows the slowest viewer, except one whose capacity is below
 //    `outlier_ratio` × the median of all viewers' capacities: following it would degrade everyone
 //    for one bad path. Such a viewer (and any viewer below the floor) keeps skipping to keyframes;
@@ -27,6 +35,7 @@
 //    keyframe: a rate change alone does not cost a keyframe (no storm).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <vector>
@@ -52,6 +61,12 @@ struct Options {
     // lag's share of it (a 500 ms lag at 2 Mbit/s: 500 kbit/s less). With the headroom alone a
     // probe's overshoot took ~3 s to drain at a 2 Mbit/s bottleneck, most of the p95 there.
     std::chrono::milliseconds drain{2000};
+    // The drain takes at most this share of the path's rate: a lag near the fan-out's 1 s bound
+    // took the encoder to the floor for a second, worse than the skip it was avoiding.
+    double drain_max_share = 0.35;
+    // A lag past this (beyond the minimum RTT) that keeps rising is a queue forming.
+    std::chrono::milliseconds queue_forming{100};
+    double backoff_headroom = 0.85;
     double outlier_ratio = 0.4;
 };
 
@@ -74,13 +89,20 @@ struct ViewerState {
     double capacity_kbps = 0;  // video bitrate this path is believed to carry
     double ceiling_kbps = 0;   // video bitrate it carried when it last congested (0 = never)
     bool congested = false;
+    bool queue_rising = false; // backed off this tick: its lag kept rising past the queue threshold
     int64_t lag_ms = 0;        // fan-out backlog + QUIC-held time beyond one round trip
     double drain_kbps = 0;     // while congested: taken off its capacity for the encoder, to drain the lag
     bool followed = true;      // its capacity bounds the encoder
     bool below_floor = false;  // cannot carry even the floor bitrate
     uint64_t congestions = 0;  // ticks it was congested on
+    uint64_t backoffs = 0;     // ticks it backed off on a forming queue
     // Internal bookkeeping.
     uint64_t last_acked = 0, last_skips = 0;
+    int64_t last_lag_ms = 0;
+    unsigned lag_rises = 0;  // consecutive ticks the lag rose
+    std::array<double, 8> receive_history{};  // receive_kbps of the last ticks outside a hold (a few seconds)
+    size_t receive_next = 0;
+    double recent_receive_kbps() const;
     Clock::time_point last_time{}, last_congested{};
     bool seen = false;
 };
@@ -103,6 +125,10 @@ private:
     ViewerState &state_for(uint64_t id);
     void observe(ViewerState &v, const Sample &s, Clock::time_point now);
     int64_t lag_ms(const ViewerState &v, const Sample &s) const;
+    int64_t queue_threshold_ms(const Sample &s) const;
+    void on_congested(ViewerState &v, const Sample &s, double inst_kbps, Clock::time_point now);
+    void on_queue_forming(ViewerState &v, double dt_s, Clock::time_point now);
+    void grow(ViewerState &v, const Sample &s, double dt_s, Clock::time_point now);
     unsigned choose(Clock::time_point now, double dt_s);
 
     Options options_;
