@@ -156,6 +156,37 @@ TEST_CASE("a lag that stays put is not a forming queue") {
     CHECK(c.target_kbps() == 6000);
 }
 
+TEST_CASE("a viewer joining behind the live edge does not take the bitrate down while it catches up") {
+    Controller c(Options{});
+    auto t = Clock::time_point{} + 1h;
+    // Viewer 1 watches at 6 Mbit/s. Viewer 2 joins at a keyframe 1.8 s old and catches up in 3 s
+    // (slow start): its lag falls from 1800 ms to 0 while it receives more than the stream.
+    Sample one{1, 0, 0, 0, 0, 0, 20}, two{2, 0, 1800, 0, 0, 0, 20};
+    for (int i = 0; i <= 10; ++i) {
+        one.acked_bytes += 6128 * 1000 / 8 / 2;
+        two.acked_bytes += 8000 * 1000 / 8 / 2;
+        two.backlog_ms = std::max(0, 1800 - i * 300);
+        c.update({one, two}, t + i * 500ms);
+        INFO("tick " << i);
+        CHECK(c.target_kbps() == 6000);
+        CHECK(c.viewers().at(1).congested == false);
+    }
+    CHECK(c.viewers().at(1).catching_up == false);  // caught up: from now on its lag counts
+
+    // One that never catches up is congested once the grace has passed.
+    Controller d(Options{});
+    Sample slow{3, 0, 1800, 0, 0, 0, 20};
+    double congested_at = -1;
+    for (int i = 0; i <= 20 && congested_at < 0; ++i) {
+        slow.acked_bytes += 1500 * 1000 / 8 / 2;
+        d.update({slow}, t + i * 500ms);
+        if (d.viewers().at(0).congested) congested_at = i * 0.5;
+    }
+    CHECK(congested_at >= 6.0);
+    CHECK(congested_at <= 6.5);
+    CHECK(d.target_kbps() < 1500);
+}
+
 TEST_CASE("several viewers: the slowest is followed unless far below the rest") {
     Sim sim;
     sim.paths[1] = Path{20000};

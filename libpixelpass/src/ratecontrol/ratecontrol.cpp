@@ -40,6 +40,7 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
         v.last_acked = s.acked_bytes;
         v.last_skips = s.skips;
         v.last_time = now;
+        v.joined = now;
         v.lag_ms = s.backlog_ms;  // QUIC's share needs a receive rate, known from the next tick
         return;
     }
@@ -56,10 +57,16 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
     v.last_lag_ms = v.lag_ms;
     v.lag_ms = lag_ms(v, s);
     v.lag_rises = v.lag_ms > v.last_lag_ms ? v.lag_rises + 1 : 0;
-    v.congested = skipped || v.lag_ms > options_.congested_backlog.count();
-    // Rising for a second, or by half the threshold in one tick (a fast probe leaves no time for two).
-    v.queue_rising = !v.congested && v.lag_ms >= queue_threshold_ms(s) &&
-                     (v.lag_rises >= 2 || v.lag_ms - v.last_lag_ms >= queue_threshold_ms(s) / 2);
+    // Caught up, out of grace, or not catching up at all: a lag that rose for a second is a path
+    // narrower than the stream (one that narrowed just after the join is followed within ~1.5 s).
+    if (v.catching_up && (v.lag_ms <= options_.congested_backlog.count() || now - v.joined >= options_.join_grace ||
+                          v.lag_rises >= 2))
+        v.catching_up = false;
+    v.congested = !v.catching_up && (skipped || v.lag_ms > options_.congested_backlog.count());
+    // Rising for a second, or by the whole threshold in one tick (a fast probe leaves no time for
+    // two; half of it fired on the retransmission noise of a 2 % lossy path).
+    v.queue_rising = !v.catching_up && !v.congested && v.lag_ms >= queue_threshold_ms(s) &&
+                     (v.lag_rises >= 2 || v.lag_ms - v.last_lag_ms >= queue_threshold_ms(s));
     if (v.congested)
         on_congested(v, s, inst_kbps, now);
     else
@@ -185,6 +192,7 @@ nlohmann::json Controller::stats() const {
                         {"receive_kbps", std::lround(v.receive_kbps)},
                         {"capacity_kbps", std::lround(v.capacity_kbps)},
                         {"congested", v.congested},
+                        {"catching_up", v.catching_up},
                         {"queue_rising", v.queue_rising},
                         {"backoffs", v.backoffs},
                         {"lag_ms", v.lag_ms},

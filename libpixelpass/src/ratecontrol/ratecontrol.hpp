@@ -20,8 +20,10 @@
 //    over the last two ticks, the encoder runs faster than the path. The rate the path carries is
 //    then the encoder's rate divided by the lag's growth (a lag growing 100 ms per second: the stream
 //    is 10 % too fast); the capacity backs off to `backoff_headroom` × that, without a drain, and
-//    that rate becomes the viewer's ceiling. A probe above a narrow path thus costs ~100–150 ms of
-//    lag instead of the 250 ms + that congestion takes to show (measured: docs/network.md).
+//    that rate becomes the viewer's ceiling: most probes above a narrow path end there, before
+//    the 250 ms of congestion (docs/network.md, "Latency bounds", has the measurements).
+//  * A joining viewer starts up to a GOP behind: until it first catches up its lag is not
+//    congestion (at most `join_grace`, and not while the lag keeps rising).
 //  * An uncongested viewer's capacity grows by `increase_per_s` (compounded) once `hold` has
 //    passed since its last congestion or back-off and its lag is below the queue threshold, up to
 //    the configured bitrate; by only `increase_near_ceiling_per_s` from 95 % of the rate at which
@@ -68,6 +70,11 @@ struct Options {
     std::chrono::milliseconds queue_forming{100};
     double backoff_headroom = 0.85;
     double outlier_ratio = 0.4;
+    // A viewer that just joined starts at the newest keyframe, up to a GOP (2 s) behind the live
+    // edge, over a connection still in slow start: its lag says nothing about its path until it
+    // first catches up (lag within `congested_backlog`) or this long has passed. Counted as
+    // congestion, every join took every viewer's bitrate down (6000 → 1526 kbit/s, seen in a soak).
+    std::chrono::milliseconds join_grace{6000};
 };
 
 // One viewer at one tick. Counters are cumulative (the controller takes differences).
@@ -89,6 +96,7 @@ struct ViewerState {
     double capacity_kbps = 0;  // video bitrate this path is believed to carry
     double ceiling_kbps = 0;   // video bitrate it carried when it last congested (0 = never)
     bool congested = false;
+    bool catching_up = true;   // joined and not yet at the live edge (see Options::join_grace)
     bool queue_rising = false; // backed off this tick: its lag kept rising past the queue threshold
     int64_t lag_ms = 0;        // fan-out backlog + QUIC-held time beyond one round trip
     double drain_kbps = 0;     // while congested: taken off its capacity for the encoder, to drain the lag
@@ -103,7 +111,7 @@ struct ViewerState {
     std::array<double, 8> receive_history{};  // receive_kbps of the last ticks outside a hold (a few seconds)
     size_t receive_next = 0;
     double recent_receive_kbps() const;
-    Clock::time_point last_time{}, last_congested{};
+    Clock::time_point last_time{}, last_congested{}, joined{};
     bool seen = false;
 };
 
