@@ -166,5 +166,9 @@ def test_port_restricted_host_and_symmetric_viewer_meet_by_port_guessing(peers):
         assert [(v["found"], v["path"]) for v in hs["viewers"]] == [("guessed", "direct")], hs["viewers"]
         hg = hs["rendezvous"]["guess"]
         assert hs["rendezvous"]["nat"] == "cone", hs["rendezvous"]
-        # Bounded and stopped at the hit: at most 2048 guesses, every one answered only by the viewer.
-        assert hg["sprays"] == 1 and hg["hits"] == 1 and 0 < hg["guesses"] <= 2048, hg
+        # Bounded and stopped at the hit: at most 2048 guesses. Usually a guess meets an open fan
+        # port; about 1 run in 100 a fan socket's random port equals the viewer candidate our punch
+        # probed (path probes carry the same credentials), the fan answers it and the spray is hit
+        # before its first guess (seen in a soak: guesses 0, viewer answered 2). Both are a meeting.
+        assert hg["sprays"] == 1 and hg["hits"] == 1 and hg["guesses"] <= 2048, hg
+        assert hg["guesses"] > 0 or g["answered"] > 0, (hg, g)
