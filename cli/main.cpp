@@ -133,6 +133,7 @@ struct HostArgs {
     std::string congestion_control;
     bool fixed_bitrate = false;
     bool one_viewer = false;
+    unsigned max_streams_per_viewer = 0;
     // media servers fed the same encode
     std::vector<std::string> publish;
     std::string publish_key_file;
@@ -250,6 +251,9 @@ void add_host_options(CLI::App *cmd, HostArgs &a) {
                   "Keep --bitrate even when a viewer's path cannot carry it (default: adapt, down to 500 kbit/s)");
     cmd->add_flag("--one-viewer", a.one_viewer,
                   "The ticket admits one viewer: any other is refused, and this one too once it leaves");
+    cmd->add_option("--max-streams-per-viewer", a.max_streams_per_viewer,
+                    "Players one viewer may run at once over its connection (default 2)")
+        ->check(CLI::Range(1u, 64u));
     add_publish_options(cmd, a);
 }
 
@@ -300,6 +304,7 @@ int run_host(const HostArgs &args) {
     o.congestion_control = or_null(a.congestion_control);
     o.fixed_bitrate = a.fixed_bitrate;
     o.one_viewer = a.one_viewer ? 1 : 0;
+    o.max_streams_per_viewer = a.max_streams_per_viewer;
     PublishOptions publish;
     if (!publish.fill(a, o)) return kExitUsage;
 

@@ -242,7 +242,7 @@ typedef void (*pp_event_cb)(const pp_event *event, void *user_data);
 
 typedef struct pp_host pp_host;
 
-#define PP_HOST_OPTIONS_VERSION 3
+#define PP_HOST_OPTIONS_VERSION 4
 
 typedef struct pp_host_options {
     unsigned version;            /**< PP_HOST_OPTIONS_VERSION */
@@ -293,12 +293,15 @@ typedef struct pp_host_options {
                                       whose secret is accepted; every other connection is refused
                                       (the viewer gets PP_ERR_TICKET_REJECTED; stats
                                       totals.refused_one_viewer), also after that viewer left */
+    /* version 4 */
+    unsigned max_streams_per_viewer; /**< concurrent GET /stream.ts per viewer connection; more get
+                                          429 (stats totals.refused_streams); 0 = default (2) */
 } pp_host_options;
 
 /* Field order in the initialiser follows the struct; unnamed fields are zero. */
 #define PP_HOST_OPTIONS_INIT { PP_HOST_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, NULL, 1, NULL, \
                                0, -1, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, \
-                               NULL, 0, 0, NULL, 0, NULL, 0, NULL, 0 }
+                               NULL, 0, 0, NULL, 0, NULL, 0, NULL, 0, 0 }
 
 /** Fills `options` with defaults for `version` (use PP_HOST_OPTIONS_VERSION). */
 PP_EXPORT pp_result pp_host_options_init(pp_host_options *options, unsigned version);

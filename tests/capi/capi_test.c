@@ -1317,6 +1317,80 @@ static void test_one_viewer_ticket(void) {
     pp_host_free(h);
 }
 
+/* Version 4 of pp_host_options: max_streams_per_viewer. A version-3 caller's struct ends before
+ * it (init writes nothing there, the host keeps its default of 2); set to 1, a viewer's second
+ * player at the same time is refused by the host (429, counted in totals.refused_streams) while
+ * the first keeps its stream. */
+static void test_max_streams_per_viewer(void) {
+    unsigned char raw[sizeof(pp_host_options)];
+    INIT_OLD_LAYOUT(pp_host_options_init, pp_host_options, raw, 3,
+                    offsetof(pp_host_options, max_streams_per_viewer), 0xA5);
+
+    pp_host_options o = PP_HOST_OPTIONS_INIT;
+    ASSERT(o.max_streams_per_viewer == 0);
+    o.source = "synthetic";
+    o.bind_address = "127.0.0.1";
+    o.no_stun = 1;
+    o.no_port_mapping = 1;
+    o.no_dht = 1;
+    o.max_streams_per_viewer = 1;
+    pp_host *h = NULL;
+    ASSERT_RC(PP_OK, pp_host_new(&h, &o, NULL, NULL));
+    if (!h) return;
+    ASSERT_RC(PP_OK, pp_host_start(h));
+    char *ticket = get_host_string(pp_host_ticket, h);
+    pp_viewer_options vo = PP_VIEWER_OPTIONS_INIT;
+    vo.ticket = ticket;
+    vo.no_stun = 1;
+    vo.no_dht = 1;
+    pp_viewer *v = NULL;
+    if (ticket) ASSERT_RC(PP_OK, pp_viewer_connect(&v, &vo, NULL, NULL));
+    char *url = v ? get_viewer_string(pp_viewer_url, v) : NULL;
+    int first = url ? open_local_stream(url) : -1;
+    ASSERT(first >= 0);
+    /* The first player's stream is flowing before the second asks: both are then concurrent. */
+    char chunk[65536];
+    long bytes = 0;
+    for (time_t end = time(NULL) + 30; first >= 0 && bytes < 65536 && time(NULL) < end;) {
+        ssize_t got = read(first, chunk, sizeof chunk);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+        if (got > 0) bytes += got;
+    }
+    ASSERT(bytes >= 65536);
+    int second = url ? open_local_stream(url) : -1;
+    ASSERT(second >= 0);
+    char answer[4096];
+    size_t have = 0;
+    for (time_t end = time(NULL) + 30; second >= 0 && have + 1 < sizeof answer && time(NULL) < end;) {
+        ssize_t got = read(second, answer + have, sizeof answer - 1 - have);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+        if (got > 0) have += (size_t)got;
+        /* Keep the first player reading, as a real one does. */
+        ssize_t more = read(first, chunk, sizeof chunk);
+        if (more > 0) bytes += more;
+    }
+    answer[have] = '\0';
+    ASSERT(strstr(answer, "too many streams") != NULL);
+    ASSERT(strncmp(answer, "HTTP/1.1 200", 12) != 0);
+    char *stats = get_host_string(pp_host_stats_json, h);
+    ASSERT(stats != NULL && strstr(stats, "\"refused_streams\":1") != NULL);
+    free(stats);
+    /* The first player still gets its stream. */
+    long before = bytes;
+    for (time_t end = time(NULL) + 30; first >= 0 && bytes < before + 65536 && time(NULL) < end;) {
+        ssize_t got = read(first, chunk, sizeof chunk);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+        if (got > 0) bytes += got;
+    }
+    ASSERT(bytes >= before + 65536);
+    if (first >= 0) close(first);
+    if (second >= 0) close(second);
+    free(url);
+    pp_viewer_free(v);
+    free(ticket);
+    pp_host_free(h);
+}
+
 int main(void) {
     test_strerror();
     test_version();
@@ -1345,6 +1419,7 @@ int main(void) {
     test_relay_config();
     test_dht_options();
     test_one_viewer_ticket();
+    test_max_streams_per_viewer();
 
     printf("capi_test: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

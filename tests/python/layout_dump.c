@@ -37,6 +37,7 @@ int main(void) {
     FIELD(pp_host_options, publish); FIELD(pp_host_options, publish_count);
     FIELD(pp_host_options, publish_key);
     FIELD(pp_host_options, one_viewer);
+    FIELD(pp_host_options, max_streams_per_viewer);
 
     printf("}},\n \"pp_viewer_options\": {\"size\": %zu, \"fields\": {", sizeof(pp_viewer_options));
     first = 1;

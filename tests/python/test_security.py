@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -137,6 +138,29 @@ def test_without_one_viewer_a_ticket_admits_several():
         with pixelpass.Viewer.connect(ticket), pixelpass.Viewer.connect(ticket):
             assert len(host.stats()["viewers"]) == 2
         assert host.stats()["totals"]["refused_one_viewer"] == 0
+
+
+def test_max_streams_per_viewer_bounds_one_connection():
+    """A viewer's players each open a stream over its one connection; the host admits
+    max_streams_per_viewer of them at once (default 2) and refuses more with a reason."""
+    with pixelpass.Host(source="synthetic", bind_address="127.0.0.1", max_streams_per_viewer=1) as host:
+        host.start()
+        with pixelpass.Viewer.connect(host.ticket()) as viewer:
+            with urllib.request.urlopen(viewer.url, timeout=30) as first:
+                assert len(first.read(1 << 16)) == 1 << 16
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(viewer.url, timeout=30)
+                assert b"too many streams" in refused.value.read()
+                assert len(first.read(1 << 16)) == 1 << 16  # the first one goes on
+        assert host.stats()["totals"]["refused_streams"] == 1
+    # The default admits two at once.
+    with pixelpass.Host(source="synthetic", bind_address="127.0.0.1") as host:
+        host.start()
+        with pixelpass.Viewer.connect(host.ticket()) as viewer:
+            with urllib.request.urlopen(viewer.url, timeout=30) as a, \
+                    urllib.request.urlopen(viewer.url, timeout=30) as b:
+                assert len(a.read(1 << 16)) == len(b.read(1 << 16)) == 1 << 16
+        assert host.stats()["totals"]["refused_streams"] == 0
 
 
 # ---- the local stream is for the viewer's own user --------------------------------------------

@@ -358,7 +358,8 @@ class Host(_Owned):
     audio=True, apps=[...], monitor, relay, relay_username, relay_password, relay_secret,
     stun_servers=[...], no_stun, no_port_mapping, relay_only, no_relay, ticket_lifetime_s,
     grace_ms, name, dht_bootstrap=[...], no_dht, congestion_control="cubic"|"bbr"|"bbr2"|"reno",
-    fixed_bitrate, publish=["rtmp://...", "srt://..."], publish_key, one_viewer). `callback(Event)` runs on
+    fixed_bitrate, publish=["rtmp://...", "srt://..."], publish_key, one_viewer,
+    max_streams_per_viewer). `callback(Event)` runs on
     the library's network thread. stats()["publish"] lists each media server's state.
     As a context manager it closes (stops and frees) the host on exit."""
 

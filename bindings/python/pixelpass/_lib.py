@@ -17,7 +17,7 @@ import threading
 ABI_MAJOR = 0
 
 # Option-struct versions this binding fills in (PP_*_OPTIONS_VERSION).
-HOST_OPTIONS_VERSION = 3
+HOST_OPTIONS_VERSION = 4
 VIEWER_OPTIONS_VERSION = 2
 REPAIR_OPTIONS_VERSION = 1
 DEMO_OPTIONS_VERSION = 3
@@ -207,6 +207,7 @@ class HostOptions(ctypes.Structure):
         ("publish_count", ctypes.c_size_t),
         ("publish_key", ctypes.c_char_p),
         ("one_viewer", ctypes.c_int),  # version 3
+        ("max_streams_per_viewer", ctypes.c_uint),  # version 4
     ]
 
 

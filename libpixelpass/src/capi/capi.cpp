@@ -129,6 +129,7 @@ void check_version(unsigned got, unsigned known, const char *what) {
 size_t host_options_size(unsigned version) {
     if (version == 1) return offsetof(pp_host_options, dht_bootstrap);
     if (version == 2) return offsetof(pp_host_options, one_viewer);
+    if (version == 3) return offsetof(pp_host_options, max_streams_per_viewer);
     return sizeof(pp_host_options);
 }
 
@@ -221,6 +222,7 @@ pp::HostConfig host_config(const pp_host_options *given) {
     c.publish = str_list(o->publish, o->publish_count);
     c.publish_key = str(o->publish_key);
     c.one_viewer = o->one_viewer != 0;
+    c.max_streams_per_viewer = o->max_streams_per_viewer;
     return c;
 }
 

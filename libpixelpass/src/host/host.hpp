@@ -57,7 +57,8 @@ struct HostConfig {
     // Internal (not in the C options): QUIC idle timeout and keep-alive; 0 = 30 s and 15 s.
     // Tests shorten them to see dead viewers go quickly.
     unsigned idle_timeout_ms = 0, keep_alive_ms = 0;
-    // Internal: concurrent GET /stream.ts per viewer connection; 0 = 2. More get 429.
+    // Concurrent GET /stream.ts per viewer connection; 0 = 2. More get 429: a ticket holder
+    // cannot make the host encode-and-send the stream many times over one connection.
     unsigned max_streams_per_viewer = 0;
     // Internal: the host-wide path-probe budget (nat/probe_budget); 0 = its defaults. Tests
     // shrink it to see refusals without dozens of connections.
