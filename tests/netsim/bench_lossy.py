@@ -13,7 +13,8 @@ Plus the Done-when measurement with a real player: mpv, run with the command the
 displays and their glass-to-glass latency (display − capture by the PTS epoch, video only), for
 BBRv2 with the adaptive bitrate (the default) and for CUBIC at the fixed bitrate (before issue 13)
 and adaptive, in the same run (`MPV | ...` rows).
-Plus the latency at a 2 Mbit/s path with the 6 Mbit/s setting after the first reaction (`NARROW`).
+Plus the latency at a 2 Mbit/s path with the 6 Mbit/s setting after the first reaction, at the
+viewer's URL (`NARROW`) and glass-to-glass through mpv (`NARROW-MPV`).
 Plus the latency drift run: 10 minutes (PIXELPASS_DRIFT_MINUTES) at 2 % loss, 100 ms RTT, BBRv2,
 adaptive bitrate, fps and arrival p50/p95 per minute; the last minute's p95 must be no worse than
 the first's (within 25 % or 50 ms, whichever is larger: single minutes on a shared machine are
@@ -90,17 +91,21 @@ def test_bottleneck_change(peers, cc):  # noqa: F811
         assert len(frames) > FPS * 20
 
 
-def measure_mpv(viewer, epoch, warmup_s, seconds):
-    """Frames mpv displayed per second over `seconds` after `warmup_s`, and their glass-to-glass
-    latency (display − capture)."""
+def wait_for_first_mpv_frame(viewer):
     deadline = time.monotonic() + 60
-    while True:  # mpv's first displayed frame
+    while True:
         st = viewer.ask()
         assert st["error"] is None, st["error"]
         if st["mpv"]:
-            break
+            return
         assert time.monotonic() < deadline, "mpv displayed no frame in 60 s"
         time.sleep(0.5)
+
+
+def measure_mpv(viewer, epoch, warmup_s, seconds):
+    """Frames mpv displayed per second over `seconds` after `warmup_s`, and their glass-to-glass
+    latency (display − capture)."""
+    wait_for_first_mpv_frame(viewer)
     time.sleep(warmup_s)  # left out of the figures: start-up and the player's catch-up
     start_ms = time.time() * 1000
     deadline = time.monotonic() + seconds
@@ -162,32 +167,52 @@ def test_mpv_at_2pct_100ms(peers, cc, fixed):  # noqa: F811
         print(f"MPV-WHY | {cc} | {'fixed' if fixed else 'adaptive'} | {m['why']} |", flush=True)
 
 
-def test_latency_at_a_narrow_path(peers):  # noqa: F811
-    """The issue's 2 Mbit/s bottleneck with the 6 Mbit/s setting: arrival latency once the first
-    reaction is over (6 s to 22 s after the drop), the part the controller's steady behaviour decides.
-    Also a trace every 0.5 s (`NARROW-TRACE`): the encoder's bitrate, the viewer's lag, capacity and
-    state as the controller saw them, and the arrival latency of the frames in that half second."""
+@pytest.mark.parametrize("through", ["url", "mpv"])
+def test_latency_at_a_narrow_path(peers, through):  # noqa: F811
+    """The issue's 2 Mbit/s bottleneck with the 6 Mbit/s setting: latency once the first reaction
+    is over (6 s to 22 s after the drop), the part the controller's steady behaviour decides.
+    `url`: arrival at the viewer's URL (`NARROW`), with a trace every 0.5 s (`NARROW-TRACE`): the
+    encoder's bitrate, the viewer's lag, capacity and state as the controller saw them, and the
+    arrival latency of the frames in that half second. `mpv`: glass-to-glass through mpv, the
+    frames it displayed (`NARROW-MPV`, as the MPV rows count them): the Done-when's figure."""
+    if through == "mpv" and shutil.which("mpv") is None:
+        pytest.skip("needs mpv (Debian package mpv): the player whose displayed frames are counted")
     with netsim.Rig(delay_ms=5) as rig:
-        host, viewer, epoch = stream(rig, peers)
+        host, viewer, epoch = stream(rig, peers, mpv=through == "mpv")
+        if through == "mpv":
+            wait_for_first_mpv_frame(viewer)
         time.sleep(4)  # the stream settles at 6 Mbit/s first: part of the scenario, not synchronisation
         rig.rate("v", 2000)
+        if through == "mpv":
+            m = measure_mpv(viewer, epoch, warmup_s=6, seconds=16)
+            hs = host.ask()["stats"]
+            print(f"\nNARROW-MPV | 6 Mbit/s setting, 2 Mbit/s path | {m['fps']:.1f} | {m['p50_ms']:.0f} | "
+                  f"{m['p95_ms']:.0f} | {m['max_gap_ms']:.0f} | {hs['rate_control']['bitrate_kbps']} | "
+                  f"{hs['viewers'][0]['skips']} |", flush=True)
+            print(f"NARROW-MPV-WHY | {m['why']} |", flush=True)
+            return
         trace = []
-
-        def sample():
-            rc = host.ask()["stats"]["rate_control"]
-            v = rc["viewers"][0] if rc.get("viewers") else {}
-            trace.append((time.time() * 1000, rc["bitrate_kbps"], v.get("lag_ms"), v.get("capacity_kbps"),
-                          v.get("receive_kbps"), "C" if v.get("congested") else ("Q" if v.get("queue_rising") else "-")))
-
-        m = measure(viewer, epoch, warmup_s=6, seconds=16, every=sample)
+        m = measure(viewer, epoch, warmup_s=6, seconds=16, every=lambda: trace.append(controller_sample(host)))
         hs = host.ask()["stats"]
-        frames = viewer.ask()["frames"]
         print(f"\nNARROW | 6 Mbit/s setting, 2 Mbit/s path | {m['fps']:.1f} | {m['p50_ms']:.0f} | {m['p95_ms']:.0f} | "
               f"{m['max_gap_ms']:.0f} | {hs['rate_control']['bitrate_kbps']} | {hs['viewers'][0]['skips']} |", flush=True)
-        for (at, kbps, lag, cap, recv, state), (nxt, *_) in zip(trace, trace[1:]):
-            lat = [a - (epoch + pts / 90.0) for a, pts in window(frames, at, nxt)]
-            print(f"NARROW-TRACE | {(at - trace[0][0]) / 1000:5.1f} s | encoder {kbps} | lag {lag} | cap {cap} | "
-                  f"recv {recv} | {state} | arrival max {max(lat) if lat else float('nan'):.0f} ms |", flush=True)
+        print_narrow_trace(trace, viewer.ask()["frames"], epoch)
+
+
+def controller_sample(host):
+    """(wall ms, encoder kbit/s, lag, capacity, receive rate, state) as the rate control sees the
+    first viewer now; state C = congested, Q = queue rising."""
+    rc = host.ask()["stats"]["rate_control"]
+    v = rc["viewers"][0] if rc.get("viewers") else {}
+    return (time.time() * 1000, rc["bitrate_kbps"], v.get("lag_ms"), v.get("capacity_kbps"),
+            v.get("receive_kbps"), "C" if v.get("congested") else ("Q" if v.get("queue_rising") else "-"))
+
+
+def print_narrow_trace(trace, frames, epoch):
+    for (at, kbps, lag, cap, recv, state), (nxt, *_) in zip(trace, trace[1:]):
+        lat = [a - (epoch + pts / 90.0) for a, pts in window(frames, at, nxt)]
+        print(f"NARROW-TRACE | {(at - trace[0][0]) / 1000:5.1f} s | encoder {kbps} | lag {lag} | cap {cap} | "
+              f"recv {recv} | {state} | arrival max {max(lat) if lat else float('nan'):.0f} ms |", flush=True)
 
 
 @pytest.mark.parametrize("through", ["url", "mpv"])
