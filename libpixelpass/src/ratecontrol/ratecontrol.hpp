@@ -13,6 +13,8 @@
 //    capacity the viewers are compared by stays). What it carries is the rate of
 //    acknowledged bytes, or the transport's delivery-rate estimate when that is higher:
 //    acknowledgements stall on a congested path (retransmissions), the bandwidth estimate not.
+//    The estimate counts only up to the best the viewer received in the last seconds before the
+//    congestion and in the last 1.5 s: behind a token bucket it reads the bucket's bursts.
 //    A capacity never goes below the floor (the viewer is then flagged below_floor instead), so
 //    the recovery starts from there.
 //  * A queue forming is caught before it is congestion: when a viewer's lag is past
@@ -110,7 +112,10 @@ struct ViewerState {
     unsigned lag_rises = 0;  // consecutive ticks the lag rose
     std::array<double, 8> receive_history{};  // receive_kbps of the last ticks outside a hold (a few seconds)
     size_t receive_next = 0;
+    std::array<double, 3> last_receives{};    // the rate acknowledged in each of the last ticks (1.5 s), whatever happened
+    size_t last_receive_next = 0;
     double recent_receive_kbps() const;
+    double last_receives_kbps() const;
     Clock::time_point last_time{}, last_congested{}, joined{};
     bool seen = false;
 };

@@ -833,8 +833,11 @@ struct Viewer::Core : viewer::Upstream {
                 s->end(PP_OK);
             } else {
                 pp_result code = status_error(status);
+                // The host's own words where they help the player's user: host full, or this
+                // viewer already runs as many players as the host allows (429, "too many streams").
+                bool host_says = code == PP_ERR_HOST_FULL || (status == 429 && !error_body.empty());
                 std::string reason = code == PP_ERR_TICKET_REJECTED ? "ticket rejected by host"
-                                     : code == PP_ERR_HOST_FULL     ? error_body
+                                     : host_says                    ? error_body
                                                                     : "host answered HTTP " + std::to_string(status);
                 s->end(code, reason);
             }
