@@ -55,13 +55,24 @@ end)
 """
 
 
+# A frame known (from a later time-pos read) but matched to no tick for this long was never shown:
+# the script lags mpv by a few frames at most, and mpv shows a burst within milliseconds. What waits
+# longer is a gap in the stream (the host skipped the viewer to a newer keyframe): matched to later
+# ticks, its frames made every later frame look later by the gap (~0.9 s after one skip, seen at
+# the narrow path while the viewer's, the kernel's and the host's queues were all empty).
+MAX_PENDING_S = 0.5
+
+
 def match_ticks(ticks):
     """[(clock s, time-pos s)] per tick, in order → [(clock s, pts s)] per displayed frame.
 
     Each tick is one displayed frame: the oldest frame known to exist (its time-pos, or one between
     two read values, was read by now) and not matched yet; a jump of time-pos by more than 2 s
-    starts the count afresh. The frame interval is the lower quartile of the steps
-    between consecutive distinct time-pos values (snapped to a whole frame rate when within 1 %)."""
+    starts the count afresh. When a frame waits unmatched for MAX_PENDING_S, the frames the jump
+    before it announced were a gap: the ticks matched to them since are given the frame each read
+    instead, and the count goes on from the frame read now. The frame interval is the lower
+    quartile of the steps between consecutive distinct time-pos values (snapped to a whole frame
+    rate when within 1 %)."""
     read = [pts for _, pts in ticks if pts >= 0]
     steps = sorted(b - a for a, b in zip(read, read[1:]) if b > a)
     if not steps:
@@ -70,9 +81,9 @@ def match_ticks(ticks):
     if abs(1 / step - round(1 / step)) < 0.01 * (1 / step):
         step = 1 / round(1 / step)
     base = read[0]
-    pending = collections.deque()  # frame numbers known displayed, not matched to a tick yet
+    pending = collections.deque()  # (frame number, clock it became known), not matched to a tick yet
     last = None
-    frames = []
+    frames = []  # (clock, pts matched, pts read, clock the matched frame became known)
     for clock, pts in ticks:
         if pts < 0:
             continue  # no time-pos yet
@@ -82,13 +93,18 @@ def match_ticks(ticks):
             # count from here.
             base, index = pts, 0
             pending.clear()
-            pending.append(index)
+            pending.append((index, clock))
         elif index > last:
-            pending.extend(range(last + 1, index + 1))
+            pending.extend((n, clock) for n in range(last + 1, index + 1))
         last = index
+        if pending and clock - pending[0][1] > MAX_PENDING_S:
+            gap_known_at = pending[0][1]
+            frames = [(c, r, r, k) if k == gap_known_at else (c, m, r, k) for c, m, r, k in frames]
+            pending = collections.deque([(index, clock)])
         if pending:
-            frames.append((clock, base + pending.popleft() * step))
-    return frames
+            n, known_at = pending.popleft()
+            frames.append((clock, base + n * step, base + index * step, known_at))
+    return [(c, matched) for c, matched, _, _ in frames]
 
 
 class MpvFrames:

@@ -45,3 +45,14 @@ def test_a_time_pos_jump_starts_the_count_afresh():
     frames = match_ticks([(0.0, 0.0), (0.01, 3605.0), (0.02, 3605.0 + STEP), (0.03, 3605.0 + 2 * STEP)])
     assert len(frames) == 4
     assert [round(pts, 3) for _, pts in frames] == [0.0, 3605.0, round(3605.0 + STEP, 3), round(3605.0 + 2 * STEP, 3)]
+
+
+def test_a_gap_in_the_stream_is_not_matched_to_later_ticks():
+    # 30 fps; after frame 9 the host skipped the viewer a second ahead (frames 10-39 never sent):
+    # within MAX_PENDING_S the ticks again get the frames they show, not ones 30 frames older.
+    reads = list(range(10)) + list(range(40, 70))
+    frames = match_ticks([(i * STEP, 3600.0 + n * STEP) for i, n in enumerate(reads)])
+    assert len(frames) == len(reads)
+    # Once a frame of the gap waited MAX_PENDING_S unmatched, the ticks since are given the frames
+    # they read (40, 41, ...), not the gap's (10, 11, ...), which were never shown.
+    assert numbers(frames) == reads
