@@ -85,9 +85,14 @@ def test_lossy_path_delivers_the_stream(peers):
     with netsim.Rig(delay_ms=25) as rig:
         rig.loss("v", 2)
         host, viewer, epoch = stream(rig, peers)
-        bitrates = []
-        m = measure(viewer, epoch, warmup_s=5, seconds=10,
-                    every=lambda: bitrates.append(host.ask()["stats"]["rate_control"]["bitrate_kbps"]))
+        bitrates, trace = [], []
+
+        def sample():
+            rc = host.ask()["stats"]["rate_control"]
+            bitrates.append(rc["bitrate_kbps"])
+            trace.append(controller_state(rc))
+
+        m = measure(viewer, epoch, warmup_s=5, seconds=10, every=sample)
         hs = host.ask()["stats"]
         v = hs["viewers"][0]
         print(f"\nLOSSY 2% 100ms cc={hs['congestion_control']}: {m['fps']:.1f} fps, arrival p50 {m['p50_ms']:.0f} ms "
@@ -104,7 +109,7 @@ def test_lossy_path_delivers_the_stream(peers):
         # No collapse to the floor, over the whole window: not the last sample alone. In a soak
         # beside a CI run and a benchmark (2026-12-03, load 6–10) the window ended just after one
         # congested tick, at 2980 kbit/s on its way back to 6000, with 30 fps and p95 198 ms.
-        assert statistics.median(bitrates) >= 3000, (bitrates, hs["rate_control"])
+        assert statistics.median(bitrates) >= 3000, (bitrates, hs["rate_control"], trace)
         # Loss is visible per viewer: ~2 % of the stream's packets are dropped towards the viewer.
         assert v["lost_packets"] > 0, v
         assert 0.5 <= v["loss_pct"] <= 10, v
@@ -161,11 +166,33 @@ def wait_bitrate(host, pred, seconds):
         time.sleep(0.2)
 
 
+def controller_state(rc):
+    """The controller's view of the first viewer at one poll, for a failure's message."""
+    v = (rc.get("viewers") or [{}])[0]
+    return (round(time.time() % 1000, 2), rc["bitrate_kbps"], v.get("receive_kbps"), v.get("capacity_kbps"),
+            v.get("lag_ms"), "congested" if v.get("congested") else "queue" if v.get("queue_rising") else "",
+            "recovering" if v.get("recovering") else "", "catching up" if v.get("catching_up") else "")
+
+
+def wait_caught_up(host, seconds):
+    """Polls until the viewer streams at the live edge (the controller no longer counts it as
+    joining) at the configured bitrate; returns the last rate-control stats."""
+    deadline = time.monotonic() + seconds
+    while True:
+        rc = host.ask()["stats"]["rate_control"]
+        viewers = rc.get("viewers") or []
+        if viewers and not viewers[0]["catching_up"] and rc["bitrate_kbps"] == 6000:
+            return rc
+        assert time.monotonic() < deadline, f"the viewer did not reach the live edge at 6000 kbit/s: {rc}"
+        time.sleep(0.2)
+
+
 def test_bitrate_follows_a_bottleneck_down_and_back(peers):
     with netsim.Rig(delay_ms=5) as rig:
         host, viewer, epoch = stream(rig, peers)
-        taken, kbps = wait_bitrate(host, lambda k: k == 6000, 10)
-        assert taken is not None, f"the bitrate did not start at 6000 kbit/s ({kbps})"
+        # A drop while the viewer streams: the first poll used to find 6000 kbit/s before the viewer
+        # was even sampled, and the drop then met the join's grace (1–3 s).
+        wait_caught_up(host, 20)
         rig.rate("v", 2000)
         dropped_at = time.time()
         seen, kbps = wait_bitrate(host, lambda k: k + 128 <= 2000, 10)

@@ -589,7 +589,7 @@ struct Host::Core {
             auto qs = c->stats();
             if (hs.streaming)
                 samples.push_back({it->second.id, hs.body_bytes_acked, hs.backlog_ms, hs.drops,
-                                   qs.delivery_rate_bps / 1000, hs.held_bytes, qs.min_rtt_ms});
+                                   qs.delivery_rate_bps / 1000, hs.held_bytes, qs.min_rtt_ms, hs.lost_packets});
         }
         unsigned kbps = rate->update(samples, ratecontrol::Clock::now());
         if (kbps != applied_kbps) {

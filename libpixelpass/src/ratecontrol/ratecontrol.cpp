@@ -39,6 +39,7 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
         v.seen = true;
         v.last_acked = s.acked_bytes;
         v.last_skips = s.skips;
+        v.last_lost = s.lost_packets;
         v.last_time = now;
         v.joined = now;
         v.lag_ms = s.backlog_ms;  // QUIC's share needs a receive rate, known from the next tick
@@ -56,6 +57,9 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
     // Unsmoothed: the smoothed rate takes 1.5 s to forget a wider path.
     v.last_receives[v.last_receive_next++ % v.last_receives.size()] = inst_kbps;
     bool skipped = s.skips > v.last_skips;
+    bool lost_now = s.lost_packets > v.last_lost;
+    v.recovering = lost_now || v.lost_last_tick;
+    v.lost_last_tick = lost_now;
     v.last_lag_ms = v.lag_ms;
     v.lag_ms = lag_ms(v, s);
     v.lag_rises = v.lag_ms > v.last_lag_ms ? v.lag_rises + 1 : 0;
@@ -64,11 +68,12 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
     if (v.catching_up && (v.lag_ms <= options_.congested_backlog.count() || now - v.joined >= options_.join_grace ||
                           v.lag_rises >= 2))
         v.catching_up = false;
-    v.congested = !v.catching_up && (skipped || v.lag_ms > options_.congested_backlog.count());
+    v.congested = !v.catching_up && (skipped || v.lag_ms > congested_threshold_ms(v, s));
     // Rising for a second, or by the whole threshold in one tick (a fast probe leaves no time for
     // two; half of it fired on the retransmission noise of a 2 % lossy path).
-    v.queue_rising = !v.catching_up && !v.congested && v.lag_ms >= queue_threshold_ms(s) &&
-                     (v.lag_rises >= 2 || v.lag_ms - v.last_lag_ms >= queue_threshold_ms(s));
+    int64_t queue_threshold = queue_threshold_ms(v, s);
+    v.queue_rising = !v.catching_up && !v.congested && v.lag_ms >= queue_threshold &&
+                     (v.lag_rises >= 2 || v.lag_ms - v.last_lag_ms >= queue_threshold);
     if (v.congested)
         on_congested(v, s, inst_kbps, now);
     else
@@ -78,11 +83,22 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
     if (!v.congested && v.capacity_kbps > options_.floor_kbps) v.below_floor = false;
     v.last_acked = s.acked_bytes;
     v.last_skips = s.skips;
+    v.last_lost = s.lost_packets;
     v.last_time = now;
 }
 
-int64_t Controller::queue_threshold_ms(const Sample &s) const {
-    return options_.queue_forming.count() + std::lround(s.min_rtt_ms);
+// A lost packet holds the stream's bytes behind it until its retransmission is acknowledged: about
+// a round trip to notice the loss and one more to repair it.
+int64_t Controller::recovery_allowance_ms(const ViewerState &v, const Sample &s) const {
+    return v.recovering ? 2 * std::lround(s.min_rtt_ms) : 0;
+}
+
+int64_t Controller::congested_threshold_ms(const ViewerState &v, const Sample &s) const {
+    return options_.congested_backlog.count() + recovery_allowance_ms(v, s);
+}
+
+int64_t Controller::queue_threshold_ms(const ViewerState &v, const Sample &s) const {
+    return options_.queue_forming.count() + std::lround(s.min_rtt_ms) + recovery_allowance_ms(v, s);
 }
 
 double ViewerState::recent_receive_kbps() const {
@@ -135,7 +151,7 @@ void Controller::on_queue_forming(ViewerState &v, double dt_s, Clock::time_point
 // the path carrying less than the capacity proves nothing about more) and no queue is left.
 void Controller::grow(ViewerState &v, const Sample &s, double dt_s, Clock::time_point now) {
     if (v.congested || now - v.last_congested < options_.hold || target_kbps_ < 0.95 * v.capacity_kbps) return;
-    if (v.lag_ms >= queue_threshold_ms(s)) return;
+    if (v.lag_ms >= queue_threshold_ms(v, s)) return;
     // Near the rate the path last congested or queued at, and the viewer has not received more since:
     // probe slowly. Once it receives more (the path widened), the usual pace finds the rest. (The
     // encoder's output trails its target by a second, so a capacity bound alone let the probe run
@@ -205,6 +221,7 @@ nlohmann::json Controller::stats() const {
                         {"congested", v.congested},
                         {"catching_up", v.catching_up},
                         {"queue_rising", v.queue_rising},
+                        {"recovering", v.recovering},
                         {"backoffs", v.backoffs},
                         {"lag_ms", v.lag_ms},
                         {"drain_kbps", std::lround(v.drain_kbps)},

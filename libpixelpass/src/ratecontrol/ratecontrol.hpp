@@ -17,6 +17,11 @@
 //    congestion and in the last 1.5 s: behind a token bucket it reads the bucket's bursts.
 //    A capacity never goes below the floor (the viewer is then flagged below_floor instead), so
 //    the recovery starts from there.
+//  * A lost packet's recovery is not congestion: on a tick where packets of the viewer's stream were
+//    declared lost (or the tick before), both thresholds allow two more round trips of lag, the
+//    time a retransmission takes to fill the hole (2 % random loss at 100 ms RTT: lag spikes of
+//    200–250 ms, one tick long, took the bitrate down from 6000 to 3600 kbit/s; a tbf's queue
+//    that overflows loses packets too, and is caught two round trips later: 40 ms at 20 ms RTT).
 //  * A queue forming is caught before it is congestion: when a viewer's lag is past
 //    `queue_forming` (plus its minimum RTT, the noise a lossy path's retransmissions add) and rose
 //    over the last two ticks, the encoder runs faster than the path. The rate the path carries is
@@ -90,6 +95,7 @@ struct Sample {
     // holds beyond one round trip is backlog too, only hidden from the fan-out (0 = unknown).
     uint64_t held_bytes = 0;
     double min_rtt_ms = 0;
+    uint64_t lost_packets = 0;  // packets with its stream's data declared lost
 };
 
 struct ViewerState {
@@ -100,6 +106,7 @@ struct ViewerState {
     bool congested = false;
     bool catching_up = true;   // joined and not yet at the live edge (see Options::join_grace)
     bool queue_rising = false; // backed off this tick: its lag kept rising past the queue threshold
+    bool recovering = false;   // packets were declared lost this tick or the last: its lag may hold a retransmission
     int64_t lag_ms = 0;        // fan-out backlog + QUIC-held time beyond one round trip
     double drain_kbps = 0;     // while congested: taken off its capacity for the encoder, to drain the lag
     bool followed = true;      // its capacity bounds the encoder
@@ -107,7 +114,8 @@ struct ViewerState {
     uint64_t congestions = 0;  // ticks it was congested on
     uint64_t backoffs = 0;     // ticks it backed off on a forming queue
     // Internal bookkeeping.
-    uint64_t last_acked = 0, last_skips = 0;
+    uint64_t last_acked = 0, last_skips = 0, last_lost = 0;
+    bool lost_last_tick = false;
     int64_t last_lag_ms = 0;
     unsigned lag_rises = 0;  // consecutive ticks the lag rose
     std::array<double, 8> receive_history{};  // receive_kbps of the last ticks outside a hold (a few seconds)
@@ -138,7 +146,9 @@ private:
     ViewerState &state_for(uint64_t id);
     void observe(ViewerState &v, const Sample &s, Clock::time_point now);
     int64_t lag_ms(const ViewerState &v, const Sample &s) const;
-    int64_t queue_threshold_ms(const Sample &s) const;
+    int64_t recovery_allowance_ms(const ViewerState &v, const Sample &s) const;
+    int64_t congested_threshold_ms(const ViewerState &v, const Sample &s) const;
+    int64_t queue_threshold_ms(const ViewerState &v, const Sample &s) const;
     void on_congested(ViewerState &v, const Sample &s, double inst_kbps, Clock::time_point now);
     void on_queue_forming(ViewerState &v, double dt_s, Clock::time_point now);
     void grow(ViewerState &v, const Sample &s, double dt_s, Clock::time_point now);
