@@ -16,7 +16,8 @@
  *  - String getters take (char *buf, size_t buf_size, size_t *needed): they write a NUL-terminated
  *    string when it fits, always store the size needed (including the NUL) in *needed when `needed`
  *    is not NULL, and return PP_ERR_BUFFER_TOO_SMALL when it does not fit. buf may be NULL when
- *    buf_size is 0, to ask for the size.
+ *    buf_size is 0, to ask for the size. A live value (statistics) can grow between the call that
+ *    asks and the one that fetches: call again with the new size while it returns TOO_SMALL.
  *
  * Threading contract
  *  - Each pp_host and pp_viewer runs its own network loop on a thread owned by the library.

@@ -32,7 +32,6 @@ from hostkit import gst_env_without, host_options, wait_until  # noqa: E402
 CLI = os.environ.get("PIXELPASS_CLI")
 MPV = shutil.which("mpv")
 VLC = shutil.which("cvlc") or shutil.which("vlc")
-TEST_USER = "pixelpass-test"
 
 
 def connect(host):
@@ -229,24 +228,42 @@ def test_mpv_decodes_video_and_audio_from_the_viewer_url(tmp_path):
     assert [v["drops"] for v in stats["viewers"]] == [0]
 
 
-TEST_USER_COMMENT = "pixelpass tests (removed after the run)"
+# One account per test run, named after the run: two runs at once (two checkouts, a soak beside CI)
+# shared one fixed name, and the first to finish deleted the account under the other's VLC test.
+TEST_USER_COMMENT = "pixelpass tests of run {pid} (removed after the run)"
+OLD_TEST_USER_COMMENT = "pixelpass tests (removed after the run)"  # the shared pixelpass-test account
+
+
+def remove_stale_test_users():
+    """Accounts of earlier runs that were killed before their teardown (their process is gone)."""
+    prefix, suffix = TEST_USER_COMMENT.split("{pid}")
+    for entry in pwd.getpwall():
+        gecos = entry.pw_gecos
+        if gecos == OLD_TEST_USER_COMMENT:
+            stale = True
+        elif gecos.startswith(prefix) and gecos.endswith(suffix):
+            pid = gecos[len(prefix):len(gecos) - len(suffix)]
+            stale = pid.isdigit() and not os.path.exists(f"/proc/{pid}")
+        else:
+            stale = False
+        if stale:
+            subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], check=False)
+            subprocess.run(["userdel", entry.pw_name], check=False)
 
 
 @pytest.fixture(scope="module")
 def unprivileged_user():
-    """A system account for the VLC test only (VLC refuses to run as root): created here and
-    removed afterwards. An account of that name that is not ours (another comment) is used and
-    left alone; one of ours left by a killed run is reused and then removed."""
+    """A system account for the VLC test only (VLC refuses to run as root), private to this run:
+    created here and removed afterwards, with any left by a killed run."""
+    remove_stale_test_users()
+    name = f"pp-test-{os.getpid()}"
+    subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin",
+                    "-c", TEST_USER_COMMENT.format(pid=os.getpid()), name], check=True)
     try:
-        ours = pwd.getpwnam(TEST_USER).pw_gecos == TEST_USER_COMMENT
-    except KeyError:
-        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", "-c", TEST_USER_COMMENT, TEST_USER],
-                       check=True)
-        ours = True
-    yield TEST_USER
-    if ours:
-        subprocess.run(["pkill", "-KILL", "-u", TEST_USER], check=False)
-        subprocess.run(["userdel", TEST_USER], check=True)
+        yield name
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        subprocess.run(["userdel", name], check=True)
 
 
 @pytest.mark.skipif(not VLC, reason="VLC not installed")
