@@ -106,8 +106,9 @@ sanitize)
     status=0
     say "sanitizer build with clang, ASan + UBSan + libFuzzer ($sanitize_build/)"
     rm -f "$sanitize_build/meson-logs/skips.txt"
+    # The benchmark programs are never run there; building them would only lengthen CI.
     CC=clang CXX=clang++ configure "$sanitize_build" -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dfuzzing=enabled
+        -Dfuzzing=enabled -Dbenchmarks=disabled
     ninja -C "$sanitize_build"
     # Leaks are checked by .ci/leakcheck (full unwinding, frame-named suppressions), not here:
     # this run keeps fast unwinding for its timing checks. The fuzz targets set their own options.
