@@ -201,11 +201,12 @@ def test_latency_at_a_narrow_path(peers, through):  # noqa: F811
 
 def controller_sample(host):
     """(wall ms, encoder kbit/s, lag, capacity, receive rate, state) as the rate control sees the
-    first viewer now; state C = congested, Q = queue rising."""
+    first viewer now; state C = congested, Q = queue rising, R = packets lost (recovering)."""
     rc = host.ask()["stats"]["rate_control"]
     v = rc["viewers"][0] if rc.get("viewers") else {}
-    return (time.time() * 1000, rc["bitrate_kbps"], v.get("lag_ms"), v.get("capacity_kbps"),
-            v.get("receive_kbps"), "C" if v.get("congested") else ("Q" if v.get("queue_rising") else "-"))
+    return (time.time() * 1000, rc["bitrate_kbps"], v.get("lag_ms"), f'{v.get("capacity_kbps")} ceil {v.get("ceiling_kbps")}',
+            v.get("receive_kbps"), ("C" if v.get("congested") else ("Q" if v.get("queue_rising") else "-")) +
+            ("R" if v.get("recovering") else ""))
 
 
 def print_narrow_trace(trace, frames, epoch):

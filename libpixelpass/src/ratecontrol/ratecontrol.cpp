@@ -98,7 +98,7 @@ int64_t Controller::congested_threshold_ms(const ViewerState &v, const Sample &s
 }
 
 int64_t Controller::queue_threshold_ms(const ViewerState &v, const Sample &s) const {
-    return options_.queue_forming.count() + std::lround(s.min_rtt_ms) + recovery_allowance_ms(v, s);
+    return options_.queue_forming.count() + std::lround(s.min_rtt_ms / 2) + recovery_allowance_ms(v, s);
 }
 
 double ViewerState::recent_receive_kbps() const {
@@ -140,7 +140,12 @@ void Controller::on_queue_forming(ViewerState &v, double dt_s, Clock::time_point
     // second or so; what the saturated path delivers bounds the estimate from the other side.
     double fits = std::min(stream_kbps / (1 + growth), v.recent_receive_kbps()) - options_.audio_kbps;
     fits = std::max(fits, 1.0);
-    v.ceiling_kbps = fits;
+    // A second back-off within a hold of the first: the encoder takes about a second to slow down
+    // and the lag goes on rising meanwhile. Measured against the lowered target that reads as a
+    // path of half the rate (ceilings of 1.0–1.2 Mbit/s on a 2 Mbit/s path), from which the next
+    // probe climbed at the full pace and overshot: it backs off further, the ceiling stays.
+    bool again = now - v.last_congested < options_.hold;
+    v.ceiling_kbps = again ? std::max(v.ceiling_kbps, fits) : fits;
     v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(options_.backoff_headroom * fits, options_.floor_kbps));
     v.last_congested = now;
     v.lag_rises = 0;
@@ -218,6 +223,7 @@ nlohmann::json Controller::stats() const {
         list.push_back({{"id", v.id},
                         {"receive_kbps", std::lround(v.receive_kbps)},
                         {"capacity_kbps", std::lround(v.capacity_kbps)},
+                        {"ceiling_kbps", std::lround(v.ceiling_kbps)},
                         {"congested", v.congested},
                         {"catching_up", v.catching_up},
                         {"queue_rising", v.queue_rising},
