@@ -102,9 +102,9 @@ def wait_for_first_mpv_frame(viewer):
         time.sleep(0.5)
 
 
-def measure_mpv(viewer, epoch, warmup_s, seconds):
+def measure_mpv(viewer, epoch, warmup_s, seconds, every=None):
     """Frames mpv displayed per second over `seconds` after `warmup_s`, and their glass-to-glass
-    latency (display − capture)."""
+    latency (display − capture); `every()` is called at each 0.5 s poll (a sampler)."""
     wait_for_first_mpv_frame(viewer)
     time.sleep(warmup_s)  # left out of the figures: start-up and the player's catch-up
     start_ms = time.time() * 1000
@@ -113,13 +113,19 @@ def measure_mpv(viewer, epoch, warmup_s, seconds):
         time.sleep(0.5)
         st = viewer.ask()
         assert st["error"] is None, st["error"]
+        if every:
+            every()
     end_ms = time.time() * 1000
     shown = [f for f in st["mpv"] if start_ms <= f[0] < end_ms]
     lat = [display - (epoch + pts * 1000) for display, pts in shown]
     times = sorted(d for d, _ in shown)
     gaps = [b - a for a, b in zip([start_ms] + times, times + [end_ms])]
     span = (end_ms - start_ms) / 1000
+    per_second = {}
+    for display, pts in shown:
+        per_second.setdefault(int((display - start_ms) / 1000), []).append(display - (epoch + pts * 1000))
     return {"fps": len(shown) / span, "p50_ms": percentile(lat, 0.5) if lat else None,
+            "p50_each_second": [round(percentile(v, 0.5)) for _, v in sorted(per_second.items())],
             "p95_ms": percentile(lat, 0.95) if lat else None, "max_gap_ms": max(gaps),
             "on_time": sum(1 for x in lat if x <= 400) / (FPS * span), "why": mpv_counters(st, shown, start_ms, end_ms)}
 
@@ -184,12 +190,23 @@ def test_latency_at_a_narrow_path(peers, through):  # noqa: F811
         time.sleep(4)  # the stream settles at 6 Mbit/s first: part of the scenario, not synchronisation
         rig.rate("v", 2000)
         if through == "mpv":
-            m = measure_mpv(viewer, epoch, warmup_s=6, seconds=16)
+            trace = []
+            m = measure_mpv(viewer, epoch, warmup_s=6, seconds=16, every=lambda: trace.append(controller_sample(host)))
             hs = host.ask()["stats"]
             print(f"\nNARROW-MPV | 6 Mbit/s setting, 2 Mbit/s path | {m['fps']:.1f} | {m['p50_ms']:.0f} | "
                   f"{m['p95_ms']:.0f} | {m['max_gap_ms']:.0f} | {hs['rate_control']['bitrate_kbps']} | "
                   f"{hs['viewers'][0]['skips']} |", flush=True)
             print(f"NARROW-MPV-WHY | {m['why']} |", flush=True)
+            # The host's side of the same window: how far behind the live edge the controller saw
+            # the viewer (a latency mpv adds on its own does not show here).
+            print(f"NARROW-MPV-SECONDS | p50 each second {m['p50_each_second']} |", flush=True)
+            for at, kbps, lag, cap, recv, state in trace:
+                print(f"NARROW-MPV-TRACE | {(at - trace[0][0]) / 1000:5.1f} s | encoder {kbps} | lag {lag} | cap {cap} | "
+                      f"recv {recv} | {state} |", flush=True)
+            lags = [lag for _, _, lag, *_ in trace if lag is not None]
+            print(f"NARROW-MPV-LAG | host-side lag p50 {percentile(lags, 0.5) if lags else '-'} ms, "
+                  f"p95 {percentile(lags, 0.95) if lags else '-'} ms over {len(lags)} samples; encoder kbit/s "
+                  f"{[kbps for _, kbps, *_ in trace]} |", flush=True)
             return
         trace = []
         m = measure(viewer, epoch, warmup_s=6, seconds=16, every=lambda: trace.append(controller_sample(host)))

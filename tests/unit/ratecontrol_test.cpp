@@ -186,10 +186,29 @@ TEST_CASE("a lag still rising just after a back-off backs off further but keeps 
     REQUIRE(c.viewers().at(0).backoffs == 1);
     double ceiling = c.viewers().at(0).ceiling_kbps;
     CHECK(ceiling == Approx(1850 - 128).margin(30));
-    unsigned second = tick(150);  // the encoder has not slowed down yet
+    tick(120);  // the encoder has not slowed down yet
+    unsigned second = tick(200);
     REQUIRE(c.viewers().at(0).backoffs == 2);
     CHECK(second < first);
     CHECK(c.viewers().at(0).ceiling_kbps == Approx(ceiling));
+}
+
+TEST_CASE("a keyframe's one-tick lag is not a forming queue") {
+    // Every 2 s a keyframe raised the sampled lag to ~100 ms for one tick (netsim, 2 Mbit/s path):
+    // read as a queue, each backed the encoder off by a fifth, 1700 → 500 kbit/s within 10 s.
+    Controller c(Options{});
+    auto now = Clock::time_point{} + 1h;
+    Sample s{1, 0, 0, 0};
+    s.min_rtt_ms = 20;
+    unsigned kbps = 0;
+    for (int i = 0; i < 60; ++i) {  // 30 s on a path that carries the whole stream
+        s.acked_bytes += 6200 * 1000 / 8 / 2;
+        s.backlog_ms = i % 4 == 3 ? 110 : 5;
+        now += 500ms;
+        kbps = c.update({s}, now);
+    }
+    CHECK(c.viewers().at(0).backoffs == 0);
+    CHECK(kbps == 6000);
 }
 
 TEST_CASE("a lag that stays put is not a forming queue") {
@@ -200,7 +219,7 @@ TEST_CASE("a lag that stays put is not a forming queue") {
     Sample s{1, 0, 0, 0, 0, 0, 100};
     for (int i = 0; i <= 40; ++i) {
         s.acked_bytes += 6000 * 1000 / 8 / 2;
-        s.backlog_ms = i % 2 ? 240 : 210;  // past the queue threshold (100 ms + the RTT), noisy, not growing
+        s.backlog_ms = i % 2 ? 240 : 210;  // past the queue threshold (50 ms + RTT / 2), noisy, not growing
         c.update({s}, t + i * 500ms);
     }
     CHECK(c.viewers().at(0).backoffs == 0);
