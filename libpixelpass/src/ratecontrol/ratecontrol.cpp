@@ -69,13 +69,11 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
                           v.lag_rises >= 2))
         v.catching_up = false;
     v.congested = !v.catching_up && (skipped || v.lag_ms > congested_threshold_ms(v, s));
-    // Past the threshold, rising for a second, and past half of it the tick before: a queue persists. A
-    // keyframe (several times the other frames' size) raises the lag by up to ~100 ms for one tick
-    // on a 2 Mbit/s path; counted, each one backed the encoder off by a fifth, down to the floor
-    // within 10 s (netsim, session 12). A retransmission's spike is one tick long too.
+    // Rising for a second, or by the whole threshold in one tick (a fast probe leaves no time for
+    // two; half of it fired on the retransmission noise of a 2 % lossy path).
     int64_t queue_threshold = queue_threshold_ms(v, s);
     v.queue_rising = !v.catching_up && !v.congested && v.lag_ms >= queue_threshold &&
-                     v.lag_rises >= 2 && 2 * v.last_lag_ms >= queue_threshold;
+                     (v.lag_rises >= 2 || v.lag_ms - v.last_lag_ms >= queue_threshold);
     if (v.congested)
         on_congested(v, s, inst_kbps, now);
     else
@@ -100,7 +98,7 @@ int64_t Controller::congested_threshold_ms(const ViewerState &v, const Sample &s
 }
 
 int64_t Controller::queue_threshold_ms(const ViewerState &v, const Sample &s) const {
-    return options_.queue_forming.count() + std::lround(s.min_rtt_ms / 2) + recovery_allowance_ms(v, s);
+    return options_.queue_forming.count() + std::lround(s.min_rtt_ms) + recovery_allowance_ms(v, s);
 }
 
 double ViewerState::recent_receive_kbps() const {
@@ -142,12 +140,7 @@ void Controller::on_queue_forming(ViewerState &v, double dt_s, Clock::time_point
     // second or so; what the saturated path delivers bounds the estimate from the other side.
     double fits = std::min(stream_kbps / (1 + growth), v.recent_receive_kbps()) - options_.audio_kbps;
     fits = std::max(fits, 1.0);
-    // A second back-off within a hold of the first: the encoder takes about a second to slow down
-    // and the lag goes on rising meanwhile. Measured against the lowered target that reads as a
-    // path of half the rate (ceilings of 1.0–1.2 Mbit/s on a 2 Mbit/s path), from which the next
-    // probe climbed at the full pace and overshot: it backs off further, the ceiling stays.
-    bool again = now - v.last_congested < options_.hold;
-    v.ceiling_kbps = again ? std::max(v.ceiling_kbps, fits) : fits;
+    v.ceiling_kbps = fits;
     v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(options_.backoff_headroom * fits, options_.floor_kbps));
     v.last_congested = now;
     v.lag_rises = 0;

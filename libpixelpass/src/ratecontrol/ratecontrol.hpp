@@ -23,14 +23,12 @@
 //    200–250 ms, one tick long, took the bitrate down from 6000 to 3600 kbit/s; a tbf's queue
 //    that overflows loses packets too, and is caught two round trips later: 40 ms at 20 ms RTT).
 //  * A queue forming is caught before it is congestion: when a viewer's lag is past
-//    `queue_forming` (plus half its minimum RTT: the lag's noise grows with the round trip) and rose
+//    `queue_forming` (plus its minimum RTT, the noise a lossy path's retransmissions add) and rose
 //    over the last two ticks, the encoder runs faster than the path. The rate the path carries is
 //    then the encoder's rate divided by the lag's growth (a lag growing 100 ms per second: the stream
 //    is 10 % too fast); the capacity backs off to `backoff_headroom` × that, without a drain, and
 //    that rate becomes the viewer's ceiling: most probes above a narrow path end there, before
-//    the 250 ms of congestion and before a router's buffer (often ~100 ms) overflows
-//    (docs/network.md, "Latency bounds", has the measurements). A lag still rising in the tick
-//    after a back-off backs off further but keeps the ceiling (the encoder slows a second late).
+//    the 250 ms of congestion (docs/network.md, "Latency bounds", has the measurements).
 //  * A joining viewer starts up to a GOP behind: until it first catches up its lag is not
 //    congestion (at most `join_grace`, and not while the lag keeps rising).
 //  * An uncongested viewer's capacity grows by `increase_per_s` (compounded) once `hold` has
@@ -66,7 +64,7 @@ struct Options {
     double increase_per_s = 0.25;
     // Just around the rate at which the path last congested, probe slower: most overshoots (and
     // the skips they cost) happen there.
-    double increase_near_ceiling_per_s = 0.05;
+    double increase_near_ceiling_per_s = 0.10;
     std::chrono::milliseconds hold{1500};
     // A congested viewer's lag is drained over about this long: its capacity is lowered by the
     // lag's share of it (a 500 ms lag at 2 Mbit/s: 500 kbit/s less). With the headroom alone a
@@ -75,9 +73,8 @@ struct Options {
     // The drain takes at most this share of the path's rate: a lag near the fan-out's 1 s bound
     // took the encoder to the floor for a second, worse than the skip it was avoiding.
     double drain_max_share = 0.35;
-    // A lag past this (plus half the minimum RTT) that keeps rising is a queue forming: under a
-    // router's buffer, which overflows into losses and congestion (the netsim's tbf holds 100 ms).
-    std::chrono::milliseconds queue_forming{50};
+    // A lag past this (beyond the minimum RTT) that keeps rising is a queue forming.
+    std::chrono::milliseconds queue_forming{100};
     double backoff_headroom = 0.85;
     double outlier_ratio = 0.4;
     // A viewer that just joined starts at the newest keyframe, up to a GOP (2 s) behind the live
