@@ -197,12 +197,12 @@ def test_latency_at_a_narrow_path(peers, through):  # noqa: F811
                   f"{m['p95_ms']:.0f} | {m['max_gap_ms']:.0f} | {hs['rate_control']['bitrate_kbps']} | "
                   f"{hs['viewers'][0]['skips']} |", flush=True)
             print(f"NARROW-MPV-WHY | {m['why']} |", flush=True)
+            print(f"NARROW-MPV-SECONDS | p50 each second {m['p50_each_second']} |", flush=True)
+            for at, kbps, lag, cap, ceiling, recv, state in trace:
+                print(f"NARROW-MPV-TRACE | {(at - trace[0][0]) / 1000:5.1f} s | encoder {kbps} | lag {lag} | cap {cap} "
+                      f"ceil {ceiling} | recv {recv} | {state} |", flush=True)
             # The host's side of the same window: how far behind the live edge the controller saw
             # the viewer (a latency mpv adds on its own does not show here).
-            print(f"NARROW-MPV-SECONDS | p50 each second {m['p50_each_second']} |", flush=True)
-            for at, kbps, lag, cap, recv, state in trace:
-                print(f"NARROW-MPV-TRACE | {(at - trace[0][0]) / 1000:5.1f} s | encoder {kbps} | lag {lag} | cap {cap} | "
-                      f"recv {recv} | {state} |", flush=True)
             lags = [lag for _, _, lag, *_ in trace if lag is not None]
             print(f"NARROW-MPV-LAG | host-side lag p50 {percentile(lags, 0.5) if lags else '-'} ms, "
                   f"p95 {percentile(lags, 0.95) if lags else '-'} ms over {len(lags)} samples; encoder kbit/s "
@@ -217,19 +217,19 @@ def test_latency_at_a_narrow_path(peers, through):  # noqa: F811
 
 
 def controller_sample(host):
-    """(wall ms, encoder kbit/s, lag, capacity, receive rate, state) as the rate control sees the
-    first viewer now; state C = congested, Q = queue rising, R = packets lost (recovering)."""
+    """(wall ms, encoder kbit/s, lag, capacity, ceiling, receive rate, state) as the rate control
+    sees the first viewer now; state C = congested, Q = queue rising, R = packets lost (recovering)."""
     rc = host.ask()["stats"]["rate_control"]
     v = rc["viewers"][0] if rc.get("viewers") else {}
-    return (time.time() * 1000, rc["bitrate_kbps"], v.get("lag_ms"), f'{v.get("capacity_kbps")} ceil {v.get("ceiling_kbps")}',
-            v.get("receive_kbps"), ("C" if v.get("congested") else ("Q" if v.get("queue_rising") else "-")) +
-            ("R" if v.get("recovering") else ""))
+    state = "C" if v.get("congested") else ("Q" if v.get("queue_rising") else "-")
+    return (time.time() * 1000, rc["bitrate_kbps"], v.get("lag_ms"), v.get("capacity_kbps"), v.get("ceiling_kbps"),
+            v.get("receive_kbps"), state + ("R" if v.get("recovering") else ""))
 
 
 def print_narrow_trace(trace, frames, epoch):
-    for (at, kbps, lag, cap, recv, state), (nxt, *_) in zip(trace, trace[1:]):
+    for (at, kbps, lag, cap, ceiling, recv, state), (nxt, *_) in zip(trace, trace[1:]):
         lat = [a - (epoch + pts / 90.0) for a, pts in window(frames, at, nxt)]
-        print(f"NARROW-TRACE | {(at - trace[0][0]) / 1000:5.1f} s | encoder {kbps} | lag {lag} | cap {cap} | "
+        print(f"NARROW-TRACE | {(at - trace[0][0]) / 1000:5.1f} s | encoder {kbps} | lag {lag} | cap {cap} ceil {ceiling} | "
               f"recv {recv} | {state} | arrival max {max(lat) if lat else float('nan'):.0f} ms |", flush=True)
 
 
