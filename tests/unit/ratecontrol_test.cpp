@@ -161,6 +161,11 @@ TEST_CASE("probing a narrow path backs off on a forming queue: the lag a probe b
     CHECK(worst_lag < 250);
     CHECK(sim.paths[1].skips == skips);
     CHECK((sum / ticks + 128) * 1.05 >= 0.75 * 2000);  // it still uses most of the path
+    // The stats show the rate it last queued at (what the probes above go slowly past).
+    double ceiling = sim.controller.stats()["viewers"][0]["ceiling_kbps"].get<double>();
+    CHECK(ceiling == Approx(v.ceiling_kbps).margin(1));
+    CHECK(ceiling > 1500);
+    CHECK(ceiling + 128 < 2000 * 1.1);
 }
 
 TEST_CASE("a keyframe's one-tick lag is not a forming queue") {
