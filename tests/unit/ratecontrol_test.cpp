@@ -416,6 +416,43 @@ TEST_CASE("the host reports a path below the floor as too poor, and the viewer r
     CHECK(fixed.bitrate_kbps == 6000);
 }
 
+// Acknowledgements count a stream's bytes once the bytes before them are acknowledged: a lost
+// packet holds back 1.5 s of them, then one tick releases them all. The controller's per-tick rate
+// spikes (the netsim CI run that reported 710 kbit/s on a 300 kbit/s path); what users are told
+// is the rate over the last seconds.
+TEST_CASE("the rate reported to users is not a burst of late acknowledgements") {
+    Controller c(Options{});
+    Sample s{1};
+    auto t = Clock::time_point{} + 1h;
+    constexpr uint64_t kTickBytes = 300 * 1000 / 8 / 2;  // 300 kbit/s for 0.5 s
+    int tick = 0;
+    auto step = [&](uint64_t bytes) {
+        s.acked_bytes += bytes;
+        c.update({s}, t + ++tick * 500ms);
+    };
+    for (int i = 0; i < 12; ++i) step(kTickBytes);
+    CHECK(c.viewers().at(0).delivered_kbps() == Approx(300).margin(1));
+    for (int i = 0; i < 3; ++i) step(0);
+    step(4 * kTickBytes);
+    const auto &v = c.viewers().at(0);
+    CHECK(v.receive_kbps > 500);  // the burst: the controller's own per-tick view
+    LinkReport r = report_for(&c, 1, c.target_kbps());
+    CHECK(r.receive_kbps == Approx(300).margin(1));
+    CHECK(c.stats()["viewers"][0]["delivered_kbps"] == r.receive_kbps);
+
+    // A path that just narrowed from 2000 kbit/s: the seconds before still fill most of the window.
+    Controller d(Options{});
+    Sample n{1};
+    tick = 0;
+    auto narrowed = [&](uint64_t kbps) {
+        n.acked_bytes += kbps * 1000 / 8 / 2;
+        d.update({n}, t + ++tick * 500ms);
+    };
+    for (int i = 0; i < 12; ++i) narrowed(2000);
+    for (int i = 0; i < 4; ++i) narrowed(300);
+    CHECK(d.viewers().at(0).delivered_kbps() < 450);
+}
+
 TEST_CASE("an outlier viewer is reported as slower than the others") {
     Sim sim;
     sim.paths[1] = Path{20000};

@@ -607,7 +607,7 @@ struct Host::Core {
             if ((v.followed && !v.below_floor) || !told_too_slow.insert(v.id).second) continue;
             emit({PP_EVENT_LOG, PP_LOG_WARNING, v.id, PP_OK,
                   "viewer " + std::to_string(v.id) + "'s path carries about " +
-                      std::to_string(std::lround(v.receive_kbps)) + " kbit/s, too little for this stream (" +
+                      std::to_string(std::lround(v.delivered_kbps())) + " kbit/s, too little for this stream (" +
                       std::to_string(applied_kbps) + " kbit/s" + (v.below_floor ? ", at the floor" : "") +
                       "): it skips ahead to keyframes",
                   "{}"});
@@ -721,7 +721,7 @@ struct Host::Core {
             for (auto &v : j["viewers"])
                 for (const auto &r : rate->viewers())
                     if (r.id == v["id"]) {
-                        v["receive_kbps"] = std::lround(r.receive_kbps);
+                        v["receive_kbps"] = std::lround(r.delivered_kbps());
                         v["followed"] = r.followed;
                     }
         }

@@ -70,7 +70,7 @@ LinkReport report_for(const Controller *rate, uint64_t id, unsigned bitrate_kbps
     for (const auto &v : rate->viewers()) {
         if (v.id != id) continue;
         r.measured = true;
-        r.receive_kbps = kbps(v.receive_kbps);
+        r.receive_kbps = kbps(v.delivered_kbps());
         r.poorness = v.below_floor ? Poorness::below_floor
                      : !v.followed ? Poorness::slower_than_others
                                    : Poorness::none;

@@ -43,6 +43,7 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
         v.last_time = now;
         v.joined = now;
         v.lag_ms = s.backlog_ms;  // QUIC's share needs a receive rate, known from the next tick
+        v.acked_history[v.acked_next++ % v.acked_history.size()] = {now, s.acked_bytes};
         return;
     }
     auto dt = now - v.last_time;
@@ -56,6 +57,7 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
         v.receive_history[v.receive_next++ % v.receive_history.size()] = v.receive_kbps;
     // Unsmoothed: the smoothed rate takes 1.5 s to forget a wider path.
     v.last_receives[v.last_receive_next++ % v.last_receives.size()] = inst_kbps;
+    v.acked_history[v.acked_next++ % v.acked_history.size()] = {now, s.acked_bytes};
     bool skipped = s.skips > v.last_skips;
     bool lost_now = s.lost_packets > v.last_lost;
     v.recovering = lost_now || v.lost_last_tick;
@@ -107,6 +109,16 @@ double ViewerState::recent_receive_kbps() const {
 
 double ViewerState::last_receives_kbps() const {
     return *std::max_element(last_receives.begin(), last_receives.end());
+}
+
+double ViewerState::delivered_kbps() const {
+    if (acked_next < 2) return 0;
+    size_t n = acked_history.size();
+    const auto &newest = acked_history[(acked_next - 1) % n];
+    const auto &oldest = acked_history[acked_next >= n ? acked_next % n : 0];
+    double span_s = seconds(newest.first - oldest.first);
+    double window_kbps = static_cast<double>(newest.second - std::min(newest.second, oldest.second)) * 8 / 1000 / span_s;
+    return std::min(window_kbps, last_receives_kbps());
 }
 
 // What the path really carried just now (the smoothed rate still remembers better times), less a
@@ -217,6 +229,7 @@ nlohmann::json Controller::stats() const {
     for (const auto &v : viewers_)
         list.push_back({{"id", v.id},
                         {"receive_kbps", std::lround(v.receive_kbps)},
+                        {"delivered_kbps", std::lround(v.delivered_kbps())},
                         {"capacity_kbps", std::lround(v.capacity_kbps)},
                         {"ceiling_kbps", std::lround(v.ceiling_kbps)},
                         {"congested", v.congested},

@@ -122,8 +122,19 @@ struct ViewerState {
     size_t receive_next = 0;
     std::array<double, 3> last_receives{};    // the rate acknowledged in each of the last ticks (1.5 s), whatever happened
     size_t last_receive_next = 0;
+    // (time, acknowledged bytes) at the last ticks, for delivered_kbps().
+    std::array<std::pair<Clock::time_point, uint64_t>, 9> acked_history{};
+    size_t acked_next = 0;
     double recent_receive_kbps() const;
     double last_receives_kbps() const;
+    // What the path delivers: the figure told to users. Acknowledgements count a stream's bytes
+    // only once the bytes before them are acknowledged, so a lost packet holds them back for a few
+    // round trips and then releases them in one burst; the smoothed receive_kbps then read
+    // 710 kbit/s on a 300 kbit/s path, and half the path's rate a tick later. Over the last ~4 s
+    // the burst averages out, but that window still remembers a path that just narrowed; the best
+    // single tick of the last 1.5 s does not, and is one burst only if the ticks around it stalled:
+    // the lower of the two.
+    double delivered_kbps() const;
     Clock::time_point last_time{}, last_congested{}, joined{};
     bool seen = false;
 };
