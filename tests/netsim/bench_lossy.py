@@ -218,12 +218,15 @@ def test_latency_at_a_narrow_path(peers, through):  # noqa: F811
 
 def controller_sample(host):
     """(wall ms, encoder kbit/s, lag, capacity, ceiling, receive rate, state) as the rate control
-    sees the first viewer now; state C = congested, Q = queue rising, R = packets lost (recovering)."""
+    sees the first viewer now; state C = congested, Q = queue rising, R = packets lost (recovering),
+    P = a probe is out, with the probes passed / sent so far."""
     rc = host.ask()["stats"]["rate_control"]
     v = rc["viewers"][0] if rc.get("viewers") else {}
     state = "C" if v.get("congested") else ("Q" if v.get("queue_rising") else "-")
     return (time.time() * 1000, rc["bitrate_kbps"], v.get("lag_ms"), v.get("capacity_kbps"), v.get("ceiling_kbps"),
-            v.get("receive_kbps"), state + ("R" if v.get("recovering") else ""))
+            v.get("receive_kbps"), state + ("R" if v.get("recovering") else "") +
+            ("P" if v.get("bandwidth_probing") else "") +
+            f" {v.get('bandwidth_probes_passed')}/{v.get('bandwidth_probes')}")
 
 
 def print_narrow_trace(trace, frames, epoch):

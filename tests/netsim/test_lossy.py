@@ -206,10 +206,12 @@ def test_bitrate_follows_a_bottleneck_down_and_back(peers):
         # Settled on the narrow path: the frames keep coming.
         m = measure(viewer, epoch, warmup_s=3, seconds=6)
         v = host.ask()["stats"]["viewers"][0]
-        # Reported, not asserted: the < 500 ms the issue asks for is not met yet (docs/network.md).
         print(f"RATE at 2 Mbit/s: {m['fps']:.1f} fps, arrival p50 {m['p50_ms']:.0f} ms p95 {m['p95_ms']:.0f} ms, "
               f"longest gap {m['max_gap_ms']:.0f} ms, held {v['held_bytes']} bytes, skips {v['skips']}")
         assert m["fps"] >= 0.8 * FPS, m
+        # The issue's bound, at the viewer's URL (through mpv it is bench_lossy's NARROW-MPV row):
+        # 38-327 ms in session 13's runs, most under 160.
+        assert m["p95_ms"] < 500 and m["max_gap_ms"] < 1000, m
         rig.rate("v", None)
         recovered, kbps = wait_bitrate(host, lambda k: k >= 5700, 15)
         print(f"RATE back to open: encoder at {kbps} kbit/s after {recovered} s")
@@ -218,6 +220,10 @@ def test_bitrate_follows_a_bottleneck_down_and_back(peers):
         assert hs["rate_control"]["adaptive"] is True
         # No keyframe storm: a few skips at the drop at most, none after.
         assert hs["viewers"][0]["skips"] <= 3, hs["viewers"][0]
+        # Found again by the filler probes (two passes in a row at least), not by the encoder.
+        rc = hs["rate_control"]["viewers"][0]
+        assert rc["bandwidth_probes_passed"] >= 2, rc
+        assert hs["viewers"][0]["padding_bytes"] > 0, hs["viewers"][0]
 
 
 def test_a_path_below_the_floor_is_called_too_poor(peers):

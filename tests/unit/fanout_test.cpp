@@ -646,3 +646,58 @@ TEST_CASE("one viewer reopening the stream in a loop forces at most one keyframe
     CHECK(p->asked == before + 1);
     CHECK(other.forced() == 1);
 }
+
+// Rate control probes a path with filler (ratecontrol::Options::probe_share): null packets a reader
+// hands out between two segments, never inside one, counted apart until they are released.
+TEST_CASE("a reader's filler is null packets between segments, counted until released", "[fanout][padding]") {
+    auto producer = std::make_unique<KeyframeOnRequestProducer>();
+    auto *p = producer.get();
+    Options o;
+    o.limits = test_limits();
+    FanoutSource source(std::move(producer), o);
+    WakeFlag flag;
+    auto reader = source.subscribe(flag.callback());
+    std::vector<uint8_t> start;  // PAT, PMT and the first keyframe: whole segments
+    auto deadline = SteadyClock::now() + 30s;
+    while (start.size() < 6 * 188) {
+        auto span = reader->read(1 << 20);
+        start.insert(start.end(), span.begin(), span.end());
+        if (span.empty()) {
+            REQUIRE(SteadyClock::now() < deadline);
+            flag.wait(50ms);
+        }
+    }
+    CHECK(start.size() == 6 * 188);
+
+    REQUIRE(reader->pad(1000));  // rounded up to whole packets: 6
+    p->request_keyframe();        // the next segment, queued behind the filler
+    auto filler = reader->read(1 << 20);
+    REQUIRE(filler.size() == 6 * 188);
+    for (size_t i = 0; i < 6; ++i) {
+        auto pkt = ts::parse_packet(filler.subspan(i * 188, 188));
+        REQUIRE(pkt);
+        CHECK(pkt->pid == ts::kNullPid);
+    }
+    auto stats = reader->stats();
+    CHECK(stats["padding_bytes"] == 6 * 188);
+    CHECK(stats["padding_held_bytes"] == 6 * 188);
+    CHECK(stats["held_bytes"] == 12 * 188);
+
+    std::span<const uint8_t> next;
+    while ((next = reader->read(1 << 20)).empty()) {
+        REQUIRE(SteadyClock::now() < deadline);
+        flag.wait(50ms);
+    }
+    auto key = ts::parse_packet(next.first(188));
+    REQUIRE(key);
+    CHECK(key->pid == kVideoPid);
+    CHECK(key->random_access);  // the stream resumes at the segment's start, whole
+
+    reader->release(6 * 188 + 3 * 188);  // the start, and half the filler
+    CHECK(reader->stats()["padding_held_bytes"] == 3 * 188);
+    reader->release(3 * 188 + next.size());
+    stats = reader->stats();
+    CHECK(stats["padding_held_bytes"] == 0);
+    CHECK(stats["held_bytes"] == 0);
+    CHECK(stats["padding_bytes"] == 6 * 188);
+}

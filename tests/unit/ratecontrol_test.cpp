@@ -14,20 +14,29 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// One viewer's path: capacity in kbit/s, what it acknowledged, its backlog and skips.
+// One viewer's path: capacity in kbit/s, what it acknowledged, its backlog and skips. A probe's
+// filler goes out before the stream's backlog, as the fan-out hands it out at its next segment.
 struct Path {
     double capacity_kbps;
     double overhead = 1.0;  // stream bits per encoded bit (MPEG-TS packets and PES headers: ~1.05)
     double acked_bytes = 0;
     double backlog_kbit = 0;
     uint64_t skips = 0;
+    double padding_kbit = 0;  // filler not yet delivered
+    uint64_t padding_bytes = 0;
+    bool pads = true;  // false: the filler never goes out (stream::Reader::pad refused it)
 
-    // The stream (video + audio) offered at `offered_kbps` for `dt` seconds.
-    Sample step(uint64_t id, double offered_kbps, double dt) {
+    // The stream (video + audio) offered at `offered_kbps` for `dt` seconds, after `pad_bytes` of filler.
+    Sample step(uint64_t id, double offered_kbps, double dt, size_t pad_bytes = 0) {
         offered_kbps *= overhead;
+        if (!pads) pad_bytes = 0;
+        padding_bytes += pad_bytes;
+        padding_kbit += static_cast<double>(pad_bytes) * 8 / 1000;
+        double padding_sent = std::min(padding_kbit, capacity_kbps * dt);
+        padding_kbit -= padding_sent;
         double queued = backlog_kbit + offered_kbps * dt;
-        double sent = std::min(queued, capacity_kbps * dt);
-        acked_bytes += sent * 1000 / 8;
+        double sent = std::min(queued, capacity_kbps * dt - padding_sent);
+        acked_bytes += (sent + padding_sent) * 1000 / 8;
         backlog_kbit = queued - sent;
         double backlog_ms = offered_kbps > 0 ? backlog_kbit / offered_kbps * 1000 : 0;
         if (backlog_ms > 1000) {  // the fan-out's jump to the newest keyframe
@@ -35,7 +44,10 @@ struct Path {
             backlog_ms = 0;
             ++skips;
         }
-        return {id, static_cast<uint64_t>(acked_bytes), static_cast<int64_t>(backlog_ms), skips};
+        Sample s{id, static_cast<uint64_t>(acked_bytes), static_cast<int64_t>(backlog_ms), skips};
+        s.padding_bytes = padding_bytes;
+        s.padding_held_bytes = static_cast<uint64_t>(padding_kbit * 1000 / 8);
+        return s;
     }
 };
 
@@ -50,10 +62,17 @@ struct Sim {
 
     explicit Sim(Options o = {}) : controller(o) {}
 
+    // The probe the controller asked for at its last update.
+    size_t pad_bytes(uint64_t id) const {
+        for (const auto &v : controller.viewers())
+            if (v.id == id) return v.pad_bytes;
+        return 0;
+    }
+
     unsigned tick() {
         std::vector<Sample> samples;
         double offered = controller.target_kbps() + controller.options().audio_kbps;
-        for (auto &[id, path] : paths) samples.push_back(path.step(id, offered, kTick));
+        for (auto &[id, path] : paths) samples.push_back(path.step(id, offered, kTick, pad_bytes(id)));
         last = samples;
         now += std::chrono::milliseconds(static_cast<int>(kTick * 1000));
         t += kTick;
@@ -136,36 +155,93 @@ TEST_CASE("a delivery-rate estimate that reads a token bucket's bursts does not 
     CHECK(fits <= 2.0);  // before the bound on the last 1.5 s: 3.5 s, by a queue back-off after a skip
 }
 
-TEST_CASE("probing a narrow path backs off on a forming queue: the lag a probe builds stays small") {
-    // The issue's 2 Mbit/s bottleneck with the 6 Mbit/s setting, with the multiplex's overhead:
-    // without the back-off each probe ran the lag past 250 ms (congestion) and the fan-out's skip.
+TEST_CASE("a narrow path is probed with filler, not the encoder: the probes fail, the lag stays small") {
+    // The issue's 2 Mbit/s bottleneck with the 6 Mbit/s setting, with the multiplex's overhead. The
+    // model's path sends the filler first, so the filler is always acknowledged in time: what fails
+    // the probes is the stream falling behind it. Session 12's encoder probes overshot such a path
+    // by up to a third every ~5 s (lag 400–1400 ms through mpv).
     Sim sim;
     sim.paths[1] = Path{8000, 1.05};
     sim.run(10);
     sim.paths[1].capacity_kbps = 2000;
     sim.run(10);  // the first reaction and its drain
     uint64_t skips = sim.paths[1].skips;
-    auto congestions = sim.controller.viewers().at(0).congestions;
+    auto before = sim.controller.viewers().at(0);
     int64_t worst_lag = 0;
     double sum = 0;
+    unsigned highest = 0;
     const int ticks = 120;  // 60 s
     for (int i = 0; i < ticks; ++i) {
-        sum += sim.tick();
+        unsigned kbps = sim.tick();
+        sum += kbps;
+        highest = std::max(highest, kbps);
         worst_lag = std::max(worst_lag, sim.last.at(0).backlog_ms);
     }
     const auto &v = sim.controller.viewers().at(0);
-    INFO("worst lag " << worst_lag << " ms; mean " << sum / ticks << " kbit/s; backoffs " << v.backoffs
-                      << "; congestions " << v.congestions - congestions);
-    CHECK(v.backoffs >= 2);  // it kept probing, and backed off each time
-    CHECK(v.congestions == congestions);  // no probe got as far as congestion
-    CHECK(worst_lag < 250);
+    INFO("worst lag " << worst_lag << " ms; mean " << sum / ticks << " kbit/s; highest " << highest << "; probes "
+                      << v.probes - before.probes << ", passed " << v.probes_passed - before.probes_passed
+                      << "; backoffs " << v.backoffs - before.backoffs);
+    CHECK(v.probes - before.probes >= 10);  // once the last one's queue drained: ~4 s on a path used to 98 %
+    CHECK(v.probes_passed == before.probes_passed);
+    CHECK(v.congestions == before.congestions);
+    CHECK(v.backoffs == before.backoffs);  // the encoder never went above the path to find it
+    CHECK(worst_lag < 150);  // a probe's filler: 0.15 × half a second of the stream
     CHECK(sim.paths[1].skips == skips);
-    CHECK((sum / ticks + 128) * 1.05 >= 0.75 * 2000);  // it still uses most of the path
-    // The stats show the rate it last queued at (what the probes above go slowly past).
-    double ceiling = sim.controller.stats()["viewers"][0]["ceiling_kbps"].get<double>();
-    CHECK(ceiling == Approx(v.ceiling_kbps).margin(1));
-    CHECK(ceiling > 1500);
-    CHECK(ceiling + 128 < 2000 * 1.1);
+    CHECK((highest + 128) * 1.05 <= 2000);
+    CHECK((sum / ticks + 128) * 1.05 >= 0.85 * 2000);  // it still uses most of the path
+    // The stats show the ceiling the probes test, and the probes.
+    auto stats = sim.controller.stats()["viewers"][0];
+    CHECK(stats["ceiling_kbps"].get<double>() == Approx(v.ceiling_kbps).margin(1));
+    CHECK(stats["bandwidth_probes"] == v.probes);
+    CHECK(stats["bandwidth_probes_passed"] == v.probes_passed);
+    CHECK(v.ceiling_kbps > 1500);
+    CHECK(v.ceiling_kbps + 128 < 2000 * 1.1);
+}
+
+TEST_CASE("a path that widens passes two probes in a row, and the encoder climbs behind the probes") {
+    Sim sim;
+    sim.paths[1] = Path{8000, 1.05};
+    sim.run(10);
+    sim.paths[1].capacity_kbps = 2000;
+    sim.run(20);
+    double ceiling = sim.controller.viewers().at(0).ceiling_kbps;
+    REQUIRE(ceiling > 0);
+    sim.paths[1].capacity_kbps = 8000;
+    // One pass alone raises nothing (a token bucket's burst can pass one); the second does.
+    uint64_t passed = sim.controller.viewers().at(0).probes_passed;
+    double capacity_at_first_pass = -1;
+    double recovered = sim.until(10, [&](unsigned kbps) {
+        const auto &v = sim.controller.viewers().at(0);
+        if (v.probes_passed == passed + 1 && capacity_at_first_pass < 0) {
+            capacity_at_first_pass = v.capacity_kbps;
+            CHECK(v.ceiling_kbps == ceiling);
+        }
+        return kbps >= 5700;
+    });
+    CHECK(capacity_at_first_pass > 0);
+    REQUIRE(recovered >= 0);
+    CHECK(recovered <= 7.0);  // netsim: 5.5–8.1 s, with the real encoder trailing its target
+    const auto &v = sim.controller.viewers().at(0);
+    CHECK(v.probes_passed >= passed + 4);
+    CHECK(v.ceiling_kbps == 0);  // at the configured bitrate: nothing left to probe
+}
+
+TEST_CASE("filler that never went out proves nothing: the encoder stays at its ceiling") {
+    Sim sim;
+    sim.paths[1] = Path{8000, 1.05};
+    sim.paths[1].pads = false;
+    sim.run(10);
+    sim.paths[1].capacity_kbps = 2000;
+    sim.run(20);
+    double ceiling = sim.controller.viewers().at(0).ceiling_kbps;
+    REQUIRE(ceiling > 0);
+    sim.paths[1].capacity_kbps = 8000;
+    sim.run(20);
+    const auto &v = sim.controller.viewers().at(0);
+    CHECK(v.probes > 5);
+    CHECK(v.probes_passed == 0);
+    CHECK(v.ceiling_kbps == ceiling);
+    CHECK(sim.controller.target_kbps() <= ceiling);
 }
 
 TEST_CASE("a keyframe's one-tick lag is not a forming queue") {

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "common/error.hpp"
+#include "fanout/ts.hpp"
 
 namespace pp::fanout {
 
@@ -139,7 +140,7 @@ public:
     std::span<const uint8_t> read(size_t max) override {
         if (max == 0) return {};
         if (held_.empty() || read_off_ == held_.back()->bytes.size()) {
-            auto seg = ring_->next(cursor_);
+            auto seg = pad_pending_ ? take_padding() : ring_->next(cursor_);
             if (!seg) return {};
             held_.push_back(std::move(seg));
             read_off_ = 0;
@@ -169,6 +170,12 @@ public:
         }
     }
 
+    // Between two segments, so the filler never splits the stream's packets.
+    bool pad(size_t bytes) override {
+        pad_pending_ = std::min(kMaxPadding, pad_pending_ + bytes);
+        return true;
+    }
+
     bool at_end() const override {
         bool drained = held_.empty() || read_off_ == held_.back()->bytes.size();
         return drained && ring_->finished(cursor_);
@@ -176,11 +183,20 @@ public:
 
     nlohmann::json stats() const override {
         auto s = ring_->stats(cursor_);
-        size_t held = 0;
-        for (const auto &seg : held_) held += seg->bytes.size();
-        nlohmann::json j = {{"bytes", bytes_read_},           {"drops", s.drops},
-                            {"dropped_bytes", s.dropped_bytes}, {"backlog", s.backlog_bytes},
-                            {"backlog_ms", s.backlog_ms},       {"held_bytes", held - release_off_}};
+        size_t held = 0, padding_held = 0;
+        for (const auto &seg : held_) {
+            size_t unreleased = seg->bytes.size() - (seg == held_.front() ? release_off_ : 0);
+            held += unreleased;
+            if (seg->padding) padding_held += unreleased;
+        }
+        nlohmann::json j = {{"bytes", bytes_read_},
+                            {"drops", s.drops},
+                            {"dropped_bytes", s.dropped_bytes},
+                            {"backlog", s.backlog_bytes},
+                            {"backlog_ms", s.backlog_ms},
+                            {"held_bytes", held},
+                            {"padding_bytes", padding_bytes_},
+                            {"padding_held_bytes", padding_held}};
         if (ring_->ended()) {
             auto [code, message] = ring_->end_reason();
             if (code != PP_OK) j["error"] = message;
@@ -189,6 +205,18 @@ public:
     }
 
 private:
+    // More than this is not a probe but a second stream.
+    static constexpr size_t kMaxPadding = 256 * 1024;
+
+    SegmentPtr take_padding() {
+        auto seg = std::make_shared<Segment>();
+        seg->bytes = ts::null_packets((pad_pending_ + ts::kPacketSize - 1) / ts::kPacketSize);
+        seg->padding = true;
+        padding_bytes_ += seg->bytes.size();
+        pad_pending_ = 0;
+        return seg;
+    }
+
     std::shared_ptr<FanoutSource::Control> control_;
     std::shared_ptr<Ring> ring_;
     Cursor cursor_;
@@ -197,6 +225,8 @@ private:
     size_t release_off_ = 0;       // released bytes of held_.front()
     size_t read_off_ = 0;          // read bytes of held_.back()
     uint64_t bytes_read_ = 0;
+    size_t pad_pending_ = 0;      // filler asked for and not yet handed out
+    uint64_t padding_bytes_ = 0;  // filler handed out
 };
 
 } // namespace

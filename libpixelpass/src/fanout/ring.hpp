@@ -31,6 +31,7 @@ struct Segment {
     bool keyframe = false;       // starts with the first packet of a video random-access point
     Clock::time_point arrived;
     uint64_t offset = 0;         // position of bytes[0] in the ring's stream
+    bool padding = false;        // null packets one reader was given (RingReader::pad), not the ring's
 };
 using SegmentPtr = std::shared_ptr<const Segment>;
 

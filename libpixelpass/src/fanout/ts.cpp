@@ -26,6 +26,18 @@ std::optional<std::span<const uint8_t>> section(std::span<const uint8_t> payload
 
 } // namespace
 
+std::vector<uint8_t> null_packets(size_t count) {
+    std::vector<uint8_t> bytes(count * kPacketSize, 0xff);
+    for (size_t i = 0; i < count; ++i) {
+        uint8_t *p = bytes.data() + i * kPacketSize;
+        p[0] = kSyncByte;
+        p[1] = kNullPid >> 8;
+        p[2] = kNullPid & 0xff;
+        p[3] = 0x10;  // payload only; the continuity counter of null packets is not checked
+    }
+    return bytes;
+}
+
 std::optional<Packet> parse_packet(std::span<const uint8_t> b) {
     if (b.size() < kPacketSize || b[0] != kSyncByte) return std::nullopt;
     Packet p;

@@ -28,6 +28,9 @@ struct Packet {
     std::span<const uint8_t> payload;  // after the adaptation field
 };
 
+// `count` null packets (PID 0x1fff): filler every demuxer discards.
+std::vector<uint8_t> null_packets(size_t count);
+
 // Parses one packet header; nullopt when `bytes` is not a well-formed TS packet.
 std::optional<Packet> parse_packet(std::span<const uint8_t> bytes);
 

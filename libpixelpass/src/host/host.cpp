@@ -581,17 +581,21 @@ struct Host::Core {
         rate_timer->arm_at(net::monotonic_ns() + kRateTick);
         if (!endpoint || !rate_off.empty()) return;
         std::vector<ratecontrol::Sample> samples;
+        std::map<uint64_t, http3::ServerSession *> sessions;
         for (auto *c : endpoint->connections()) {
             auto it = viewers.find(c->id());
             auto *s = dynamic_cast<http3::ServerSession *>(c->app());
             if (it == viewers.end() || !s) continue;
             auto hs = s->stats();
             auto qs = c->stats();
-            if (hs.streaming)
-                samples.push_back({it->second.id, hs.body_bytes_acked, hs.backlog_ms, hs.drops,
-                                   qs.delivery_rate_bps / 1000, hs.held_bytes, qs.min_rtt_ms, hs.lost_packets});
+            if (!hs.streaming) continue;
+            samples.push_back({it->second.id, hs.body_bytes_acked, hs.backlog_ms, hs.drops, qs.delivery_rate_bps / 1000,
+                               hs.held_bytes, qs.min_rtt_ms, hs.lost_packets, hs.padding_bytes, hs.padding_held_bytes});
+            sessions[it->second.id] = s;
         }
         unsigned kbps = rate->update(samples, ratecontrol::Clock::now());
+        for (const auto &v : rate->viewers())  // the controller's probes (ratecontrol::Options::probe_share)
+            if (v.pad_bytes > 0 && sessions.count(v.id)) sessions[v.id]->pad(v.pad_bytes);
         if (kbps != applied_kbps) {
             if (media->set_bitrate(kbps, rate_off)) {
                 applied_kbps = kbps;
@@ -648,6 +652,7 @@ struct Host::Core {
                 {"congestion_events", qs.congestion_events},
                 {"backlog_ms", hs.backlog_ms},
                 {"held_bytes", hs.held_bytes},
+                {"padding_bytes", hs.padding_bytes},  // rate control's filler, part of bytes_sent
                 {"lost_packets", hs.lost_packets},
                 // Approximate: every datagram sent counts (ACK-only ones too).
                 {"loss_pct", qs.tx_datagrams ? 100.0 * static_cast<double>(hs.lost_packets) /

@@ -272,6 +272,20 @@ void ServerSession::resume_starved() {
     if (any) conn_.schedule_write();
 }
 
+bool ServerSession::pad(size_t bytes) {
+    bool any = false;
+    for (auto &[id, st] : streams_) {
+        if (!st->reader || st->failed || !st->reader->pad(bytes)) continue;
+        any = true;
+        if (st->starved) {
+            st->starved = false;
+            nghttp3_conn_resume_stream(h3(), id);
+        }
+    }
+    if (any) conn_.schedule_write();
+    return any;
+}
+
 ServerSession::Stats ServerSession::stats() const {
     Stats s = closed_;
     for (const auto &[id, st] : streams_) {
@@ -284,6 +298,8 @@ ServerSession::Stats ServerSession::stats() const {
             s.backlog_ms = std::max(s.backlog_ms, rs.value("backlog_ms", int64_t{0}));
             s.backlog_bytes += rs.value("backlog", uint64_t{0});
             s.held_bytes += rs.value("held_bytes", uint64_t{0});
+            s.padding_held_bytes += rs.value("padding_held_bytes", uint64_t{0});
+            s.padding_bytes += rs.value("padding_bytes", uint64_t{0});
             s.lost_packets += conn_.stream_lost_packets(st->id);
         }
     }

@@ -43,6 +43,9 @@ public:
 
     // Re-offers every stream whose Reader came back empty (call after the Source's wake).
     void resume_starved();
+    // Queues about `bytes` of filler on each long body whose Reader has it (stream::Reader::pad),
+    // sent at once; false when none has.
+    bool pad(size_t bytes);
 
     struct Stats {
         uint64_t requests = 0;
@@ -52,6 +55,8 @@ public:
         int64_t backlog_ms = 0;         // the furthest-behind reader's lag behind the live edge
         uint64_t backlog_bytes = 0;     // what its readers have not taken yet, all streams
         uint64_t held_bytes = 0;        // taken but not yet acknowledged (the QUIC send buffer)
+        uint64_t padding_held_bytes = 0;  // of which filler (pad())
+        uint64_t padding_bytes = 0;       // filler taken, open streams
         uint64_t lost_packets = 0;      // packets with body data declared lost, open streams
         size_t open_streams = 0, streaming = 0;
     };

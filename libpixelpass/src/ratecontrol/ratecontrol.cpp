@@ -12,6 +12,9 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 // Two samples closer than this give a rate too noisy to act on.
 constexpr auto kMinInterval = std::chrono::milliseconds(100);
 
+// A probe passes only if the stream's lag grew less than this meanwhile (jitter, not a queue).
+constexpr int64_t kProbeLagSlackMs = 20;
+
 double median(std::vector<double> values) {
     std::sort(values.begin(), values.end());
     size_t n = values.size();
@@ -35,11 +38,13 @@ ViewerState &Controller::state_for(uint64_t id) {
 }
 
 void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now) {
+    v.pad_bytes = 0;
     if (!v.seen) {
         v.seen = true;
         v.last_acked = s.acked_bytes;
         v.last_skips = s.skips;
         v.last_lost = s.lost_packets;
+        v.last_padding_acked = s.padding_bytes - std::min(s.padding_bytes, s.padding_held_bytes);
         v.last_time = now;
         v.joined = now;
         v.lag_ms = s.backlog_ms;  // QUIC's share needs a receive rate, known from the next tick
@@ -51,6 +56,11 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
     double dt_s = seconds(dt);
     double inst_kbps = static_cast<double>(s.acked_bytes - std::min(s.acked_bytes, v.last_acked)) * 8 / 1000 / dt_s;
     v.receive_kbps = v.receive_kbps == 0 ? inst_kbps : 0.5 * v.receive_kbps + 0.5 * inst_kbps;
+    uint64_t padding_acked = s.padding_bytes - std::min(s.padding_bytes, s.padding_held_bytes);
+    double filler_kbps = static_cast<double>(padding_acked - std::min(padding_acked, v.last_padding_acked)) * 8 / 1000 / dt_s;
+    double stream_inst_kbps = std::max(0.0, inst_kbps - filler_kbps);
+    v.stream_kbps = v.stream_kbps == 0 ? stream_inst_kbps : 0.5 * v.stream_kbps + 0.5 * stream_inst_kbps;
+    v.last_padding_acked = padding_acked;
     // Not just after a congestion or back-off: the queue draining then is acknowledged in a burst
     // (2.2 Mbit/s through a 2 Mbit/s path) that says nothing about the path.
     if (now - v.last_congested >= options_.hold)
@@ -71,17 +81,24 @@ void Controller::observe(ViewerState &v, const Sample &s, Clock::time_point now)
                           v.lag_rises >= 2))
         v.catching_up = false;
     v.congested = !v.catching_up && (skipped || v.lag_ms > congested_threshold_ms(v, s));
-    // Rising for a second, or by the whole threshold in one tick (a fast probe leaves no time for
-    // two; half of it fired on the retransmission noise of a 2 % lossy path).
+    // Past the threshold, rising for a second, and past half of it the tick before: a queue persists. A
+    // keyframe (several times the other frames' size) raises the lag by up to ~100 ms for one tick
+    // on a 2 Mbit/s path; counted, each one backed the encoder off by a fifth, down to the floor
+    // within 10 s (netsim, session 12). A retransmission's spike is one tick long too. The stream
+    // waiting behind a probe's filler is no queue of the encoder's making.
+    bool padding_out = s.padding_held_bytes > 0 || v.padding_held_last_tick;
+    v.padding_held_last_tick = s.padding_held_bytes > 0;
     int64_t queue_threshold = queue_threshold_ms(v, s);
-    v.queue_rising = !v.catching_up && !v.congested && v.lag_ms >= queue_threshold &&
-                     (v.lag_rises >= 2 || v.lag_ms - v.last_lag_ms >= queue_threshold);
+    v.queue_rising = !v.catching_up && !v.congested && !padding_out && v.lag_ms >= queue_threshold &&
+                     v.lag_rises >= 2 && 2 * v.last_lag_ms >= queue_threshold;
     if (v.congested)
         on_congested(v, s, inst_kbps, now);
     else
         v.drain_kbps = 0;
     if (v.queue_rising) on_queue_forming(v, dt_s, now);
+    judge_probe(v, s, inst_kbps, now);
     grow(v, s, dt_s, now);
+    maybe_probe(v, s, dt_s, now);
     if (!v.congested && v.capacity_kbps > options_.floor_kbps) v.below_floor = false;
     v.last_acked = s.acked_bytes;
     v.last_skips = s.skips;
@@ -100,7 +117,7 @@ int64_t Controller::congested_threshold_ms(const ViewerState &v, const Sample &s
 }
 
 int64_t Controller::queue_threshold_ms(const ViewerState &v, const Sample &s) const {
-    return options_.queue_forming.count() + std::lround(s.min_rtt_ms) + recovery_allowance_ms(v, s);
+    return options_.queue_forming.count() + std::lround(s.min_rtt_ms / 2) + recovery_allowance_ms(v, s);
 }
 
 double ViewerState::recent_receive_kbps() const {
@@ -135,7 +152,13 @@ void Controller::on_congested(ViewerState &v, const Sample &s, double inst_kbps,
     double received_kbps = std::min(v.recent_receive_kbps(), v.last_receives_kbps());
     double path_kbps = std::max(acked_kbps, std::min(s.delivery_kbps, received_kbps));
     double carried = options_.headroom * path_kbps - options_.audio_kbps;
-    v.ceiling_kbps = std::max(path_kbps - options_.audio_kbps, 1.0);
+    // Within a hold of the last congestion or back-off the queue drains in bursts of acknowledgements
+    // that read as a wider path (a ceiling of 2560 kbit/s on a 2 Mbit/s path): the ceiling only falls.
+    // Never below the floor: the encoder goes no lower, and the probes would climb from there.
+    double ceiling = std::max(path_kbps - options_.audio_kbps, static_cast<double>(options_.floor_kbps));
+    bool again = now - v.last_congested < options_.hold && v.ceiling_kbps > 0;
+    v.ceiling_kbps = again ? std::min(v.ceiling_kbps, ceiling) : ceiling;
+    v.passes_in_row = 0;
     v.below_floor = carried < options_.floor_kbps;
     v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(carried, options_.floor_kbps));
     double share = static_cast<double>(v.lag_ms) / static_cast<double>(options_.drain.count());
@@ -151,8 +174,14 @@ void Controller::on_queue_forming(ViewerState &v, double dt_s, Clock::time_point
     // The lag's growth measures against the encoder's target, which the encoder reaches only over a
     // second or so; what the saturated path delivers bounds the estimate from the other side.
     double fits = std::min(stream_kbps / (1 + growth), v.recent_receive_kbps()) - options_.audio_kbps;
-    fits = std::max(fits, 1.0);
-    v.ceiling_kbps = fits;
+    fits = std::max(fits, static_cast<double>(options_.floor_kbps));
+    // A second back-off within a hold of the first: the encoder takes about a second to slow down
+    // and the lag goes on rising meanwhile. Measured against the lowered target that reads as a
+    // path of half the rate (ceilings of 1.0–1.2 Mbit/s on a 2 Mbit/s path): it backs off
+    // further, the ceiling stays.
+    bool again = now - v.last_congested < options_.hold;
+    v.ceiling_kbps = again ? std::max(v.ceiling_kbps, fits) : fits;
+    v.passes_in_row = 0;
     v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(options_.backoff_headroom * fits, options_.floor_kbps));
     v.last_congested = now;
     v.lag_rises = 0;
@@ -160,26 +189,72 @@ void Controller::on_queue_forming(ViewerState &v, double dt_s, Clock::time_point
 }
 
 // A capacity grows only once the encoder runs at it (while the encoder climbs back from a drain,
-// the path carrying less than the capacity proves nothing about more) and no queue is left.
+// the path carrying less than the capacity proves nothing about more) and no queue is left; up to
+// the ceiling, where the path last congested or queued. Past it only a probe that passed takes it
+// (maybe_probe): an encoder probing above a narrow path overshot it by a third before the queue
+// showed (its output trails its target by a second), and each overshoot cost 400–1400 ms of lag.
 void Controller::grow(ViewerState &v, const Sample &s, double dt_s, Clock::time_point now) {
     if (v.congested || now - v.last_congested < options_.hold || target_kbps_ < 0.95 * v.capacity_kbps) return;
     if (v.lag_ms >= queue_threshold_ms(v, s)) return;
-    // Near the rate the path last congested or queued at, and the viewer has not received more since:
-    // probe slowly. Once it receives more (the path widened), the usual pace finds the rest. (The
-    // encoder's output trails its target by a second, so a capacity bound alone let the probe run
-    // on at the usual pace above a path that had not widened.)
-    bool at_ceiling = v.capacity_kbps >= 0.95 * v.ceiling_kbps;
-    bool path_widened = v.recent_receive_kbps() > 1.08 * (v.ceiling_kbps + options_.audio_kbps);
-    bool near = at_ceiling && !path_widened;
-    double rate = near ? options_.increase_near_ceiling_per_s : options_.increase_per_s;
-    v.capacity_kbps = std::min<double>(options_.max_kbps, v.capacity_kbps * std::pow(1 + rate, dt_s));
+    double grown = std::min<double>(options_.max_kbps, v.capacity_kbps * std::pow(1 + increase_for(v), dt_s));
+    if (v.ceiling_kbps > 0) grown = std::min(grown, std::max(v.capacity_kbps, v.ceiling_kbps));
+    v.capacity_kbps = grown;
+}
+
+double Controller::increase_for(const ViewerState &v) const {
+    return v.passes_in_row >= 2 ? options_.increase_proven_per_s : options_.increase_per_s;
+}
+
+// The probe's filler was acknowledged within a tick and the stream behind it did not fall behind:
+// the path carried both, and the ceiling rises to that. A narrow path delivers the filler just as
+// fast, at the stream's expense: its lag grows by the filler's time on the path. Filler never
+// handed out (flow control) proves nothing.
+void Controller::judge_probe(ViewerState &v, const Sample &s, double inst_kbps, Clock::time_point now) {
+    if (!v.probing) return;
+    v.probing = false;
+    bool stream_kept_up = v.lag_ms <= v.last_lag_ms + kProbeLagSlackMs && 2 * v.lag_ms < queue_threshold_ms(v, s);
+    bool passed = s.padding_bytes > v.probe_padding_from && s.padding_held_bytes == 0 && stream_kept_up &&
+                  !v.congested && !v.queue_rising;
+    if (!passed) {
+        v.passes_in_row = 0;
+        v.next_probe = now + options_.probe_every;
+        return;
+    }
+    ++v.probes_passed;
+    // One pass can be the timing of a tick's acknowledgements (a token bucket's burst); two in a
+    // row, the second with the first's filler still on the path, are room.
+    if (++v.passes_in_row < 2) return;
+    // What the path carried in the tick: the filler and the stream, none of it left behind.
+    double carried = inst_kbps - options_.audio_kbps;
+    v.ceiling_kbps = std::max(v.ceiling_kbps, std::min(carried, options_.probe_step * v.ceiling_kbps));
+    if (v.ceiling_kbps >= options_.max_kbps) v.ceiling_kbps = 0;  // nothing above to find
+}
+
+// At its ceiling (or climbing to one a probe just proved), no queue: offer the path more than the
+// ceiling's stream for a tick, one probe at a time.
+void Controller::maybe_probe(ViewerState &v, const Sample &s, double dt_s, Clock::time_point now) {
+    if (v.ceiling_kbps <= 0 || v.congested || v.catching_up || v.probing || s.padding_held_bytes > 0) return;
+    // Only on an empty queue: the filler on top of the last probe's overflowed the router's buffer.
+    if (now - v.last_congested < options_.hold || now < v.next_probe || 2 * v.lag_ms >= options_.queue_forming.count()) return;
+    bool settled = v.capacity_kbps >= 0.95 * v.ceiling_kbps && target_kbps_ >= 0.95 * v.capacity_kbps;
+    if (!settled && v.passes_in_row == 0) return;
+    // The encoder's output trails its target after a climb: the filler makes up for that too (up to
+    // twice as much again), so that a pass proves the rate the encoder is about to run at, and more.
+    double want_kbps = (1 + options_.probe_share) * (v.capacity_kbps + options_.audio_kbps);
+    double filler_kbps = std::clamp(want_kbps - v.stream_kbps, options_.probe_share * v.stream_kbps,
+                                    3 * options_.probe_share * v.stream_kbps);
+    v.pad_bytes = static_cast<size_t>(filler_kbps * 1000 / 8 * dt_s);
+    v.probing = true;
+    v.probe_padding_from = s.padding_bytes;
+    ++v.probes;
 }
 
 // The fan-out backlog plus the time QUIC's held bytes take at the rate the path delivers, beyond
 // the one round trip any sent data needs.
 int64_t Controller::lag_ms(const ViewerState &v, const Sample &s) const {
     double rate_kbps = std::max(v.receive_kbps, static_cast<double>(options_.floor_kbps));
-    double held_ms = static_cast<double>(s.held_bytes) * 8 / rate_kbps;
+    // The probes' filler is not the stream: the stream waiting behind it is counted, as it waits.
+    double held_ms = static_cast<double>(s.held_bytes - std::min(s.held_bytes, s.padding_held_bytes)) * 8 / rate_kbps;
     return s.backlog_ms + std::lround(std::max(0.0, held_ms - s.min_rtt_ms));
 }
 
@@ -204,7 +279,9 @@ unsigned Controller::choose(Clock::time_point now, double dt_s) {
             ++decreases_;
             last_decrease_ = now;
         } else if (want > target) {
-            double allowed = target * std::pow(1 + options_.increase_per_s, dt_s);
+            bool proven = std::all_of(viewers_.begin(), viewers_.end(),
+                                      [](const ViewerState &v) { return !v.followed || v.passes_in_row >= 2; });
+            double allowed = target * std::pow(1 + (proven ? options_.increase_proven_per_s : options_.increase_per_s), dt_s);
             double next = std::min(want, allowed);
             if (std::lround(next) > std::lround(target)) ++increases_;
             target = next;
@@ -237,6 +314,9 @@ nlohmann::json Controller::stats() const {
                         {"queue_rising", v.queue_rising},
                         {"recovering", v.recovering},
                         {"backoffs", v.backoffs},
+                        {"bandwidth_probes", v.probes},
+                        {"bandwidth_probes_passed", v.probes_passed},
+                        {"bandwidth_probing", v.probing},
                         {"lag_ms", v.lag_ms},
                         {"drain_kbps", std::lround(v.drain_kbps)},
                         {"followed", v.followed},

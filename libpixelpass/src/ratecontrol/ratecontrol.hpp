@@ -1,7 +1,8 @@
 // ratecontrol: the one encoder's bitrate, chosen from what the viewers' paths deliver. The host
 // feeds it, every tick, each viewer's acknowledged byte count, how far its fan-out cursor lags
 // the live edge and its keyframe skips; it answers with the video bitrate to encode at, between a
-// floor and the configured bitrate. Pure logic (no clock, no I/O): unit-tested with made-up paths.
+// floor and the configured bitrate, and with the filler to send each viewer that is probed
+// (ViewerState::pad_bytes). Pure logic (no clock, no I/O): unit-tested with made-up paths.
 //
 // Policy (docs/network.md has the long form):
 //  * A viewer is congested when its lag exceeds `congested_backlog` or it skipped ahead since the
@@ -22,25 +23,31 @@
 //    time a retransmission takes to fill the hole (2 % random loss at 100 ms RTT: lag spikes of
 //    200–250 ms, one tick long, took the bitrate down from 6000 to 3600 kbit/s; a tbf's queue
 //    that overflows loses packets too, and is caught two round trips later: 40 ms at 20 ms RTT).
-//  * A queue forming is caught before it is congestion: when a viewer's lag is past
-//    `queue_forming` (plus its minimum RTT, the noise a lossy path's retransmissions add) and rose
-//    over the last two ticks, the encoder runs faster than the path. The rate the path carries is
-//    then the encoder's rate divided by the lag's growth (a lag growing 100 ms per second: the stream
-//    is 10 % too fast); the capacity backs off to `backoff_headroom` × that, without a drain, and
-//    that rate becomes the viewer's ceiling: most probes above a narrow path end there, before
-//    the 250 ms of congestion (docs/network.md, "Latency bounds", has the measurements).
+//  * A queue forming is caught before it is congestion and before a router's buffer overflows:
+//    when a viewer's lag is past `queue_forming` (plus half its minimum RTT), rose over the last
+//    two ticks and was past half of that the tick before, the encoder runs faster than the path.
+//    The rate the path carries is then the encoder's rate divided by the lag's growth (a lag
+//    growing 100 ms per second: the stream is 10 % too fast); the capacity backs off to
+//    `backoff_headroom` × that, without a drain, and that rate becomes the viewer's ceiling.
 //  * A joining viewer starts up to a GOP behind: until it first catches up its lag is not
 //    congestion (at most `join_grace`, and not while the lag keeps rising).
 //  * An uncongested viewer's capacity grows by `increase_per_s` (compounded) once `hold` has
 //    passed since its last congestion or back-off and its lag is below the queue threshold, up to
-//    the configured bitrate; by only `increase_near_ceiling_per_s` from 95 % of the rate at which
-//    it last congested or queued (its ceiling) until it receives 8 % more than it did then: a
-//    still-narrow path is probed gently, capacity that returns is found again within seconds.
+//    the configured bitrate or its ceiling (the rate it last congested or queued at). Above the
+//    ceiling the encoder never probes (its output trails its target, so it overshot a narrow path
+//    by up to a third before the queue showed): filler does. At the ceiling, with an empty queue,
+//    the viewer is offered `probe_share` more than the stream for a tick; the probe passes when
+//    all the filler was acknowledged by the next tick and the stream did not fall behind it. Two
+//    passes in a row raise the ceiling to what the path carried, the probes go on every tick while
+//    they pass, and the encoder follows at up to `increase_proven_per_s`; a failure waits
+//    `probe_every`. A narrow path pays a failed probe's filler (~75 ms of queue); capacity that
+//    returns is found again within seconds.
 //  * Several viewers: the encoder follows the slowest viewer, except one whose capacity is below
 //    `outlier_ratio` × the median of all viewers' capacities: following it would degrade everyone
 //    for one bad path. Such a viewer (and any viewer below the floor) keeps skipping to keyframes;
 //    it is reported as not followed, and the host tells it so.
-//  * Decreases apply at once; increases at most `increase_per_s`. The controller never asks for a
+//  * Decreases apply at once; increases at most `increase_per_s` (`increase_proven_per_s` while
+//    every followed viewer's probes pass). The controller never asks for a
 //    keyframe: a rate change alone does not cost a keyframe (no storm).
 #pragma once
 
@@ -62,9 +69,9 @@ struct Options {
     std::chrono::milliseconds congested_backlog{250};
     double headroom = 0.85;
     double increase_per_s = 0.25;
-    // Just around the rate at which the path last congested, probe slower: most overshoots (and
-    // the skips they cost) happen there.
-    double increase_near_ceiling_per_s = 0.10;
+    // Up to a ceiling the probes just proved (two passes in a row, for every followed viewer), the
+    // encoder climbs this fast: the path has carried the rate already.
+    double increase_proven_per_s = 0.5;
     std::chrono::milliseconds hold{1500};
     // A congested viewer's lag is drained over about this long: its capacity is lowered by the
     // lag's share of it (a 500 ms lag at 2 Mbit/s: 500 kbit/s less). With the headroom alone a
@@ -73,8 +80,19 @@ struct Options {
     // The drain takes at most this share of the path's rate: a lag near the fan-out's 1 s bound
     // took the encoder to the floor for a second, worse than the skip it was avoiding.
     double drain_max_share = 0.35;
-    // A lag past this (beyond the minimum RTT) that keeps rising is a queue forming.
-    std::chrono::milliseconds queue_forming{100};
+    // A lag past this (plus half the minimum RTT) that keeps rising is a queue forming: under a
+    // router's buffer, which overflows into losses and congestion (the netsim's tbf holds 100 ms).
+    std::chrono::milliseconds queue_forming{50};
+    // At its ceiling, a viewer's path is probed with filler instead of a higher bitrate: for one
+    // tick the path is offered `probe_share` more than the stream sends (more while the encoder's
+    // output still trails its target: up to 3 × that). It passes when all the
+    // filler was acknowledged by the next tick and the stream did not fall behind meanwhile. From
+    // the second pass in a row the ceiling rises to what the path carried in the tick, by at most
+    // `probe_step`, and the probes go on every tick while they pass (the encoder climbs behind
+    // them); a probe that fails waits `probe_every`.
+    double probe_share = 0.15;
+    double probe_step = 1.3;
+    std::chrono::milliseconds probe_every{1500};
     double backoff_headroom = 0.85;
     double outlier_ratio = 0.4;
     // A viewer that just joined starts at the newest keyframe, up to a GOP (2 s) behind the live
@@ -96,6 +114,9 @@ struct Sample {
     uint64_t held_bytes = 0;
     double min_rtt_ms = 0;
     uint64_t lost_packets = 0;  // packets with its stream's data declared lost
+    // Filler (probes) handed to QUIC, cumulative, and how much of it is not yet acknowledged.
+    uint64_t padding_bytes = 0;
+    uint64_t padding_held_bytes = 0;
 };
 
 struct ViewerState {
@@ -113,9 +134,18 @@ struct ViewerState {
     bool below_floor = false;  // cannot carry even the floor bitrate
     uint64_t congestions = 0;  // ticks it was congested on
     uint64_t backoffs = 0;     // ticks it backed off on a forming queue
+    size_t pad_bytes = 0;      // filler to send it now: a probe (the host sends it after update())
+    bool probing = false;      // a probe is out; the next tick says whether the path carried it
+    uint64_t probes = 0, probes_passed = 0;
+    unsigned passes_in_row = 0;
     // Internal bookkeeping.
     uint64_t last_acked = 0, last_skips = 0, last_lost = 0;
     bool lost_last_tick = false;
+    bool padding_held_last_tick = false;
+    uint64_t probe_padding_from = 0;  // padding_bytes when the probe was asked for
+    uint64_t last_padding_acked = 0;
+    double stream_kbps = 0;           // smoothed rate of acknowledged stream bytes, the probes' filler left out
+    Clock::time_point next_probe{};
     int64_t last_lag_ms = 0;
     unsigned lag_rises = 0;  // consecutive ticks the lag rose
     std::array<double, 8> receive_history{};  // receive_kbps of the last ticks outside a hold (a few seconds)
@@ -163,6 +193,9 @@ private:
     void on_congested(ViewerState &v, const Sample &s, double inst_kbps, Clock::time_point now);
     void on_queue_forming(ViewerState &v, double dt_s, Clock::time_point now);
     void grow(ViewerState &v, const Sample &s, double dt_s, Clock::time_point now);
+    double increase_for(const ViewerState &v) const;
+    void judge_probe(ViewerState &v, const Sample &s, double inst_kbps, Clock::time_point now);
+    void maybe_probe(ViewerState &v, const Sample &s, double dt_s, Clock::time_point now);
     unsigned choose(Clock::time_point now, double dt_s);
 
     Options options_;

@@ -28,6 +28,15 @@ public:
     virtual bool at_end() const = 0;
     // Per-reader counters for stats: at least "bytes" and "drops".
     virtual nlohmann::json stats() const = 0;
+    // Queues about `bytes` of filler the player ignores, sent before the next stream bytes: rate
+    // control offers the path more than the stream to learn whether it would carry more, without
+    // the encoder going there first. False when this stream has no such filler (then nothing is
+    // queued). Its bytes count in stats as "padding_bytes", those not yet released as
+    // "padding_held_bytes".
+    virtual bool pad(size_t bytes) {
+        (void)bytes;
+        return false;
+    }
 };
 
 class Source {
