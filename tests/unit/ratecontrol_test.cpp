@@ -198,12 +198,22 @@ TEST_CASE("a narrow path is probed with filler, not the encoder: the probes fail
     CHECK(v.ceiling_kbps + 128 < 2000 * 1.1);
 }
 
-TEST_CASE("a path that widens passes two probes in a row, and the encoder climbs behind the probes") {
-    Sim sim;
+namespace {
+
+// 20 s on a 2 Mbit/s path after 10 s on an open one: settled at a ceiling the probes test.
+void settle_on_a_narrow_path(Sim &sim, bool pads = true) {
     sim.paths[1] = Path{8000, 1.05};
+    sim.paths[1].pads = pads;
     sim.run(10);
     sim.paths[1].capacity_kbps = 2000;
     sim.run(20);
+}
+
+} // namespace
+
+TEST_CASE("a path that widens passes two probes in a row, and the encoder climbs behind the probes") {
+    Sim sim;
+    settle_on_a_narrow_path(sim);
     double ceiling = sim.controller.viewers().at(0).ceiling_kbps;
     REQUIRE(ceiling > 0);
     sim.paths[1].capacity_kbps = 8000;
@@ -228,11 +238,7 @@ TEST_CASE("a path that widens passes two probes in a row, and the encoder climbs
 
 TEST_CASE("filler that never went out proves nothing: the encoder stays at its ceiling") {
     Sim sim;
-    sim.paths[1] = Path{8000, 1.05};
-    sim.paths[1].pads = false;
-    sim.run(10);
-    sim.paths[1].capacity_kbps = 2000;
-    sim.run(20);
+    settle_on_a_narrow_path(sim, false);
     double ceiling = sim.controller.viewers().at(0).ceiling_kbps;
     REQUIRE(ceiling > 0);
     sim.paths[1].capacity_kbps = 8000;
