@@ -59,8 +59,11 @@ end)
 # the script lags mpv by a few frames at most, and mpv shows a burst within milliseconds. What waits
 # longer is a gap in the stream (the host skipped the viewer to a newer keyframe): matched to later
 # ticks, its frames made every later frame look later by the gap (~0.9 s after one skip, seen at
-# the narrow path while the viewer's, the kernel's and the host's queues were all empty).
-MAX_PENDING_S = 0.5
+# the narrow path while the viewer's, the kernel's and the host's queues were all empty). Not half a
+# second: a gap shorter than that (a skip of 14 frames) never had a frame wait that long, one tick
+# taking each of its frames in turn, and every later frame looked late by the gap for as long as
+# the run lasted (mpv p50 509 ms for 4 s at the narrow path, host-side lag 13-25 ms, session 13).
+MAX_PENDING_S = 0.15
 
 
 def match_ticks(ticks):

@@ -56,3 +56,13 @@ def test_a_gap_in_the_stream_is_not_matched_to_later_ticks():
     # Once a frame of the gap waited MAX_PENDING_S unmatched, the ticks since are given the frames
     # they read (40, 41, ...), not the gap's (10, 11, ...), which were never shown.
     assert numbers(frames) == reads
+
+
+def test_a_short_gap_leaves_no_standing_offset():
+    # A skip of 14 frames (under half a second): each tick took the next frame of the gap in turn,
+    # none waited MAX_PENDING_S as it stood at 0.5 s, and every later tick was matched to a frame
+    # 14 older than the one it showed, for good.
+    reads = list(range(10)) + list(range(24, 120))
+    frames = match_ticks([(i * STEP, 3600.0 + n * STEP) for i, n in enumerate(reads)])
+    assert len(frames) == len(reads)
+    assert numbers(frames)[20:] == reads[20:]

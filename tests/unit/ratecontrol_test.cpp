@@ -158,7 +158,8 @@ TEST_CASE("a delivery-rate estimate that reads a token bucket's bursts does not 
 TEST_CASE("a narrow path is probed with filler, not the encoder: the probes fail, the lag stays small") {
     // The issue's 2 Mbit/s bottleneck with the 6 Mbit/s setting, with the multiplex's overhead. The
     // model's path sends the filler first, so the filler is always acknowledged in time: what fails
-    // the probes is the stream falling behind it. Session 12's encoder probes overshot such a path
+    // the probes is the stream falling behind it (or the last probe's filler still queued). Session 12's
+// encoder probes overshot such a path
     // by up to a third every ~5 s (lag 400–1400 ms through mpv).
     Sim sim;
     sim.paths[1] = Path{8000, 1.05};
@@ -182,7 +183,9 @@ TEST_CASE("a narrow path is probed with filler, not the encoder: the probes fail
                       << v.probes - before.probes << ", passed " << v.probes_passed - before.probes_passed
                       << "; backoffs " << v.backoffs - before.backoffs);
     CHECK(v.probes - before.probes >= 10);  // once the last one's queue drained: ~4 s on a path used to 98 %
-    CHECK(v.probes_passed == before.probes_passed);
+    // Some pass (the path has ~10 % to spare), never two in a row: the second finds the first's
+    // filler still queued. The ceiling stays under the path.
+    CHECK((v.ceiling_kbps + 128) * 1.05 <= 2000);
     CHECK(v.congestions == before.congestions);
     CHECK(v.backoffs == before.backoffs);  // the encoder never went above the path to find it
     CHECK(worst_lag < 150);  // a probe's filler: 0.15 × half a second of the stream
@@ -195,7 +198,6 @@ TEST_CASE("a narrow path is probed with filler, not the encoder: the probes fail
     CHECK(stats["bandwidth_probes"] == v.probes);
     CHECK(stats["bandwidth_probes_passed"] == v.probes_passed);
     CHECK(v.ceiling_kbps > 1500);
-    CHECK(v.ceiling_kbps + 128 < 2000 * 1.1);
 }
 
 namespace {
