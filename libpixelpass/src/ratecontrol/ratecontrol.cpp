@@ -152,12 +152,10 @@ void Controller::on_congested(ViewerState &v, const Sample &s, double inst_kbps,
     double received_kbps = std::min(v.recent_receive_kbps(), v.last_receives_kbps());
     double path_kbps = std::max(acked_kbps, std::min(s.delivery_kbps, received_kbps));
     double carried = options_.headroom * path_kbps - options_.audio_kbps;
-    // The ceiling is the capacity itself: what a congested path carries is an estimate (bursts of
-    // acknowledgements read as a wider path: 2560 kbit/s on a 2 Mbit/s one), and an encoder that
-    // climbed to the estimate unproven overshot the path (mpv p95 511 ms in one run of five);
-    // the probes take it higher. Within a hold of the last congestion or back-off it only falls.
+    // Within a hold of the last congestion or back-off the queue drains in bursts of acknowledgements
+    // that read as a wider path (a ceiling of 2560 kbit/s on a 2 Mbit/s path): the ceiling only falls.
     // Never below the floor: the encoder goes no lower, and the probes would climb from there.
-    double ceiling = std::max(carried, static_cast<double>(options_.floor_kbps));
+    double ceiling = std::max(path_kbps - options_.audio_kbps, static_cast<double>(options_.floor_kbps));
     bool again = now - v.last_congested < options_.hold && v.ceiling_kbps > 0;
     v.ceiling_kbps = again ? std::min(v.ceiling_kbps, ceiling) : ceiling;
     v.passes_in_row = 0;
