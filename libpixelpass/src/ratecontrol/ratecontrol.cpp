@@ -152,12 +152,14 @@ void Controller::on_congested(ViewerState &v, const Sample &s, double inst_kbps,
     double received_kbps = std::min(v.recent_receive_kbps(), v.last_receives_kbps());
     double path_kbps = std::max(acked_kbps, std::min(s.delivery_kbps, received_kbps));
     double carried = options_.headroom * path_kbps - options_.audio_kbps;
-    // Within a hold of the last congestion or back-off the queue drains in bursts of acknowledgements
-    // that read as a wider path (a ceiling of 2560 kbit/s on a 2 Mbit/s path): the ceiling only falls.
-    // Never below the floor: the encoder goes no lower, and the probes would climb from there.
+    // Within a hold of the last congestion or back-off the ceiling only rises: a tick stalled by
+    // retransmissions reads the path at a fraction of its rate (534 kbit/s on a 2 Mbit/s path), and
+    // so low the probes' filler waits in the sender's pacing (BBRv2 paces at about the stream's
+    // rate) and never passes: the encoder stayed there for the whole run. A ceiling too high is
+    // found by the queue back-off instead. Never below the floor.
     double ceiling = std::max(path_kbps - options_.audio_kbps, static_cast<double>(options_.floor_kbps));
     bool again = now - v.last_congested < options_.hold && v.ceiling_kbps > 0;
-    v.ceiling_kbps = again ? std::min(v.ceiling_kbps, ceiling) : ceiling;
+    v.ceiling_kbps = again ? std::max(v.ceiling_kbps, ceiling) : ceiling;
     v.passes_in_row = 0;
     v.below_floor = carried < options_.floor_kbps;
     v.capacity_kbps = std::min(v.capacity_kbps, std::max<double>(carried, options_.floor_kbps));
