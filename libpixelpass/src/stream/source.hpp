@@ -31,8 +31,8 @@ public:
     // Queues about `bytes` of filler the player ignores, sent before the next stream bytes: rate
     // control offers the path more than the stream to learn whether it would carry more, without
     // the encoder going there first. False when this stream has no such filler (then nothing is
-    // queued). Its bytes count in stats as "padding_bytes", those not yet released as
-    // "padding_held_bytes".
+    // queued; rate control runs only over the media fan-out, whose readers have it). Its bytes
+    // count in stats as "padding_bytes", those not yet released as "padding_held_bytes".
     virtual bool pad(size_t bytes) {
         (void)bytes;
         return false;
