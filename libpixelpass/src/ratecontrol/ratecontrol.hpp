@@ -17,7 +17,9 @@
 //    The estimate counts only up to the best the viewer received in the last seconds before the
 //    congestion and in the last 1.5 s: behind a token bucket it reads the bucket's bursts.
 //    A capacity never goes below the floor (the viewer is then flagged below_floor instead), so
-//    the recovery starts from there.
+//    the recovery starts from there. What the path carried (less the audio) is the viewer's
+//    ceiling; within a hold of the last congestion or back-off it only rises (a stalled tick reads
+//    the path far too low, and the probes below cannot climb from there).
 //  * A lost packet's recovery is not congestion: on a tick where packets of the viewer's stream were
 //    declared lost (or the tick before), both thresholds allow two more round trips of lag, the
 //    time a retransmission takes to fill the hole (2 % random loss at 100 ms RTT: lag spikes of
